@@ -1,0 +1,1311 @@
+//! The subcommands. Each parses its flags, calls the engine and prints in restic's shape.
+
+use crate::global::{new_password, GlobalOptions};
+use crate::output::{format_bytes, go_escape, indent_json, mode_string, Bar, JsonObject, Table};
+use anyhow::{anyhow, bail, Context, Result};
+use arca_engine::check::{self, ReadData};
+use arca_engine::filter::Patterns;
+use arca_engine::keys;
+use arca_engine::lock::LockGuard;
+use arca_engine::progress::NoProgress;
+use arca_engine::restore::{self, Overwrite, RestoreOptions};
+use arca_engine::snapshots::{self, SnapshotFilter};
+use arca_engine::stats::{self, StatsMode};
+use arca_engine::walk::{self, Visit};
+use arca_engine::Repository;
+use arca_format::keyfile::KdfParams;
+use arca_format::pack::BlobType;
+use arca_format::snapshot::Snapshot;
+use arca_format::tree::{Node, NodeType};
+use arca_format::Id;
+use arca_storage::FileType;
+use clap::{Args, Subcommand};
+use std::io::Write;
+use std::sync::Arc;
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Initialize a new repository
+    Init(InitArgs),
+    /// List all snapshots
+    Snapshots(SnapshotsArgs),
+    /// List files in a snapshot
+    Ls(LsArgs),
+    /// Print internal objects to stdout
+    Cat(CatArgs),
+    /// List objects in the repository
+    List(ListArgs),
+    /// Scan the repository and show basic statistics
+    Stats(StatsArgs),
+    /// Print a backed-up file to stdout (a directory as a tar archive)
+    Dump(DumpArgs),
+    /// Find a file, a directory or restic IDs
+    Find(FindArgs),
+    /// Show differences between two snapshots
+    Diff(DiffArgs),
+    /// Manage keys (passwords)
+    #[command(subcommand)]
+    Key(KeyCommand),
+    /// Remove locks other processes created
+    Unlock(UnlockArgs),
+    /// Check the repository for errors
+    Check(CheckArgs),
+    /// Extract the data from a snapshot
+    Restore(RestoreArgs),
+}
+
+/// restic's snapshot filter flags.
+#[derive(Args, Clone, Default)]
+pub struct FilterArgs {
+    /// only consider snapshots for this host (can be specified multiple times)
+    #[arg(short = 'H', long = "host")]
+    host: Vec<String>,
+    /// only consider snapshots including tag[,tag,...] (can be specified multiple times)
+    #[arg(long = "tag")]
+    tag: Vec<String>,
+    /// only consider snapshots including this (absolute) path (can be specified multiple times)
+    #[arg(long = "path")]
+    path: Vec<String>,
+}
+
+impl FilterArgs {
+    fn filter(&self) -> SnapshotFilter {
+        SnapshotFilter {
+            hosts: self.host.clone(),
+            tags: self
+                .tag
+                .iter()
+                .map(|t| {
+                    t.split(',')
+                        .filter(|s| !s.is_empty())
+                        .map(String::from)
+                        .collect()
+                })
+                .collect(),
+            paths: self.path.clone(),
+        }
+    }
+}
+
+pub async fn run(cmd: Command, g: GlobalOptions) -> Result<i32> {
+    match cmd {
+        Command::Init(a) => init(a, &g).await,
+        Command::Snapshots(a) => {
+            with_lock(&g, false, |repo| snapshots_cmd(repo, a, g.clone())).await
+        }
+        Command::Ls(a) => with_lock(&g, false, |repo| ls(repo, a, g.clone())).await,
+        Command::Cat(a) => cat(a, &g).await,
+        Command::List(a) => with_lock(&g, false, |repo| list(repo, a)).await,
+        Command::Stats(a) => with_lock(&g, false, |repo| stats_cmd(repo, a, g.clone())).await,
+        Command::Dump(a) => with_lock(&g, false, |repo| dump(repo, a)).await,
+        Command::Find(a) => with_lock(&g, false, |repo| find(repo, a, g.clone())).await,
+        Command::Diff(a) => with_lock(&g, false, |repo| diff(repo, a, g.clone())).await,
+        Command::Key(k) => key(k, &g).await,
+        Command::Unlock(a) => unlock(a, &g).await,
+        Command::Check(a) => check_cmd(a, &g).await,
+        Command::Restore(a) => with_lock(&g, false, |repo| restore_cmd(repo, a, g.clone())).await,
+    }
+}
+
+/// Open the repository, take a shared lock (unless --no-lock), run, release.
+async fn with_lock<F, Fut>(g: &GlobalOptions, exclusive: bool, f: F) -> Result<i32>
+where
+    F: FnOnce(Repository) -> Fut,
+    Fut: std::future::Future<Output = Result<i32>>,
+{
+    let repo = g.open().await?;
+    let lock = if g.no_lock {
+        None
+    } else {
+        Some(
+            LockGuard::acquire(&repo, exclusive)
+                .await
+                .map_err(|e| anyhow!(e))?,
+        )
+    };
+    let res = f(repo).await;
+    if let Some(l) = lock {
+        let _ = l.release().await;
+    }
+    res
+}
+
+fn out(bytes: &[u8]) -> Result<()> {
+    let mut o = std::io::stdout().lock();
+    o.write_all(bytes)?;
+    o.flush()?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------- init
+
+#[derive(Args)]
+pub struct InitArgs {
+    /// repository format version to use, allowed values are a format version, 'latest' and 'stable'
+    #[arg(long, default_value = "stable")]
+    repository_version: String,
+    /// file to read the password for the new repository from
+    #[arg(long)]
+    new_password_file: Option<String>,
+}
+
+async fn init(a: InitArgs, g: &GlobalOptions) -> Result<i32> {
+    let version = match a.repository_version.as_str() {
+        "stable" | "latest" | "2" => 2,
+        "1" => 1,
+        v => bail!("unsupported repository version {v:?}: use 1, 2, latest or stable"),
+    };
+    let loc = g.repo_location()?;
+    let backend = arca_storage::open(&loc)?;
+    let pw = match (&a.new_password_file, &g.password_file) {
+        (Some(f), _) => new_password(Some(f), false)?,
+        (None, Some(f)) => new_password(Some(f), false)?,
+        (None, None) => new_password(None, true)?,
+    };
+    if pw.is_empty() {
+        bail!("an empty password is not allowed");
+    }
+    let repo = Repository::init(backend, &pw, version, None, KdfParams::DEFAULT)
+        .await
+        .with_context(|| format!("create repository at {loc}"))?;
+    if g.json {
+        let j = JsonObject::new()
+            .str("message_type", b"initialized")
+            .str("id", repo.config().id.as_bytes())
+            .str("repository", loc.as_bytes())
+            .finish();
+        out(&[j, b"\n".to_vec()].concat())?;
+    } else if !g.quiet {
+        println!(
+            "created restic repository {} at {loc}",
+            &repo.config().id[..10.min(repo.config().id.len())]
+        );
+        println!();
+        println!("Please note that knowledge of your password is required to access");
+        println!("the repository. Losing your password means that your data is");
+        println!("irrecoverably lost.");
+    }
+    Ok(0)
+}
+
+// ---------------------------------------------------------------- snapshots
+
+#[derive(Args)]
+pub struct SnapshotsArgs {
+    #[command(flatten)]
+    filter: FilterArgs,
+    /// only show the last n snapshots for each host and path
+    #[arg(long)]
+    latest: Option<usize>,
+    /// snapshot IDs to show (default: all)
+    ids: Vec<String>,
+}
+
+/// A snapshot's JSON as restic prints it in lists: the stored fields plus id and short_id.
+fn snapshot_json(s: &Snapshot, extra: &[(&str, &str)]) -> Vec<u8> {
+    let mut j = serde_json::to_vec(s).expect("serialisable");
+    j.pop();
+    let mut tail = JsonObject::new()
+        .str("id", s.id.to_hex().as_bytes())
+        .str("short_id", s.id.short().as_bytes());
+    for (k, v) in extra {
+        tail = tail.str(k, v.as_bytes());
+    }
+    let tail = tail.finish();
+    j.push(b',');
+    j.extend_from_slice(&tail[1..]);
+    go_escape(j)
+}
+
+async fn select_snapshots(
+    repo: &Repository,
+    filter: &FilterArgs,
+    ids: &[String],
+) -> Result<Vec<Snapshot>> {
+    let f = filter.filter();
+    if ids.is_empty() {
+        return Ok(snapshots::load_all(repo)
+            .await?
+            .into_iter()
+            .filter(|s| f.matches(s))
+            .collect());
+    }
+    let mut v = Vec::new();
+    for id in ids {
+        v.push(
+            snapshots::find(repo, id, &f)
+                .await
+                .with_context(|| format!("snapshot {id}"))?,
+        );
+    }
+    Ok(v)
+}
+
+fn local_time(t: &arca_format::gotime::GoTime) -> String {
+    let dt = t.0.with_timezone(&chrono::Local);
+    dt.format("%Y-%m-%d %H:%M:%S").to_string()
+}
+
+async fn snapshots_cmd(repo: Repository, a: SnapshotsArgs, g: GlobalOptions) -> Result<i32> {
+    let mut list = select_snapshots(&repo, &a.filter, &a.ids).await?;
+    if let Some(n) = a.latest {
+        let mut kept = Vec::new();
+        let mut groups: std::collections::HashMap<(String, Vec<String>), usize> =
+            Default::default();
+        for s in list.iter().rev() {
+            let mut p = s.paths.clone();
+            p.sort();
+            let c = groups.entry((s.hostname.clone(), p)).or_default();
+            if *c < n {
+                *c += 1;
+                kept.push(s.clone());
+            }
+        }
+        kept.reverse();
+        list = kept;
+    }
+    if g.json {
+        let mut buf = b"[".to_vec();
+        for (i, s) in list.iter().enumerate() {
+            if i > 0 {
+                buf.push(b',');
+            }
+            buf.extend_from_slice(&snapshot_json(s, &[]));
+        }
+        buf.extend_from_slice(b"]\n");
+        return out(&buf).map(|_| 0);
+    }
+    let mut t = Table::new(&["ID", "Time", "Host", "Tags", "Paths"]);
+    for s in &list {
+        let rows = s.tags.len().max(s.paths.len()).max(1);
+        for i in 0..rows {
+            let first = i == 0;
+            t.row(vec![
+                if first { s.id.short() } else { String::new() },
+                if first {
+                    local_time(&s.time)
+                } else {
+                    String::new()
+                },
+                if first {
+                    format!("{:<10}", s.hostname)
+                } else {
+                    String::new()
+                },
+                format!("{:<10}", s.tags.get(i).cloned().unwrap_or_default()),
+                s.paths.get(i).cloned().unwrap_or_default(),
+            ]);
+        }
+    }
+    print!("{}", t.render());
+    println!("{} snapshots", list.len());
+    Ok(0)
+}
+
+// ---------------------------------------------------------------- ls
+
+#[derive(Args)]
+pub struct LsArgs {
+    #[command(flatten)]
+    filter: FilterArgs,
+    /// use a long listing format showing size and mode
+    #[arg(short, long)]
+    long: bool,
+    /// recurse into subdirectories of the given paths (the default lists them fully too)
+    #[arg(long)]
+    recursive: bool,
+    /// snapshot ID or "latest"
+    snapshot: String,
+    /// only list these directories
+    dirs: Vec<String>,
+}
+
+fn ls_node_json(path: &[u8], n: &Node) -> Vec<u8> {
+    let mut o = JsonObject::new()
+        .str("name", &n.name)
+        .str("type", n.node_type.as_str().as_bytes())
+        .str("path", path)
+        .num("uid", n.uid)
+        .num("gid", n.gid);
+    if n.node_type == NodeType::File {
+        o = o.num("size", n.size);
+    }
+    if n.mode != 0 {
+        o = o.num("mode", n.mode);
+    }
+    o.str("permissions", mode_string(n.mode).as_bytes())
+        .str("mtime", n.mtime.format().as_bytes())
+        .str("atime", n.atime.format().as_bytes())
+        .str("ctime", n.ctime.format().as_bytes())
+        .str("struct_type", b"node")
+        .finish()
+}
+
+/// Go mode bits for a node's type, as restic's long listing adds them.
+fn type_bits(t: &NodeType) -> u32 {
+    use arca_format::tree::*;
+    match t {
+        NodeType::Dir => MODE_DIR,
+        NodeType::Symlink => MODE_SYMLINK,
+        NodeType::Dev => MODE_DEVICE,
+        NodeType::Chardev => MODE_DEVICE | MODE_CHAR_DEVICE,
+        NodeType::Fifo => MODE_NAMED_PIPE,
+        NodeType::Socket => MODE_SOCKET,
+        _ => 0,
+    }
+}
+
+fn ls_long(path: &[u8], n: &Node) -> String {
+    let target = if n.node_type == NodeType::Symlink {
+        format!(" -> {}", String::from_utf8_lossy(n.link_target_bytes()))
+    } else {
+        String::new()
+    };
+    format!(
+        "{} {:5} {:5} {:6} {} {}{}",
+        mode_string(type_bits(&n.node_type) | n.mode),
+        n.uid,
+        n.gid,
+        n.size,
+        local_time(&n.mtime),
+        String::from_utf8_lossy(path),
+        target
+    )
+}
+
+async fn ls(mut repo: Repository, a: LsArgs, g: GlobalOptions) -> Result<i32> {
+    repo.load_index(&NoProgress).await?;
+    let sn = snapshots::find(&repo, &a.snapshot, &a.filter.filter()).await?;
+    let dirs: Vec<Vec<u8>> = a
+        .dirs
+        .iter()
+        .map(|d| {
+            let t = d.trim_end_matches('/');
+            if t.starts_with('/') {
+                t.as_bytes().to_vec()
+            } else {
+                [b"/", t.as_bytes()].concat()
+            }
+        })
+        .collect();
+    let mut o = std::io::BufWriter::new(std::io::stdout().lock());
+    if g.json {
+        o.write_all(&snapshot_json(&sn, &[("struct_type", "snapshot")]))?;
+        o.write_all(b"\n")?;
+    } else if !g.quiet {
+        // Go's time.String(): the zone name is known for UTC only.
+        let zone = if sn.time.offset_secs() == 0 {
+            " UTC"
+        } else {
+            ""
+        };
+        let ts = format!("{}{zone}", sn.time.0.format("%Y-%m-%d %H:%M:%S%.f %z"));
+        writeln!(
+            o,
+            "snapshot {} of [{}] filtered by [{}] at {}):",
+            sn.id.short(),
+            sn.paths.join(" "),
+            a.dirs.join(" "),
+            ts
+        )?;
+    }
+    let within = |p: &[u8]| {
+        dirs.is_empty()
+            || dirs
+                .iter()
+                .any(|d| p == &d[..] || (p.starts_with(d) && p.get(d.len()) == Some(&b'/')))
+    };
+    let approaching = |p: &[u8]| {
+        dirs.iter()
+            .any(|d| d.starts_with(p) && d.get(p.len()) == Some(&b'/'))
+    };
+    let mut err = None;
+    walk::walk(&repo, &sn.tree, b"/", |path, node| {
+        let inside = within(path);
+        if inside {
+            let r = if g.json {
+                o.write_all(&ls_node_json(path, node))
+                    .and_then(|_| o.write_all(b"\n"))
+            } else if a.long {
+                writeln!(o, "{}", ls_long(path, node))
+            } else {
+                o.write_all(path).and_then(|_| o.write_all(b"\n"))
+            };
+            if let Err(e) = r {
+                err = Some(e);
+            }
+        }
+        Ok(if inside || approaching(path) {
+            Visit::Descend
+        } else {
+            Visit::Skip
+        })
+    })
+    .await?;
+    if let Some(e) = err {
+        return Err(e.into());
+    }
+    o.flush()?;
+    Ok(0)
+}
+
+// ---------------------------------------------------------------- cat
+
+#[derive(Args)]
+pub struct CatArgs {
+    /// config|masterkey|index|snapshot|key|lock|pack|blob|tree
+    object: String,
+    /// ID (or snapshot[:path] for tree)
+    id: Option<String>,
+}
+
+async fn cat(a: CatArgs, g: &GlobalOptions) -> Result<i32> {
+    let repo = g.open().await?;
+    let need_id = || a.id.clone().ok_or_else(|| anyhow!("ID not specified"));
+    let full_id = |s: &str| {
+        s.parse::<Id>()
+            .map_err(|_| anyhow!("unable to parse ID {s:?}: want a full 64-character ID"))
+    };
+    match a.object.as_str() {
+        "config" => out(&indent_json(repo.config()))?,
+        "masterkey" => {
+            let v: serde_json::Value = serde_json::from_slice(&arca_format::keyfile::master_key_json(repo.key()))?;
+            let mut s = serde_json::to_vec_pretty(&MasterKeyOut::from(v))?;
+            s.push(b'\n');
+            out(&s)?
+        }
+        "key" => {
+            let id = full_id(&need_id()?)?;
+            let kf = arca_format::keyfile::KeyFile::parse(&repo.load_file(FileType::Key, &id).await?)?;
+            out(&indent_json(&kf))?
+        }
+        "index" => {
+            let id = full_id(&need_id()?)?;
+            out(&repo.load_unpacked(FileType::Index, &id).await?)?
+        }
+        "snapshot" => {
+            let sn = snapshots::find(&repo, &need_id()?, &SnapshotFilter::default()).await?;
+            out(&indent_json(&sn))?
+        }
+        "lock" => {
+            let id = full_id(&need_id()?)?;
+            let l = arca_format::lock::Lock::parse(&repo.load_unpacked(FileType::Lock, &id).await?)?;
+            out(&indent_json(&l))?
+        }
+        "pack" => {
+            let id = full_id(&need_id()?)?;
+            let data = repo.backend().read(FileType::Pack, &id.to_hex()).await?;
+            if Id::hash(&data) != id {
+                eprintln!("Warning: hash of data does not match ID, want\n  {id}\ngot:\n  {}", Id::hash(&data));
+            }
+            out(&data)?
+        }
+        "blob" => {
+            let id = full_id(&need_id()?)?;
+            let mut repo = repo;
+            repo.load_index(&NoProgress).await?;
+            for t in [BlobType::Data, BlobType::Tree] {
+                if repo.index().has(t, &id) {
+                    return out(&repo.read_blob(t, &id).await?).map(|_| 0);
+                }
+            }
+            bail!("blob {id} not found");
+        }
+        "tree" => {
+            let spec = need_id()?;
+            let mut repo = repo;
+            repo.load_index(&NoProgress).await?;
+            let tree_id = match full_id(&spec) {
+                Ok(id) if repo.index().has(BlobType::Tree, &id) => id,
+                _ => {
+                    let (snap, sub) = spec.split_once(':').unwrap_or((&spec, ""));
+                    let sn = snapshots::find(&repo, snap, &SnapshotFilter::default()).await?;
+                    let (id, node) = walk::resolve(&repo, &sn.tree, sub).await?;
+                    if node.is_some() {
+                        bail!("path {sub:?} is not a directory");
+                    }
+                    id
+                }
+            };
+            out(&repo.read_blob(BlobType::Tree, &tree_id).await?)?
+        }
+        other => bail!("invalid type {other:?}: use config, masterkey, index, snapshot, key, lock, pack, blob or tree"),
+    }
+    Ok(0)
+}
+
+/// The master key pretty-printed in restic's field order (mac.k, mac.r, encrypt).
+#[derive(serde::Serialize)]
+struct MasterKeyOut {
+    mac: MacOut,
+    encrypt: String,
+}
+#[derive(serde::Serialize)]
+struct MacOut {
+    k: String,
+    r: String,
+}
+impl From<serde_json::Value> for MasterKeyOut {
+    fn from(v: serde_json::Value) -> Self {
+        let s = |x: &serde_json::Value| x.as_str().unwrap_or_default().to_string();
+        MasterKeyOut {
+            mac: MacOut {
+                k: s(&v["mac"]["k"]),
+                r: s(&v["mac"]["r"]),
+            },
+            encrypt: s(&v["encrypt"]),
+        }
+    }
+}
+
+// ---------------------------------------------------------------- list
+
+#[derive(Args)]
+pub struct ListArgs {
+    /// packs|index|snapshots|keys|locks|blobs
+    kind: String,
+}
+
+async fn list(mut repo: Repository, a: ListArgs) -> Result<i32> {
+    let ty = match a.kind.as_str() {
+        "packs" => FileType::Pack,
+        "index" => FileType::Index,
+        "snapshots" => FileType::Snapshot,
+        "keys" => FileType::Key,
+        "locks" => FileType::Lock,
+        "blobs" => {
+            repo.load_index(&NoProgress).await?;
+            let mut o = std::io::BufWriter::new(std::io::stdout().lock());
+            for t in [BlobType::Data, BlobType::Tree] {
+                for e in repo.index().iter(t) {
+                    writeln!(o, "{t} {}", e.id)?;
+                }
+            }
+            o.flush()?;
+            return Ok(0);
+        }
+        other => bail!("invalid type {other:?}: use packs, index, snapshots, keys, locks or blobs"),
+    };
+    let mut o = std::io::BufWriter::new(std::io::stdout().lock());
+    for (id, _) in repo.list_ids(ty).await? {
+        writeln!(o, "{id}")?;
+    }
+    o.flush()?;
+    Ok(0)
+}
+
+// ---------------------------------------------------------------- stats
+
+#[derive(Args)]
+pub struct StatsArgs {
+    #[command(flatten)]
+    filter: FilterArgs,
+    /// counting mode: restore-size (default) or raw-data
+    #[arg(long, default_value = "restore-size")]
+    mode: String,
+    /// snapshots to count (default: all)
+    ids: Vec<String>,
+}
+
+async fn stats_cmd(mut repo: Repository, a: StatsArgs, g: GlobalOptions) -> Result<i32> {
+    let mode = match a.mode.as_str() {
+        "restore-size" => StatsMode::RestoreSize,
+        "raw-data" => StatsMode::RawData,
+        m => bail!("unknown counting mode: {m} (use restore-size or raw-data)"),
+    };
+    let bar = Bar::new(g.show_progress(), false, "index");
+    repo.load_index(&bar).await?;
+    bar.finish();
+    let list = select_snapshots(&repo, &a.filter, &a.ids).await?;
+    let st = stats::stats(&repo, &list, mode).await?;
+    if g.json {
+        let mut v = serde_json::to_vec(&StatsJson::from(&st))?;
+        v.push(b'\n');
+        return out(&v).map(|_| 0);
+    }
+    println!("Stats in {} mode:", a.mode);
+    println!("     Snapshots processed:  {}", st.snapshots_count);
+    if st.total_blob_count > 0 {
+        println!("        Total Blob Count:  {}", st.total_blob_count);
+    }
+    if st.total_file_count > 0 {
+        println!("        Total File Count:  {}", st.total_file_count);
+    }
+    if st.total_uncompressed_size > 0 {
+        println!(
+            " Total Uncompressed Size:  {}",
+            format_bytes(st.total_uncompressed_size)
+        );
+    }
+    println!("              Total Size:  {}", format_bytes(st.total_size));
+    if st.compression_progress > 0.0 {
+        println!("    Compression Progress:  {:.2}%", st.compression_progress);
+    }
+    if st.compression_ratio > 0.0 {
+        println!("       Compression Ratio:  {:.2}x", st.compression_ratio);
+    }
+    if st.compression_space_saving > 0.0 {
+        println!(
+            "Compression Space Saving:  {:.2}%",
+            st.compression_space_saving
+        );
+    }
+    Ok(0)
+}
+
+/// restic 0.14 always prints total_file_count; newer fields stay omitempty.
+#[derive(serde::Serialize)]
+struct StatsJson {
+    total_size: u64,
+    #[serde(skip_serializing_if = "is_zero")]
+    total_uncompressed_size: u64,
+    #[serde(skip_serializing_if = "is_zero_f")]
+    compression_ratio: f64,
+    #[serde(skip_serializing_if = "is_zero_f")]
+    compression_progress: f64,
+    #[serde(skip_serializing_if = "is_zero_f")]
+    compression_space_saving: f64,
+    total_file_count: u64,
+    #[serde(skip_serializing_if = "is_zero")]
+    total_blob_count: u64,
+    snapshots_count: u64,
+}
+fn is_zero(v: &u64) -> bool {
+    *v == 0
+}
+fn is_zero_f(v: &f64) -> bool {
+    *v == 0.0
+}
+impl From<&stats::Stats> for StatsJson {
+    fn from(s: &stats::Stats) -> Self {
+        StatsJson {
+            total_size: s.total_size,
+            total_uncompressed_size: s.total_uncompressed_size,
+            compression_ratio: s.compression_ratio,
+            compression_progress: s.compression_progress,
+            compression_space_saving: s.compression_space_saving,
+            total_file_count: s.total_file_count,
+            total_blob_count: s.total_blob_count,
+            snapshots_count: s.snapshots_count,
+        }
+    }
+}
+
+// ---------------------------------------------------------------- dump
+
+#[derive(Args)]
+pub struct DumpArgs {
+    #[command(flatten)]
+    filter: FilterArgs,
+    /// archive format for directories (tar)
+    #[arg(short, long, default_value = "tar")]
+    archive: String,
+    snapshot: String,
+    path: String,
+}
+
+async fn dump(mut repo: Repository, a: DumpArgs) -> Result<i32> {
+    if a.archive != "tar" {
+        bail!("unsupported archive format {:?}: only tar", a.archive);
+    }
+    repo.load_index(&NoProgress).await?;
+    let sn = snapshots::find(&repo, &a.snapshot, &a.filter.filter()).await?;
+    let (tree, node) = walk::resolve(&repo, &sn.tree, &a.path).await?;
+    let mut o = std::io::BufWriter::new(std::io::stdout().lock());
+    match node {
+        Some(n) if n.node_type == NodeType::File => {
+            for id in n.content.iter().flatten() {
+                o.write_all(&repo.read_blob(BlobType::Data, id).await?)?;
+            }
+        }
+        Some(n) => bail!("cannot dump {} {:?}", n.node_type, a.path),
+        None => {
+            let base = a.path.trim_matches('/');
+            let mut tar = tar::Builder::new(&mut o);
+            let mut entries: Vec<(Vec<u8>, Node)> = Vec::new();
+            let prefix = format!("/{base}");
+            walk::walk(
+                &repo,
+                &tree,
+                prefix.trim_end_matches('/').as_bytes(),
+                |p, n| {
+                    entries.push((p.to_vec(), n.clone()));
+                    Ok(Visit::Descend)
+                },
+            )
+            .await?;
+            for (p, n) in entries {
+                let name = String::from_utf8_lossy(p.strip_prefix(b"/").unwrap_or(&p)).into_owned();
+                tar_entry(&repo, &mut tar, &name, &n).await?;
+            }
+            tar.finish()?;
+        }
+    }
+    o.flush()?;
+    Ok(0)
+}
+
+async fn tar_entry<W: Write>(
+    repo: &Repository,
+    tar: &mut tar::Builder<W>,
+    name: &str,
+    n: &Node,
+) -> Result<()> {
+    let mut h = tar::Header::new_gnu();
+    h.set_mode(arca_format::tree::unix_mode_from_go(n.mode));
+    h.set_uid(n.uid as u64);
+    h.set_gid(n.gid as u64);
+    let _ = h.set_username(&n.user);
+    let _ = h.set_groupname(&n.group);
+    h.set_mtime(n.mtime.unix_secs().max(0) as u64);
+    match n.node_type {
+        NodeType::File => {
+            h.set_entry_type(tar::EntryType::Regular);
+            h.set_size(n.size);
+            let mut data = Vec::with_capacity(n.size as usize);
+            for id in n.content.iter().flatten() {
+                data.extend_from_slice(&repo.read_blob(BlobType::Data, id).await?);
+            }
+            tar.append_data(&mut h, name, &data[..])?;
+        }
+        NodeType::Dir => {
+            h.set_entry_type(tar::EntryType::Directory);
+            h.set_size(0);
+            tar.append_data(&mut h, format!("{name}/"), std::io::empty())?;
+        }
+        NodeType::Symlink => {
+            h.set_entry_type(tar::EntryType::Symlink);
+            h.set_size(0);
+            let target = String::from_utf8_lossy(n.link_target_bytes()).into_owned();
+            tar.append_link(&mut h, name, target)?;
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------- find
+
+#[derive(Args)]
+pub struct FindArgs {
+    #[command(flatten)]
+    filter: FilterArgs,
+    /// ignore case for pattern
+    #[arg(short, long)]
+    ignore_case: bool,
+    /// use a long listing format showing size and mode
+    #[arg(short, long)]
+    long: bool,
+    /// snapshot ID to search in (can be given multiple times)
+    #[arg(short, long = "snapshot")]
+    snapshot: Vec<String>,
+    /// patterns to look for (matched against file names)
+    #[arg(required = true)]
+    patterns: Vec<String>,
+}
+
+async fn find(mut repo: Repository, a: FindArgs, g: GlobalOptions) -> Result<i32> {
+    repo.load_index(&NoProgress).await?;
+    let globs: Vec<globset::GlobMatcher> = a
+        .patterns
+        .iter()
+        .map(|p| {
+            globset::GlobBuilder::new(p)
+                .literal_separator(true)
+                .case_insensitive(a.ignore_case)
+                .build()
+                .map(|g| g.compile_matcher())
+                .map_err(|e| anyhow!("invalid pattern {p:?}: {e}"))
+        })
+        .collect::<Result<_>>()?;
+    let mut list = select_snapshots(&repo, &a.filter, &a.snapshot).await?;
+    list.reverse();
+    let mut json_out: Vec<Vec<u8>> = Vec::new();
+    for sn in &list {
+        let mut matches: Vec<(Vec<u8>, Node)> = Vec::new();
+        walk::walk(&repo, &sn.tree, b"/", |p, n| {
+            let name =
+                std::path::Path::new(std::ffi::OsStr::from_encoded_bytes_unchecked_safe(&n.name));
+            if globs.iter().any(|gm| gm.is_match(name)) {
+                matches.push((p.to_vec(), n.clone()));
+            }
+            Ok(Visit::Descend)
+        })
+        .await?;
+        if matches.is_empty() {
+            continue;
+        }
+        if g.json {
+            let items: Vec<Vec<u8>> = matches.iter().map(|(p, n)| find_node_json(p, n)).collect();
+            let arr = [b"[".to_vec(), items.join(&b","[..]), b"]".to_vec()].concat();
+            json_out.push(
+                JsonObject::new()
+                    .raw("matches", &arr)
+                    .num("hits", matches.len())
+                    .str("snapshot", sn.id.to_hex().as_bytes())
+                    .finish(),
+            );
+        } else {
+            println!(
+                "Found matching entries in snapshot {} from {}",
+                sn.id.short(),
+                local_time(&sn.time)
+            );
+            for (p, n) in &matches {
+                if a.long {
+                    println!("{}", ls_long(p, n));
+                } else {
+                    println!("{}", String::from_utf8_lossy(p));
+                }
+            }
+            println!();
+        }
+    }
+    if g.json {
+        out(&[b"[".to_vec(), json_out.join(&b","[..]), b"]\n".to_vec()].concat())?;
+    }
+    Ok(0)
+}
+
+/// Byte names as an OsStr (Unix only).
+trait OsStrBytes {
+    fn from_encoded_bytes_unchecked_safe(b: &[u8]) -> &std::ffi::OsStr;
+}
+impl OsStrBytes for std::ffi::OsStr {
+    fn from_encoded_bytes_unchecked_safe(b: &[u8]) -> &std::ffi::OsStr {
+        std::os::unix::ffi::OsStrExt::from_bytes(b)
+    }
+}
+
+fn find_node_json(path: &[u8], n: &Node) -> Vec<u8> {
+    let mut o = JsonObject::new()
+        .str("path", path)
+        .str("permissions", mode_string(n.mode).as_bytes())
+        .str("type", n.node_type.as_str().as_bytes());
+    if n.mode != 0 {
+        o = o.num("mode", n.mode);
+    }
+    o = o
+        .str("mtime", n.mtime.format().as_bytes())
+        .str("atime", n.atime.format().as_bytes())
+        .str("ctime", n.ctime.format().as_bytes())
+        .num("uid", n.uid)
+        .num("gid", n.gid);
+    if !n.user.is_empty() {
+        o = o.str("user", n.user.as_bytes());
+    }
+    if !n.group.is_empty() {
+        o = o.str("group", n.group.as_bytes());
+    }
+    if n.device_id != 0 {
+        o = o.num("device_id", n.device_id);
+    }
+    if n.size != 0 {
+        o = o.num("size", n.size);
+    }
+    if n.links != 0 {
+        o = o.num("links", n.links);
+    }
+    if !n.linktarget.is_empty() {
+        o = o.str("linktarget", n.linktarget.as_bytes());
+    }
+    o.finish()
+}
+
+// ---------------------------------------------------------------- diff
+
+#[derive(Args)]
+pub struct DiffArgs {
+    /// print changes in metadata
+    #[arg(long)]
+    metadata: bool,
+    snapshot1: String,
+    snapshot2: String,
+}
+
+async fn diff(mut repo: Repository, a: DiffArgs, g: GlobalOptions) -> Result<i32> {
+    repo.load_index(&NoProgress).await?;
+    let load = |spec: &str| {
+        let (snap, sub) = spec
+            .split_once(':')
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .unwrap_or((spec.to_string(), String::new()));
+        let repo = &repo;
+        async move {
+            let sn = snapshots::find(repo, &snap, &SnapshotFilter::default()).await?;
+            let (tree, node) = walk::resolve(repo, &sn.tree, &sub).await?;
+            if node.is_some() {
+                bail!("{sub:?} is not a directory");
+            }
+            Ok::<_, anyhow::Error>((sn, tree))
+        }
+    };
+    let (sn1, t1) = load(&a.snapshot1).await?;
+    let (sn2, t2) = load(&a.snapshot2).await?;
+    let mut o = std::io::BufWriter::new(std::io::stdout().lock());
+    if !g.json {
+        writeln!(
+            o,
+            "comparing snapshot {} to {}:\n",
+            sn1.id.short(),
+            sn2.id.short()
+        )?;
+    }
+    let quiet = g.quiet;
+    let json = g.json;
+    let mut werr = None;
+    let res = arca_engine::diff::diff(&repo, t1, t2, a.metadata, |path, m| {
+        if quiet {
+            return;
+        }
+        let r = if json {
+            let line = JsonObject::new()
+                .str("message_type", b"change")
+                .str("path", path)
+                .str("modifier", m.as_bytes())
+                .finish();
+            o.write_all(&line).and_then(|_| o.write_all(b"\n"))
+        } else {
+            writeln!(o, "{m:<5}{}", String::from_utf8_lossy(path))
+        };
+        if let Err(e) = r {
+            werr = Some(e);
+        }
+    })
+    .await?;
+    if let Some(e) = werr {
+        return Err(e.into());
+    }
+    if json {
+        let stat = |s: &arca_engine::diff::DiffStat| {
+            JsonObject::new()
+                .num("files", s.files)
+                .num("dirs", s.dirs)
+                .num("others", s.others)
+                .num("data_blobs", s.data_blobs)
+                .num("tree_blobs", s.tree_blobs)
+                .num("bytes", s.bytes)
+                .finish()
+        };
+        let line = JsonObject::new()
+            .str("message_type", b"statistics")
+            .str("source_snapshot", a.snapshot1.as_bytes())
+            .str("target_snapshot", a.snapshot2.as_bytes())
+            .num("changed_files", res.changed_files)
+            .raw("added", &stat(&res.added))
+            .raw("removed", &stat(&res.removed))
+            .finish();
+        o.write_all(&line)?;
+        o.write_all(b"\n")?;
+    } else {
+        writeln!(o)?;
+        writeln!(
+            o,
+            "Files:       {:5} new, {:5} removed, {:5} changed",
+            res.added.files, res.removed.files, res.changed_files
+        )?;
+        writeln!(
+            o,
+            "Dirs:        {:5} new, {:5} removed",
+            res.added.dirs, res.removed.dirs
+        )?;
+        writeln!(
+            o,
+            "Others:      {:5} new, {:5} removed",
+            res.added.others, res.removed.others
+        )?;
+        writeln!(
+            o,
+            "Data Blobs:  {:5} new, {:5} removed",
+            res.added.data_blobs, res.removed.data_blobs
+        )?;
+        writeln!(
+            o,
+            "Tree Blobs:  {:5} new, {:5} removed",
+            res.added.tree_blobs, res.removed.tree_blobs
+        )?;
+        writeln!(o, "  Added:   {}", format_bytes(res.added.bytes))?;
+        writeln!(o, "  Removed: {}", format_bytes(res.removed.bytes))?;
+    }
+    o.flush()?;
+    Ok(0)
+}
+
+// ---------------------------------------------------------------- key
+
+#[derive(Subcommand)]
+pub enum KeyCommand {
+    /// List keys (passwords)
+    List,
+    /// Add a new key (password)
+    Add(NewKeyArgs),
+    /// Remove a key by ID
+    Remove { id: String },
+    /// Change the password of the key in use
+    Passwd(NewKeyArgs),
+}
+
+#[derive(Args)]
+pub struct NewKeyArgs {
+    /// file from which to read the new password
+    #[arg(long)]
+    new_password_file: Option<String>,
+}
+
+async fn key(k: KeyCommand, g: &GlobalOptions) -> Result<i32> {
+    let repo = g.open().await?;
+    match k {
+        KeyCommand::List => {
+            let list = keys::list_keys(&repo).await?;
+            if g.json {
+                let items: Vec<Vec<u8>> = list
+                    .iter()
+                    .map(|(id, kf)| {
+                        JsonObject::new()
+                            .raw(
+                                "current",
+                                if *id == repo.key_id() {
+                                    b"true"
+                                } else {
+                                    b"false"
+                                },
+                            )
+                            .str("id", id.short().as_bytes())
+                            .str("userName", kf.username.as_bytes())
+                            .str("hostName", kf.hostname.as_bytes())
+                            .str("created", created(kf).as_bytes())
+                            .finish()
+                    })
+                    .collect();
+                out(&[b"[".to_vec(), items.join(&b","[..]), b"]\n".to_vec()].concat())?;
+            } else {
+                let mut t = Table::new(&[" ID", "User", "Host", "Created"]);
+                for (id, kf) in &list {
+                    let mark = if *id == repo.key_id() { "*" } else { " " };
+                    t.row(vec![
+                        format!("{mark}{}", id.short()),
+                        kf.username.clone(),
+                        kf.hostname.clone(),
+                        created(kf),
+                    ]);
+                }
+                print!("{}", t.render());
+            }
+        }
+        KeyCommand::Add(a) => {
+            let pw = new_password(a.new_password_file.as_deref(), false)?;
+            let id = keys::add_key(&repo, &pw, KdfParams::DEFAULT).await?;
+            g.verbose(format!(
+                "saved new key as <Key of {}@{}, created on {}>",
+                "",
+                "",
+                id.short()
+            ));
+        }
+        KeyCommand::Remove { id } => {
+            let id = repo.find_id(FileType::Key, &id).await?;
+            keys::remove_key(&repo, &id).await?;
+            g.verbose(format!("removed key {id}"));
+        }
+        KeyCommand::Passwd(a) => {
+            let pw = new_password(a.new_password_file.as_deref(), false)?;
+            keys::change_password(&repo, &pw, KdfParams::DEFAULT).await?;
+            g.verbose("saved new key");
+        }
+    }
+    Ok(0)
+}
+
+fn created(kf: &arca_format::keyfile::KeyFile) -> String {
+    kf.created
+        .as_deref()
+        .and_then(|c| arca_format::gotime::GoTime::parse(c).ok())
+        .map(|t| local_time(&t))
+        .unwrap_or_default()
+}
+
+// ---------------------------------------------------------------- unlock
+
+#[derive(Args)]
+pub struct UnlockArgs {
+    /// remove all locks, even non-stale ones
+    #[arg(long)]
+    remove_all: bool,
+}
+
+async fn unlock(a: UnlockArgs, g: &GlobalOptions) -> Result<i32> {
+    let repo = g.open().await?;
+    let n = arca_engine::lock::unlock(&repo, a.remove_all).await?;
+    g.verbose(format!("successfully removed {n} locks"));
+    Ok(0)
+}
+
+// ---------------------------------------------------------------- check
+
+#[derive(Args)]
+pub struct CheckArgs {
+    /// read all data blobs
+    #[arg(long)]
+    read_data: bool,
+    /// read a subset of data packs, specified as 'n/t' for specific part, or either 'x%' for random subset
+    #[arg(long)]
+    read_data_subset: Option<String>,
+}
+
+async fn check_cmd(a: CheckArgs, g: &GlobalOptions) -> Result<i32> {
+    let read = match (&a.read_data_subset, a.read_data) {
+        (Some(s), _) => ReadData::parse_subset(s).map_err(|e| anyhow!(e))?,
+        (None, true) => ReadData::All,
+        (None, false) => ReadData::None,
+    };
+    let mut repo = g.open().await?;
+    let lock = if g.no_lock {
+        None
+    } else {
+        Some(LockGuard::acquire(&repo, false).await?)
+    };
+    let bar = Bar::new(g.show_progress(), false, "check");
+    g.verbose("load indexes\ncheck all packs\ncheck snapshots, trees and blobs");
+    if read != ReadData::None {
+        g.verbose("read data");
+    }
+    let report = check::check(&mut repo, read, &bar).await;
+    bar.finish();
+    if let Some(l) = lock {
+        let _ = l.release().await;
+    }
+    let report = report?;
+    if g.verbose > 0 || !g.quiet {
+        for n in &report.notes {
+            if g.verbose > 0 || n.contains("additional files") {
+                g.verbose(n);
+            }
+        }
+    }
+    for e in &report.errors {
+        eprintln!("error: {e}");
+    }
+    if report.ok() {
+        g.verbose("no errors were found");
+        Ok(0)
+    } else {
+        bail!("repository contains errors ({} found)", report.errors.len())
+    }
+}
+
+// ---------------------------------------------------------------- restore
+
+#[derive(Args)]
+pub struct RestoreArgs {
+    #[command(flatten)]
+    filter: FilterArgs,
+    /// directory to extract data to
+    #[arg(short, long)]
+    target: String,
+    /// include a pattern (can be specified multiple times)
+    #[arg(short, long)]
+    include: Vec<String>,
+    /// exclude a pattern (can be specified multiple times)
+    #[arg(short, long)]
+    exclude: Vec<String>,
+    /// same as --include but ignores the casing of filenames
+    #[arg(long)]
+    iinclude: Vec<String>,
+    /// same as --exclude but ignores the casing of filenames
+    #[arg(long)]
+    iexclude: Vec<String>,
+    /// verify restored files content
+    #[arg(long)]
+    verify: bool,
+    /// restore files as sparse
+    #[arg(long)]
+    sparse: bool,
+    /// overwrite behavior, one of (always|if-changed|if-newer|never)
+    #[arg(long, default_value = "always")]
+    overwrite: String,
+    /// snapshot ID (or "latest"), optionally followed by :subfolder
+    snapshot: String,
+}
+
+async fn restore_cmd(mut repo: Repository, a: RestoreArgs, g: GlobalOptions) -> Result<i32> {
+    let overwrite = Overwrite::parse(&a.overwrite).ok_or_else(|| {
+        anyhow!(
+            "invalid --overwrite {:?}: use always, if-changed, if-newer or never",
+            a.overwrite
+        )
+    })?;
+    if (!a.include.is_empty() || !a.iinclude.is_empty())
+        && (!a.exclude.is_empty() || !a.iexclude.is_empty())
+    {
+        bail!("exclude and include patterns are mutually exclusive");
+    }
+    let include = if a.iinclude.is_empty() {
+        Patterns::new(&a.include, false)
+    } else {
+        Patterns::new(
+            &[a.include.clone(), a.iinclude.clone()].concat(),
+            !a.iinclude.is_empty(),
+        )
+    }
+    .map_err(|e| anyhow!(e))?;
+    let exclude = if a.iexclude.is_empty() {
+        Patterns::new(&a.exclude, false)
+    } else {
+        Patterns::new(&[a.exclude.clone(), a.iexclude.clone()].concat(), true)
+    }
+    .map_err(|e| anyhow!(e))?;
+    let ibar = Bar::new(g.show_progress(), false, "index");
+    repo.load_index(&ibar).await?;
+    ibar.finish();
+    let (snap, sub) = a.snapshot.split_once(':').unwrap_or((&a.snapshot, ""));
+    let sn = snapshots::find(&repo, snap, &a.filter.filter()).await?;
+    let (tree, node) = walk::resolve(&repo, &sn.tree, sub).await?;
+    if node.is_some() {
+        bail!("{sub:?} is not a directory in snapshot {}", sn.id.short());
+    }
+    if !g.json {
+        g.verbose(format!(
+            "restoring <Snapshot {} of {:?} at {}> to {}",
+            sn.id.short(),
+            sn.paths,
+            sn.time,
+            a.target
+        ));
+    }
+    let opts = RestoreOptions {
+        target: a.target.clone().into(),
+        include,
+        exclude,
+        sparse: a.sparse,
+        overwrite,
+        verify: a.verify,
+        concurrency: 4,
+    };
+    let bar = Bar::new(g.show_progress(), true, "restore");
+    let repo = Arc::new(repo);
+    let report = restore::restore(repo, tree, &opts, &bar).await?;
+    bar.finish();
+    for e in &report.errors {
+        eprintln!("ignoring error for {e}");
+    }
+    if g.json {
+        let line = JsonObject::new()
+            .str("message_type", b"summary")
+            .num("total_files", report.files + report.dirs + report.others)
+            .num("files_restored", report.files + report.dirs + report.others)
+            .num("files_skipped", report.skipped)
+            .num("total_bytes", report.bytes)
+            .num("bytes_restored", report.bytes)
+            .finish();
+        out(&[line, b"\n".to_vec()].concat())?;
+    } else if a.verify {
+        g.verbose(format!(
+            "verifying files in {}\nfinished verifying {} files in {}",
+            a.target, report.verified_files, a.target
+        ));
+    }
+    if !report.errors.is_empty() {
+        bail!("There were {} errors", report.errors.len());
+    }
+    Ok(0)
+}

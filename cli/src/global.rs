@@ -1,0 +1,186 @@
+//! Global flags and environment, as restic has them, and opening the repository.
+
+use anyhow::{anyhow, bail, Context, Result};
+use arca_engine::Repository;
+use std::io::IsTerminal;
+
+#[derive(clap::Args, Clone, Debug)]
+pub struct GlobalOptions {
+    /// Repository to back up to or restore from
+    #[arg(
+        short = 'r',
+        long = "repo",
+        env = "RESTIC_REPOSITORY",
+        global = true,
+        hide_env_values = true
+    )]
+    pub repo: Option<String>,
+    /// File to read the repository location from
+    #[arg(long, env = "RESTIC_REPOSITORY_FILE", global = true)]
+    pub repository_file: Option<String>,
+    /// File to read the repository password from
+    #[arg(short = 'p', long, env = "RESTIC_PASSWORD_FILE", global = true)]
+    pub password_file: Option<String>,
+    /// Shell command to obtain the repository password from
+    #[arg(long, env = "RESTIC_PASSWORD_COMMAND", global = true)]
+    pub password_command: Option<String>,
+    /// Set output mode to JSON for commands that support it
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Do not output comprehensive progress report
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// Be verbose (specify multiple times or a level using --verbose=n)
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// Do not lock the repository, this allows some operations on read-only repositories
+    #[arg(long, global = true)]
+    pub no_lock: bool,
+    /// Accepted for compatibility with restic; Arca keeps no local cache
+    #[arg(long, global = true)]
+    pub no_cache: bool,
+    /// Accepted for compatibility with restic
+    #[arg(long, global = true, env = "RESTIC_CACHE_DIR")]
+    pub cache_dir: Option<String>,
+}
+
+/// Exit codes as restic 0.17+ uses them.
+pub const EXIT_NO_REPO: i32 = 10;
+pub const EXIT_LOCKED: i32 = 11;
+pub const EXIT_WRONG_PASSWORD: i32 = 12;
+
+pub fn exit_code(e: &anyhow::Error) -> i32 {
+    for cause in e.chain() {
+        if let Some(err) = cause.downcast_ref::<arca_engine::Error>() {
+            return match err {
+                arca_engine::Error::WrongPassword => EXIT_WRONG_PASSWORD,
+                arca_engine::Error::Locked(_) => EXIT_LOCKED,
+                arca_engine::Error::Storage(arca_storage::StorageError::NoRepository(_)) => {
+                    EXIT_NO_REPO
+                }
+                _ => 1,
+            };
+        }
+        if let Some(arca_storage::StorageError::NoRepository(_)) =
+            cause.downcast_ref::<arca_storage::StorageError>()
+        {
+            return EXIT_NO_REPO;
+        }
+    }
+    1
+}
+
+/// The whole error chain on one line.
+pub fn one_line(e: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in e.chain() {
+        let s = cause.to_string();
+        if !parts.iter().any(|p| p.contains(&s)) {
+            parts.push(s);
+        }
+    }
+    parts.join(": ").replace('\n', " ")
+}
+
+impl GlobalOptions {
+    pub fn repo_location(&self) -> Result<String> {
+        if let Some(r) = &self.repo {
+            if !r.is_empty() {
+                return Ok(r.clone());
+            }
+        }
+        if let Some(f) = &self.repository_file {
+            let s = std::fs::read_to_string(f)
+                .with_context(|| format!("reading repository file {f}"))?;
+            return Ok(s.trim_end_matches(['\n', '\r']).to_string());
+        }
+        bail!("Please specify repository location (-r or --repository-file)")
+    }
+
+    /// The password, from restic's sources in restic's order.
+    pub fn password(&self) -> Result<String> {
+        if self.password_file.is_some() && self.password_command.is_some() {
+            bail!("Password file and command are mutually exclusive options");
+        }
+        if let Some(cmd) = &self.password_command {
+            let out = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(cmd)
+                .output()
+                .with_context(|| format!("running password command {cmd:?}"))?;
+            if !out.status.success() {
+                bail!("password command {cmd:?} failed: {}", out.status);
+            }
+            return Ok(first_line(&String::from_utf8_lossy(&out.stdout)));
+        }
+        if let Some(f) = &self.password_file {
+            let s =
+                std::fs::read_to_string(f).with_context(|| format!("reading password file {f}"))?;
+            return Ok(first_line(&s));
+        }
+        if let Ok(p) = std::env::var("RESTIC_PASSWORD") {
+            if !p.is_empty() {
+                return Ok(p);
+            }
+        }
+        if std::io::stdin().is_terminal() {
+            return rpassword::prompt_password("enter password for repository: ")
+                .context("reading password");
+        }
+        bail!("no password given: use --password-file, RESTIC_PASSWORD_FILE, RESTIC_PASSWORD or a terminal")
+    }
+
+    /// Whether progress bars may be drawn.
+    pub fn show_progress(&self) -> bool {
+        !self.json && !self.quiet && std::io::stdout().is_terminal()
+    }
+
+    pub fn verbose(&self, msg: impl std::fmt::Display) {
+        if !self.quiet && !self.json {
+            println!("{msg}");
+        }
+    }
+
+    pub async fn open(&self) -> Result<Repository> {
+        let loc = self.repo_location()?;
+        let backend = arca_storage::open(&loc)?;
+        let password = self.password()?;
+        if password.is_empty() {
+            bail!("an empty password is not allowed by default");
+        }
+        let repo = Repository::open(backend, &password)
+            .await
+            .map_err(|e| anyhow!(e))
+            .with_context(|| format!("repository {loc}"))?;
+        Ok(repo)
+    }
+}
+
+fn first_line(s: &str) -> String {
+    s.lines().next().unwrap_or("").to_string()
+}
+
+/// A new password: from --new-password-file, else RESTIC_PASSWORD for init, else prompt twice.
+pub fn new_password(file: Option<&str>, allow_env: bool) -> Result<String> {
+    if let Some(f) = file {
+        let s = std::fs::read_to_string(f).with_context(|| format!("reading password file {f}"))?;
+        return Ok(first_line(&s));
+    }
+    if allow_env {
+        if let Ok(p) = std::env::var("RESTIC_PASSWORD") {
+            return Ok(p);
+        }
+    }
+    if !std::io::stdin().is_terminal() {
+        bail!("no new password given: use --new-password-file or a terminal");
+    }
+    let a = rpassword::prompt_password("enter new password: ")?;
+    let b = rpassword::prompt_password("enter password again: ")?;
+    if a != b {
+        bail!("passwords do not match");
+    }
+    if a.is_empty() {
+        bail!("an empty password is not allowed");
+    }
+    Ok(a)
+}

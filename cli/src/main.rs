@@ -1,0 +1,40 @@
+//! `arca`: a restic-compatible command line over the Arca engine.
+
+mod commands;
+mod global;
+mod output;
+
+use clap::Parser;
+use global::GlobalOptions;
+
+#[derive(Parser)]
+#[command(
+    name = "arca",
+    version,
+    about = "Fast, restic-compatible backups",
+    disable_help_subcommand = false
+)]
+struct Cli {
+    #[command(flatten)]
+    global: GlobalOptions,
+    #[command(subcommand)]
+    command: commands::Command,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let code = match rt.block_on(commands::run(cli.command, cli.global)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("Fatal: {}", global::one_line(&e));
+            global::exit_code(&e)
+        }
+    };
+    // Do not wait for background tasks (lock refresh) on the way out.
+    rt.shutdown_background();
+    std::process::exit(code);
+}

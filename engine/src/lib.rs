@@ -1,0 +1,23 @@
+//! The repository engine: opening and creating repositories, keys, locks, the
+//! in-memory index, blob reads, snapshots and trees, check and restore.
+//!
+//! No command-line parsing and no printing here: progress leaves through
+//! [`progress::Progress`], results are returned as values.
+
+pub mod check;
+pub mod diff;
+pub mod error;
+pub mod filter;
+pub mod index;
+pub mod keys;
+pub mod lock;
+pub mod progress;
+pub mod repo;
+pub mod restore;
+pub mod snapshots;
+pub mod stats;
+pub mod sys;
+pub mod walk;
+
+pub use error::{Error, Result};
+pub use repo::Repository;

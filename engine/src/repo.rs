@@ -1,0 +1,307 @@
+//! The repository handle: open with a password, create, load and save files.
+
+use crate::error::{Error, Result};
+use crate::index::Index;
+use crate::progress::Progress;
+use arca_format::compression;
+use arca_format::config::Config;
+use arca_format::crypto::Key;
+use arca_format::keyfile::{KdfParams, KeyError, KeyFile};
+use arca_format::pack::BlobType;
+use arca_format::tree::Tree;
+use arca_format::Id;
+use arca_storage::{DynBackend, FileType};
+use bytes::Bytes;
+use std::sync::Arc;
+
+pub struct Repository {
+    backend: DynBackend,
+    key: Key,
+    key_id: Id,
+    config: Config,
+    index: Option<Arc<Index>>,
+}
+
+/// How many files of one kind to load at once.
+pub(crate) const LOAD_CONCURRENCY: usize = 8;
+
+impl Repository {
+    /// Open: try every key with the password, then load and check the config.
+    pub async fn open(backend: DynBackend, password: &str) -> Result<Repository> {
+        // Reading the config first gives "no repository" rather than "no keys".
+        let config_bytes = backend.read(FileType::Config, "config").await?;
+        let keys = backend.list(FileType::Key).await?;
+        if keys.is_empty() {
+            return Err(Error::NoKeys(backend.location()));
+        }
+        let mut found = None;
+        for info in keys {
+            let Ok(id) = info.name.parse::<Id>() else {
+                continue;
+            };
+            let kf = load_key_file(&backend, &id).await?;
+            let pw = password.as_bytes().to_vec();
+            let res = tokio::task::spawn_blocking(move || kf.open(&pw))
+                .await
+                .expect("key derivation does not panic");
+            match res {
+                Ok(master) => {
+                    found = Some((id, master));
+                    break;
+                }
+                Err(KeyError::WrongPassword) => continue,
+                Err(source) => {
+                    return Err(Error::Key {
+                        id: id.to_hex(),
+                        source,
+                    })
+                }
+            }
+        }
+        let (key_id, key) = found.ok_or(Error::WrongPassword)?;
+        let plain = key
+            .open(&config_bytes)
+            .map_err(|e| Error::Config(format!("cannot decrypt: {e}")))?;
+        let config = Config::parse(&plain).map_err(|e| Error::Config(e.to_string()))?;
+        if !arca_chunker::Pol(config.chunker_polynomial).irreducible() {
+            return Err(Error::Config(format!(
+                "chunker polynomial {:x} is not irreducible",
+                config.chunker_polynomial
+            )));
+        }
+        Ok(Repository {
+            backend,
+            key,
+            key_id,
+            config,
+            index: None,
+        })
+    }
+
+    /// Create a new repository: layout, a key for `password`, and the config.
+    pub async fn init(
+        backend: DynBackend,
+        password: &str,
+        version: u32,
+        polynomial: Option<u64>,
+        params: KdfParams,
+    ) -> Result<Repository> {
+        if !(arca_format::MIN_REPO_VERSION..=arca_format::MAX_REPO_VERSION).contains(&version) {
+            return Err(Error::Invalid(format!(
+                "unsupported repository version {version} (supported: 1 and 2)"
+            )));
+        }
+        let pol = polynomial.unwrap_or_else(|| arca_chunker::Pol::random().0);
+        if !arca_chunker::Pol(pol).irreducible() {
+            return Err(Error::Invalid(format!(
+                "chunker polynomial {pol:x} is not irreducible"
+            )));
+        }
+        backend.create().await?;
+        let key = Key::random();
+        let key_id = crate::keys::write_key(&backend, &key, password, params).await?;
+        let config = Config::new(version, pol);
+        let sealed = key.seal(&config.to_json());
+        backend
+            .write(FileType::Config, "config", Bytes::from(sealed), true)
+            .await?;
+        Ok(Repository {
+            backend,
+            key,
+            key_id,
+            config,
+            index: None,
+        })
+    }
+
+    pub fn backend(&self) -> &DynBackend {
+        &self.backend
+    }
+    pub fn key(&self) -> &Key {
+        &self.key
+    }
+    pub fn key_id(&self) -> Id {
+        self.key_id
+    }
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+    pub fn version(&self) -> u32 {
+        self.config.version
+    }
+
+    /// Read a file and check that its bytes hash to its name (all but `config`).
+    pub async fn load_file(&self, ty: FileType, id: &Id) -> Result<Bytes> {
+        load_verified(&self.backend, ty, id).await
+    }
+
+    /// Load, decrypt and (v2) decompress an index, snapshot or lock file.
+    pub async fn load_unpacked(&self, ty: FileType, id: &Id) -> Result<Vec<u8>> {
+        let data = self.load_file(ty, id).await?;
+        self.decode_unpacked(ty, id, &data)
+    }
+
+    pub fn decode_unpacked(&self, ty: FileType, id: &Id, data: &[u8]) -> Result<Vec<u8>> {
+        let name = id.to_hex();
+        let plain = self.key.open(data).map_err(|e| Error::file(ty, &name, e))?;
+        compression::decode_unpacked(plain, self.version()).map_err(|e| Error::file(ty, &name, e))
+    }
+
+    /// Encrypt and store an index, snapshot or lock file; returns its storage ID.
+    pub async fn save_unpacked(&self, ty: FileType, json: &[u8]) -> Result<Id> {
+        save_unpacked(&self.backend, &self.key, self.version(), ty, json).await
+    }
+
+    /// Every file of a type whose name is an ID, with sizes; other names are skipped.
+    pub async fn list_ids(&self, ty: FileType) -> Result<Vec<(Id, u64)>> {
+        let mut v: Vec<(Id, u64)> = self
+            .backend
+            .list(ty)
+            .await?
+            .into_iter()
+            .filter_map(|f| f.name.parse().ok().map(|id| (id, f.size)))
+            .collect();
+        v.sort();
+        Ok(v)
+    }
+
+    /// Resolve a full ID or a unique prefix.
+    pub async fn find_id(&self, ty: FileType, prefix: &str) -> Result<Id> {
+        if let Ok(id) = prefix.parse::<Id>() {
+            return Ok(id);
+        }
+        let matches: Vec<Id> = self
+            .list_ids(ty)
+            .await?
+            .into_iter()
+            .map(|(id, _)| id)
+            .filter(|id| id.to_hex().starts_with(prefix))
+            .collect();
+        match matches.len() {
+            0 => Err(Error::NoMatch(prefix.to_string())),
+            1 => Ok(matches[0]),
+            _ => Err(Error::Ambiguous(prefix.to_string())),
+        }
+    }
+
+    /// Load every index file into memory.
+    pub async fn load_index(&mut self, progress: &dyn Progress) -> Result<()> {
+        let index = Index::load(self, progress).await?;
+        self.index = Some(Arc::new(index));
+        Ok(())
+    }
+
+    /// Use an index built elsewhere (check builds its own, tolerating damage).
+    pub fn set_index(&mut self, index: Index) {
+        self.index = Some(Arc::new(index));
+    }
+
+    pub fn index(&self) -> &Arc<Index> {
+        self.index
+            .as_ref()
+            .expect("load_index() before using the index")
+    }
+
+    /// Read one blob: ranged read, decrypt, decompress, check its hash. Tries every
+    /// pack that holds it before giving up.
+    pub async fn read_blob(&self, blob_type: BlobType, id: &Id) -> Result<Vec<u8>> {
+        let index = self.index();
+        let mut last_err = Error::BlobNotFound { blob_type, id: *id };
+        for loc in index.lookup_all(blob_type, id) {
+            let pack = index.pack_id(loc.pack);
+            let res = self
+                .backend
+                .read_range(
+                    FileType::Pack,
+                    &pack.to_hex(),
+                    loc.offset as u64,
+                    loc.length as u64,
+                )
+                .await;
+            match res {
+                Ok(raw) => match decode_blob(&self.key, &loc.to_packed(blob_type, *id), &raw) {
+                    Ok(plain) => return Ok(plain),
+                    Err(msg) => {
+                        last_err = Error::Blob {
+                            blob_type,
+                            id: *id,
+                            pack,
+                            msg,
+                        };
+                    }
+                },
+                Err(e) => last_err = e.into(),
+            }
+        }
+        Err(last_err)
+    }
+
+    pub async fn load_tree(&self, id: &Id) -> Result<Tree> {
+        let raw = self.read_blob(BlobType::Tree, id).await?;
+        Tree::decode(&raw).map_err(|e| Error::Tree {
+            id: *id,
+            msg: e.to_string(),
+        })
+    }
+}
+
+/// Decrypt, decompress and verify one blob's stored bytes.
+pub fn decode_blob(
+    key: &Key,
+    blob: &arca_format::pack::PackedBlob,
+    raw: &[u8],
+) -> std::result::Result<Vec<u8>, String> {
+    if raw.len() != blob.length as usize {
+        return Err(format!("read {} bytes, want {}", raw.len(), blob.length));
+    }
+    let mut buf = raw.to_vec();
+    let plain_len = key
+        .open_in_place(&mut buf)
+        .map_err(|e| e.to_string())?
+        .len();
+    buf.truncate(arca_format::crypto::IV_SIZE + plain_len);
+    buf.drain(..arca_format::crypto::IV_SIZE);
+    let plain = if blob.is_compressed() {
+        compression::decompress_exact(&buf, blob.uncompressed_length as usize)
+            .map_err(|e| e.to_string())?
+    } else {
+        buf
+    };
+    if Id::hash(&plain) != blob.id {
+        return Err("wrong data returned, hash does not match the blob ID".to_string());
+    }
+    Ok(plain)
+}
+
+pub(crate) async fn save_unpacked(
+    backend: &DynBackend,
+    key: &Key,
+    version: u32,
+    ty: FileType,
+    json: &[u8],
+) -> Result<Id> {
+    let sealed = key.seal(&compression::encode_unpacked(json, version));
+    let id = Id::hash(&sealed);
+    backend
+        .write(ty, &id.to_hex(), Bytes::from(sealed), false)
+        .await?;
+    Ok(id)
+}
+
+pub(crate) async fn load_verified(backend: &DynBackend, ty: FileType, id: &Id) -> Result<Bytes> {
+    let name = id.to_hex();
+    let data = backend.read(ty, &name).await?;
+    let actual = Id::hash(&data);
+    if actual != *id {
+        return Err(Error::HashMismatch { ty, name, actual });
+    }
+    Ok(data)
+}
+
+pub(crate) async fn load_key_file(backend: &DynBackend, id: &Id) -> Result<KeyFile> {
+    let data = load_verified(backend, FileType::Key, id).await?;
+    KeyFile::parse(&data).map_err(|source| Error::Key {
+        id: id.to_hex(),
+        source,
+    })
+}

@@ -1,0 +1,582 @@
+//! `restore`: recreate a snapshot's tree under a target directory.
+//!
+//! The plan is made from the trees first; then file contents are fetched pack by pack
+//! (one ranged read per pack, several packs at once) and written at their offsets in
+//! every file that needs them; metadata comes last, directories bottom-up so their
+//! mtimes survive the writes inside them.
+
+use crate::error::{Error, Result};
+use crate::filter::Patterns;
+use crate::progress::Progress;
+use crate::repo::{decode_blob, Repository};
+use crate::walk::{walk, Visit};
+use arca_format::pack::{BlobType, PackedBlob};
+use arca_format::tree::{unix_mode_from_go, Node, NodeType};
+use arca_format::Id;
+use arca_storage::FileType;
+use futures::StreamExt;
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::fs;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+/// The ID of a MinSize (512 KiB) all-zero chunk, skipped with `--sparse`.
+pub const ZERO_CHUNK_ID: &str = "07854d2fef297a06ba81685e660c332de36d5d18d546927d30daad6d7fda1541";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Overwrite {
+    #[default]
+    Always,
+    IfChanged,
+    IfNewer,
+    Never,
+}
+
+impl Overwrite {
+    pub fn parse(s: &str) -> Option<Overwrite> {
+        Some(match s {
+            "always" => Overwrite::Always,
+            "if-changed" => Overwrite::IfChanged,
+            "if-newer" => Overwrite::IfNewer,
+            "never" => Overwrite::Never,
+            _ => return None,
+        })
+    }
+}
+
+pub struct RestoreOptions {
+    pub target: PathBuf,
+    pub include: Patterns,
+    pub exclude: Patterns,
+    pub sparse: bool,
+    pub overwrite: Overwrite,
+    pub verify: bool,
+    /// How many packs to fetch and write at once.
+    pub concurrency: usize,
+}
+
+#[derive(Debug, Default)]
+pub struct RestoreReport {
+    pub files: u64,
+    pub dirs: u64,
+    pub others: u64,
+    pub bytes: u64,
+    pub skipped: u64,
+    pub verified_files: u64,
+    /// Problems with single items; the rest was restored.
+    pub errors: Vec<String>,
+}
+
+struct Item {
+    /// Path relative to the snapshot root, `/`-separated, starting with `/`.
+    rel: Vec<u8>,
+    node: Node,
+}
+
+struct PlannedFile {
+    path: PathBuf,
+    size: u64,
+    content: Vec<Id>,
+}
+
+/// Names that would step outside the directory they are in are refused.
+fn check_name(name: &[u8]) -> std::result::Result<(), String> {
+    if name.is_empty() || name == b"." || name == b".." || name.contains(&b'/') || name.contains(&0)
+    {
+        return Err(format!(
+            "invalid node name {:?}",
+            String::from_utf8_lossy(name)
+        ));
+    }
+    Ok(())
+}
+
+fn target_path(target: &Path, rel: &[u8]) -> PathBuf {
+    target.join(OsStr::from_bytes(rel.strip_prefix(b"/").unwrap_or(rel)))
+}
+
+pub async fn restore(
+    repo: Arc<Repository>,
+    root: Id,
+    opts: &RestoreOptions,
+    progress: &dyn Progress,
+) -> Result<RestoreReport> {
+    let mut report = RestoreReport::default();
+    let items = plan(&repo, &root, opts, &mut report).await?;
+    fs::create_dir_all(&opts.target).map_err(Error::io(&opts.target))?;
+
+    // Directories first (created private; final modes come at the end).
+    for it in items.iter().filter(|i| i.node.node_type == NodeType::Dir) {
+        let p = target_path(&opts.target, &it.rel);
+        if let Err(e) = ensure_dir(&opts.target, &p) {
+            report.errors.push(e);
+        }
+    }
+
+    // Decide which files to write; link the rest of each hard-link group later.
+    let mut files: Vec<PlannedFile> = Vec::new();
+    let mut file_items: Vec<usize> = Vec::new();
+    let mut hardlinks: Vec<(PathBuf, PathBuf)> = Vec::new();
+    let mut first_of_inode: HashMap<(u64, u64), PathBuf> = HashMap::new();
+    for (i, it) in items.iter().enumerate() {
+        if it.node.node_type != NodeType::File {
+            continue;
+        }
+        let path = target_path(&opts.target, &it.rel);
+        if let Some(parent) = path.parent() {
+            if let Err(e) = ensure_dir(&opts.target, parent) {
+                report.errors.push(e);
+                continue;
+            }
+        }
+        if it.node.links > 1 && it.node.inode != 0 {
+            let key = (it.node.device_id, it.node.inode);
+            if let Some(first) = first_of_inode.get(&key) {
+                hardlinks.push((first.clone(), path));
+                continue;
+            }
+            first_of_inode.insert(key, path.clone());
+        }
+        if skip_existing(&path, &it.node, opts.overwrite) {
+            report.skipped += 1;
+            continue;
+        }
+        match create_file(&path, it.node.size) {
+            Ok(()) => {
+                files.push(PlannedFile {
+                    path,
+                    size: it.node.size,
+                    content: it.node.content.clone().unwrap_or_default(),
+                });
+                file_items.push(i);
+            }
+            Err(e) => report.errors.push(e),
+        }
+    }
+
+    let total: u64 = files.iter().map(|f| f.size).sum();
+    progress.set_total(total);
+    let write_errors = write_contents(&repo, &files, opts, progress).await?;
+    report.errors.extend(write_errors);
+    report.files = files.len() as u64;
+    report.bytes = total;
+
+    for (first, link) in &hardlinks {
+        if link.symlink_metadata().is_ok() {
+            let _ = fs::remove_file(link);
+        }
+        match fs::hard_link(first, link) {
+            Ok(()) => report.files += 1,
+            Err(e) => report
+                .errors
+                .push(format!("{}: cannot create hard link: {e}", link.display())),
+        }
+    }
+
+    // Other node types, then metadata: files and others, then directories bottom-up.
+    for it in &items {
+        let p = target_path(&opts.target, &it.rel);
+        let res = match it.node.node_type {
+            NodeType::Symlink => create_symlink(&p, &it.node.link_target_bytes()),
+            NodeType::Fifo => make_node(&p, libc::S_IFIFO, 0),
+            NodeType::Dev => make_node(&p, libc::S_IFBLK, it.node.device),
+            NodeType::Chardev => make_node(&p, libc::S_IFCHR, it.node.device),
+            _ => continue,
+        };
+        match res {
+            Ok(true) => report.others += 1,
+            Ok(false) => {}
+            Err(e) => report.errors.push(format!("{}: {e}", p.display())),
+        }
+    }
+    for &i in &file_items {
+        let it = &items[i];
+        set_metadata(
+            &target_path(&opts.target, &it.rel),
+            &it.node,
+            &mut report.errors,
+        );
+    }
+    for it in items.iter().filter(|i| {
+        matches!(
+            i.node.node_type,
+            NodeType::Symlink | NodeType::Fifo | NodeType::Dev | NodeType::Chardev
+        )
+    }) {
+        let p = target_path(&opts.target, &it.rel);
+        if p.symlink_metadata().is_ok() {
+            set_metadata(&p, &it.node, &mut report.errors);
+        }
+    }
+    for it in items
+        .iter()
+        .rev()
+        .filter(|i| i.node.node_type == NodeType::Dir)
+    {
+        set_metadata(
+            &target_path(&opts.target, &it.rel),
+            &it.node,
+            &mut report.errors,
+        );
+        report.dirs += 1;
+    }
+
+    if opts.verify {
+        report.errors.extend(verify_files(&repo, &files).await);
+        report.verified_files = files.len() as u64;
+    }
+    Ok(report)
+}
+
+/// Walk the tree and collect what to restore, applying name checks and filters.
+async fn plan(
+    repo: &Repository,
+    root: &Id,
+    opts: &RestoreOptions,
+    report: &mut RestoreReport,
+) -> Result<Vec<Item>> {
+    let mut items = Vec::new();
+    let mut errors = Vec::new();
+    walk(repo, root, b"/", |rel, node| {
+        if let Err(e) = check_name(&node.name) {
+            errors.push(format!(
+                "{}: {e}, not restored",
+                String::from_utf8_lossy(rel)
+            ));
+            return Ok(Visit::Skip);
+        }
+        if opts.exclude.matches(rel) {
+            return Ok(Visit::Skip);
+        }
+        let selected = opts.include.is_empty() || opts.include.matches(rel);
+        if selected {
+            items.push(Item {
+                rel: rel.to_vec(),
+                node: node.clone(),
+            });
+        }
+        // Unselected directories are still searched: something inside may be included.
+        Ok(Visit::Descend)
+    })
+    .await?;
+    report.errors.extend(errors);
+    Ok(items)
+}
+
+/// Create a directory (and parents) inside `target`, refusing to follow symlinks.
+fn ensure_dir(target: &Path, dir: &Path) -> std::result::Result<(), String> {
+    let rel = dir
+        .strip_prefix(target)
+        .map_err(|_| format!("{}: outside the target", dir.display()))?;
+    let mut cur = target.to_path_buf();
+    for c in rel.components() {
+        cur.push(c);
+        match cur.symlink_metadata() {
+            Ok(md) if md.is_dir() => {}
+            Ok(_) => {
+                return Err(format!(
+                    "{}: exists and is not a directory, not restoring into it",
+                    cur.display()
+                ))
+            }
+            Err(_) => {
+                fs::DirBuilder::new()
+                    .mode(0o700)
+                    .create(&cur)
+                    .map_err(|e| format!("{}: cannot create directory: {e}", cur.display()))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+use std::os::unix::fs::DirBuilderExt;
+
+fn skip_existing(path: &Path, node: &Node, mode: Overwrite) -> bool {
+    let Ok(md) = path.symlink_metadata() else {
+        return false;
+    };
+    let mtime = filetime::FileTime::from_last_modification_time(&md);
+    let node_mtime = (node.mtime.unix_secs(), node.mtime.unix_nanos_part());
+    let existing = (mtime.unix_seconds(), mtime.nanoseconds());
+    match mode {
+        Overwrite::Always => false,
+        Overwrite::Never => true,
+        Overwrite::IfNewer => existing >= node_mtime,
+        Overwrite::IfChanged => md.is_file() && md.len() == node.size && existing == node_mtime,
+    }
+}
+
+fn create_file(path: &Path, size: u64) -> std::result::Result<(), String> {
+    if let Ok(md) = path.symlink_metadata() {
+        if !md.is_file() || md.nlink() > 1 {
+            // Replace links and other types instead of writing through them.
+            remove_any(path).map_err(|e| format!("{}: cannot replace: {e}", path.display()))?;
+        }
+    }
+    let f = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| format!("{}: cannot create: {e}", path.display()))?;
+    f.set_len(size)
+        .map_err(|e| format!("{}: cannot set size: {e}", path.display()))
+}
+
+use std::os::unix::fs::MetadataExt;
+
+fn remove_any(path: &Path) -> std::io::Result<()> {
+    match path.symlink_metadata() {
+        Ok(md) if md.is_dir() => fs::remove_dir_all(path),
+        Ok(_) => fs::remove_file(path),
+        Err(_) => Ok(()),
+    }
+}
+
+/// Where one blob's plaintext goes: file number and offset.
+type Targets = Vec<(usize, u64)>;
+
+async fn write_contents(
+    repo: &Arc<Repository>,
+    files: &[PlannedFile],
+    opts: &RestoreOptions,
+    progress: &dyn Progress,
+) -> Result<Vec<String>> {
+    let index = repo.index().clone();
+    let zero: Id = ZERO_CHUNK_ID.parse().expect("constant ID");
+    // pack -> blob -> targets
+    let mut by_pack: HashMap<u32, HashMap<Id, (PackedBlob, Targets)>> = HashMap::new();
+    let mut errors = Vec::new();
+    for (fi, f) in files.iter().enumerate() {
+        let mut offset = 0u64;
+        for id in &f.content {
+            let Some(e) = index.lookup(BlobType::Data, id) else {
+                errors.push(format!(
+                    "{}: data blob {id} not found in index",
+                    f.path.display()
+                ));
+                break;
+            };
+            let b = e.to_packed(BlobType::Data, *id);
+            let len = b.data_length() as u64;
+            if !(opts.sparse && *id == zero) {
+                by_pack
+                    .entry(e.pack)
+                    .or_default()
+                    .entry(*id)
+                    .or_insert((b, Vec::new()))
+                    .1
+                    .push((fi, offset));
+            } else {
+                progress.add(len);
+            }
+            offset += len;
+        }
+    }
+    let files = Arc::new(files.iter().map(|f| f.path.clone()).collect::<Vec<_>>());
+    let errors = Arc::new(Mutex::new(errors));
+    let sparse = opts.sparse;
+    let jobs = by_pack.into_iter().map(|(pack, blobs)| {
+        let repo = repo.clone();
+        let files = files.clone();
+        let errors = errors.clone();
+        let pack_id = index.pack_id(pack);
+        async move {
+            let mut blobs: Vec<(PackedBlob, Targets)> = blobs.into_values().collect();
+            blobs.sort_by_key(|(b, _)| b.offset);
+            let start = blobs[0].0.offset as u64;
+            let end = blobs
+                .iter()
+                .map(|(b, _)| b.offset as u64 + b.length as u64)
+                .max()
+                .unwrap_or(start);
+            let raw = match repo
+                .backend()
+                .read_range(FileType::Pack, &pack_id.to_hex(), start, end - start)
+                .await
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    let mut errs = errors.lock().expect("errors mutex");
+                    errs.push(format!("pack {pack_id}: {e}"));
+                    return 0u64;
+                }
+            };
+            let key = repo.key().clone();
+            tokio::task::spawn_blocking(move || {
+                let mut written = 0u64;
+                let mut open: HashMap<usize, fs::File> = HashMap::new();
+                for (b, targets) in blobs {
+                    let lo = (b.offset as u64 - start) as usize;
+                    let plain = match decode_blob(&key, &b, &raw[lo..lo + b.length as usize]) {
+                        Ok(p) => p,
+                        Err(e) => {
+                            errors
+                                .lock()
+                                .expect("errors mutex")
+                                .push(format!("pack {pack_id}: data blob {}: {e}", b.id));
+                            continue;
+                        }
+                    };
+                    let all_zero = sparse && plain.iter().all(|&x| x == 0);
+                    for (fi, off) in targets {
+                        if !all_zero {
+                            let f = match open.entry(fi) {
+                                std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+                                std::collections::hash_map::Entry::Vacant(v) => {
+                                    match fs::OpenOptions::new()
+                                        .write(true)
+                                        .custom_flags(libc::O_NOFOLLOW)
+                                        .open(&files[fi])
+                                    {
+                                        Ok(f) => v.insert(f),
+                                        Err(e) => {
+                                            errors
+                                                .lock()
+                                                .expect("errors mutex")
+                                                .push(format!("{}: {e}", files[fi].display()));
+                                            continue;
+                                        }
+                                    }
+                                }
+                            };
+                            if let Err(e) = f.write_all_at(&plain, off) {
+                                errors
+                                    .lock()
+                                    .expect("errors mutex")
+                                    .push(format!("{}: write: {e}", files[fi].display()));
+                            }
+                        }
+                        written += plain.len() as u64;
+                    }
+                }
+                written
+            })
+            .await
+            .expect("restore writer does not panic")
+        }
+    });
+    let mut stream = futures::stream::iter(jobs).buffer_unordered(opts.concurrency.max(1));
+    while let Some(n) = stream.next().await {
+        progress.add(n);
+    }
+    drop(stream);
+    let errs = std::mem::take(&mut *errors.lock().expect("errors mutex"));
+    Ok(errs)
+}
+
+fn create_symlink(path: &Path, target: &[u8]) -> std::io::Result<bool> {
+    remove_any(path)?;
+    std::os::unix::fs::symlink(OsStr::from_bytes(target), path)?;
+    Ok(true)
+}
+
+fn make_node(path: &Path, kind: libc::mode_t, dev: u64) -> std::io::Result<bool> {
+    if kind != libc::S_IFIFO && !crate::sys::is_root() {
+        // Device nodes need root; restic skips them likewise.
+        return Ok(false);
+    }
+    remove_any(path)?;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "path contains NUL"))?;
+    // SAFETY: c is a valid NUL-terminated path.
+    let rc = unsafe { libc::mknod(c.as_ptr(), kind | 0o600, dev as libc::dev_t) };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(true)
+}
+
+/// Ownership (as root), mode, extended attributes and times, in that order
+/// (chown clears setuid bits, so mode comes after it).
+fn set_metadata(path: &Path, node: &Node, errors: &mut Vec<String>) {
+    let is_link = node.node_type == NodeType::Symlink;
+    if crate::sys::is_root() {
+        let r = std::os::unix::fs::lchown(path, Some(node.uid), Some(node.gid));
+        if let Err(e) = r {
+            errors.push(format!("{}: lchown: {e}", path.display()));
+        }
+    }
+    if !is_link {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = unix_mode_from_go(node.mode);
+        if let Err(e) = fs::set_permissions(path, fs::Permissions::from_mode(mode)) {
+            errors.push(format!("{}: chmod: {e}", path.display()));
+        }
+    }
+    for xa in &node.extended_attributes {
+        if let Err(e) = xattr::set(path, &xa.name, &xa.value) {
+            errors.push(format!("{}: setxattr {}: {e}", path.display(), xa.name));
+        }
+    }
+    let mtime =
+        filetime::FileTime::from_unix_time(node.mtime.unix_secs(), node.mtime.unix_nanos_part());
+    let atime =
+        filetime::FileTime::from_unix_time(node.atime.unix_secs(), node.atime.unix_nanos_part());
+    let r = if is_link {
+        filetime::set_symlink_file_times(path, atime, mtime)
+    } else {
+        filetime::set_file_times(path, atime, mtime)
+    };
+    if let Err(e) = r {
+        errors.push(format!("{}: set times: {e}", path.display()));
+    }
+}
+
+/// Re-read every written file and compare each blob with its ID.
+async fn verify_files(repo: &Arc<Repository>, files: &[PlannedFile]) -> Vec<String> {
+    let index = repo.index().clone();
+    let work: Vec<(PathBuf, Vec<(Id, u64)>)> = files
+        .iter()
+        .map(|f| {
+            let blobs = f
+                .content
+                .iter()
+                .map(|id| {
+                    (
+                        *id,
+                        index
+                            .lookup(BlobType::Data, id)
+                            .map(|e| e.to_packed(BlobType::Data, *id).data_length() as u64)
+                            .unwrap_or(0),
+                    )
+                })
+                .collect();
+            (f.path.clone(), blobs)
+        })
+        .collect();
+    tokio::task::spawn_blocking(move || {
+        use rayon::prelude::*;
+        work.par_iter()
+            .filter_map(|(path, blobs)| {
+                let f = match fs::File::open(path) {
+                    Ok(f) => f,
+                    Err(e) => return Some(format!("{}: verify: {e}", path.display())),
+                };
+                let mut off = 0u64;
+                for (id, len) in blobs {
+                    let mut buf = vec![0u8; *len as usize];
+                    if let Err(e) = f.read_exact_at(&mut buf, off) {
+                        return Some(format!("{}: verify: {e}", path.display()));
+                    }
+                    if Id::hash(&buf) != *id {
+                        return Some(format!(
+                            "{}: verify: content at offset {off} does not match blob {id}",
+                            path.display()
+                        ));
+                    }
+                    off += len;
+                }
+                None
+            })
+            .collect()
+    })
+    .await
+    .expect("verification does not panic")
+}

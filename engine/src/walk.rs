@@ -1,0 +1,76 @@
+//! Walking snapshot trees depth-first in name order, as `ls` and `find` print them.
+
+use crate::error::{Error, Result};
+use crate::repo::Repository;
+use arca_format::tree::{Node, NodeType, Tree};
+use arca_format::Id;
+
+/// Join a directory path (bytes, `/`-separated, starting with `/`) and a name.
+pub fn join(dir: &[u8], name: &[u8]) -> Vec<u8> {
+    let mut p = dir.to_vec();
+    if !p.ends_with(b"/") {
+        p.push(b'/');
+    }
+    p.extend_from_slice(name);
+    p
+}
+
+/// What the visitor wants after seeing a node.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Visit {
+    /// Continue, descending into the node if it is a directory.
+    Descend,
+    /// Continue without descending.
+    Skip,
+}
+
+/// Visit every node below `root` (whose path is `base`), parents before children.
+pub async fn walk(
+    repo: &Repository,
+    root: &Id,
+    base: &[u8],
+    mut visit: impl FnMut(&[u8], &Node) -> Result<Visit>,
+) -> Result<()> {
+    let mut stack: Vec<(Vec<u8>, Tree, usize)> =
+        vec![(base.to_vec(), repo.load_tree(root).await?, 0)];
+    while let Some((dir, tree, pos)) = stack.last_mut() {
+        let Some(node) = tree.nodes.get(*pos) else {
+            stack.pop();
+            continue;
+        };
+        *pos += 1;
+        let path = join(dir, &node.name);
+        let action = visit(&path, node)?;
+        if action == Visit::Descend && node.node_type == NodeType::Dir {
+            if let Some(sub) = node.subtree {
+                let t = repo.load_tree(&sub).await?;
+                stack.push((path, t, 0));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Resolve `path` (like `/home/user` or `home/user`) inside a snapshot's tree.
+/// Returns the tree ID of the directory, or the node if it is not a directory.
+pub async fn resolve(repo: &Repository, root: &Id, path: &str) -> Result<(Id, Option<Node>)> {
+    let mut tree_id = *root;
+    let parts: Vec<&str> = path
+        .split('/')
+        .filter(|p| !p.is_empty() && *p != ".")
+        .collect();
+    for (i, part) in parts.iter().enumerate() {
+        let tree = repo.load_tree(&tree_id).await?;
+        let node = tree
+            .nodes
+            .into_iter()
+            .find(|n| n.name == part.as_bytes())
+            .ok_or_else(|| Error::PathNotFound(path.to_string()))?;
+        match (node.node_type == NodeType::Dir, node.subtree) {
+            (true, Some(sub)) => tree_id = sub,
+            _ if i + 1 == parts.len() => return Ok((tree_id, Some(node))),
+            _ => return Err(Error::PathNotFound(path.to_string())),
+        }
+    }
+    Ok((tree_id, None))
+}

@@ -1,0 +1,158 @@
+//! zstd for blobs and the v2 "unpacked" file rule (index, snapshot and lock files).
+
+use std::io::Read;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum CompressionError {
+    #[error("zstd data is corrupted: {0}")]
+    Corrupt(String),
+    #[error("decompressed data exceeds {0} bytes")]
+    TooLarge(usize),
+    #[error("decompressed size {got} does not match the expected {want}")]
+    WrongLength { got: usize, want: usize },
+    #[error("not supported encoding format (first byte {0:#04x})")]
+    UnknownFormat(u8),
+}
+
+/// restic's `--compression` modes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Mode {
+    #[default]
+    Auto,
+    Off,
+    Fastest,
+    Better,
+    Max,
+}
+
+impl Mode {
+    pub fn parse(s: &str) -> Option<Mode> {
+        Some(match s {
+            "auto" => Mode::Auto,
+            "off" => Mode::Off,
+            "fastest" => Mode::Fastest,
+            "better" => Mode::Better,
+            "max" => Mode::Max,
+            _ => return None,
+        })
+    }
+
+    /// zstd level matching restic's klauspost encoder speeds.
+    fn level(self) -> i32 {
+        match self {
+            Mode::Auto | Mode::Off => 3,
+            Mode::Fastest => 1,
+            Mode::Better => 7,
+            Mode::Max => 19,
+        }
+    }
+}
+
+/// The largest output a decoder produces for a file whose size is not known up front.
+pub const MAX_UNPACKED_SIZE: usize = 1 << 31;
+
+/// Compress as a single zstd frame with the content size and no checksum, as restic does.
+pub fn compress(data: &[u8], mode: Mode) -> Vec<u8> {
+    let mut c = zstd::bulk::Compressor::new(mode.level()).expect("valid zstd level");
+    c.include_checksum(false).expect("zstd parameter");
+    c.include_contentsize(true).expect("zstd parameter");
+    // Keep the window at restic's decoder-friendly size (at most 8 MiB).
+    c.window_log(23.min(window_log_for(data.len())))
+        .expect("zstd parameter");
+    c.compress(data)
+        .expect("zstd compression of an in-memory buffer")
+}
+
+fn window_log_for(len: usize) -> u32 {
+    let mut w = 10;
+    while w < 23 && (1usize << w) < len {
+        w += 1;
+    }
+    w
+}
+
+/// Decompress a blob whose plaintext length is known from the index or pack header.
+pub fn decompress_exact(data: &[u8], len: usize) -> Result<Vec<u8>, CompressionError> {
+    let out = decompress_limited(data, len)?;
+    if out.len() != len {
+        return Err(CompressionError::WrongLength {
+            got: out.len(),
+            want: len,
+        });
+    }
+    Ok(out)
+}
+
+/// Decompress, refusing to produce more than `limit` bytes.
+pub fn decompress_limited(data: &[u8], limit: usize) -> Result<Vec<u8>, CompressionError> {
+    let corrupt = |e: std::io::Error| CompressionError::Corrupt(e.to_string());
+    let mut d = zstd::stream::read::Decoder::with_buffer(data).map_err(corrupt)?;
+    d.window_log_max(27).map_err(corrupt)?;
+    let mut out = Vec::new();
+    d.take(limit as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(corrupt)?;
+    if out.len() > limit {
+        return Err(CompressionError::TooLarge(limit));
+    }
+    Ok(out)
+}
+
+/// Plaintext of an index, snapshot or lock file as written: v2 prefixes 0x02 to a zstd frame.
+pub fn encode_unpacked(json: &[u8], repo_version: u32) -> Vec<u8> {
+    if repo_version < 2 {
+        return json.to_vec();
+    }
+    let mut out = vec![2u8];
+    out.extend_from_slice(&compress(json, Mode::Auto));
+    out
+}
+
+/// The JSON inside a decrypted index, snapshot or lock file (restic's exact rule).
+pub fn decode_unpacked(plain: Vec<u8>, repo_version: u32) -> Result<Vec<u8>, CompressionError> {
+    if repo_version < 2 {
+        return Ok(plain);
+    }
+    match plain.first() {
+        None | Some(b'{') | Some(b'[') => Ok(plain),
+        Some(2) => decompress_limited(&plain[1..], MAX_UNPACKED_SIZE),
+        Some(&b) => Err(CompressionError::UnknownFormat(b)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_frame_flags() {
+        let data = b"hello hello hello hello hello".repeat(100);
+        let c = compress(&data, Mode::Auto);
+        assert_eq!(&c[..4], &[0x28, 0xb5, 0x2f, 0xfd]);
+        // Frame header descriptor: checksum flag (bit 2) clear.
+        assert_eq!(c[4] & 0x04, 0);
+        assert_eq!(decompress_exact(&c, data.len()).unwrap(), data);
+        assert!(decompress_exact(&c, data.len() - 1).is_err());
+        assert_eq!(
+            decompress_limited(&c, 10),
+            Err(CompressionError::TooLarge(10))
+        );
+        assert!(decompress_limited(b"garbage", 100).is_err());
+    }
+
+    #[test]
+    fn unpacked_rule() {
+        let json = br#"{"a":1}"#.to_vec();
+        let enc = encode_unpacked(&json, 2);
+        assert_eq!(enc[0], 2);
+        assert_eq!(decode_unpacked(enc, 2).unwrap(), json);
+        assert_eq!(decode_unpacked(json.clone(), 2).unwrap(), json);
+        assert_eq!(decode_unpacked(b"[1]".to_vec(), 2).unwrap(), b"[1]");
+        assert_eq!(
+            decode_unpacked(vec![7, 1], 2),
+            Err(CompressionError::UnknownFormat(7))
+        );
+        assert_eq!(decode_unpacked(vec![2, 1], 1).unwrap(), vec![2, 1]);
+        assert_eq!(encode_unpacked(&json, 1), json);
+    }
+}

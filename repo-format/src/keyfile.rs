@@ -1,0 +1,256 @@
+//! Key files (`keys/<id>`): plain JSON holding scrypt parameters and the master key
+//! encrypted under the key derived from a password.
+
+use crate::crypto::{CryptoError, Key};
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+
+/// restic's KDF rejects any other salt length.
+pub const SALT_LEN: usize = 64;
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("wrong password or no key found")]
+    WrongPassword,
+    #[error("key file is not valid JSON: {0}")]
+    Json(String),
+    #[error("key file uses unsupported KDF {0:?}")]
+    UnsupportedKdf(String),
+    #[error("key file has invalid scrypt parameters N={n}, r={r}, p={p}")]
+    BadParams { n: u64, r: u32, p: u32 },
+    #[error("key file salt is {0} bytes, want 64")]
+    BadSalt(usize),
+    #[error("key file field {0} is not valid base64")]
+    Base64(&'static str),
+    #[error("key file data is corrupted: {0}")]
+    Corrupt(String),
+}
+
+/// scrypt parameters as restic stores them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KdfParams {
+    pub n: u64,
+    pub r: u32,
+    pub p: u32,
+}
+
+impl KdfParams {
+    /// What restic's calibration settles on for N and r; p=1 keeps opening fast.
+    pub const DEFAULT: KdfParams = KdfParams {
+        n: 32768,
+        r: 8,
+        p: 1,
+    };
+
+    fn to_scrypt(self) -> Result<scrypt::Params, KeyError> {
+        let bad = KeyError::BadParams {
+            n: self.n,
+            r: self.r,
+            p: self.p,
+        };
+        // N a power of two above 1; bound memory (128·r·N) so a hostile key file
+        // cannot make us allocate without limit.
+        if self.n < 2 || !self.n.is_power_of_two() || self.r == 0 || self.p == 0 {
+            return Err(bad);
+        }
+        let mem = 128u128 * self.r as u128 * self.n as u128;
+        if mem > (1u128 << 31) || self.r as u64 * self.p as u64 >= 1 << 30 {
+            return Err(bad);
+        }
+        scrypt::Params::new(self.n.trailing_zeros() as u8, self.r, self.p, 64).map_err(|_| bad)
+    }
+
+    /// Derive the user key from a password.
+    pub fn derive(self, password: &[u8], salt: &[u8]) -> Result<Key, KeyError> {
+        let params = self.to_scrypt()?;
+        let mut out = [0u8; 64];
+        scrypt::scrypt(password, salt, &params, &mut out)
+            .map_err(|e| KeyError::Corrupt(e.to_string()))?;
+        Ok(Key::from_kdf_output(&out))
+    }
+}
+
+/// The key file JSON, fields in restic's order.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct KeyFile {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<String>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub username: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub hostname: String,
+    pub kdf: String,
+    #[serde(rename = "N")]
+    pub n: u64,
+    pub r: u32,
+    pub p: u32,
+    pub salt: String,
+    pub data: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct MacJson {
+    k: String,
+    r: String,
+}
+
+/// The master key as restic marshals it inside `data`.
+#[derive(Serialize, Deserialize)]
+struct MasterKeyJson {
+    mac: MacJson,
+    encrypt: String,
+}
+
+fn b64_array<const N: usize>(s: &str, field: &'static str) -> Result<[u8; N], KeyError> {
+    let v = B64.decode(s).map_err(|_| KeyError::Base64(field))?;
+    v.try_into()
+        .map_err(|v: Vec<u8>| KeyError::Corrupt(format!("{field} is {} bytes, want {N}", v.len())))
+}
+
+/// Marshal a master key the way restic does (compact JSON, standard base64).
+pub fn master_key_json(key: &Key) -> Vec<u8> {
+    serde_json::to_vec(&MasterKeyJson {
+        mac: MacJson {
+            k: B64.encode(key.mac_k),
+            r: B64.encode(key.mac_r),
+        },
+        encrypt: B64.encode(key.encrypt),
+    })
+    .expect("plain struct serialises")
+}
+
+pub fn parse_master_key_json(b: &[u8]) -> Result<Key, KeyError> {
+    let m: MasterKeyJson =
+        serde_json::from_slice(b).map_err(|e| KeyError::Corrupt(format!("master key: {e}")))?;
+    let key = Key {
+        encrypt: b64_array(&m.encrypt, "encrypt")?,
+        mac_k: b64_array(&m.mac.k, "mac.k")?,
+        mac_r: b64_array(&m.mac.r, "mac.r")?,
+    };
+    if !key.is_valid() {
+        return Err(KeyError::Corrupt("master key has an all-zero part".into()));
+    }
+    Ok(key)
+}
+
+impl KeyFile {
+    pub fn parse(bytes: &[u8]) -> Result<KeyFile, KeyError> {
+        serde_json::from_slice(bytes).map_err(|e| KeyError::Json(e.to_string()))
+    }
+
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("plain struct serialises")
+    }
+
+    pub fn params(&self) -> KdfParams {
+        KdfParams {
+            n: self.n,
+            r: self.r,
+            p: self.p,
+        }
+    }
+
+    /// Check everything that does not need the password, so a damaged key file is
+    /// reported as damaged rather than as a wrong password.
+    pub fn validate(&self) -> Result<(Vec<u8>, Vec<u8>), KeyError> {
+        if self.kdf != "scrypt" {
+            return Err(KeyError::UnsupportedKdf(self.kdf.clone()));
+        }
+        self.params().to_scrypt()?;
+        let salt = B64
+            .decode(&self.salt)
+            .map_err(|_| KeyError::Base64("salt"))?;
+        if salt.len() != SALT_LEN {
+            return Err(KeyError::BadSalt(salt.len()));
+        }
+        let data = B64
+            .decode(&self.data)
+            .map_err(|_| KeyError::Base64("data"))?;
+        if data.len() < crate::crypto::OVERHEAD {
+            return Err(KeyError::Corrupt(format!(
+                "data is only {} bytes",
+                data.len()
+            )));
+        }
+        Ok((salt, data))
+    }
+
+    /// Open with a password, returning the master key.
+    pub fn open(&self, password: &[u8]) -> Result<Key, KeyError> {
+        let (salt, data) = self.validate()?;
+        let user = self.params().derive(password, &salt)?;
+        self.open_with_user_key(&user, &data)
+    }
+
+    fn open_with_user_key(&self, user: &Key, data: &[u8]) -> Result<Key, KeyError> {
+        let plain = user.open(data).map_err(|e| match e {
+            CryptoError::Unauthenticated => KeyError::WrongPassword,
+            other => KeyError::Corrupt(other.to_string()),
+        })?;
+        parse_master_key_json(&plain)
+    }
+
+    /// Wrap `master` under a new password.
+    pub fn create(
+        master: &Key,
+        password: &[u8],
+        params: KdfParams,
+        username: &str,
+        hostname: &str,
+        created: Option<String>,
+    ) -> Result<KeyFile, KeyError> {
+        let mut salt = [0u8; SALT_LEN];
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut salt);
+        let user = params.derive(password, &salt)?;
+        let data = user.seal(&master_key_json(master));
+        Ok(KeyFile {
+            created,
+            username: username.to_string(),
+            hostname: hostname.to_string(),
+            kdf: "scrypt".into(),
+            n: params.n,
+            r: params.r,
+            p: params.p,
+            salt: B64.encode(salt),
+            data: B64.encode(data),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn new_key_round_trip() {
+        let master = Key::random();
+        let params = KdfParams {
+            n: 1024,
+            r: 8,
+            p: 1,
+        };
+        let kf = KeyFile::create(&master, b"pw", params, "u", "h", None).unwrap();
+        let parsed = KeyFile::parse(&kf.to_json()).unwrap();
+        assert_eq!(parsed.open(b"pw").unwrap(), master);
+        assert!(matches!(parsed.open(b"nope"), Err(KeyError::WrongPassword)));
+        assert_eq!(B64.decode(&kf.data).unwrap().len(), 160);
+    }
+
+    #[test]
+    fn hostile_params_are_rejected_without_allocating() {
+        let mut kf = KeyFile::create(
+            &Key::random(),
+            b"pw",
+            KdfParams { n: 16, r: 1, p: 1 },
+            "",
+            "",
+            None,
+        )
+        .unwrap();
+        kf.n = 1 << 40;
+        assert!(matches!(kf.open(b"pw"), Err(KeyError::BadParams { .. })));
+        kf.n = 3;
+        assert!(matches!(kf.open(b"pw"), Err(KeyError::BadParams { .. })));
+    }
+}
