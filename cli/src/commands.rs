@@ -52,6 +52,8 @@ pub enum Command {
     Check(CheckArgs),
     /// Extract the data from a snapshot
     Restore(RestoreArgs),
+    /// Create a new backup of files and/or directories
+    Backup(crate::backup_cmd::BackupArgs),
 }
 
 /// restic's snapshot filter flags.
@@ -104,11 +106,14 @@ pub async fn run(cmd: Command, g: GlobalOptions) -> Result<i32> {
         Command::Unlock(a) => unlock(a, &g).await,
         Command::Check(a) => check_cmd(a, &g).await,
         Command::Restore(a) => with_lock(&g, false, |repo| restore_cmd(repo, a, g.clone())).await,
+        Command::Backup(a) => {
+            with_lock(&g, false, |repo| crate::backup_cmd::run(repo, a, g.clone())).await
+        }
     }
 }
 
 /// Open the repository, take a shared lock (unless --no-lock), run, release.
-async fn with_lock<F, Fut>(g: &GlobalOptions, exclusive: bool, f: F) -> Result<i32>
+pub(crate) async fn with_lock<F, Fut>(g: &GlobalOptions, exclusive: bool, f: F) -> Result<i32>
 where
     F: FnOnce(Repository) -> Fut,
     Fut: std::future::Future<Output = Result<i32>>,
@@ -248,6 +253,10 @@ fn local_time(t: &arca_format::gotime::GoTime) -> String {
 
 async fn snapshots_cmd(repo: Repository, a: SnapshotsArgs, g: GlobalOptions) -> Result<i32> {
     let mut list = select_snapshots(&repo, &a.filter, &a.ids).await?;
+    // restic's GroupSnapshots sorts every snapshot's paths in place before printing.
+    for s in &mut list {
+        s.paths.sort();
+    }
     if let Some(n) = a.latest {
         let mut kept = Vec::new();
         let mut groups: std::collections::HashMap<(String, Vec<String>), usize> =
@@ -355,22 +364,24 @@ fn type_bits(t: &NodeType) -> u32 {
     }
 }
 
-fn ls_long(path: &[u8], n: &Node) -> String {
-    let target = if n.node_type == NodeType::Symlink {
-        format!(" -> {}", String::from_utf8_lossy(n.link_target_bytes()))
-    } else {
-        String::new()
-    };
-    format!(
-        "{} {:5} {:5} {:6} {} {}{}",
+/// One `ls -l` line without the newline. Names and link targets are printed as their raw
+/// bytes, as Go's `%s` does (no replacement of invalid UTF-8).
+fn ls_long(path: &[u8], n: &Node) -> Vec<u8> {
+    let mut line = format!(
+        "{} {:5} {:5} {:6} {} ",
         mode_string(type_bits(&n.node_type) | n.mode),
         n.uid,
         n.gid,
         n.size,
         local_time(&n.mtime),
-        String::from_utf8_lossy(path),
-        target
     )
+    .into_bytes();
+    line.extend_from_slice(path);
+    if n.node_type == NodeType::Symlink {
+        line.extend_from_slice(b" -> ");
+        line.extend_from_slice(n.link_target_bytes());
+    }
+    line
 }
 
 async fn ls(mut repo: Repository, a: LsArgs, g: GlobalOptions) -> Result<i32> {
@@ -393,13 +404,23 @@ async fn ls(mut repo: Repository, a: LsArgs, g: GlobalOptions) -> Result<i32> {
         o.write_all(&snapshot_json(&sn, &[("struct_type", "snapshot")]))?;
         o.write_all(b"\n")?;
     } else if !g.quiet {
-        // Go's time.String(): the zone name is known for UTC only.
+        // Go's time.String() of a parsed time: offset, then the zone's name. A zero offset is
+        // UTC; another offset gets a fabricated zone named by the offset ("+0100 +0100"), unless
+        // it is the local zone's (then Go prints its abbreviation, e.g. "CET", which chrono
+        // cannot name: the offset is printed again there too).
+        let offset = sn.time.0.format("%z").to_string();
         let zone = if sn.time.offset_secs() == 0 {
-            " UTC"
+            "UTC".to_string()
         } else {
-            ""
+            offset.clone()
         };
-        let ts = format!("{}{zone}", sn.time.0.format("%Y-%m-%d %H:%M:%S%.f %z"));
+        // Go's ".999999999": trailing zeros trimmed, no dot for whole seconds.
+        let frac = format!(".{:09}", sn.time.unix_nanos_part());
+        let frac = frac.trim_end_matches('0').trim_end_matches('.');
+        let ts = format!(
+            "{}{frac} {offset} {zone}",
+            sn.time.0.format("%Y-%m-%d %H:%M:%S")
+        );
         writeln!(
             o,
             "snapshot {} of [{}] filtered by [{}] at {}):",
@@ -427,7 +448,8 @@ async fn ls(mut repo: Repository, a: LsArgs, g: GlobalOptions) -> Result<i32> {
                 o.write_all(&ls_node_json(path, node))
                     .and_then(|_| o.write_all(b"\n"))
             } else if a.long {
-                writeln!(o, "{}", ls_long(path, node))
+                o.write_all(&ls_long(path, node))
+                    .and_then(|_| o.write_all(b"\n"))
             } else {
                 o.write_all(path).and_then(|_| o.write_all(b"\n"))
             };
@@ -481,7 +503,10 @@ async fn cat(a: CatArgs, g: &GlobalOptions) -> Result<i32> {
         }
         "index" => {
             let id = full_id(&need_id()?)?;
-            out(&repo.load_unpacked(FileType::Index, &id).await?)?
+            // restic prints the index with fmt.Println: a newline follows the JSON.
+            let mut data = repo.load_unpacked(FileType::Index, &id).await?;
+            data.push(b'\n');
+            out(&data)?
         }
         "snapshot" => {
             let sn = snapshots::find(&repo, &need_id()?, &SnapshotFilter::default()).await?;
@@ -853,9 +878,9 @@ async fn find(mut repo: Repository, a: FindArgs, g: GlobalOptions) -> Result<i32
             );
             for (p, n) in &matches {
                 if a.long {
-                    println!("{}", ls_long(p, n));
+                    out(&[ls_long(p, n), b"\n".to_vec()].concat())?;
                 } else {
-                    println!("{}", String::from_utf8_lossy(p));
+                    out(&[p.as_slice(), b"\n"].concat())?;
                 }
             }
             println!();

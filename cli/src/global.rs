@@ -36,6 +36,17 @@ pub struct GlobalOptions {
     /// Do not lock the repository, this allows some operations on read-only repositories
     #[arg(long, global = true)]
     pub no_lock: bool,
+    /// compression mode (only available for repository format version 2), one of (auto|off|fastest|better|max)
+    #[arg(
+        long,
+        global = true,
+        env = "RESTIC_COMPRESSION",
+        default_value = "auto"
+    )]
+    pub compression: String,
+    /// set target pack size in MiB, created pack files may be larger
+    #[arg(long, global = true, env = "RESTIC_PACK_SIZE")]
+    pub pack_size: Option<u32>,
     /// Accepted for compatibility with restic; Arca keeps no local cache
     #[arg(long, global = true)]
     pub no_cache: bool,

@@ -1,5 +1,6 @@
 //! `arca`: a restic-compatible command line over the Arca engine.
 
+mod backup_cmd;
 mod commands;
 mod global;
 mod output;

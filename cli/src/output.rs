@@ -177,7 +177,6 @@ impl Progress for Bar {
     fn set_total(&self, total: u64) {
         if let Some(pb) = &self.0 {
             pb.set_length(total);
-            pb.set_position(0);
         }
     }
     fn add(&self, n: u64) {

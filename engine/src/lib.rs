@@ -4,10 +4,13 @@
 //! No command-line parsing and no printing here: progress leaves through
 //! [`progress::Progress`], results are returned as values.
 
+pub mod backup;
 pub mod check;
 pub mod diff;
 pub mod error;
+pub mod exclude;
 pub mod filter;
+pub mod fsnode;
 pub mod index;
 pub mod keys;
 pub mod lock;
@@ -18,6 +21,7 @@ pub mod snapshots;
 pub mod stats;
 pub mod sys;
 pub mod walk;
+pub mod writer;
 
 pub use error::{Error, Result};
 pub use repo::Repository;

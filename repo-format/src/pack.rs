@@ -57,6 +57,8 @@ pub const ENTRY_SIZE_PLAIN: usize = 1 + 4 + 32;
 pub const ENTRY_SIZE_COMPRESSED: usize = 1 + 4 + 4 + 32;
 /// Largest header restic accepts, including the 4-byte length field.
 pub const MAX_HEADER_SIZE: usize = 16 * 1024 * 1024 + 4;
+/// Most entries a header may hold (all compressed).
+pub const MAX_HEADER_ENTRIES: usize = (MAX_HEADER_SIZE - HEADER_OVERHEAD) / ENTRY_SIZE_COMPRESSED;
 /// Fixed overhead of a pack beyond its blobs and entries: header IV + MAC + length.
 pub const HEADER_OVERHEAD: usize = crypto::OVERHEAD + 4;
 /// How much of a pack's tail to read first: enough for 15 compressed entries.

@@ -1,0 +1,473 @@
+//! `arca backup`, with restic's flags, output and exit codes.
+
+use crate::global::GlobalOptions;
+use crate::output::{format_bytes, Bar, JsonObject};
+use anyhow::{anyhow, bail, Context, Result};
+use arca_engine::backup::{self, BackupOptions, BackupResult};
+use arca_engine::exclude::{ExcludeRules, CACHEDIR_TAG};
+use arca_engine::filter::Patterns;
+use arca_engine::progress::{NoProgress, Progress};
+use arca_engine::snapshots;
+use arca_engine::writer::WriterOptions;
+use arca_engine::Repository;
+use arca_format::compression::Mode;
+use arca_format::gotime::GoTime;
+use clap::Args;
+use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// restic's exit code for a snapshot written with some files unreadable.
+const EXIT_INCOMPLETE: i32 = 3;
+
+#[derive(Args)]
+pub struct BackupArgs {
+    /// files and directories to back up
+    paths: Vec<PathBuf>,
+    /// read backup from stdin
+    #[arg(long)]
+    stdin: bool,
+    /// filename to use when reading from stdin
+    #[arg(long, default_value = "stdin")]
+    stdin_filename: String,
+    /// add tags for the new snapshot in the format `tag[,tag,...]` (can be specified multiple times)
+    #[arg(long)]
+    tag: Vec<String>,
+    /// set the hostname for the snapshot manually
+    #[arg(short = 'H', long, env = "RESTIC_HOST")]
+    host: Option<String>,
+    /// use this parent snapshot (default: latest snapshot of the same host and paths)
+    #[arg(long)]
+    parent: Option<String>,
+    /// force re-reading the target files/directories (overrides the "parent" flag)
+    #[arg(short, long)]
+    force: bool,
+    /// exclude a pattern (can be specified multiple times)
+    #[arg(short, long)]
+    exclude: Vec<String>,
+    /// same as --exclude pattern but ignores the casing of filenames
+    #[arg(long)]
+    iexclude: Vec<String>,
+    /// read exclude patterns from a file (can be specified multiple times)
+    #[arg(long)]
+    exclude_file: Vec<PathBuf>,
+    /// same as --exclude-file but ignores casing of filenames in patterns
+    #[arg(long)]
+    iexclude_file: Vec<PathBuf>,
+    /// excludes cache directories that are marked with a CACHEDIR.TAG file
+    #[arg(long)]
+    exclude_caches: bool,
+    /// takes filename[:header], exclude contents of directories containing filename (except filename itself) if header of that file is as provided
+    #[arg(long)]
+    exclude_if_present: Vec<String>,
+    /// max size of the files to be backed up (allowed suffixes: k/K, m/M, g/G, t/T)
+    #[arg(long)]
+    exclude_larger_than: Option<String>,
+    /// exclude other file systems, don't cross filesystem boundaries and subvolumes
+    #[arg(short = 'x', long)]
+    one_file_system: bool,
+    /// read the files to backup from file (can be combined with file args)
+    #[arg(long)]
+    files_from: Vec<PathBuf>,
+    /// read the files to backup from file, one path per line, no comments or glob expansion
+    #[arg(long)]
+    files_from_verbatim: Vec<PathBuf>,
+    /// read the files to backup from file, NUL-separated
+    #[arg(long)]
+    files_from_raw: Vec<PathBuf>,
+    /// do not upload or write any data, just show what would be done
+    #[arg(short = 'n', long)]
+    dry_run: bool,
+    /// store the atime for all files and directories
+    #[arg(long)]
+    with_atime: bool,
+    /// time of the backup (ex. '2012-11-01 22:08:41') (default: now)
+    #[arg(long)]
+    time: Option<String>,
+}
+
+/// restic's size flags: a number with an optional k/m/g/t suffix (binary units).
+pub fn parse_size(s: &str) -> Result<u64> {
+    let s = s.trim();
+    let (num, mul) = match s.chars().last().map(|c| c.to_ascii_lowercase()) {
+        Some('k') => (&s[..s.len() - 1], 1u64 << 10),
+        Some('m') => (&s[..s.len() - 1], 1 << 20),
+        Some('g') => (&s[..s.len() - 1], 1 << 30),
+        Some('t') => (&s[..s.len() - 1], 1 << 40),
+        Some('b') => (&s[..s.len() - 1], 1),
+        _ => (s, 1),
+    };
+    let n: u64 = num
+        .trim()
+        .parse()
+        .map_err(|_| anyhow!("invalid size {s:?}"))?;
+    n.checked_mul(mul)
+        .ok_or_else(|| anyhow!("size {s:?} too large"))
+}
+
+fn read_patterns(files: &[PathBuf]) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for f in files {
+        let text = std::fs::read_to_string(f)
+            .with_context(|| format!("reading exclude file {}", f.display()))?;
+        for line in text.lines() {
+            let l = line.trim();
+            if l.is_empty() || l.starts_with('#') {
+                continue;
+            }
+            out.push(expand_env(l));
+        }
+    }
+    Ok(out)
+}
+
+/// `$VAR` and `${VAR}` in pattern files, as restic expands them.
+fn expand_env(s: &str) -> String {
+    let mut out = String::new();
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '$' {
+            out.push(c);
+            continue;
+        }
+        let braced = chars.peek() == Some(&'{');
+        if braced {
+            chars.next();
+        }
+        let mut name = String::new();
+        while let Some(&n) = chars.peek() {
+            if n.is_ascii_alphanumeric() || n == '_' {
+                name.push(n);
+                chars.next();
+            } else {
+                break;
+            }
+        }
+        if braced && chars.peek() == Some(&'}') {
+            chars.next();
+        }
+        out.push_str(&std::env::var(&name).unwrap_or_default());
+    }
+    out
+}
+
+fn read_files_from(a: &BackupArgs) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for f in &a.files_from {
+        let text =
+            std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?;
+        for line in text.lines() {
+            let l = line.trim();
+            if l.is_empty() || l.starts_with('#') {
+                continue;
+            }
+            out.push(PathBuf::from(expand_env(l)));
+        }
+    }
+    for f in &a.files_from_verbatim {
+        let text = std::fs::read(f).with_context(|| format!("reading {}", f.display()))?;
+        for line in text.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+            out.push(PathBuf::from(std::ffi::OsStr::from_bytes(line)));
+        }
+    }
+    for f in &a.files_from_raw {
+        let text = std::fs::read(f).with_context(|| format!("reading {}", f.display()))?;
+        for name in text.split(|&b| b == 0).filter(|l| !l.is_empty()) {
+            out.push(PathBuf::from(std::ffi::OsStr::from_bytes(name)));
+        }
+    }
+    Ok(out)
+}
+
+fn parse_time(s: &str) -> Result<GoTime> {
+    if let Ok(t) = GoTime::parse(s) {
+        return Ok(t);
+    }
+    let naive = chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S")
+        .map_err(|_| anyhow!("invalid --time {s:?}, use 'YYYY-MM-DD HH:MM:SS'"))?;
+    let local = naive
+        .and_local_timezone(chrono::Local)
+        .single()
+        .ok_or_else(|| anyhow!("ambiguous local time {s:?}"))?;
+    Ok(GoTime(local.fixed_offset()))
+}
+
+/// Backup progress: a byte bar on a terminal, JSON status lines with --json.
+struct BackupProgress {
+    bar: Bar,
+    json: bool,
+    done: std::sync::atomic::AtomicU64,
+    total: std::sync::atomic::AtomicU64,
+    last: std::sync::Mutex<Instant>,
+}
+
+impl Progress for BackupProgress {
+    fn set_total(&self, total: u64) {
+        self.total
+            .store(total, std::sync::atomic::Ordering::Relaxed);
+        self.bar.set_total(total);
+    }
+    fn add(&self, n: u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let done = self.done.fetch_add(n, Relaxed) + n;
+        self.bar.add(n);
+        if self.json {
+            let mut last = self.last.lock().expect("progress mutex");
+            if last.elapsed().as_millis() >= 1000 {
+                *last = Instant::now();
+                let total = self.total.load(Relaxed);
+                let pct = if total > 0 {
+                    (done as f64 / total as f64).min(1.0)
+                } else {
+                    0.0
+                };
+                let line = JsonObject::new()
+                    .str("message_type", b"status")
+                    .num("percent_done", pct)
+                    .num("total_bytes", total)
+                    .num("bytes_done", done)
+                    .finish();
+                let mut o = std::io::stdout().lock();
+                let _ = o.write_all(&line);
+                let _ = o.write_all(b"\n");
+            }
+        }
+    }
+}
+
+pub async fn run(mut repo: Repository, a: BackupArgs, g: GlobalOptions) -> Result<i32> {
+    let started = Instant::now();
+    let compression = Mode::parse(&g.compression).ok_or_else(|| {
+        anyhow!(
+            "invalid compression mode {:?}: use auto, off, fastest, better or max",
+            g.compression
+        )
+    })?;
+    let pack_size = match g.pack_size {
+        Some(mb) if !(4..=128).contains(&mb) => {
+            bail!("pack size {mb} MiB is out of range (4 to 128)")
+        }
+        Some(mb) => mb as usize * 1024 * 1024,
+        None => arca_engine::writer::DEFAULT_PACK_SIZE,
+    };
+    let mut paths = a.paths.clone();
+    paths.extend(read_files_from(&a)?);
+    if a.stdin && !paths.is_empty() {
+        bail!("--stdin and paths to back up are mutually exclusive");
+    }
+    if !a.stdin && paths.is_empty() {
+        bail!("nothing to backup, please specify target files/dirs");
+    }
+    for p in &paths {
+        std::fs::symlink_metadata(p).with_context(|| format!("target {}", p.display()))?;
+    }
+    let mut excludes = a.exclude.clone();
+    excludes.extend(read_patterns(&a.exclude_file)?);
+    let mut iexcludes = a.iexclude.clone();
+    iexcludes.extend(read_patterns(&a.iexclude_file)?);
+    let mut if_present = a.exclude_if_present.clone();
+    if a.exclude_caches {
+        if_present.push(CACHEDIR_TAG.to_string());
+    }
+    let larger = a
+        .exclude_larger_than
+        .as_deref()
+        .map(parse_size)
+        .transpose()?;
+    let abs_paths: Vec<PathBuf> = paths.iter().map(|p| backup::absolute(p)).collect();
+    let rules = ExcludeRules::new(
+        (!excludes.is_empty())
+            .then(|| Patterns::new(&excludes, false))
+            .transpose()
+            .map_err(|e| anyhow!(e))?,
+        (!iexcludes.is_empty())
+            .then(|| Patterns::new(&iexcludes, true))
+            .transpose()
+            .map_err(|e| anyhow!(e))?,
+        &if_present,
+        larger,
+        a.one_file_system.then_some(&abs_paths[..]),
+    )?;
+    let selector: Arc<dyn backup::Selector> = Arc::new(rules);
+
+    let ibar = Bar::new(g.show_progress(), false, "index");
+    repo.load_index(&ibar).await?;
+    ibar.finish();
+
+    let hostname = a.host.clone().unwrap_or_else(arca_engine::sys::hostname);
+    let abs_strings: Vec<String> = if a.stdin {
+        vec![format!("/{}", a.stdin_filename)]
+    } else {
+        paths
+            .iter()
+            .map(|p| backup::absolute(p).to_string_lossy().into_owned())
+            .collect()
+    };
+    let parent = if a.force {
+        None
+    } else if let Some(p) = &a.parent {
+        Some(
+            snapshots::find(&repo, p, &Default::default())
+                .await
+                .with_context(|| format!("parent snapshot {p}"))?,
+        )
+    } else {
+        let filter = snapshots::SnapshotFilter {
+            hosts: vec![hostname.clone()],
+            tags: Vec::new(),
+            paths: abs_strings.clone(),
+        };
+        snapshots::load_all(&repo)
+            .await?
+            .into_iter()
+            .rev()
+            .find(|s| filter.matches(s) && s.paths.len() == abs_strings.len())
+    };
+    if let Some(p) = &parent {
+        if !g.json {
+            g.verbose(format!("using parent snapshot {}", p.id.short()));
+        }
+    }
+    let tags: Vec<String> = a
+        .tag
+        .iter()
+        .flat_map(|t| t.split(','))
+        .filter(|t| !t.is_empty())
+        .map(String::from)
+        .collect();
+    let opts = BackupOptions {
+        paths: paths.clone(),
+        tags,
+        hostname,
+        parent,
+        force: a.force,
+        with_atime: a.with_atime,
+        excludes: [excludes, iexcludes].concat(),
+        selector: selector.clone(),
+        writer: WriterOptions {
+            compression,
+            pack_size,
+            dry_run: a.dry_run,
+            ..Default::default()
+        },
+        time: a.time.as_deref().map(parse_time).transpose()?,
+        threads: std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2),
+        program_version: format!("arca {}", env!("CARGO_PKG_VERSION")),
+    };
+    let progress = Arc::new(BackupProgress {
+        bar: Bar::new(g.show_progress(), true, "backup"),
+        json: g.json && !g.quiet,
+        done: Default::default(),
+        total: Default::default(),
+        last: std::sync::Mutex::new(Instant::now()),
+    });
+    if (g.show_progress() || g.json) && !a.stdin {
+        let (p, sel, prog) = (paths.clone(), selector.clone(), progress.clone());
+        std::thread::spawn(move || backup::scan(&p, sel.as_ref(), prog.as_ref()));
+    }
+    let repo = Arc::new(repo);
+    let prog: Arc<dyn Progress> = if g.quiet {
+        Arc::new(NoProgress)
+    } else {
+        progress.clone()
+    };
+    let res: BackupResult = if a.stdin {
+        backup::backup_stdin(
+            repo,
+            opts,
+            a.stdin_filename.clone(),
+            Box::new(std::io::stdin()),
+            prog,
+        )
+        .await?
+    } else {
+        backup::backup(repo, opts, prog).await?
+    };
+    progress.bar.finish();
+    for e in &res.errors {
+        if g.json {
+            let line = JsonObject::new()
+                .str("message_type", b"error")
+                .raw(
+                    "error",
+                    &JsonObject::new().str("message", e.as_bytes()).finish(),
+                )
+                .str("during", b"archival")
+                .finish();
+            println!("{}", String::from_utf8_lossy(&line));
+        } else {
+            eprintln!("error: {e}");
+        }
+    }
+    let s = &res.summary;
+    let id = res.snapshot.as_ref().map(|s| s.id);
+    if g.json {
+        let mut o = JsonObject::new()
+            .str("message_type", b"summary")
+            .num("files_new", s.files_new)
+            .num("files_changed", s.files_changed)
+            .num("files_unmodified", s.files_unmodified)
+            .num("dirs_new", s.dirs_new)
+            .num("dirs_changed", s.dirs_changed)
+            .num("dirs_unmodified", s.dirs_unmodified)
+            .num("data_blobs", s.data_blobs)
+            .num("tree_blobs", s.tree_blobs)
+            .num("data_added", s.data_added)
+            .num("data_added_packed", s.data_added_packed)
+            .num("total_files_processed", s.total_files_processed)
+            .num("total_bytes_processed", s.total_bytes_processed)
+            .num("total_duration", started.elapsed().as_secs_f64());
+        if let Some(id) = id {
+            o = o.str("snapshot_id", id.to_hex().as_bytes());
+        }
+        if a.dry_run {
+            o = o.raw("dry_run", b"true");
+        }
+        println!("{}", String::from_utf8_lossy(&o.finish()));
+    } else if !g.quiet {
+        println!();
+        println!(
+            "Files:       {:5} new, {:5} changed, {:5} unmodified",
+            s.files_new, s.files_changed, s.files_unmodified
+        );
+        println!(
+            "Dirs:        {:5} new, {:5} changed, {:5} unmodified",
+            s.dirs_new, s.dirs_changed, s.dirs_unmodified
+        );
+        if a.dry_run {
+            println!(
+                "Would add to the repository: {} ({} stored)",
+                format_bytes(s.data_added),
+                format_bytes(s.data_added_packed)
+            );
+        } else {
+            println!(
+                "Added to the repository: {} ({} stored)",
+                format_bytes(s.data_added),
+                format_bytes(s.data_added_packed)
+            );
+        }
+        println!();
+        let secs = started.elapsed().as_secs();
+        println!(
+            "processed {} files, {} in {}:{:02}",
+            s.total_files_processed,
+            format_bytes(s.total_bytes_processed),
+            secs / 60,
+            secs % 60
+        );
+        match id {
+            Some(id) => println!("snapshot {} saved", id.short()),
+            None => println!("dry run: no snapshot saved"),
+        }
+    }
+    if !res.errors.is_empty() {
+        eprintln!("Warning: at least one source file could not be read");
+        return Ok(EXIT_INCOMPLETE);
+    }
+    Ok(0)
+}

@@ -1,0 +1,728 @@
+//! `backup`: walk the targets, reuse unchanged files from the parent snapshot, chunk
+//! and store the rest, build trees bottom-up, then write index and snapshot.
+//!
+//! Directories are processed in parallel on a dedicated rayon pool: the entries of a
+//! directory are handled concurrently (files are read and chunked on the worker that
+//! picks them; subdirectories recurse), and a directory's tree is stored once all its
+//! entries are done. Memory is bounded by the open packs, the upload queue, one chunk
+//! per worker and the node lists of directories in progress.
+
+use crate::error::{Error, Result};
+use crate::fsnode::{node_from_metadata, node_type, NameCache};
+use crate::progress::Progress;
+use crate::repo::Repository;
+use crate::writer::{BlobWriter, WriterOptions};
+use arca_chunker::{ChunkIter, ChunkerTables, Pol};
+use arca_format::gotime::GoTime;
+use arca_format::pack::BlobType;
+use arca_format::snapshot::{Snapshot, Summary};
+use arca_format::tree::{Node, NodeType, Tree};
+use arca_format::Id;
+use arca_storage::FileType;
+use rayon::prelude::*;
+use std::collections::BTreeMap;
+use std::ffi::{OsStr, OsString};
+use std::fs::Metadata;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// Decides what is left out. Called with absolute paths.
+pub trait Selector: Send + Sync {
+    /// Cheap check before lstat.
+    fn select_by_name(&self, _path: &Path) -> bool {
+        true
+    }
+    /// Check with metadata; `parent_dev` is the device of the directory holding it.
+    fn select(&self, _path: &Path, _md: &Metadata) -> bool {
+        true
+    }
+}
+
+pub struct SelectAll;
+impl Selector for SelectAll {}
+
+pub struct BackupOptions {
+    pub paths: Vec<PathBuf>,
+    pub tags: Vec<String>,
+    pub hostname: String,
+    pub parent: Option<Snapshot>,
+    /// Re-read every file even if the parent says it is unchanged.
+    pub force: bool,
+    pub with_atime: bool,
+    pub excludes: Vec<String>,
+    pub selector: Arc<dyn Selector>,
+    pub writer: WriterOptions,
+    pub time: Option<GoTime>,
+    pub threads: usize,
+    pub program_version: String,
+}
+
+#[derive(Debug, Default)]
+pub struct BackupResult {
+    pub snapshot: Option<Snapshot>,
+    pub summary: Summary,
+    /// Items that could not be read: reported and skipped.
+    pub errors: Vec<String>,
+}
+
+#[derive(Default)]
+struct Counters {
+    files_new: AtomicU64,
+    files_changed: AtomicU64,
+    files_unmodified: AtomicU64,
+    dirs_new: AtomicU64,
+    dirs_changed: AtomicU64,
+    dirs_unmodified: AtomicU64,
+    files: AtomicU64,
+    bytes: AtomicU64,
+}
+
+struct Archiver<'a> {
+    repo: Arc<Repository>,
+    writer: Arc<BlobWriter>,
+    tables: ChunkerTables,
+    names: NameCache,
+    opts: &'a BackupOptions,
+    counters: Counters,
+    errors: Mutex<Vec<String>>,
+    progress: &'a dyn Progress,
+    rt: tokio::runtime::Handle,
+}
+
+/// The shape of the snapshot's top levels: restic keeps every component of each
+/// target path, so `/home/u/docs` is stored under `home/u/docs`, with the
+/// intermediate directories' metadata taken from the file system.
+#[derive(Default)]
+struct TargetTree {
+    nodes: BTreeMap<Vec<u8>, TargetTree>,
+    /// Set for a leaf: the file or directory to save here.
+    path: Option<PathBuf>,
+    /// For an intermediate directory: where to read its metadata.
+    info_path: Option<PathBuf>,
+}
+
+fn clean(p: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if !out.pop() {
+                    out.push("..");
+                }
+            }
+            other => out.push(other),
+        }
+    }
+    if out.as_os_str().is_empty() {
+        out.push(".");
+    }
+    out
+}
+
+/// Path components as restic counts them: relative paths are rooted at `/`, so
+/// `../x` has the single component `x`.
+fn components(p: &Path) -> Vec<Vec<u8>> {
+    let rooted = clean(&Path::new("/").join(p));
+    rooted
+        .components()
+        .filter_map(|c| match c {
+            Component::Normal(s) => Some(s.as_bytes().to_vec()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The directory that holds a target's first component.
+fn root_dir(p: &Path) -> PathBuf {
+    if p.is_absolute() {
+        return PathBuf::from("/");
+    }
+    let mut rel = PathBuf::from(".");
+    for c in clean(p).components() {
+        if c == Component::ParentDir {
+            rel.push("..");
+        }
+    }
+    rel
+}
+
+impl TargetTree {
+    fn build(targets: &[PathBuf]) -> Result<TargetTree> {
+        let mut t = TargetTree::default();
+        let mut roots: BTreeMap<Vec<u8>, PathBuf> = BTreeMap::new();
+        for target in targets {
+            let target = clean(target);
+            let pc = components(&target);
+            if pc.is_empty() {
+                return Err(Error::Invalid(format!(
+                    "invalid target {}: no path components",
+                    target.display()
+                )));
+            }
+            let root = root_dir(&target);
+            // Same first name from a different root directory: restic appends -1, -2, ...
+            let mut name = pc[0].clone();
+            let mut i = 0;
+            while let Some(r) = roots.get(&name) {
+                if *r == root {
+                    break;
+                }
+                i += 1;
+                name = [pc[0].clone(), format!("-{i}").into_bytes()].concat();
+            }
+            roots.insert(name.clone(), root.clone());
+            let node = t.nodes.entry(name).or_default();
+            if pc.len() == 1 {
+                node.path = Some(target.clone());
+            } else {
+                let sub = root.join(OsStr::from_bytes(&pc[0]));
+                node.info_path = Some(sub.clone());
+                node.add(&target, sub, &pc[1..])?;
+            }
+        }
+        t.unroll()?;
+        Ok(t)
+    }
+
+    fn add(&mut self, target: &Path, root: PathBuf, pc: &[Vec<u8>]) -> Result<()> {
+        let node = self.nodes.entry(pc[0].clone()).or_default();
+        if pc.len() == 1 {
+            if node.path.is_some() {
+                return Err(Error::Invalid(format!(
+                    "path is already set for target {}",
+                    target.display()
+                )));
+            }
+            node.path = Some(target.to_path_buf());
+            return Ok(());
+        }
+        let sub = root.join(OsStr::from_bytes(&pc[0]));
+        node.info_path = Some(sub.clone());
+        node.add(target, sub, &pc[1..])
+    }
+
+    /// A leaf that also has children (one target inside another): expand the leaf
+    /// into its directory entries so only leaves carry paths.
+    fn unroll(&mut self) -> Result<()> {
+        if let (Some(p), false) = (&self.path, self.nodes.is_empty()) {
+            let p = p.clone();
+            let rd = std::fs::read_dir(&p).map_err(Error::io(&p))?;
+            for e in rd {
+                let e = e.map_err(Error::io(&p))?;
+                let name = e.file_name().as_bytes().to_vec();
+                let child = p.join(e.file_name());
+                let n = self.nodes.entry(name).or_default();
+                match &n.path {
+                    None => n.path = Some(child),
+                    Some(existing) if *existing == child => {}
+                    Some(existing) => {
+                        return Err(Error::Invalid(format!(
+                            "collision on path {}",
+                            existing.display()
+                        )));
+                    }
+                }
+            }
+            self.path = None;
+        }
+        for n in self.nodes.values_mut() {
+            n.unroll()?;
+        }
+        Ok(())
+    }
+}
+
+/// restic's rule: a file changed if type, size, mtime, ctime or inode differ.
+fn file_changed(md: &Metadata, old: &Node) -> bool {
+    old.node_type != NodeType::File
+        || old.size != md.size()
+        || old.mtime.unix_secs() != md.mtime()
+        || old.mtime.unix_nanos_part() != md.mtime_nsec() as u32
+        || old.ctime.unix_secs() != md.ctime()
+        || old.ctime.unix_nanos_part() != md.ctime_nsec() as u32
+        || old.inode != md.ino()
+}
+
+impl Archiver<'_> {
+    fn error(&self, path: &Path, msg: impl std::fmt::Display) {
+        self.errors
+            .lock()
+            .expect("errors mutex")
+            .push(format!("{}: {msg}", path.display()));
+    }
+
+    fn load_tree(&self, id: Option<Id>) -> Option<Tree> {
+        let id = id?;
+        match self.rt.block_on(self.repo.load_tree(&id)) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                self.error(
+                    Path::new("/"),
+                    format!("cannot load parent tree {}: {e}", id.short()),
+                );
+                None
+            }
+        }
+    }
+
+    fn save_tree(&self, nodes: Vec<Node>) -> Result<Id> {
+        let tree = Tree::new(nodes);
+        let bytes = tree
+            .encode()
+            .map_err(|e| Error::Invalid(format!("tree encoding: {e}")))?;
+        Ok(self.writer.save(BlobType::Tree, &bytes)?.0)
+    }
+
+    /// Save a target tree level (the synthetic top levels of the snapshot).
+    fn save_target_tree(&self, t: &TargetTree, parent: Option<Tree>) -> Result<Id> {
+        let children: Vec<(&Vec<u8>, &TargetTree)> = t.nodes.iter().collect();
+        let results: Vec<Result<Option<Node>>> = children
+            .par_iter()
+            .map(|(name, sub)| {
+                let old = parent
+                    .as_ref()
+                    .and_then(|p| p.nodes.iter().find(|n| &n.name == *name).cloned());
+                if let Some(path) = &sub.path {
+                    return Ok(self.save_path(path, name, old.as_ref()));
+                }
+                let info = sub
+                    .info_path
+                    .as_ref()
+                    .expect("intermediate dirs have an info path");
+                // restic follows symlinks for the directories above a target.
+                let md = std::fs::metadata(info).map_err(Error::io(info))?;
+                let mut node = node_from_metadata(info, &md, self.opts.with_atime, &self.names)
+                    .map_err(Error::io(info))?;
+                node.name = name.to_vec();
+                let old_tree = self.load_tree(old.as_ref().and_then(|o| o.subtree));
+                let id = self.save_target_tree(sub, old_tree)?;
+                node.subtree = Some(id);
+                self.count_dir(&node, old.as_ref());
+                Ok(Some(node))
+            })
+            .collect();
+        let mut nodes = Vec::new();
+        for r in results {
+            if let Some(n) = r? {
+                nodes.push(n);
+            }
+        }
+        self.save_tree(nodes)
+    }
+
+    fn count_dir(&self, node: &Node, old: Option<&Node>) {
+        let c = match old {
+            None => &self.counters.dirs_new,
+            Some(o) if o == node => &self.counters.dirs_unmodified,
+            Some(_) => &self.counters.dirs_changed,
+        };
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Save one file-system item; None if excluded or unreadable (reported).
+    fn save_path(&self, path: &Path, name: &[u8], old: Option<&Node>) -> Option<Node> {
+        if !self.opts.selector.select_by_name(path) {
+            return None;
+        }
+        let md = match std::fs::symlink_metadata(path) {
+            Ok(md) => md,
+            Err(e) => {
+                self.error(path, e);
+                return None;
+            }
+        };
+        if !self.opts.selector.select(path, &md) {
+            return None;
+        }
+        let t = node_type(&md);
+        if t == NodeType::Socket {
+            return None;
+        }
+        let mut node = match node_from_metadata(path, &md, self.opts.with_atime, &self.names) {
+            Ok(n) => n,
+            Err(e) => {
+                self.error(path, e);
+                return None;
+            }
+        };
+        node.name = name.to_vec();
+        match t {
+            NodeType::File => {
+                self.counters.files.fetch_add(1, Ordering::Relaxed);
+                self.counters.bytes.fetch_add(md.size(), Ordering::Relaxed);
+                let reuse = match old {
+                    Some(o) if !self.opts.force && !file_changed(&md, o) => {
+                        let content = o.content.clone().unwrap_or_default();
+                        content
+                            .iter()
+                            .all(|id| self.writer.has(BlobType::Data, id))
+                            .then_some(content)
+                    }
+                    _ => None,
+                };
+                let content = match reuse {
+                    Some(c) => {
+                        self.progress.add(md.size());
+                        c
+                    }
+                    None => match self.save_file(path) {
+                        Ok(c) => c,
+                        Err(e) => {
+                            self.error(path, e);
+                            return None;
+                        }
+                    },
+                };
+                node.content = Some(content);
+                let c = match old {
+                    None => &self.counters.files_new,
+                    Some(o) if *o == node => &self.counters.files_unmodified,
+                    Some(_) => &self.counters.files_changed,
+                };
+                c.fetch_add(1, Ordering::Relaxed);
+            }
+            NodeType::Dir => {
+                let old_tree = self.load_tree(old.and_then(|o| o.subtree));
+                match self.save_dir(path, old_tree) {
+                    Ok(id) => node.subtree = Some(id),
+                    Err(e) => {
+                        self.error(path, e);
+                        return None;
+                    }
+                }
+                self.count_dir(&node, old);
+            }
+            _ => {}
+        }
+        Some(node)
+    }
+
+    fn save_dir(&self, dir: &Path, parent: Option<Tree>) -> Result<Id> {
+        let mut names: Vec<OsString> = std::fs::read_dir(dir)
+            .map_err(Error::io(dir))?
+            .map(|e| e.map(|e| e.file_name()))
+            .collect::<std::io::Result<_>>()
+            .map_err(Error::io(dir))?;
+        names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+        let old_nodes: Vec<Node> = parent.map(|t| t.nodes).unwrap_or_default();
+        let find_old = |name: &[u8]| {
+            old_nodes
+                .binary_search_by(|n| n.name.as_slice().cmp(name))
+                .ok()
+                .map(|i| &old_nodes[i])
+        };
+        let nodes: Vec<Option<Node>> = names
+            .par_iter()
+            .with_max_len(1)
+            .map(|name| self.save_path(&dir.join(name), name.as_bytes(), find_old(name.as_bytes())))
+            .collect();
+        self.save_tree(nodes.into_iter().flatten().collect())
+    }
+
+    /// Chunk a file and store its blobs; returns the content list.
+    fn save_file(&self, path: &Path) -> std::io::Result<Vec<Id>> {
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags_nofollow()
+            .open(path)?;
+        let mut content = Vec::new();
+        for chunk in ChunkIter::new(f, &self.tables) {
+            let chunk = chunk?;
+            let (id, _) = self
+                .writer
+                .save(BlobType::Data, &chunk)
+                .map_err(|e| std::io::Error::other(e.to_string()))?;
+            self.progress.add(chunk.len() as u64);
+            content.push(id);
+        }
+        Ok(content)
+    }
+}
+
+trait NoFollow {
+    fn custom_flags_nofollow(&mut self) -> &mut Self;
+}
+impl NoFollow for std::fs::OpenOptions {
+    fn custom_flags_nofollow(&mut self) -> &mut Self {
+        use std::os::unix::fs::OpenOptionsExt;
+        self.custom_flags(libc::O_NOFOLLOW)
+    }
+}
+
+/// Absolute, cleaned paths as restic records them in the snapshot.
+pub fn absolute(p: &Path) -> PathBuf {
+    if p.is_absolute() {
+        clean(p)
+    } else {
+        clean(
+            &std::env::current_dir()
+                .unwrap_or_else(|_| PathBuf::from("/"))
+                .join(p),
+        )
+    }
+}
+
+/// Targets with no path components ("." or "..") stand for their entries.
+fn resolve_targets(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for p in paths {
+        let c = clean(p);
+        if !components(&c).is_empty() {
+            out.push(c);
+            continue;
+        }
+        let mut names: Vec<OsString> = std::fs::read_dir(&c)
+            .map_err(Error::io(&c))?
+            .map(|e| e.map(|e| e.file_name()))
+            .collect::<std::io::Result<_>>()
+            .map_err(Error::io(&c))?;
+        names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+        out.extend(names.into_iter().map(|n| c.join(n)));
+    }
+    Ok(out)
+}
+
+/// Run a backup. Must be called from within a tokio runtime (the work runs on a
+/// dedicated thread pool; uploads on the runtime).
+pub async fn backup(
+    repo: Arc<Repository>,
+    opts: BackupOptions,
+    progress: Arc<dyn Progress>,
+) -> Result<BackupResult> {
+    let start = GoTime::now();
+    let pol = Pol(repo.config().chunker_polynomial);
+    if pol.deg() != 53 {
+        return Err(Error::Config(format!(
+            "chunker polynomial {:x} does not have degree 53",
+            pol.0
+        )));
+    }
+    let tables = ChunkerTables::new(pol);
+    let writer = BlobWriter::new(repo.clone(), opts.writer.clone());
+    let rt = tokio::runtime::Handle::current();
+    let opts = Arc::new(opts);
+    let (tree, errors, counters) = {
+        let (repo, writer, opts, progress) =
+            (repo.clone(), writer.clone(), opts.clone(), progress.clone());
+        tokio::task::spawn_blocking(move || -> Result<(Id, Vec<String>, Counters)> {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(opts.threads.max(1))
+                .stack_size(16 << 20)
+                .build()
+                .map_err(|e| Error::Invalid(format!("thread pool: {e}")))?;
+            let arch = Archiver {
+                repo: repo.clone(),
+                writer: writer.clone(),
+                tables,
+                names: NameCache::default(),
+                opts: &opts,
+                counters: Counters::default(),
+                errors: Mutex::new(Vec::new()),
+                progress: progress.as_ref(),
+                rt,
+            };
+            let tree = pool.install(|| -> Result<Id> {
+                let parent_tree = arch.load_tree(opts.parent.as_ref().map(|p| p.tree));
+                let targets = resolve_targets(&opts.paths)?;
+                let tt = TargetTree::build(&targets)?;
+                arch.save_target_tree(&tt, parent_tree)
+            })?;
+            Ok((
+                tree,
+                arch.errors.into_inner().expect("errors mutex"),
+                arch.counters,
+            ))
+        })
+        .await
+        .map_err(|e| Error::Invalid(format!("backup worker failed: {e}")))??
+    };
+    finish(
+        repo,
+        writer,
+        &opts,
+        tree,
+        start,
+        errors,
+        counters,
+        opts.paths.iter().map(|p| absolute(p)).collect(),
+    )
+    .await
+}
+
+/// Back up one stream (restic's `--stdin`) as a single file named `name`.
+pub async fn backup_stdin(
+    repo: Arc<Repository>,
+    opts: BackupOptions,
+    name: String,
+    reader: Box<dyn std::io::Read + Send>,
+    progress: Arc<dyn Progress>,
+) -> Result<BackupResult> {
+    let start = GoTime::now();
+    let tables = ChunkerTables::new(Pol(repo.config().chunker_polynomial));
+    let writer = BlobWriter::new(repo.clone(), opts.writer.clone());
+    let counters = Counters::default();
+    let (w, p) = (writer.clone(), progress.clone());
+    let (content, size) = tokio::task::spawn_blocking(move || -> Result<(Vec<Id>, u64)> {
+        let mut content = Vec::new();
+        let mut size = 0u64;
+        for chunk in ChunkIter::new(reader, &tables) {
+            let chunk = chunk.map_err(Error::io("stdin"))?;
+            size += chunk.len() as u64;
+            p.add(chunk.len() as u64);
+            content.push(w.save(BlobType::Data, &chunk)?.0);
+        }
+        Ok((content, size))
+    })
+    .await
+    .map_err(|e| Error::Invalid(format!("stdin worker failed: {e}")))??;
+    // restic's stdin node: a regular 0600 file owned by the caller, timestamped now.
+    let now = GoTime::now();
+    let mut node = Node::new(name.as_bytes().to_vec(), NodeType::File);
+    node.mode = 0o600;
+    node.mtime = now.clone();
+    node.atime = now.clone();
+    node.ctime = now;
+    node.uid = crate::sys::uid();
+    node.gid = crate::sys::gid();
+    node.size = size;
+    node.content = Some(content);
+    counters.files.store(1, Ordering::Relaxed);
+    counters.files_new.store(1, Ordering::Relaxed);
+    counters.bytes.store(size, Ordering::Relaxed);
+    let w = writer.clone();
+    let tree = tokio::task::spawn_blocking(move || {
+        let bytes = Tree::new(vec![node])
+            .encode()
+            .map_err(|e| Error::Invalid(e.to_string()))?;
+        Ok::<_, Error>(w.save(BlobType::Tree, &bytes)?.0)
+    })
+    .await
+    .map_err(|e| Error::Invalid(format!("stdin worker failed: {e}")))??;
+    let path = PathBuf::from(format!("/{name}"));
+    finish(
+        repo,
+        writer,
+        &opts,
+        tree,
+        start,
+        Vec::new(),
+        counters,
+        vec![path],
+    )
+    .await
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn finish(
+    repo: Arc<Repository>,
+    writer: Arc<BlobWriter>,
+    opts: &BackupOptions,
+    tree: Id,
+    start: GoTime,
+    errors: Vec<String>,
+    counters: Counters,
+    paths: Vec<PathBuf>,
+) -> Result<BackupResult> {
+    let w = writer.clone();
+    tokio::task::spawn_blocking(move || w.finish())
+        .await
+        .map_err(|e| Error::Invalid(format!("writer failed: {e}")))??;
+    let ld = |a: &AtomicU64| a.load(Ordering::Relaxed);
+    let summary = Summary {
+        backup_start: Some(start.clone()),
+        backup_end: Some(GoTime::now()),
+        files_new: ld(&counters.files_new),
+        files_changed: ld(&counters.files_changed),
+        files_unmodified: ld(&counters.files_unmodified),
+        dirs_new: ld(&counters.dirs_new),
+        dirs_changed: ld(&counters.dirs_changed),
+        dirs_unmodified: ld(&counters.dirs_unmodified),
+        data_blobs: ld(&writer.stats.data_blobs) as i64,
+        tree_blobs: ld(&writer.stats.tree_blobs) as i64,
+        data_added: ld(&writer.stats.data_added),
+        data_added_packed: ld(&writer.stats.data_added_packed),
+        total_files_processed: ld(&counters.files),
+        total_bytes_processed: ld(&counters.bytes),
+    };
+    let mut sn = Snapshot {
+        time: opts.time.clone().unwrap_or(start),
+        parent: opts.parent.as_ref().map(|p| p.id),
+        tree,
+        paths: paths
+            .iter()
+            .map(|p| p.to_string_lossy().into_owned())
+            .collect(),
+        hostname: opts.hostname.clone(),
+        username: crate::sys::username(),
+        uid: crate::sys::uid(),
+        gid: crate::sys::gid(),
+        excludes: opts.excludes.clone(),
+        tags: opts.tags.clone(),
+        original: None,
+        program_version: opts.program_version.clone(),
+        summary: Some(summary.clone()),
+        id: Id::default(),
+    };
+    if !opts.writer.dry_run {
+        sn.id = repo
+            .save_unpacked(FileType::Snapshot, &sn.to_json())
+            .await?;
+    }
+    Ok(BackupResult {
+        snapshot: (!opts.writer.dry_run).then_some(sn),
+        summary,
+        errors,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn target_components_like_restic() {
+        assert_eq!(
+            components(Path::new("/tmp/rt/src")),
+            vec![b"tmp".to_vec(), b"rt".to_vec(), b"src".to_vec()]
+        );
+        assert_eq!(components(Path::new("src")), vec![b"src".to_vec()]);
+        assert_eq!(components(Path::new("../x")), vec![b"x".to_vec()]);
+        assert!(components(Path::new(".")).is_empty());
+        assert_eq!(root_dir(Path::new("../../x")), PathBuf::from("./../.."));
+        assert_eq!(root_dir(Path::new("/a")), PathBuf::from("/"));
+    }
+}
+
+/// Count the files and bytes a backup of `paths` will read, for progress totals.
+pub fn scan(paths: &[PathBuf], selector: &dyn Selector, progress: &dyn Progress) -> (u64, u64) {
+    let (mut files, mut bytes) = (0u64, 0u64);
+    let mut stack: Vec<PathBuf> = paths.to_vec();
+    while let Some(p) = stack.pop() {
+        if !selector.select_by_name(&p) {
+            continue;
+        }
+        let Ok(md) = std::fs::symlink_metadata(&p) else {
+            continue;
+        };
+        if !selector.select(&p, &md) {
+            continue;
+        }
+        if md.is_dir() {
+            if let Ok(rd) = std::fs::read_dir(&p) {
+                stack.extend(rd.flatten().map(|e| e.path()));
+            }
+        } else if md.is_file() {
+            files += 1;
+            bytes += md.size();
+            if files % 1000 == 0 {
+                progress.set_total(bytes);
+            }
+        }
+    }
+    progress.set_total(bytes);
+    (files, bytes)
+}

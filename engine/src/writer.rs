@@ -1,0 +1,281 @@
+//! Writing blobs: dedup against the index and this session, compress and encrypt,
+//! assemble packs (data and tree apart), upload them, then write index files that
+//! name only packs already stored. Safe to call from many threads.
+//!
+//! Ordering rule: a pack is uploaded before any index names it, and `finish`
+//! returns only after every index is written, so a snapshot written afterwards
+//! never refers to data that is not stored. A crash leaves at worst unreferenced packs.
+
+use crate::error::{Error, Result};
+use crate::repo::Repository;
+use arca_format::compression::{self, Mode};
+use arca_format::index::{IndexBlob, IndexFile, IndexPack};
+use arca_format::pack::{self, BlobType, PackedBlob};
+use arca_format::Id;
+use arca_storage::FileType;
+use bytes::Bytes;
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// restic's defaults: 16 MiB packs, index files of at most 50,000 blobs.
+pub const DEFAULT_PACK_SIZE: usize = 16 * 1024 * 1024;
+pub const INDEX_MAX_BLOBS: usize = 50_000;
+
+#[derive(Clone, Debug)]
+pub struct WriterOptions {
+    pub compression: Mode,
+    pub pack_size: usize,
+    /// Concurrent pack uploads.
+    pub uploads: usize,
+    /// Compute everything but store nothing.
+    pub dry_run: bool,
+}
+
+impl Default for WriterOptions {
+    fn default() -> Self {
+        WriterOptions {
+            compression: Mode::Auto,
+            pack_size: DEFAULT_PACK_SIZE,
+            uploads: 4,
+            dry_run: false,
+        }
+    }
+}
+
+/// What this session added.
+#[derive(Debug, Default)]
+pub struct WriterStats {
+    pub data_blobs: AtomicU64,
+    pub tree_blobs: AtomicU64,
+    /// Plaintext bytes of new blobs.
+    pub data_added: AtomicU64,
+    /// Bytes of new blobs as stored (compressed and encrypted).
+    pub data_added_packed: AtomicU64,
+    pub packs: AtomicU64,
+}
+
+#[derive(Default)]
+struct OpenPack {
+    data: Vec<u8>,
+    blobs: Vec<PackedBlob>,
+}
+
+struct FinishedPack {
+    id: Id,
+    data: Bytes,
+    blobs: Vec<PackedBlob>,
+}
+
+pub struct BlobWriter {
+    repo: Arc<Repository>,
+    opts: WriterOptions,
+    known: Mutex<HashSet<(BlobType, Id)>>,
+    open: [Mutex<OpenPack>; 2],
+    upload_tx: Mutex<Option<tokio::sync::mpsc::Sender<FinishedPack>>>,
+    uploader: Mutex<Option<tokio::task::JoinHandle<Result<Vec<Id>>>>>,
+    failed: Arc<AtomicBool>,
+    pub stats: WriterStats,
+}
+
+fn slot(t: BlobType) -> usize {
+    match t {
+        BlobType::Data => 0,
+        BlobType::Tree => 1,
+    }
+}
+
+impl BlobWriter {
+    /// Start the uploader on the current tokio runtime. Needs the repository's index loaded.
+    pub fn new(repo: Arc<Repository>, opts: WriterOptions) -> Arc<BlobWriter> {
+        let (tx, rx) = tokio::sync::mpsc::channel::<FinishedPack>(opts.uploads.max(1));
+        let failed = Arc::new(AtomicBool::new(false));
+        let uploader = tokio::spawn(upload_loop(repo.clone(), rx, opts.clone(), failed.clone()));
+        Arc::new(BlobWriter {
+            repo,
+            opts,
+            known: Mutex::new(HashSet::new()),
+            open: [
+                Mutex::new(OpenPack::default()),
+                Mutex::new(OpenPack::default()),
+            ],
+            upload_tx: Mutex::new(Some(tx)),
+            uploader: Mutex::new(Some(uploader)),
+            failed,
+            stats: WriterStats::default(),
+        })
+    }
+
+    pub fn repo(&self) -> &Arc<Repository> {
+        &self.repo
+    }
+
+    /// Whether the repository (index or this session) already has the blob.
+    pub fn has(&self, t: BlobType, id: &Id) -> bool {
+        self.repo.index().has(t, id) || self.known.lock().expect("known mutex").contains(&(t, *id))
+    }
+
+    /// Store a blob unless it is known; returns its ID and whether it was new.
+    /// Blocking: call from a worker thread, not from the async runtime.
+    pub fn save(&self, t: BlobType, data: &[u8]) -> Result<(Id, bool)> {
+        let id = Id::hash(data);
+        self.save_with_id(t, id, data)
+    }
+
+    pub fn save_with_id(&self, t: BlobType, id: Id, data: &[u8]) -> Result<(Id, bool)> {
+        if self.failed.load(Ordering::Relaxed) {
+            return Err(Error::Invalid("upload failed, stopping".into()));
+        }
+        if self.repo.index().has(t, &id) || !self.known.lock().expect("known mutex").insert((t, id))
+        {
+            return Ok((id, false));
+        }
+        let (stored, uncompressed_length) = self.encode(t, data);
+        let counter = match t {
+            BlobType::Data => &self.stats.data_blobs,
+            BlobType::Tree => &self.stats.tree_blobs,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        self.stats
+            .data_added
+            .fetch_add(data.len() as u64, Ordering::Relaxed);
+        self.stats
+            .data_added_packed
+            .fetch_add(stored.len() as u64, Ordering::Relaxed);
+        let full = {
+            let mut open = self.open[slot(t)].lock().expect("pack mutex");
+            let offset = open.data.len() as u32;
+            open.blobs.push(PackedBlob {
+                blob_type: t,
+                id,
+                offset,
+                length: stored.len() as u32,
+                uncompressed_length,
+            });
+            open.data.extend_from_slice(&stored);
+            let full = open.data.len() >= self.opts.pack_size
+                || open.blobs.len() >= pack::MAX_HEADER_ENTRIES;
+            full.then(|| std::mem::take(&mut *open))
+        };
+        if let Some(p) = full {
+            self.ship(p)?;
+        }
+        Ok((id, true))
+    }
+
+    /// v2: tree blobs always compressed, data blobs unless compression is off; a
+    /// compressed data blob is kept only if it is smaller. v1: never compressed.
+    fn encode(&self, t: BlobType, data: &[u8]) -> (Vec<u8>, u32) {
+        let key = self.repo.key();
+        if self.repo.version() >= 2
+            && !data.is_empty()
+            && (t == BlobType::Tree || self.opts.compression != Mode::Off)
+        {
+            let c = compression::compress(data, self.opts.compression);
+            if t == BlobType::Tree || c.len() < data.len() {
+                return (key.seal(&c), data.len() as u32);
+            }
+        }
+        (key.seal(data), 0)
+    }
+
+    /// Finish a pack and hand it to the uploader (blocks while uploads are backed up).
+    fn ship(&self, mut p: OpenPack) -> Result<()> {
+        p.data
+            .extend_from_slice(&pack::header_trailer(self.repo.key(), &p.blobs));
+        let id = Id::hash(&p.data);
+        let tx = self.upload_tx.lock().expect("tx mutex").clone();
+        let Some(tx) = tx else {
+            return Err(Error::Invalid("writer already finished".into()));
+        };
+        tx.blocking_send(FinishedPack {
+            id,
+            data: Bytes::from(p.data),
+            blobs: p.blobs,
+        })
+        .map_err(|_| Error::Invalid("pack uploader stopped".into()))?;
+        self.stats.packs.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Upload what is left and write the remaining index. Returns the index files written.
+    /// Blocking: call from a worker thread (e.g. spawn_blocking).
+    pub fn finish(&self) -> Result<Vec<Id>> {
+        for t in [BlobType::Data, BlobType::Tree] {
+            let p = std::mem::take(&mut *self.open[slot(t)].lock().expect("pack mutex"));
+            if !p.blobs.is_empty() {
+                self.ship(p)?;
+            }
+        }
+        self.upload_tx.lock().expect("tx mutex").take();
+        let handle = self.uploader.lock().expect("uploader mutex").take();
+        match handle {
+            Some(h) => tokio::runtime::Handle::current()
+                .block_on(h)
+                .map_err(|e| Error::Invalid(format!("uploader task failed: {e}")))?,
+            None => Ok(Vec::new()),
+        }
+    }
+}
+
+async fn upload_loop(
+    repo: Arc<Repository>,
+    rx: tokio::sync::mpsc::Receiver<FinishedPack>,
+    opts: WriterOptions,
+    failed: Arc<AtomicBool>,
+) -> Result<Vec<Id>> {
+    use futures::StreamExt;
+    let stream =
+        futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|p| (p, rx)) });
+    let mut uploads = stream
+        .map(|p| {
+            let repo = repo.clone();
+            async move {
+                if !opts.dry_run {
+                    repo.backend()
+                        .write(FileType::Pack, &p.id.to_hex(), p.data, false)
+                        .await?;
+                }
+                Ok::<_, Error>(IndexPack {
+                    id: p.id,
+                    blobs: p.blobs.iter().map(IndexBlob::from_packed).collect(),
+                })
+            }
+        })
+        .buffer_unordered(opts.uploads.max(1))
+        .boxed();
+    let mut pending = IndexFile::default();
+    let mut written = Vec::new();
+    let mut first_err = None;
+    while let Some(res) = uploads.next().await {
+        match res {
+            Ok(p) => {
+                pending.packs.push(p);
+                if pending.blob_count() >= INDEX_MAX_BLOBS {
+                    written.push(
+                        write_index(&repo, std::mem::take(&mut pending), opts.dry_run).await?,
+                    );
+                }
+            }
+            Err(e) => {
+                failed.store(true, Ordering::Relaxed);
+                first_err.get_or_insert(e);
+            }
+        }
+    }
+    // Index what was stored even after a failure: those packs are complete.
+    if !pending.packs.is_empty() {
+        written.push(write_index(&repo, pending, opts.dry_run).await?);
+    }
+    match first_err {
+        Some(e) => Err(e),
+        None => Ok(written),
+    }
+}
+
+async fn write_index(repo: &Repository, idx: IndexFile, dry_run: bool) -> Result<Id> {
+    if dry_run {
+        return Ok(Id::default());
+    }
+    repo.save_unpacked(FileType::Index, &idx.to_json()).await
+}
