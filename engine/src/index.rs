@@ -212,6 +212,39 @@ mod tests {
     use super::*;
 
     #[test]
+    fn loaded_index_uses_at_most_48_bytes_per_blob() {
+        use arca_format::index::{IndexBlob, IndexFile, IndexPack};
+        // A synthetic repository index: 500,000 blobs in 5,000 packs, parsed from JSON
+        // the way index files are loaded.
+        let mut file = IndexFile::default();
+        let mut n = 0u32;
+        for p in 0..5_000u32 {
+            let mut blobs = Vec::new();
+            for b in 0..100u32 {
+                blobs.push(IndexBlob {
+                    id: Id::hash(&n.to_le_bytes()),
+                    blob_type: if b == 0 { BlobType::Tree } else { BlobType::Data },
+                    offset: b * 1000,
+                    length: 1000,
+                    uncompressed_length: (b % 2 == 0).then_some(2000),
+                });
+                n += 1;
+            }
+            file.packs.push(IndexPack { id: Id::hash(&p.to_be_bytes()), blobs });
+        }
+        let parsed = IndexFile::parse(&file.to_json(), 2).unwrap();
+        let mut idx = Index::default();
+        idx.add_file(Id::hash(b"index"), &parsed);
+        idx.finish();
+        assert_eq!(idx.len(), 500_000);
+        let per_blob = idx.entry_bytes() as f64 / idx.len() as f64;
+        assert!(per_blob <= 48.0, "{per_blob} bytes per blob entry");
+        let e = idx.lookup(BlobType::Data, &Id::hash(&12345u32.to_le_bytes())).unwrap();
+        assert_eq!((e.offset, e.length), (45 * 1000, 1000));
+        assert_eq!(idx.pack_id(e.pack), Id::hash(&123u32.to_be_bytes()));
+    }
+
+    #[test]
     fn entries_are_48_bytes_and_lookup_works() {
         let mut idx = Index::default();
         let p = idx.pack_number(Id::hash(b"pack"));
