@@ -54,6 +54,8 @@ pub enum Command {
     Restore(RestoreArgs),
     /// Create a new backup of files and/or directories
     Backup(crate::backup_cmd::BackupArgs),
+    /// Remove unneeded data from the repository
+    Prune(crate::prune_cmd::PruneArgs),
 }
 
 /// restic's snapshot filter flags.
@@ -106,6 +108,9 @@ pub async fn run(cmd: Command, g: GlobalOptions) -> Result<i32> {
         Command::Unlock(a) => unlock(a, &g).await,
         Command::Check(a) => check_cmd(a, &g).await,
         Command::Restore(a) => with_lock(&g, false, |repo| restore_cmd(repo, a, g.clone())).await,
+        Command::Prune(a) => {
+            with_lock(&g, true, |repo| crate::prune_cmd::run(repo, a, g.clone())).await
+        }
         Command::Backup(a) => {
             with_lock(&g, false, |repo| crate::backup_cmd::run(repo, a, g.clone())).await
         }
@@ -726,7 +731,9 @@ pub struct DumpArgs {
     #[arg(short, long, default_value = "tar")]
     archive: String,
     snapshot: String,
-    path: String,
+    /// file or directory to dump (the field is not `path`: clap ids must differ from --path's)
+    #[arg(value_name = "PATH")]
+    file: String,
 }
 
 async fn dump(mut repo: Repository, a: DumpArgs) -> Result<i32> {
@@ -735,7 +742,7 @@ async fn dump(mut repo: Repository, a: DumpArgs) -> Result<i32> {
     }
     repo.load_index(&NoProgress).await?;
     let sn = snapshots::find(&repo, &a.snapshot, &a.filter.filter()).await?;
-    let (tree, node) = walk::resolve(&repo, &sn.tree, &a.path).await?;
+    let (tree, node) = walk::resolve(&repo, &sn.tree, &a.file).await?;
     let mut o = std::io::BufWriter::new(std::io::stdout().lock());
     match node {
         Some(n) if n.node_type == NodeType::File => {
@@ -743,9 +750,9 @@ async fn dump(mut repo: Repository, a: DumpArgs) -> Result<i32> {
                 o.write_all(&repo.read_blob(BlobType::Data, id).await?)?;
             }
         }
-        Some(n) => bail!("cannot dump {} {:?}", n.node_type, a.path),
+        Some(n) => bail!("cannot dump {} {:?}", n.node_type, a.file),
         None => {
-            let base = a.path.trim_matches('/');
+            let base = a.file.trim_matches('/');
             let mut tar = tar::Builder::new(&mut o);
             let mut entries: Vec<(Vec<u8>, Node)> = Vec::new();
             let prefix = format!("/{base}");
@@ -831,27 +838,17 @@ pub struct FindArgs {
 
 async fn find(mut repo: Repository, a: FindArgs, g: GlobalOptions) -> Result<i32> {
     repo.load_index(&NoProgress).await?;
-    let globs: Vec<globset::GlobMatcher> = a
-        .patterns
-        .iter()
-        .map(|p| {
-            globset::GlobBuilder::new(p)
-                .literal_separator(true)
-                .case_insensitive(a.ignore_case)
-                .build()
-                .map(|g| g.compile_matcher())
-                .map_err(|e| anyhow!("invalid pattern {p:?}: {e}"))
-        })
-        .collect::<Result<_>>()?;
+    // restic's filter.Match on the whole path: a pattern without a leading `/` matches at any
+    // depth, and everything below a matching directory matches too.
+    let patterns = Patterns::new(&a.patterns, a.ignore_case).map_err(|e| anyhow!(e))?;
     let mut list = select_snapshots(&repo, &a.filter, &a.snapshot).await?;
     list.reverse();
     let mut json_out: Vec<Vec<u8>> = Vec::new();
+    let mut printed_any = false;
     for sn in &list {
         let mut matches: Vec<(Vec<u8>, Node)> = Vec::new();
         walk::walk(&repo, &sn.tree, b"/", |p, n| {
-            let name =
-                std::path::Path::new(std::ffi::OsStr::from_encoded_bytes_unchecked_safe(&n.name));
-            if globs.iter().any(|gm| gm.is_match(name)) {
+            if patterns.matches(p) {
                 matches.push((p.to_vec(), n.clone()));
             }
             Ok(Visit::Descend)
@@ -871,6 +868,11 @@ async fn find(mut repo: Repository, a: FindArgs, g: GlobalOptions) -> Result<i32
                     .finish(),
             );
         } else {
+            // restic separates the snapshots' blocks with an empty line (none after the last).
+            if printed_any {
+                println!();
+            }
+            printed_any = true;
             println!(
                 "Found matching entries in snapshot {} from {}",
                 sn.id.short(),
@@ -883,23 +885,12 @@ async fn find(mut repo: Repository, a: FindArgs, g: GlobalOptions) -> Result<i32
                     out(&[p.as_slice(), b"\n"].concat())?;
                 }
             }
-            println!();
         }
     }
     if g.json {
         out(&[b"[".to_vec(), json_out.join(&b","[..]), b"]\n".to_vec()].concat())?;
     }
     Ok(0)
-}
-
-/// Byte names as an OsStr (Unix only).
-trait OsStrBytes {
-    fn from_encoded_bytes_unchecked_safe(b: &[u8]) -> &std::ffi::OsStr;
-}
-impl OsStrBytes for std::ffi::OsStr {
-    fn from_encoded_bytes_unchecked_safe(b: &[u8]) -> &std::ffi::OsStr {
-        std::os::unix::ffi::OsStrExt::from_bytes(b)
-    }
 }
 
 fn find_node_json(path: &[u8], n: &Node) -> Vec<u8> {

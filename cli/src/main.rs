@@ -4,6 +4,7 @@ mod backup_cmd;
 mod commands;
 mod global;
 mod output;
+mod prune_cmd;
 
 use clap::Parser;
 use global::GlobalOptions;

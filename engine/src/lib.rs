@@ -15,6 +15,7 @@ pub mod index;
 pub mod keys;
 pub mod lock;
 pub mod progress;
+pub mod prune;
 pub mod repo;
 pub mod restore;
 pub mod snapshots;

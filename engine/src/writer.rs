@@ -30,6 +30,8 @@ pub struct WriterOptions {
     pub uploads: usize,
     /// Compute everything but store nothing.
     pub dry_run: bool,
+    /// Store blobs even if the index already has them (repacking copies them).
+    pub ignore_index: bool,
 }
 
 impl Default for WriterOptions {
@@ -39,6 +41,7 @@ impl Default for WriterOptions {
             pack_size: DEFAULT_PACK_SIZE,
             uploads: 4,
             dry_run: false,
+            ignore_index: false,
         }
     }
 }
@@ -112,7 +115,8 @@ impl BlobWriter {
 
     /// Whether the repository (index or this session) already has the blob.
     pub fn has(&self, t: BlobType, id: &Id) -> bool {
-        self.repo.index().has(t, id) || self.known.lock().expect("known mutex").contains(&(t, *id))
+        (!self.opts.ignore_index && self.repo.index().has(t, id))
+            || self.known.lock().expect("known mutex").contains(&(t, *id))
     }
 
     /// Store a blob unless it is known; returns its ID and whether it was new.
@@ -126,7 +130,8 @@ impl BlobWriter {
         if self.failed.load(Ordering::Relaxed) {
             return Err(Error::Invalid("upload failed, stopping".into()));
         }
-        if self.repo.index().has(t, &id) || !self.known.lock().expect("known mutex").insert((t, id))
+        if (!self.opts.ignore_index && self.repo.index().has(t, &id))
+            || !self.known.lock().expect("known mutex").insert((t, id))
         {
             return Ok((id, false));
         }
