@@ -54,6 +54,8 @@ pub enum Command {
     Restore(RestoreArgs),
     /// Create a new backup of files and/or directories
     Backup(crate::backup_cmd::BackupArgs),
+    /// Copy snapshots from one repository to another
+    Copy(crate::copy_cmd::CopyArgs),
     /// Remove unneeded data from the repository
     Prune(crate::prune_cmd::PruneArgs),
 }
@@ -108,6 +110,7 @@ pub async fn run(cmd: Command, g: GlobalOptions) -> Result<i32> {
         Command::Unlock(a) => unlock(a, &g).await,
         Command::Check(a) => check_cmd(a, &g).await,
         Command::Restore(a) => with_lock(&g, false, |repo| restore_cmd(repo, a, g.clone())).await,
+        Command::Copy(a) => crate::copy_cmd::run(a, g.clone()).await,
         Command::Prune(a) => {
             with_lock(&g, true, |repo| crate::prune_cmd::run(repo, a, g.clone())).await
         }
@@ -157,6 +160,11 @@ pub struct InitArgs {
     /// file to read the password for the new repository from
     #[arg(long)]
     new_password_file: Option<String>,
+    /// copy chunker parameters from the secondary repository (useful with the copy command)
+    #[arg(long)]
+    copy_chunker_params: bool,
+    #[command(flatten)]
+    from: crate::copy_cmd::FromRepoArgs,
 }
 
 async fn init(a: InitArgs, g: &GlobalOptions) -> Result<i32> {
@@ -175,7 +183,15 @@ async fn init(a: InitArgs, g: &GlobalOptions) -> Result<i32> {
     if pw.is_empty() {
         bail!("an empty password is not allowed");
     }
-    let repo = Repository::init(backend, &pw, version, None, KdfParams::DEFAULT)
+    let polynomial = if a.copy_chunker_params {
+        if !a.from.given() {
+            bail!("--copy-chunker-params needs the source repository (--from-repo)");
+        }
+        Some(a.from.open().await?.config().chunker_polynomial)
+    } else {
+        None
+    };
+    let repo = Repository::init(backend, &pw, version, polynomial, KdfParams::DEFAULT)
         .await
         .with_context(|| format!("create repository at {loc}"))?;
     if g.json {
@@ -227,7 +243,7 @@ fn snapshot_json(s: &Snapshot, extra: &[(&str, &str)]) -> Vec<u8> {
     go_escape(j)
 }
 
-async fn select_snapshots(
+pub(crate) async fn select_snapshots(
     repo: &Repository,
     filter: &FilterArgs,
     ids: &[String],
@@ -249,6 +265,23 @@ async fn select_snapshots(
         );
     }
     Ok(v)
+}
+
+/// Go's time.Time.String() of a time parsed from JSON: "2006-01-02 15:04:05.999999999 -0700 MST".
+/// A zero offset is UTC; another offset gets a fabricated zone named by the offset
+/// ("+0100 +0100"), unless it is the local zone's (then Go prints its abbreviation, e.g. "CET",
+/// which chrono cannot name: the offset is printed again there too).
+fn go_time_string(t: &arca_format::gotime::GoTime) -> String {
+    let offset = t.0.format("%z").to_string();
+    let zone = if t.offset_secs() == 0 {
+        "UTC".to_string()
+    } else {
+        offset.clone()
+    };
+    // ".999999999": trailing zeros trimmed, no dot for whole seconds.
+    let frac = format!(".{:09}", t.unix_nanos_part());
+    let frac = frac.trim_end_matches('0').trim_end_matches('.');
+    format!("{}{frac} {offset} {zone}", t.0.format("%Y-%m-%d %H:%M:%S"))
 }
 
 fn local_time(t: &arca_format::gotime::GoTime) -> String {
@@ -409,23 +442,7 @@ async fn ls(mut repo: Repository, a: LsArgs, g: GlobalOptions) -> Result<i32> {
         o.write_all(&snapshot_json(&sn, &[("struct_type", "snapshot")]))?;
         o.write_all(b"\n")?;
     } else if !g.quiet {
-        // Go's time.String() of a parsed time: offset, then the zone's name. A zero offset is
-        // UTC; another offset gets a fabricated zone named by the offset ("+0100 +0100"), unless
-        // it is the local zone's (then Go prints its abbreviation, e.g. "CET", which chrono
-        // cannot name: the offset is printed again there too).
-        let offset = sn.time.0.format("%z").to_string();
-        let zone = if sn.time.offset_secs() == 0 {
-            "UTC".to_string()
-        } else {
-            offset.clone()
-        };
-        // Go's ".999999999": trailing zeros trimmed, no dot for whole seconds.
-        let frac = format!(".{:09}", sn.time.unix_nanos_part());
-        let frac = frac.trim_end_matches('0').trim_end_matches('.');
-        let ts = format!(
-            "{}{frac} {offset} {zone}",
-            sn.time.0.format("%Y-%m-%d %H:%M:%S")
-        );
+        let ts = go_time_string(&sn.time);
         writeln!(
             o,
             "snapshot {} of [{}] filtered by [{}] at {}):",
@@ -767,8 +784,8 @@ async fn dump(mut repo: Repository, a: DumpArgs) -> Result<i32> {
             )
             .await?;
             for (p, n) in entries {
-                let name = String::from_utf8_lossy(p.strip_prefix(b"/").unwrap_or(&p)).into_owned();
-                tar_entry(&repo, &mut tar, &name, &n).await?;
+                let name = p.strip_prefix(b"/").unwrap_or(&p);
+                tar_entry(&repo, &mut tar, name, &n).await?;
             }
             tar.finish()?;
         }
@@ -780,16 +797,27 @@ async fn dump(mut repo: Repository, a: DumpArgs) -> Result<i32> {
 async fn tar_entry<W: Write>(
     repo: &Repository,
     tar: &mut tar::Builder<W>,
-    name: &str,
+    name: &[u8],
     n: &Node,
 ) -> Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    // Names and link targets are raw bytes (restic writes them unchanged, not UTF-8-repaired).
+    let path = |b: &[u8]| std::path::PathBuf::from(std::ffi::OsStr::from_bytes(b));
     let mut h = tar::Header::new_gnu();
     h.set_mode(arca_format::tree::unix_mode_from_go(n.mode));
     h.set_uid(n.uid as u64);
     h.set_gid(n.gid as u64);
     let _ = h.set_username(&n.user);
     let _ = h.set_groupname(&n.group);
-    h.set_mtime(n.mtime.unix_secs().max(0) as u64);
+    // Go's tar.Writer rounds ModTime to the nearest second (halves up).
+    let mtime = n.mtime.unix_secs() + i64::from(n.mtime.unix_nanos_part() >= 500_000_000);
+    if mtime >= 0 {
+        h.set_mtime(mtime as u64);
+    } else if let Some(gnu) = h.as_gnu_mut() {
+        // Before 1970: GNU base-256, two's complement in the 12-byte field.
+        gnu.mtime[..4].copy_from_slice(&[0xff; 4]);
+        gnu.mtime[4..].copy_from_slice(&mtime.to_be_bytes());
+    }
     match n.node_type {
         NodeType::File => {
             h.set_entry_type(tar::EntryType::Regular);
@@ -798,18 +826,17 @@ async fn tar_entry<W: Write>(
             for id in n.content.iter().flatten() {
                 data.extend_from_slice(&repo.read_blob(BlobType::Data, id).await?);
             }
-            tar.append_data(&mut h, name, &data[..])?;
+            tar.append_data(&mut h, path(name), &data[..])?;
         }
         NodeType::Dir => {
             h.set_entry_type(tar::EntryType::Directory);
             h.set_size(0);
-            tar.append_data(&mut h, format!("{name}/"), std::io::empty())?;
+            tar.append_data(&mut h, path(&[name, b"/"].concat()), std::io::empty())?;
         }
         NodeType::Symlink => {
             h.set_entry_type(tar::EntryType::Symlink);
             h.set_size(0);
-            let target = String::from_utf8_lossy(n.link_target_bytes()).into_owned();
-            tar.append_link(&mut h, name, target)?;
+            tar.append_link(&mut h, path(name), path(n.link_target_bytes()))?;
         }
         _ => {}
     }
@@ -1280,11 +1307,14 @@ async fn restore_cmd(mut repo: Repository, a: RestoreArgs, g: GlobalOptions) -> 
         bail!("{sub:?} is not a directory in snapshot {}", sn.id.short());
     }
     if !g.json {
+        // restic's Snapshot.String(): paths as Go prints a []string.
         g.verbose(format!(
-            "restoring <Snapshot {} of {:?} at {}> to {}",
+            "restoring <Snapshot {} of [{}] at {} by {}@{}> to {}",
             sn.id.short(),
-            sn.paths,
-            sn.time,
+            sn.paths.join(" "),
+            go_time_string(&sn.time),
+            sn.username,
+            sn.hostname,
             a.target
         ));
     }

@@ -4,7 +4,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use arca_engine::Repository;
 use std::io::IsTerminal;
 
-#[derive(clap::Args, Clone, Debug)]
+#[derive(clap::Args, Clone, Debug, Default)]
 pub struct GlobalOptions {
     /// Repository to back up to or restore from
     #[arg(
@@ -109,7 +109,20 @@ impl GlobalOptions {
     }
 
     /// The password, from restic's sources in restic's order.
+    /// Options with nothing set, as a base for a secondary repository's options.
+    pub fn empty() -> GlobalOptions {
+        GlobalOptions {
+            compression: "auto".into(),
+            ..Default::default()
+        }
+    }
+
     pub fn password(&self) -> Result<String> {
+        self.password_from("RESTIC_PASSWORD")
+    }
+
+    /// The password from the command, the file, the environment variable `env`, or a prompt.
+    pub fn password_from(&self, env: &str) -> Result<String> {
         if self.password_file.is_some() && self.password_command.is_some() {
             bail!("Password file and command are mutually exclusive options");
         }
@@ -129,7 +142,7 @@ impl GlobalOptions {
                 std::fs::read_to_string(f).with_context(|| format!("reading password file {f}"))?;
             return Ok(first_line(&s));
         }
-        if let Ok(p) = std::env::var("RESTIC_PASSWORD") {
+        if let Ok(p) = std::env::var(env) {
             if !p.is_empty() {
                 return Ok(p);
             }

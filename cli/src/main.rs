@@ -2,6 +2,7 @@
 
 mod backup_cmd;
 mod commands;
+mod copy_cmd;
 mod global;
 mod output;
 mod prune_cmd;

@@ -6,6 +6,7 @@
 
 pub mod backup;
 pub mod check;
+pub mod copy;
 pub mod diff;
 pub mod error;
 pub mod exclude;
@@ -16,6 +17,7 @@ pub mod keys;
 pub mod lock;
 pub mod progress;
 pub mod prune;
+pub mod repack;
 pub mod repo;
 pub mod restore;
 pub mod snapshots;

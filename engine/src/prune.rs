@@ -9,7 +9,7 @@
 
 use crate::error::{Error, Result};
 use crate::progress::Progress;
-use crate::repo::{decode_blob, Repository};
+use crate::repo::Repository;
 use crate::snapshots;
 use crate::stats::used_blobs;
 use crate::writer::{BlobWriter, WriterOptions, INDEX_MAX_BLOBS};
@@ -17,7 +17,6 @@ use arca_format::index::{IndexBlob, IndexFile, IndexPack};
 use arca_format::pack::{BlobType, PackedBlob};
 use arca_format::Id;
 use arca_storage::FileType;
-use futures::StreamExt;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
@@ -290,7 +289,6 @@ pub async fn prune(
         return Ok(report);
     }
     progress.message("repacking");
-    progress.set_total(to_repack.len() as u64);
     let writer = BlobWriter::new(
         repo.clone(),
         WriterOptions {
@@ -298,42 +296,11 @@ pub async fn prune(
             ..opts.writer.clone()
         },
     );
-    let mut reads = futures::stream::iter(to_repack.iter().map(|pid| {
-        let repo = repo.clone();
-        let blobs = keep_in_pack.get(pid).cloned().unwrap_or_default();
-        async move {
-            let data = repo.backend().read(FileType::Pack, &pid.to_hex()).await?;
-            Ok::<_, Error>((*pid, data, blobs))
-        }
-    }))
-    .buffer_unordered(2);
-    while let Some(res) = reads.next().await {
-        let (pid, data, blobs) = res?;
-        let (w, key) = (writer.clone(), repo.key().clone());
-        tokio::task::spawn_blocking(move || -> Result<()> {
-            for b in blobs {
-                let raw = data
-                    .get(b.offset as usize..b.offset as usize + b.length as usize)
-                    .ok_or_else(|| Error::Blob {
-                        blob_type: b.blob_type,
-                        id: b.id,
-                        pack: pid,
-                        msg: "past the end of the pack".into(),
-                    })?;
-                let plain = decode_blob(&key, &b, raw).map_err(|msg| Error::Blob {
-                    blob_type: b.blob_type,
-                    id: b.id,
-                    pack: pid,
-                    msg,
-                })?;
-                w.save_with_id(b.blob_type, b.id, &plain)?;
-            }
-            Ok(())
-        })
-        .await
-        .map_err(|e| Error::Invalid(format!("repack worker failed: {e}")))??;
-        progress.add(1);
-    }
+    let jobs: Vec<(Id, Vec<PackedBlob>)> = to_repack
+        .iter()
+        .map(|pid| (*pid, keep_in_pack.get(pid).cloned().unwrap_or_default()))
+        .collect();
+    crate::repack::repack(repo.clone(), writer.clone(), jobs, progress).await?;
     let w = writer.clone();
     let new_indexes = tokio::task::spawn_blocking(move || w.finish())
         .await
