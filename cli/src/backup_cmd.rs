@@ -107,7 +107,7 @@ pub fn parse_size(s: &str) -> Result<u64> {
         .ok_or_else(|| anyhow!("size {s:?} too large"))
 }
 
-fn read_patterns(files: &[PathBuf]) -> Result<Vec<String>> {
+pub fn read_patterns(files: &[PathBuf]) -> Result<Vec<String>> {
     let mut out = Vec::new();
     for f in files {
         let text = std::fs::read_to_string(f)

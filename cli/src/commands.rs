@@ -56,6 +56,11 @@ pub enum Command {
     Backup(crate::backup_cmd::BackupArgs),
     /// Copy snapshots from one repository to another
     Copy(crate::copy_cmd::CopyArgs),
+    /// Rewrite snapshots to exclude unwanted files
+    Rewrite(crate::repair_cmd::RewriteArgs),
+    /// Repair the repository
+    #[command(subcommand)]
+    Repair(crate::repair_cmd::RepairCommand),
     /// Remove unneeded data from the repository
     Prune(crate::prune_cmd::PruneArgs),
 }
@@ -111,6 +116,8 @@ pub async fn run(cmd: Command, g: GlobalOptions) -> Result<i32> {
         Command::Check(a) => check_cmd(a, &g).await,
         Command::Restore(a) => with_lock(&g, false, |repo| restore_cmd(repo, a, g.clone())).await,
         Command::Copy(a) => crate::copy_cmd::run(a, g.clone()).await,
+        Command::Rewrite(a) => crate::repair_cmd::rewrite(a, g.clone()).await,
+        Command::Repair(c) => crate::repair_cmd::repair(c, g.clone()).await,
         Command::Prune(a) => {
             with_lock(&g, true, |repo| crate::prune_cmd::run(repo, a, g.clone())).await
         }
@@ -358,7 +365,7 @@ pub struct LsArgs {
     /// use a long listing format showing size and mode
     #[arg(short, long)]
     long: bool,
-    /// recurse into subdirectories of the given paths (the default lists them fully too)
+    /// include files in subfolders of the listed directories
     #[arg(long)]
     recursive: bool,
     /// snapshot ID or "latest"
@@ -452,16 +459,13 @@ async fn ls(mut repo: Repository, a: LsArgs, g: GlobalOptions) -> Result<i32> {
             ts
         )?;
     }
-    let within = |p: &[u8]| {
-        dirs.is_empty()
-            || dirs
-                .iter()
-                .any(|d| p == &d[..] || (p.starts_with(d) && p.get(d.len()) == Some(&b'/')))
+    // restic's ls: print what is within a listed dir (the dir itself and its entries); descend
+    // only towards a listed dir or into the listed dir itself, or everywhere with --recursive.
+    let has_prefix = |base: &[u8], p: &[u8]| {
+        p == base || base == b"/" || (p.starts_with(base) && p.get(base.len()) == Some(&b'/'))
     };
-    let approaching = |p: &[u8]| {
-        dirs.iter()
-            .any(|d| d.starts_with(p) && d.get(p.len()) == Some(&b'/'))
-    };
+    let within = |p: &[u8]| dirs.is_empty() || dirs.iter().any(|d| has_prefix(d, p));
+    let approaching = |p: &[u8]| dirs.is_empty() || dirs.iter().any(|d| has_prefix(p, d));
     let mut err = None;
     walk::walk(&repo, &sn.tree, b"/", |path, node| {
         let inside = within(path);
@@ -479,7 +483,7 @@ async fn ls(mut repo: Repository, a: LsArgs, g: GlobalOptions) -> Result<i32> {
                 err = Some(e);
             }
         }
-        Ok(if inside || approaching(path) {
+        Ok(if (inside && a.recursive) || approaching(path) {
             Visit::Descend
         } else {
             Visit::Skip

@@ -6,6 +6,7 @@ mod copy_cmd;
 mod global;
 mod output;
 mod prune_cmd;
+mod repair_cmd;
 
 use clap::Parser;
 use global::GlobalOptions;

@@ -1,0 +1,236 @@
+//! `arca rewrite` and `arca repair index|snapshots|packs`.
+
+use crate::global::GlobalOptions;
+use crate::output::Bar;
+use anyhow::{anyhow, bail, Result};
+use arca_engine::filter::Patterns;
+use arca_engine::lock::LockGuard;
+use arca_engine::progress::NoProgress;
+use arca_engine::repair;
+use arca_engine::rewrite::{self, TreeRewriter};
+use arca_engine::writer::{BlobWriter, WriterOptions};
+use arca_engine::Repository;
+use arca_format::compression::Mode;
+use arca_format::Id;
+use clap::{Args, Subcommand};
+use std::sync::Arc;
+
+fn writer_options(g: &GlobalOptions, dry_run: bool) -> Result<WriterOptions> {
+    Ok(WriterOptions {
+        compression: Mode::parse(&g.compression)
+            .ok_or_else(|| anyhow!("invalid compression mode {:?}", g.compression))?,
+        pack_size: g
+            .pack_size
+            .map(|m| m as usize * 1024 * 1024)
+            .unwrap_or(arca_engine::writer::DEFAULT_PACK_SIZE),
+        dry_run,
+        ..Default::default()
+    })
+}
+
+#[derive(Args)]
+pub struct RewriteArgs {
+    #[command(flatten)]
+    filter: crate::commands::FilterArgs,
+    /// exclude a pattern (can be specified multiple times)
+    #[arg(short, long)]
+    exclude: Vec<String>,
+    /// same as --exclude but ignores the casing of filenames
+    #[arg(long)]
+    iexclude: Vec<String>,
+    /// read exclude patterns from a file (can be specified multiple times)
+    #[arg(long)]
+    exclude_file: Vec<std::path::PathBuf>,
+    /// replace the original snapshots
+    #[arg(long)]
+    forget: bool,
+    /// do not do anything, just print what would be done
+    #[arg(short = 'n', long)]
+    dry_run: bool,
+    /// snapshots to rewrite (default: all)
+    ids: Vec<String>,
+}
+
+/// Rewrite each selected snapshot's tree with `mode`; returns how many changed.
+async fn rewrite_snapshots(
+    repo: Arc<Repository>,
+    g: &GlobalOptions,
+    filter: &crate::commands::FilterArgs,
+    ids: &[String],
+    make_mode: impl Fn() -> Result<rewrite::Mode>,
+    forget: bool,
+    dry_run: bool,
+) -> Result<usize> {
+    let snaps = crate::commands::select_snapshots(&repo, filter, ids).await?;
+    let writer = BlobWriter::new(repo.clone(), writer_options(g, dry_run)?);
+    let mut new_trees = Vec::new();
+    for sn in &snaps {
+        let mut rw = TreeRewriter::new(&repo, writer.clone(), make_mode()?);
+        let tree = rw.rewrite(sn.tree, b"/").await?;
+        for c in &rw.changes {
+            g.verbose(format!("snapshot {}: {c}", sn.id.short()));
+        }
+        if tree == sn.tree {
+            g.verbose(format!("snapshot {} not modified", sn.id.short()));
+        } else {
+            new_trees.push((sn.clone(), tree));
+        }
+    }
+    // Blobs and index first, then the snapshots that refer to them.
+    let w = writer.clone();
+    tokio::task::spawn_blocking(move || w.finish()).await??;
+    if dry_run {
+        for (sn, _) in &new_trees {
+            g.verbose(format!("would rewrite snapshot {}", sn.id.short()));
+        }
+        return Ok(new_trees.len());
+    }
+    for (sn, tree) in &new_trees {
+        let id = rewrite::replace_snapshot(&repo, sn, *tree, forget).await?;
+        g.verbose(format!(
+            "snapshot {} rewritten as {}{}",
+            sn.id.short(),
+            id.short(),
+            if forget { ", old snapshot removed" } else { "" }
+        ));
+    }
+    Ok(new_trees.len())
+}
+
+pub async fn rewrite(a: RewriteArgs, g: GlobalOptions) -> Result<i32> {
+    let mut excludes = a.exclude.clone();
+    excludes.extend(crate::backup_cmd::read_patterns(&a.exclude_file)?);
+    if excludes.is_empty() && a.iexclude.is_empty() {
+        bail!("nothing to do: no excludes provided");
+    }
+    let mut repo = g.open().await?;
+    let lock = if g.no_lock || a.dry_run {
+        None
+    } else {
+        Some(LockGuard::acquire(&repo, a.forget).await?)
+    };
+    repo.load_index(&NoProgress).await?;
+    let mode = || -> Result<rewrite::Mode> {
+        let mut all = excludes.clone();
+        all.extend(a.iexclude.iter().cloned());
+        Ok(rewrite::Mode::Exclude(
+            Patterns::new(&all, !a.iexclude.is_empty()).map_err(|e| anyhow!(e))?,
+        ))
+    };
+    let res = rewrite_snapshots(
+        Arc::new(repo),
+        &g,
+        &a.filter,
+        &a.ids,
+        mode,
+        a.forget,
+        a.dry_run,
+    )
+    .await;
+    if let Some(l) = lock {
+        let _ = l.release().await;
+    }
+    let n = res?;
+    g.verbose(format!("modified {n} snapshots"));
+    Ok(0)
+}
+
+#[derive(Subcommand)]
+pub enum RepairCommand {
+    /// Build a new index from the pack files in the repository
+    Index {
+        /// read all data packs to generate the index from scratch
+        #[arg(long)]
+        read_all_packs: bool,
+    },
+    /// Repair snapshots: drop missing file content, replace unreadable directories
+    Snapshots {
+        #[command(flatten)]
+        filter: crate::commands::FilterArgs,
+        /// remove the original snapshots after creating the repaired ones
+        #[arg(long)]
+        forget: bool,
+        /// do not do anything, just print what would be done
+        #[arg(short = 'n', long)]
+        dry_run: bool,
+        ids: Vec<String>,
+    },
+    /// Salvage the readable blobs of damaged packs and remove the packs
+    Packs {
+        /// pack IDs
+        #[arg(required = true)]
+        ids: Vec<String>,
+    },
+}
+
+pub async fn repair(cmd: RepairCommand, g: GlobalOptions) -> Result<i32> {
+    let mut repo = g.open().await?;
+    let lock = if g.no_lock {
+        None
+    } else {
+        Some(LockGuard::acquire(&repo, true).await?)
+    };
+    let res = async {
+        match cmd {
+            RepairCommand::Index { read_all_packs } => {
+                let bar = Bar::new(g.show_progress(), false, "packs");
+                let r = repair::repair_index(&repo, read_all_packs, &bar).await?;
+                bar.finish();
+                for (id, e) in &r.unreadable {
+                    eprintln!("error: pack {id}: {e} (not indexed)");
+                }
+                g.verbose(format!(
+                    "indexed {} packs ({} headers read), wrote {} index files, removed {} old ones",
+                    r.packs_indexed, r.packs_read, r.index_written, r.index_removed
+                ));
+            }
+            RepairCommand::Snapshots {
+                filter,
+                forget,
+                dry_run,
+                ids,
+            } => {
+                repo.load_index(&NoProgress).await?;
+                let n = rewrite_snapshots(
+                    Arc::new(repo),
+                    &g,
+                    &filter,
+                    &ids,
+                    || Ok(rewrite::Mode::Repair),
+                    forget,
+                    dry_run,
+                )
+                .await?;
+                g.verbose(format!("repaired {n} snapshots"));
+            }
+            RepairCommand::Packs { ids } => {
+                let ids: Vec<Id> = ids
+                    .iter()
+                    .map(|s| {
+                        s.parse()
+                            .map_err(|_| anyhow!("invalid pack ID {s:?}: want 64 hex characters"))
+                    })
+                    .collect::<Result<_>>()?;
+                repo.load_index(&NoProgress).await?;
+                let bar = Bar::new(g.show_progress(), false, "packs");
+                let r =
+                    repair::repair_packs(Arc::new(repo), &ids, writer_options(&g, false)?, &bar)
+                        .await?;
+                bar.finish();
+                for l in &r.lost_blobs {
+                    eprintln!("lost: {l}");
+                }
+                g.verbose(format!(
+                    "salvaged {} blobs; run `arca repair snapshots` if blobs were lost",
+                    r.salvaged_blobs
+                ));
+            }
+        }
+        Ok::<_, anyhow::Error>(0)
+    }
+    .await;
+    if let Some(l) = lock {
+        let _ = l.release().await;
+    }
+    res
+}
