@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# Side-by-side comparison of arca and restic on the same data, in one run.
+#
+#   bash scripts/compare.sh                 # mixed dataset: 1 GiB random, 0.5 GiB text, 20,000 small files
+#   SCALE=0.1 bash scripts/compare.sh       # the same shape, 10% of the size (quick check)
+#   MANY_FILES=1000000 bash scripts/compare.sh many   # metadata-heavy: N small files
+#
+# For each tool: init, first backup, second backup of unchanged data, restore.
+# Prints wall time and peak memory (max RSS) of each step and the ratio arca/restic.
+# Needs restic on PATH and /usr/bin/time; builds arca in release mode.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+MODE=${1:-mixed}
+SCALE=${SCALE:-1}
+MANY_FILES=${MANY_FILES:-1000000}
+WORK=${WORK:-/tmp/arca-compare}
+export RESTIC_PASSWORD=compare-password
+
+command -v restic >/dev/null || { echo "restic is not installed (apt-get install restic)" >&2; exit 1; }
+[ -x /usr/bin/time ] || { echo "/usr/bin/time is missing (apt-get install time)" >&2; exit 1; }
+
+echo "==> building arca (release)" >&2
+cargo build --release -p arca >&2
+ARCA=$PWD/target/release/arca
+
+mkdir -p "$WORK"
+DATA=$WORK/data-$MODE-$SCALE
+[ "$MODE" = many ] && DATA=$WORK/data-many-$MANY_FILES
+
+if [ ! -e "$DATA/.complete" ]; then
+  echo "==> generating dataset in $DATA" >&2
+  rm -rf "$DATA"
+  mkdir -p "$DATA"
+  python3 - "$DATA" "$MODE" "$SCALE" "$MANY_FILES" <<'PY'
+import os, random, sys
+root, mode, scale, many = sys.argv[1], sys.argv[2], float(sys.argv[3]), int(sys.argv[4])
+rnd = random.Random(42)
+if mode == "many":
+    per_dir = 1000
+    for i in range(many):
+        d = os.path.join(root, "d%04d" % (i // per_dir))
+        if i % per_dir == 0:
+            os.makedirs(d, exist_ok=True)
+        with open(os.path.join(d, "f%06d" % i), "wb") as f:
+            f.write(rnd.randbytes(rnd.randint(0, 256)))
+else:
+    mib = 1 << 20
+    os.makedirs(os.path.join(root, "random"))
+    for i in range(8):
+        with open(os.path.join(root, "random", "r%d.bin" % i), "wb") as f:
+            for _ in range(int(128 * scale)):
+                f.write(os.urandom(mib))
+    # Compressible text: sentences from a small vocabulary, about 3:1 with zstd.
+    words = ["".join(rnd.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(rnd.randint(2, 10))) for _ in range(5000)]
+    block = " ".join(rnd.choice(words) for _ in range(300000)).encode()
+    os.makedirs(os.path.join(root, "text"))
+    for i in range(4):
+        with open(os.path.join(root, "text", "t%d.txt" % i), "wb") as f:
+            written = 0
+            while written < 128 * scale * mib:
+                start = rnd.randrange(0, len(block) // 2)
+                part = block[start:start + mib]
+                f.write(part)
+                written += len(part)
+    n = int(20000 * scale)
+    for i in range(n):
+        d = os.path.join(root, "small", "d%03d" % (i // 100))
+        if i % 100 == 0:
+            os.makedirs(d, exist_ok=True)
+        with open(os.path.join(d, "f%05d" % i), "wb") as f:
+            f.write(rnd.randbytes(rnd.randint(100, 16000)))
+open(os.path.join(root, ".complete"), "w").close()
+PY
+fi
+echo "==> dataset: $(du -sh "$DATA" | cut -f1), $(find "$DATA" -type f | wc -l) files" >&2
+# Warm the page cache so neither tool pays for the first read from disk.
+find "$DATA" -type f -print0 | xargs -0 cat > /dev/null
+
+declare -A T M
+measure() { # name, command...
+  local name=$1; shift
+  /usr/bin/time -f "%e %M" -o "$WORK/$name.time" "$@" > /dev/null 2> "$WORK/$name.err" || {
+    echo "step $name failed:" >&2; cat "$WORK/$name.err" >&2; exit 1; }
+  local out
+  out=$(tail -n 1 "$WORK/$name.time")
+  T[$name]=${out% *}
+  M[$name]=${out#* }
+}
+
+run_tool() { # tool, binary
+  local tool=$1 bin=$2 repo=$WORK/repo-$1 target=$WORK/restore-$1
+  rm -rf "$repo" "$target"
+  "$bin" -r "$repo" init >/dev/null 2>&1
+  measure "$tool-backup1" "$bin" -r "$repo" backup -q "$DATA"
+  [ "$MODE" = many ] && return
+  measure "$tool-backup2" "$bin" -r "$repo" backup -q "$DATA"
+  measure "$tool-restore" "$bin" -r "$repo" restore -q latest --target "$target"
+  diff -r "$DATA" "$target$DATA" > /dev/null || { echo "$tool restore differs from the source" >&2; exit 1; }
+  rm -rf "$target"
+}
+
+restic version >&2
+run_tool restic restic
+run_tool arca "$ARCA"
+
+steps="backup1 backup2 restore"
+[ "$MODE" = many ] && steps="backup1"
+printf '\n%-10s %12s %12s %8s %14s %14s %8s\n' step restic_s arca_s ratio restic_rss_MiB arca_rss_MiB ratio
+for s in $steps; do
+  rt=${T[restic-$s]} at=${T[arca-$s]} rm=${M[restic-$s]} am=${M[arca-$s]}
+  printf '%-10s %12.2f %12.2f %8.2f %14.1f %14.1f %8.2f\n' "$s" "$rt" "$at" \
+    "$(echo "$at / $rt" | bc -l)" "$(echo "$rm / 1024" | bc -l)" "$(echo "$am / 1024" | bc -l)" "$(echo "$am / $rm" | bc -l)"
+done
