@@ -90,6 +90,8 @@ struct Archiver<'a> {
     errors: Mutex<Vec<String>>,
     progress: &'a dyn Progress,
     rt: tokio::runtime::Handle,
+    /// The working directory, to give the selector absolute paths.
+    cwd: PathBuf,
 }
 
 /// The shape of the snapshot's top levels: restic keeps every component of each
@@ -109,11 +111,15 @@ fn clean(p: &Path) -> PathBuf {
     for c in p.components() {
         match c {
             Component::CurDir => {}
-            Component::ParentDir => {
-                if !out.pop() {
-                    out.push("..");
+            // Like Go's filepath.Clean: `..` removes a name, stays at the root, and
+            // accumulates at the start of a relative path (`../..` is not `.`).
+            Component::ParentDir => match out.components().next_back() {
+                Some(Component::Normal(_)) => {
+                    out.pop();
                 }
-            }
+                Some(Component::RootDir) => {}
+                _ => out.push(".."),
+            },
             other => out.push(other),
         }
     }
@@ -255,6 +261,16 @@ impl Archiver<'_> {
             .push(format!("{}: {msg}", path.display()));
     }
 
+    /// The path the selector sees: absolute, as restic calls its filters with
+    /// `filepath.Abs(item)` (so absolute exclude patterns match relative targets).
+    fn select_path<'p>(&self, path: &'p Path) -> std::borrow::Cow<'p, Path> {
+        if path.is_absolute() {
+            std::borrow::Cow::Borrowed(path)
+        } else {
+            std::borrow::Cow::Owned(clean(&self.cwd.join(path)))
+        }
+    }
+
     fn load_tree(&self, id: Option<Id>) -> Option<Tree> {
         let id = id?;
         match self.rt.block_on(self.repo.load_tree(&id)) {
@@ -325,7 +341,8 @@ impl Archiver<'_> {
 
     /// Save one file-system item; None if excluded or unreadable (reported).
     fn save_path(&self, path: &Path, name: &[u8], old: Option<&Node>) -> Option<Node> {
-        if !self.opts.selector.select_by_name(path) {
+        let sel = self.select_path(path);
+        if !self.opts.selector.select_by_name(&sel) {
             return None;
         }
         let md = match std::fs::symlink_metadata(path) {
@@ -335,7 +352,7 @@ impl Archiver<'_> {
                 return None;
             }
         };
-        if !self.opts.selector.select(path, &md) {
+        if !self.opts.selector.select(&sel, &md) {
             return None;
         }
         let t = node_type(&md);
@@ -352,8 +369,6 @@ impl Archiver<'_> {
         node.name = name.to_vec();
         match t {
             NodeType::File => {
-                self.counters.files.fetch_add(1, Ordering::Relaxed);
-                self.counters.bytes.fetch_add(md.size(), Ordering::Relaxed);
                 let reuse = match old {
                     Some(o) if !self.opts.force && !file_changed(&md, o) => {
                         let content = o.content.clone().unwrap_or_default();
@@ -378,6 +393,9 @@ impl Archiver<'_> {
                     },
                 };
                 node.content = Some(content);
+                // Like restic, only files actually saved count as processed.
+                self.counters.files.fetch_add(1, Ordering::Relaxed);
+                self.counters.bytes.fetch_add(md.size(), Ordering::Relaxed);
                 let c = match old {
                     None => &self.counters.files_new,
                     Some(o) if *o == node => &self.counters.files_unmodified,
@@ -524,6 +542,7 @@ pub async fn backup(
                 errors: Mutex::new(Vec::new()),
                 progress: progress.as_ref(),
                 rt,
+                cwd: std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/")),
             };
             let tree = pool.install(|| -> Result<Id> {
                 let parent_tree = arch.load_tree(opts.parent.as_ref().map(|p| p.tree));
@@ -579,10 +598,11 @@ pub async fn backup_stdin(
     })
     .await
     .map_err(|e| Error::Invalid(format!("stdin worker failed: {e}")))??;
-    // restic's stdin node: a regular 0600 file owned by the caller, timestamped now.
-    let now = GoTime::now();
+    // restic's stdin node: a regular 0644 file owned by the caller, stamped with the
+    // snapshot time (`--time` if given, else now).
+    let now = opts.time.clone().unwrap_or_else(GoTime::now);
     let mut node = Node::new(name.as_bytes().to_vec(), NodeType::File);
-    node.mode = 0o600;
+    node.mode = 0o644;
     node.mtime = now.clone();
     node.atime = now.clone();
     node.ctime = now;
@@ -694,13 +714,18 @@ mod tests {
         assert!(components(Path::new(".")).is_empty());
         assert_eq!(root_dir(Path::new("../../x")), PathBuf::from("./../.."));
         assert_eq!(root_dir(Path::new("/a")), PathBuf::from("/"));
+        assert_eq!(clean(Path::new("../../x")), PathBuf::from("../../x"));
+        assert_eq!(clean(Path::new("a/../../b/./c/..")), PathBuf::from("../b"));
+        assert_eq!(clean(Path::new("/../a/..")), PathBuf::from("/"));
+        assert_eq!(clean(Path::new("a/..")), PathBuf::from("."));
     }
 }
 
 /// Count the files and bytes a backup of `paths` will read, for progress totals.
 pub fn scan(paths: &[PathBuf], selector: &dyn Selector, progress: &dyn Progress) -> (u64, u64) {
     let (mut files, mut bytes) = (0u64, 0u64);
-    let mut stack: Vec<PathBuf> = paths.to_vec();
+    // Absolute paths for the selector, as in the backup itself.
+    let mut stack: Vec<PathBuf> = paths.iter().map(|p| absolute(p)).collect();
     while let Some(p) = stack.pop() {
         if !selector.select_by_name(&p) {
             continue;

@@ -221,7 +221,19 @@ async fn check_snapshots(repo: &Repository, index: &Index, report: &mut CheckRep
             };
             for node in &tree.nodes {
                 let name = String::from_utf8_lossy(&node.name);
+                // restic's checker rejects these too (checkTree).
+                if node.name.is_empty() {
+                    report
+                        .errors
+                        .push(format!("tree {id}: node with empty name"));
+                }
                 match node.node_type {
+                    NodeType::File if node.content.is_none() => report
+                        .errors
+                        .push(format!("tree {id}: file {name:?} has nil blob list")),
+                    NodeType::Other(ref t) => report
+                        .errors
+                        .push(format!("tree {id}: node {name:?} with invalid type {t:?}")),
                     NodeType::File => {
                         for blob in node.content.iter().flatten() {
                             if !index.has(BlobType::Data, blob) {

@@ -106,7 +106,12 @@ pub async fn restore(
 ) -> Result<RestoreReport> {
     let mut report = RestoreReport::default();
     let items = plan(&repo, &root, opts, &mut report).await?;
-    fs::create_dir_all(&opts.target).map_err(Error::io(&opts.target))?;
+    // restic creates the target private (0700) when it does not exist.
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&opts.target)
+        .map_err(Error::io(&opts.target))?;
 
     // Directories first (created private; final modes come at the end).
     for it in items.iter().filter(|i| i.node.node_type == NodeType::Dir) {
@@ -226,7 +231,9 @@ pub async fn restore(
 
     if opts.verify {
         report.errors.extend(verify_files(&repo, &files).await);
-        report.verified_files = files.len() as u64;
+        // restic counts every file name it checked, hard links included (they share the inode
+        // verified through the first name).
+        report.verified_files = (files.len() + hardlinks.len()) as u64;
     }
     Ok(report)
 }
@@ -240,7 +247,16 @@ async fn plan(
 ) -> Result<Vec<Item>> {
     let mut items = Vec::new();
     let mut errors = Vec::new();
+    // Unselected directories above the current node, not yet in `items`: restic restores the
+    // metadata of every directory that holds something it restored, selected or not.
+    let mut pending: Vec<Item> = Vec::new();
     walk(repo, root, b"/", |rel, node| {
+        while let Some(dir) = pending.last() {
+            if rel.starts_with(&dir.rel) && rel.get(dir.rel.len()) == Some(&b'/') {
+                break;
+            }
+            pending.pop();
+        }
         if let Err(e) = check_name(&node.name) {
             errors.push(format!(
                 "{}: {e}, not restored",
@@ -253,7 +269,13 @@ async fn plan(
         }
         let selected = opts.include.is_empty() || opts.include.matches(rel);
         if selected {
+            items.append(&mut pending);
             items.push(Item {
+                rel: rel.to_vec(),
+                node: node.clone(),
+            });
+        } else if node.node_type == NodeType::Dir {
+            pending.push(Item {
                 rel: rel.to_vec(),
                 node: node.clone(),
             });

@@ -43,32 +43,99 @@ impl KdfParams {
         p: 1,
     };
 
-    fn to_scrypt(self) -> Result<scrypt::Params, KeyError> {
+    /// Check the parameters as Go's x/crypto/scrypt does (N a power of two above 1,
+    /// r·p < 2^30), and bound memory (128·r·N and 128·r·p) so a hostile key file cannot
+    /// make us allocate without limit.
+    fn check(self) -> Result<(), KeyError> {
         let bad = KeyError::BadParams {
             n: self.n,
             r: self.r,
             p: self.p,
         };
-        // N a power of two above 1; bound memory (128·r·N) so a hostile key file
-        // cannot make us allocate without limit.
         if self.n < 2 || !self.n.is_power_of_two() || self.r == 0 || self.p == 0 {
             return Err(bad);
         }
         let mem = 128u128 * self.r as u128 * self.n as u128;
-        if mem > (1u128 << 31) || self.r as u64 * self.p as u64 >= 1 << 30 {
+        let blocks = 128u128 * self.r as u128 * self.p as u128;
+        if mem > (1u128 << 31) || blocks > (1u128 << 31) || self.r as u64 * self.p as u64 >= 1 << 30
+        {
             return Err(bad);
         }
-        scrypt::Params::new(self.n.trailing_zeros() as u8, self.r, self.p, 64).map_err(|_| bad)
+        Ok(())
     }
 
     /// Derive the user key from a password.
     pub fn derive(self, password: &[u8], salt: &[u8]) -> Result<Key, KeyError> {
-        let params = self.to_scrypt()?;
+        self.check()?;
+        let log_n = self.n.trailing_zeros() as u8;
         let mut out = [0u8; 64];
-        scrypt::scrypt(password, salt, &params, &mut out)
-            .map_err(|e| KeyError::Corrupt(e.to_string()))?;
+        match scrypt::Params::new(log_n, self.r, self.p, 64) {
+            Ok(params) => scrypt::scrypt(password, salt, &params, &mut out)
+                .map_err(|e| KeyError::Corrupt(e.to_string()))?,
+            // The scrypt crate also enforces RFC 7914's N < 2^(16·r), an erratum (EID
+            // 5971) that Go (and so restic) does not apply: compute those keys here.
+            Err(_) => go_scrypt(
+                password,
+                salt,
+                self.n as usize,
+                self.r as usize,
+                self.p as usize,
+                &mut out,
+            ),
+        }
         Ok(Key::from_kdf_output(&out))
     }
+}
+
+/// scrypt exactly as the scrypt crate computes it, without its RFC 7914 bound on N.
+/// Only reached for parameters [`KdfParams::check`] accepted.
+fn go_scrypt(password: &[u8], salt: &[u8], n: usize, r: usize, p: usize, out: &mut [u8]) {
+    use pbkdf2::pbkdf2_hmac;
+    use salsa20::cipher::{typenum::U4, StreamCipherCore};
+    type Salsa20_8 = salsa20::SalsaCore<U4>;
+
+    fn block_mix(input: &[u8], output: &mut [u8]) {
+        let mut x = [0u8; 64];
+        x.copy_from_slice(&input[input.len() - 64..]);
+        for (i, chunk) in input.chunks(64).enumerate() {
+            let mut state = [0u32; 16];
+            for (k, w) in state.iter_mut().enumerate() {
+                let at = 4 * k;
+                let a = u32::from_le_bytes(x[at..at + 4].try_into().expect("4 bytes"));
+                let b = u32::from_le_bytes(chunk[at..at + 4].try_into().expect("4 bytes"));
+                *w = a ^ b;
+            }
+            Salsa20_8::from_raw_state(state).write_keystream_block((&mut x).into());
+            let pos = (i / 2) * 64 + if i % 2 == 0 { 0 } else { input.len() / 2 };
+            output[pos..pos + 64].copy_from_slice(&x);
+        }
+    }
+
+    let r128 = 128 * r;
+    let mut b = vec![0u8; p * r128];
+    pbkdf2_hmac::<sha2::Sha256>(password, salt, 1, &mut b);
+    let mut v = vec![0u8; n * r128];
+    let mut t = vec![0u8; r128];
+    for chunk in b.chunks_mut(r128) {
+        for vi in v.chunks_mut(r128) {
+            vi.copy_from_slice(chunk);
+            block_mix(vi, chunk);
+        }
+        for _ in 0..n {
+            let at = r128 - 64;
+            let j = u32::from_le_bytes(chunk[at..at + 4].try_into().expect("4 bytes")) as usize
+                & (n - 1);
+            for ((ti, ci), vi) in t
+                .iter_mut()
+                .zip(chunk.iter())
+                .zip(&v[j * r128..(j + 1) * r128])
+            {
+                *ti = ci ^ vi;
+            }
+            block_mix(&t, chunk);
+        }
+    }
+    pbkdf2_hmac::<sha2::Sha256>(password, &b, 1, out);
 }
 
 /// The key file JSON, fields in restic's order.
@@ -157,7 +224,6 @@ impl KeyFile {
         if self.kdf != "scrypt" {
             return Err(KeyError::UnsupportedKdf(self.kdf.clone()));
         }
-        self.params().to_scrypt()?;
         let salt = B64
             .decode(&self.salt)
             .map_err(|_| KeyError::Base64("salt"))?;
@@ -173,6 +239,7 @@ impl KeyFile {
                 data.len()
             )));
         }
+        self.params().check()?;
         Ok((salt, data))
     }
 
@@ -238,6 +305,44 @@ mod tests {
     }
 
     #[test]
+    fn go_scrypt_matches_the_scrypt_crate_and_rfc_7914() {
+        for (n, r, p) in [
+            (16usize, 1usize, 1usize),
+            (1024, 8, 2),
+            (64, 2, 3),
+            (2, 1, 1),
+        ] {
+            let params =
+                scrypt::Params::new(n.trailing_zeros() as u8, r as u32, p as u32, 64).unwrap();
+            let (mut want, mut got) = ([0u8; 64], [0u8; 64]);
+            scrypt::scrypt(b"password", b"NaCl", &params, &mut want).unwrap();
+            go_scrypt(b"password", b"NaCl", n, r, p, &mut got);
+            assert_eq!(got, want, "N={n} r={r} p={p}");
+        }
+        // RFC 7914 §12, second vector.
+        let mut out = [0u8; 64];
+        go_scrypt(b"password", b"NaCl", 1024, 8, 16, &mut out);
+        assert_eq!(
+            hex::encode(out),
+            "fdbabe1c9d3472007856e7190d01e9fe7c6ad7cbc8237830e77376634b3731622eaf30d92e22a3886ff109279d9830dac727afb94a83ee6d8360cbdfa2cc0640"
+        );
+    }
+
+    #[test]
+    fn go_accepted_params_beyond_rfc_7914_work() {
+        // N = 2^17 with r = 1 is past RFC 7914's N < 2^(16r); Go and restic accept it.
+        let params = KdfParams {
+            n: 1 << 17,
+            r: 1,
+            p: 1,
+        };
+        let master = Key::random();
+        let kf = KeyFile::create(&master, b"pw", params, "", "", None).unwrap();
+        assert_eq!(kf.open(b"pw").unwrap(), master);
+        assert!(matches!(kf.open(b"other"), Err(KeyError::WrongPassword)));
+    }
+
+    #[test]
     fn hostile_params_are_rejected_without_allocating() {
         let mut kf = KeyFile::create(
             &Key::random(),
@@ -251,6 +356,9 @@ mod tests {
         kf.n = 1 << 40;
         assert!(matches!(kf.open(b"pw"), Err(KeyError::BadParams { .. })));
         kf.n = 3;
+        assert!(matches!(kf.open(b"pw"), Err(KeyError::BadParams { .. })));
+        kf.n = 16;
+        kf.p = (1 << 29) - 1;
         assert!(matches!(kf.open(b"pw"), Err(KeyError::BadParams { .. })));
     }
 }
