@@ -63,6 +63,8 @@ pub enum Command {
     Repair(crate::repair_cmd::RepairCommand),
     /// Remove unneeded data from the repository
     Prune(crate::prune_cmd::PruneArgs),
+    /// Remove snapshots from the repository
+    Forget(crate::forget_cmd::ForgetArgs),
 }
 
 /// restic's snapshot filter flags.
@@ -116,6 +118,7 @@ pub async fn run(cmd: Command, g: GlobalOptions) -> Result<i32> {
         Command::Check(a) => check_cmd(a, &g).await,
         Command::Restore(a) => with_lock(&g, false, |repo| restore_cmd(repo, a, g.clone())).await,
         Command::Copy(a) => crate::copy_cmd::run(a, g.clone()).await,
+        Command::Forget(a) => crate::forget_cmd::run(a, g.clone()).await,
         Command::Rewrite(a) => crate::repair_cmd::rewrite(a, g.clone()).await,
         Command::Repair(c) => crate::repair_cmd::repair(c, g.clone()).await,
         Command::Prune(a) => {
@@ -752,9 +755,10 @@ pub struct DumpArgs {
     #[arg(short, long, default_value = "tar")]
     archive: String,
     snapshot: String,
-    /// file or directory to dump (the field is not `path`: clap ids must differ from --path's)
+    /// file or directory to dump (the field is not `path`: clap ids must differ from --path's;
+    /// an OsString: names in a snapshot need not be UTF-8)
     #[arg(value_name = "PATH")]
-    file: String,
+    file: std::ffi::OsString,
 }
 
 async fn dump(mut repo: Repository, a: DumpArgs) -> Result<i32> {
@@ -763,7 +767,8 @@ async fn dump(mut repo: Repository, a: DumpArgs) -> Result<i32> {
     }
     repo.load_index(&NoProgress).await?;
     let sn = snapshots::find(&repo, &a.snapshot, &a.filter.filter()).await?;
-    let (tree, node) = walk::resolve(&repo, &sn.tree, &a.file).await?;
+    let file = std::os::unix::ffi::OsStrExt::as_bytes(a.file.as_os_str());
+    let (tree, node) = walk::resolve_bytes(&repo, &sn.tree, file).await?;
     let mut o = std::io::BufWriter::new(std::io::stdout().lock());
     match node {
         Some(n) if n.node_type == NodeType::File => {
@@ -773,19 +778,18 @@ async fn dump(mut repo: Repository, a: DumpArgs) -> Result<i32> {
         }
         Some(n) => bail!("cannot dump {} {:?}", n.node_type, a.file),
         None => {
-            let base = a.file.trim_matches('/');
             let mut tar = tar::Builder::new(&mut o);
             let mut entries: Vec<(Vec<u8>, Node)> = Vec::new();
-            let prefix = format!("/{base}");
-            walk::walk(
-                &repo,
-                &tree,
-                prefix.trim_end_matches('/').as_bytes(),
-                |p, n| {
-                    entries.push((p.to_vec(), n.clone()));
-                    Ok(Visit::Descend)
-                },
-            )
+            // "/" + the path without slashes at either end ("" for the root).
+            let mut prefix = b"/".to_vec();
+            prefix.extend(file.iter().skip_while(|&&b| b == b'/'));
+            while prefix.last() == Some(&b'/') {
+                prefix.pop();
+            }
+            walk::walk(&repo, &tree, &prefix, |p, n| {
+                entries.push((p.to_vec(), n.clone()));
+                Ok(Visit::Descend)
+            })
             .await?;
             for (p, n) in entries {
                 let name = p.strip_prefix(b"/").unwrap_or(&p);

@@ -3,6 +3,7 @@
 mod backup_cmd;
 mod commands;
 mod copy_cmd;
+mod forget_cmd;
 mod global;
 mod output;
 mod prune_cmd;

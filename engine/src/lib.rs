@@ -11,6 +11,7 @@ pub mod diff;
 pub mod error;
 pub mod exclude;
 pub mod filter;
+pub mod forget;
 pub mod fsnode;
 pub mod index;
 pub mod keys;

@@ -1,0 +1,698 @@
+//! `arca forget`: restic's retention policies, grouping, output and exit codes.
+//!
+//! The policy logic is `arca_engine::forget`; this file parses the flags, loads and filters the
+//! snapshots, prints restic's tables or JSON, removes the snapshot files and optionally prunes.
+
+use crate::global::GlobalOptions;
+use crate::output::go_escape;
+use crate::prune_cmd::PruneArgs;
+use anyhow::{anyhow, bail, Result};
+use arca_engine::forget::{
+    self, ExpirePolicy, ForgetGroup, GroupBy, GroupKey, KeepDuration, KeepReason,
+};
+use arca_engine::snapshots::{self, SnapshotFilter};
+use arca_engine::Repository;
+use arca_format::gotime::GoTime;
+use arca_format::snapshot::Snapshot;
+use arca_format::Id;
+use clap::Args;
+use std::collections::{BTreeSet, HashMap};
+use std::io::Write;
+
+/// restic's exit code when some snapshot files could not be removed.
+const EXIT_REMOVE_FAILED: i32 = 3;
+
+/// A `--keep-*` count: a number >= 0, or `unlimited` (restic >= 0.16) or `-1` (restic 0.15).
+fn parse_count(s: &str) -> Result<i64, String> {
+    if s == "unlimited" {
+        return Ok(-1);
+    }
+    let v: i64 = s.parse().map_err(|e| format!("{e}"))?;
+    if v < -1 {
+        return Err("negative values other than -1 are not allowed for --keep-*".into());
+    }
+    Ok(v)
+}
+
+fn parse_duration(s: &str) -> Result<KeepDuration, String> {
+    KeepDuration::parse(s)
+}
+
+fn parse_group_by(s: &str) -> Result<GroupBy, String> {
+    GroupBy::parse(s)
+}
+
+#[derive(Args)]
+pub struct ForgetArgs {
+    /// keep the last n snapshots (use 'unlimited' to keep all snapshots)
+    #[arg(short = 'l', long, value_name = "n", default_value = "0", value_parser = parse_count, allow_negative_numbers = true)]
+    keep_last: i64,
+    /// keep the last n hourly snapshots (use 'unlimited' to keep all hourly snapshots)
+    #[arg(short = 'H', long, value_name = "n", default_value = "0", value_parser = parse_count, allow_negative_numbers = true)]
+    keep_hourly: i64,
+    /// keep the last n daily snapshots (use 'unlimited' to keep all daily snapshots)
+    #[arg(short = 'd', long, value_name = "n", default_value = "0", value_parser = parse_count, allow_negative_numbers = true)]
+    keep_daily: i64,
+    /// keep the last n weekly snapshots (use 'unlimited' to keep all weekly snapshots)
+    #[arg(short = 'w', long, value_name = "n", default_value = "0", value_parser = parse_count, allow_negative_numbers = true)]
+    keep_weekly: i64,
+    /// keep the last n monthly snapshots (use 'unlimited' to keep all monthly snapshots)
+    #[arg(short = 'm', long, value_name = "n", default_value = "0", value_parser = parse_count, allow_negative_numbers = true)]
+    keep_monthly: i64,
+    /// keep the last n yearly snapshots (use 'unlimited' to keep all yearly snapshots)
+    #[arg(short = 'y', long, value_name = "n", default_value = "0", value_parser = parse_count, allow_negative_numbers = true)]
+    keep_yearly: i64,
+    /// keep snapshots that are newer than duration (eg. 1y5m7d2h) relative to the latest snapshot
+    #[arg(long, value_name = "duration", value_parser = parse_duration, allow_hyphen_values = true)]
+    keep_within: Option<KeepDuration>,
+    /// keep hourly snapshots that are newer than duration (eg. 1y5m7d2h) relative to the latest snapshot
+    #[arg(long, value_name = "duration", value_parser = parse_duration, allow_hyphen_values = true)]
+    keep_within_hourly: Option<KeepDuration>,
+    /// keep daily snapshots that are newer than duration (eg. 1y5m7d2h) relative to the latest snapshot
+    #[arg(long, value_name = "duration", value_parser = parse_duration, allow_hyphen_values = true)]
+    keep_within_daily: Option<KeepDuration>,
+    /// keep weekly snapshots that are newer than duration (eg. 1y5m7d2h) relative to the latest snapshot
+    #[arg(long, value_name = "duration", value_parser = parse_duration, allow_hyphen_values = true)]
+    keep_within_weekly: Option<KeepDuration>,
+    /// keep monthly snapshots that are newer than duration (eg. 1y5m7d2h) relative to the latest snapshot
+    #[arg(long, value_name = "duration", value_parser = parse_duration, allow_hyphen_values = true)]
+    keep_within_monthly: Option<KeepDuration>,
+    /// keep yearly snapshots that are newer than duration (eg. 1y5m7d2h) relative to the latest snapshot
+    #[arg(long, value_name = "duration", value_parser = parse_duration, allow_hyphen_values = true)]
+    keep_within_yearly: Option<KeepDuration>,
+    /// keep snapshots with this taglist (can be specified multiple times)
+    #[arg(long, value_name = "taglist")]
+    keep_tag: Vec<String>,
+    /// allow deleting all snapshots of a snapshot group
+    #[arg(long)]
+    unsafe_allow_remove_all: bool,
+
+    /// only consider snapshots for this host (can be specified multiple times)
+    #[arg(long = "host", value_name = "host", env = "RESTIC_HOST")]
+    host: Vec<String>,
+    /// deprecated: use --host
+    #[arg(long = "hostname", value_name = "hostname", hide = true)]
+    hostname: Vec<String>,
+    /// only consider snapshots including tag[,tag,...] (can be specified multiple times)
+    #[arg(long = "tag", value_name = "tag[,tag,...]")]
+    tag: Vec<String>,
+    /// only consider snapshots including this (absolute) path (can be specified multiple times, snapshots must include all specified paths)
+    #[arg(long = "path", value_name = "path")]
+    path: Vec<String>,
+
+    /// use compact output format
+    #[arg(short = 'c', long)]
+    compact: bool,
+    /// group snapshots by host, paths and/or tags, separated by comma (disable grouping with '')
+    #[arg(short = 'g', long, value_name = "group", default_value = "host,paths", value_parser = parse_group_by)]
+    group_by: GroupBy,
+    /// do not delete anything, just print what would be done
+    #[arg(short = 'n', long)]
+    dry_run: bool,
+    /// automatically run the 'prune' command if snapshots have been removed
+    #[arg(long)]
+    prune: bool,
+
+    /// tolerate given limit of unused data (absolute value in bytes with suffixes k/K, m/M, g/G, t/T, a value in % or the word 'unlimited')
+    #[arg(long, default_value = "5%")]
+    max_unused: String,
+    /// maximum size to repack (allowed suffixes: k/K, m/M, g/G, t/T)
+    #[arg(long)]
+    max_repack_size: Option<String>,
+    /// only repack packs which are cacheable
+    #[arg(long)]
+    repack_cacheable_only: bool,
+    /// repack all uncompressed data
+    #[arg(long)]
+    repack_uncompressed: bool,
+
+    /// snapshot IDs to forget (the policy is ignored when IDs are given)
+    #[arg(value_name = "snapshot ID")]
+    ids: Vec<String>,
+}
+
+impl ForgetArgs {
+    fn policy(&self) -> ExpirePolicy {
+        ExpirePolicy {
+            last: self.keep_last,
+            hourly: self.keep_hourly,
+            daily: self.keep_daily,
+            weekly: self.keep_weekly,
+            monthly: self.keep_monthly,
+            yearly: self.keep_yearly,
+            within: self.keep_within.unwrap_or_default(),
+            within_hourly: self.keep_within_hourly.unwrap_or_default(),
+            within_daily: self.keep_within_daily.unwrap_or_default(),
+            within_weekly: self.keep_within_weekly.unwrap_or_default(),
+            within_monthly: self.keep_within_monthly.unwrap_or_default(),
+            within_yearly: self.keep_within_yearly.unwrap_or_default(),
+            tags: self
+                .keep_tag
+                .iter()
+                .map(|t| forget::parse_tag_list(t))
+                .collect(),
+        }
+    }
+
+    fn hosts(&self) -> Vec<String> {
+        self.hostname.iter().chain(&self.host).cloned().collect()
+    }
+
+    fn tag_filter(&self) -> Vec<Vec<String>> {
+        self.tag.iter().map(|t| forget::parse_tag_list(t)).collect()
+    }
+
+    fn filter_given(&self) -> bool {
+        !self.hosts().is_empty() || !self.tag.is_empty() || !self.path.is_empty()
+    }
+
+    /// restic's snapshot filter: hosts and paths as the engine matches them, tags with
+    /// restic's rule that `''` selects untagged snapshots.
+    fn matches(&self, s: &Snapshot) -> bool {
+        let hp = SnapshotFilter {
+            hosts: self.hosts(),
+            tags: Vec::new(),
+            paths: self.path.clone(),
+        };
+        let tags = self.tag_filter();
+        hp.matches(s) && (tags.is_empty() || tags.iter().any(|l| forget::has_tags(s, l)))
+    }
+
+    fn prune_args(&self) -> PruneArgs {
+        PruneArgs {
+            max_unused: self.max_unused.clone(),
+            max_repack_size: self.max_repack_size.clone(),
+            repack_cacheable_only: self.repack_cacheable_only,
+            repack_uncompressed: self.repack_uncompressed,
+            dry_run: self.dry_run,
+        }
+    }
+}
+
+pub async fn run(a: ForgetArgs, g: GlobalOptions) -> Result<i32> {
+    let policy = a.policy();
+    for d in [
+        &policy.within,
+        &policy.within_hourly,
+        &policy.within_daily,
+        &policy.within_weekly,
+        &policy.within_monthly,
+        &policy.within_yearly,
+    ] {
+        if d.has_negative() {
+            bail!("durations containing negative values are not allowed for --keep-within*");
+        }
+    }
+    if a.prune {
+        // Reject bad prune flags before anything is removed.
+        crate::prune_cmd::options(&a.prune_args(), &g)?;
+    }
+    if g.no_lock && !a.dry_run {
+        bail!("--no-lock is only applicable in combination with --dry-run for forget command");
+    }
+    // Exclusive lock even for a dry run, as restic (unless --no-lock with --dry-run).
+    crate::commands::with_lock(&g, true, |repo| forget(repo, a, policy, g.clone())).await
+}
+
+/// The snapshots to act on: all matching the filter, or the given IDs (`latest` honours the
+/// filter; unknown IDs are reported and skipped, as restic does).
+async fn select(repo: &Repository, a: &ForgetArgs) -> Result<Vec<Snapshot>> {
+    if a.ids.is_empty() {
+        return Ok(snapshots::load_all(repo)
+            .await?
+            .into_iter()
+            .filter(|s| a.matches(s))
+            .collect());
+    }
+    let mut all: Option<Vec<Snapshot>> = None;
+    let mut seen = BTreeSet::new();
+    let mut out = Vec::new();
+    for spec in &a.ids {
+        let found = if spec == "latest" {
+            if all.is_none() {
+                all = Some(snapshots::load_all(repo).await?);
+            }
+            all.as_ref()
+                .and_then(|l| l.iter().rev().find(|s| a.matches(s)).cloned())
+                .ok_or_else(|| anyhow!("no snapshot found"))
+        } else {
+            snapshots::find(repo, spec, &SnapshotFilter::default())
+                .await
+                .map_err(|e| anyhow!(e))
+        };
+        match found {
+            Ok(s) => {
+                if seen.insert(s.id) {
+                    out.push(s);
+                }
+            }
+            Err(e) => eprintln!("Ignoring {spec:?}: {e}"),
+        }
+    }
+    Ok(out)
+}
+
+async fn forget(
+    repo: Repository,
+    a: ForgetArgs,
+    policy: ExpirePolicy,
+    g: GlobalOptions,
+) -> Result<i32> {
+    let list = select(&repo, &a).await?;
+    let text = !g.json && !g.quiet;
+    let mut stdout = std::io::stdout().lock();
+    let mut remove: Vec<Id> = Vec::new();
+    let mut groups: Vec<ForgetGroup> = Vec::new();
+
+    if !a.ids.is_empty() {
+        remove = list.iter().map(|s| s.id).collect();
+    } else {
+        if policy.is_empty() {
+            if !a.unsafe_allow_remove_all {
+                bail!("no policy was specified, no snapshots will be removed");
+            }
+            if !a.filter_given() {
+                bail!("--unsafe-allow-remove-all is not allowed unless a snapshot filter option is specified");
+            }
+        }
+        if text {
+            writeln!(stdout, "Applying Policy: {policy}")?;
+        }
+        groups = forget::plan(
+            list,
+            &policy,
+            a.group_by,
+            a.unsafe_allow_remove_all,
+            &GoTime::now(),
+        )
+        .map_err(|e| anyhow!(e))?;
+        for grp in &groups {
+            if g.verbose >= 1 && !g.json {
+                stdout.write_all(group_header(&grp.key).as_bytes())?;
+            }
+            if text && !grp.keep.is_empty() {
+                writeln!(stdout, "keep {} snapshots:", grp.keep.len())?;
+                let table = snapshot_table(&grp.keep, Some(&grp.reasons), a.compact);
+                writeln!(stdout, "{table}")?;
+            }
+            if text && !grp.remove.is_empty() {
+                writeln!(stdout, "remove {} snapshots:", grp.remove.len())?;
+                writeln!(stdout, "{}", snapshot_table(&grp.remove, None, a.compact))?;
+            }
+            remove.extend(grp.remove.iter().map(|s| s.id));
+        }
+    }
+
+    let mut failed = 0usize;
+    if !remove.is_empty() {
+        if a.dry_run {
+            if text {
+                let short: BTreeSet<String> = remove.iter().map(|id| id.short()).collect();
+                let short: Vec<String> = short.into_iter().collect();
+                write!(
+                    stdout,
+                    "Would have removed the following snapshots:\n{{{}}}\n\n",
+                    short.join(" ")
+                )?;
+            }
+        } else {
+            stdout.flush()?;
+            for (id, r) in forget::remove_snapshots(&repo, &remove).await {
+                match r {
+                    Ok(()) => {
+                        if g.verbose >= 2 && !g.json {
+                            writeln!(stdout, "removed snapshot/{}", id.to_hex())?;
+                        }
+                    }
+                    Err(e) => {
+                        failed += 1;
+                        eprintln!(
+                            "unable to remove snapshot/{} from the repository: {e}",
+                            id.to_hex()
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    if g.json && !groups.is_empty() {
+        stdout.write_all(&groups_json(&groups))?;
+    }
+    stdout.flush()?;
+    drop(stdout);
+
+    if failed > 0 {
+        eprintln!("failed to remove one or more snapshots");
+        return Ok(EXIT_REMOVE_FAILED);
+    }
+
+    if !remove.is_empty() && a.prune {
+        if text {
+            if a.dry_run {
+                println!(
+                    "{} snapshots would be removed, running prune dry run",
+                    remove.len()
+                );
+            } else {
+                println!(
+                    "{} snapshots have been removed, running prune",
+                    remove.len()
+                );
+            }
+        }
+        return crate::prune_cmd::prune_repo(repo, &a.prune_args(), &g).await;
+    }
+    Ok(0)
+}
+
+// ------------------------------------------------------------------ text output
+
+/// restic's `PrintSnapshotGroupHeader` (printed with `--verbose`).
+fn group_header(k: &GroupKey) -> String {
+    let mut info = Vec::new();
+    if !k.hostname.is_empty() {
+        info.push(format!("host [{}]", k.hostname));
+    }
+    if !k.tags.is_empty() {
+        info.push(format!("tags [{}]", k.tags.join(", ")));
+    }
+    if !k.paths.is_empty() {
+        info.push(format!("paths [{}]", k.paths.join(", ")));
+    }
+    if info.is_empty() {
+        return String::new();
+    }
+    format!("snapshots for ({}):\n", info.join(", "))
+}
+
+fn local_time(t: &GoTime) -> String {
+    t.0.with_timezone(&chrono::Local)
+        .format("%Y-%m-%d %H:%M:%S")
+        .to_string()
+}
+
+/// restic's `PrintSnapshots`: oldest first, a Reasons column for kept snapshots, multi-line
+/// cells, a blank line between snapshots when any has several paths, and a count footer.
+fn snapshot_table(list: &[Snapshot], reasons: Option<&[KeepReason]>, compact: bool) -> String {
+    let why: HashMap<Id, &Vec<String>> = reasons
+        .unwrap_or(&[])
+        .iter()
+        .map(|r| (r.id, &r.matches))
+        .collect();
+    let mut list: Vec<&Snapshot> = list.iter().collect();
+    list.sort_by_key(|s| s.time);
+
+    let with_reasons = reasons.is_some_and(|r| !r.is_empty()) && !compact;
+    let header: Vec<&str> = if compact {
+        vec!["ID", "Time", "Host", "Tags  "]
+    } else if with_reasons {
+        vec!["ID", "Time", "Host      ", "Tags      ", "Reasons", "Paths"]
+    } else {
+        vec!["ID", "Time", "Host      ", "Tags      ", "Paths"]
+    };
+    let mut rows: Vec<Vec<String>> = Vec::new();
+    let mut multiline = false;
+    for s in &list {
+        let mut row = vec![s.id.short(), local_time(&s.time), s.hostname.clone()];
+        if compact {
+            row.push(s.tags.join("\n"));
+        } else {
+            row.push(s.tags.join(","));
+            if with_reasons {
+                row.push(why.get(&s.id).map(|m| m.join("\n")).unwrap_or_default());
+            }
+            row.push(s.paths.join("\n"));
+            if s.paths.len() > 1 {
+                multiline = true;
+            }
+        }
+        rows.push(row);
+    }
+
+    let n = header.len();
+    let mut widths = vec![0usize; n];
+    let cells = std::iter::once(header.iter().map(|h| h.to_string()).collect::<Vec<_>>())
+        .chain(rows.iter().cloned());
+    for r in cells {
+        for (i, c) in r.iter().enumerate() {
+            for l in c.split('\n') {
+                widths[i] = widths[i].max(l.chars().count());
+            }
+        }
+    }
+    let render = |r: &[String], out: &mut String| {
+        let split: Vec<Vec<&str>> = r.iter().map(|c| c.split('\n').collect()).collect();
+        let lines = split.iter().map(Vec::len).max().unwrap_or(1);
+        for i in 0..lines {
+            let mut s = String::new();
+            for (f, parts) in split.iter().enumerate() {
+                if f > 0 {
+                    s.push_str("  ");
+                }
+                let v = parts.get(i).copied().unwrap_or("");
+                s.push_str(v);
+                let pad = widths[f].saturating_sub(v.chars().count());
+                s.extend(std::iter::repeat_n(' ', pad));
+            }
+            out.push_str(s.trim_end_matches(' '));
+            out.push('\n');
+        }
+    };
+    let rule = "-".repeat(widths.iter().sum::<usize>() + 2 * (n - 1));
+    let mut out = String::new();
+    let header: Vec<String> = header.iter().map(|h| h.to_string()).collect();
+    render(&header, &mut out);
+    out.push_str(&rule);
+    out.push('\n');
+    for (i, r) in rows.iter().enumerate() {
+        if multiline && i > 0 {
+            out.push('\n');
+        }
+        render(r, &mut out);
+    }
+    out.push_str(&rule);
+    out.push('\n');
+    out.push_str(&format!("{} snapshots\n", list.len()));
+    out
+}
+
+// ------------------------------------------------------------------ JSON output
+
+/// A snapshot as restic's `snapshots --json` prints it: stored fields, then id and short_id.
+fn snapshot_json(s: &Snapshot) -> Vec<u8> {
+    let mut j = serde_json::to_vec(s).expect("serialisable");
+    j.pop();
+    j.extend_from_slice(
+        format!(
+            ",\"id\":\"{}\",\"short_id\":\"{}\"}}",
+            s.id.to_hex(),
+            s.id.short()
+        )
+        .as_bytes(),
+    );
+    j
+}
+
+fn json_array(items: impl IntoIterator<Item = Vec<u8>>) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (i, item) in items.into_iter().enumerate() {
+        out.push(if i == 0 { b'[' } else { b',' });
+        out.extend_from_slice(&item);
+    }
+    if out.is_empty() {
+        // Go marshals a nil slice as null.
+        return b"null".to_vec();
+    }
+    out.push(b']');
+    out
+}
+
+fn string_list(v: &[String]) -> Vec<u8> {
+    if v.is_empty() {
+        return b"null".to_vec();
+    }
+    serde_json::to_vec(v).expect("strings serialise")
+}
+
+/// restic's `ForgetGroup` list: tags, host, paths, keep, remove and reasons (each reason a
+/// snapshot with id and short_id plus its matches), one line.
+fn groups_json(groups: &[ForgetGroup]) -> Vec<u8> {
+    let by_id: HashMap<Id, &Snapshot> = groups
+        .iter()
+        .flat_map(|g| g.keep.iter())
+        .map(|s| (s.id, s))
+        .collect();
+    let mut out = json_array(groups.iter().map(|g| {
+        let mut o = b"{\"tags\":".to_vec();
+        o.extend_from_slice(&string_list(&g.key.tags));
+        o.extend_from_slice(b",\"host\":");
+        o.extend_from_slice(&serde_json::to_vec(&g.key.hostname).expect("string"));
+        o.extend_from_slice(b",\"paths\":");
+        o.extend_from_slice(&string_list(&g.key.paths));
+        o.extend_from_slice(b",\"keep\":");
+        o.extend_from_slice(&json_array(g.keep.iter().map(snapshot_json)));
+        o.extend_from_slice(b",\"remove\":");
+        o.extend_from_slice(&json_array(g.remove.iter().map(snapshot_json)));
+        o.extend_from_slice(b",\"reasons\":");
+        o.extend_from_slice(&json_array(g.reasons.iter().map(|r| {
+            let mut j = b"{\"snapshot\":".to_vec();
+            j.extend_from_slice(&snapshot_json(by_id[&r.id]));
+            j.extend_from_slice(b",\"matches\":");
+            j.extend_from_slice(&serde_json::to_vec(&r.matches).expect("strings"));
+            j.push(b'}');
+            j
+        })));
+        o.push(b'}');
+        o
+    }));
+    out.push(b'\n');
+    go_escape(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snap(id: u8, time: &str, host: &str, paths: &[&str], tags: &[&str]) -> Snapshot {
+        let json = serde_json::json!({
+            "time": time,
+            "tree": Id::hash(b"t").to_hex(),
+            "paths": paths,
+            "hostname": host,
+            "tags": tags,
+        });
+        let mut s = Snapshot::parse(json.to_string().as_bytes(), Id([id; 32])).unwrap();
+        s.id = Id([id; 32]);
+        s
+    }
+
+    #[test]
+    fn counts() {
+        assert_eq!(parse_count("unlimited"), Ok(-1));
+        assert_eq!(parse_count("-1"), Ok(-1));
+        assert_eq!(parse_count("7"), Ok(7));
+        assert!(parse_count("-2").is_err());
+        assert!(parse_count("x").is_err());
+    }
+
+    #[test]
+    fn table_shapes() {
+        // The table shows machine-local time; only check the layout around it.
+        let a = snap(0x11, "2024-01-01T10:00:00Z", "h1", &["/tmp/fx/data"], &[]);
+        let b = snap(
+            0x22,
+            "2024-02-01T10:00:00Z",
+            "h1",
+            &["/tmp/fx/data"],
+            &["foo"],
+        );
+        let reasons = vec![
+            KeepReason {
+                id: b.id,
+                matches: vec!["has tags [foo]".into(), "daily snapshot".into()],
+                counters: Default::default(),
+            },
+            KeepReason {
+                id: a.id,
+                matches: vec!["daily snapshot".into()],
+                counters: Default::default(),
+            },
+        ];
+        let t = snapshot_table(&[b.clone(), a.clone()], Some(&reasons), false);
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(
+            lines[0],
+            "ID        Time                 Host        Tags        Reasons         Paths"
+        );
+        assert_eq!(lines[1], "-".repeat(83), "as restic prints it");
+        assert!(lines[1].chars().all(|c| c == '-'));
+        assert!(lines[2].starts_with("11111111  "));
+        assert!(lines[2].ends_with("  h1                      daily snapshot  /tmp/fx/data"));
+        assert!(lines[3].ends_with("  h1          foo         has tags [foo]  /tmp/fx/data"));
+        assert_eq!(lines[4].trim(), "daily snapshot");
+        assert_eq!(lines[6], "2 snapshots");
+
+        let t = snapshot_table(&[b.clone(), a.clone()], None, true);
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(lines[0], "ID        Time                 Host  Tags");
+        assert!(lines[3].ends_with("  h1    foo"));
+
+        // Several paths: one per line, blank lines between snapshots.
+        let c = snap(0x33, "2024-03-01T10:00:00Z", "h2", &["/b", "/a"], &[]);
+        let t = snapshot_table(&[c, a], None, false);
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(
+            lines[0],
+            "ID        Time                 Host        Tags        Paths"
+        );
+        assert!(lines[2].starts_with("11111111"));
+        assert_eq!(lines[3], "");
+        assert!(lines[4].ends_with("/b"));
+        assert_eq!(lines[5].trim(), "/a");
+        assert_eq!(lines[7], "2 snapshots");
+    }
+
+    #[test]
+    fn json_shape() {
+        let a = snap(0x11, "2024-01-01T10:00:00Z", "h1", &["/d"], &["<x>"]);
+        let b = snap(0x22, "2024-01-02T10:00:00Z", "h1", &["/d"], &[]);
+        let groups = vec![ForgetGroup {
+            key: GroupKey {
+                hostname: "h1".into(),
+                paths: vec!["/d".into()],
+                tags: Vec::new(),
+            },
+            keep: vec![b.clone()],
+            remove: vec![a.clone()],
+            reasons: vec![KeepReason {
+                id: b.id,
+                matches: vec!["last snapshot".into()],
+                counters: Default::default(),
+            }],
+        }];
+        let j = String::from_utf8(groups_json(&groups)).unwrap();
+        assert!(j.ends_with("]\n"));
+        assert!(j.contains("\\u003cx\\u003e"), "{j}");
+        let v: serde_json::Value = serde_json::from_str(&j).unwrap();
+        let g = &v[0];
+        assert_eq!(g["tags"], serde_json::Value::Null);
+        assert_eq!(g["host"], "h1");
+        assert_eq!(g["paths"], serde_json::json!(["/d"]));
+        assert_eq!(g["keep"][0]["id"], b.id.to_hex());
+        assert_eq!(g["keep"][0]["short_id"], "22222222");
+        assert_eq!(g["remove"][0]["tags"], serde_json::json!(["<x>"]));
+        assert_eq!(g["reasons"][0]["snapshot"]["id"], b.id.to_hex());
+        assert_eq!(
+            g["reasons"][0]["matches"],
+            serde_json::json!(["last snapshot"])
+        );
+        let keys: Vec<&String> = g.as_object().unwrap().keys().collect();
+        assert_eq!(keys.len(), 6);
+        assert!(j.starts_with(r#"[{"tags":null,"host":"h1","paths":["/d"],"keep":[{"time":"#));
+
+        let empty = vec![ForgetGroup {
+            key: GroupKey::default(),
+            keep: Vec::new(),
+            remove: vec![a],
+            reasons: Vec::new(),
+        }];
+        let j = String::from_utf8(groups_json(&empty)).unwrap();
+        assert!(j.starts_with(r#"[{"tags":null,"host":"","paths":null,"keep":null,"remove":[{"#));
+        assert!(j.trim_end().ends_with(r#""reasons":null}]"#), "{j}");
+    }
+
+    #[test]
+    fn headers() {
+        let k = GroupKey {
+            hostname: "h".into(),
+            paths: vec!["/a".into(), "/b".into()],
+            tags: vec!["x".into(), "y".into()],
+        };
+        assert_eq!(
+            group_header(&k),
+            "snapshots for (host [h], tags [x, y], paths [/a, /b]):\n"
+        );
+        assert_eq!(group_header(&GroupKey::default()), "");
+    }
+}
