@@ -361,7 +361,8 @@ async fn forget(
                 );
             }
         }
-        return crate::prune_cmd::prune_repo(repo, &a.prune_args(), &g).await;
+        let ignore: &[Id] = if a.dry_run { &remove } else { &[] };
+        return crate::prune_cmd::prune_repo(repo, &a.prune_args(), &g, ignore).await;
     }
     Ok(0)
 }

@@ -49,6 +49,7 @@ pub fn options(a: &PruneArgs, g: &GlobalOptions) -> Result<PruneOptions> {
                 .unwrap_or(arca_engine::writer::DEFAULT_PACK_SIZE),
             ..Default::default()
         },
+        ignore_snapshots: Vec::new(),
     })
 }
 
@@ -57,8 +58,15 @@ fn amount(a: &Amount) -> String {
 }
 
 /// Prune an open repository (the caller holds an exclusive lock).
-pub async fn prune_repo(mut repo: Repository, a: &PruneArgs, g: &GlobalOptions) -> Result<i32> {
-    let opts = options(a, g)?;
+/// `ignore`: snapshots to count as forgotten (a dry run after a dry-run forget).
+pub async fn prune_repo(
+    mut repo: Repository,
+    a: &PruneArgs,
+    g: &GlobalOptions,
+    ignore: &[arca_format::Id],
+) -> Result<i32> {
+    let mut opts = options(a, g)?;
+    opts.ignore_snapshots = ignore.to_vec();
     if repo.version() < 2 && a.repack_uncompressed {
         bail!("--repack-uncompressed needs repository version 2");
     }
@@ -137,5 +145,5 @@ pub async fn prune_repo(mut repo: Repository, a: &PruneArgs, g: &GlobalOptions) 
 }
 
 pub async fn run(repo: Repository, a: PruneArgs, g: GlobalOptions) -> Result<i32> {
-    prune_repo(repo, &a, &g).await
+    prune_repo(repo, &a, &g, &[]).await
 }

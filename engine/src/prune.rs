@@ -73,6 +73,8 @@ pub struct PruneOptions {
     pub repack_uncompressed: bool,
     pub dry_run: bool,
     pub writer: WriterOptions,
+    /// Snapshots to treat as already forgotten (a `forget --dry-run --prune` preview).
+    pub ignore_snapshots: Vec<Id>,
 }
 
 impl Default for PruneOptions {
@@ -84,6 +86,7 @@ impl Default for PruneOptions {
             repack_uncompressed: false,
             dry_run: false,
             writer: WriterOptions::default(),
+            ignore_snapshots: Vec::new(),
         }
     }
 }
@@ -146,7 +149,8 @@ pub async fn prune(
     let index = repo.index().clone();
 
     progress.message("finding data that is still in use");
-    let snaps = snapshots::load_all(&repo).await?;
+    let mut snaps = snapshots::load_all(&repo).await?;
+    snaps.retain(|s| !opts.ignore_snapshots.contains(&s.id));
     report.snapshots = snaps.len();
     let roots: Vec<Id> = snaps.iter().map(|s| s.tree).collect();
     let used = used_blobs(&repo, &roots).await?;
