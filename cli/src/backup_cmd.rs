@@ -155,6 +155,7 @@ fn expand_env(s: &str) -> String {
 
 fn read_files_from(a: &BackupArgs) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
+    // restic expands wildcards (Go's filepath.Glob) in --files-from lines, not variables.
     for f in &a.files_from {
         let text =
             std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?;
@@ -163,7 +164,11 @@ fn read_files_from(a: &BackupArgs) -> Result<Vec<PathBuf>> {
             if l.is_empty() || l.starts_with('#') {
                 continue;
             }
-            out.push(PathBuf::from(expand_env(l)));
+            let expanded = arca_engine::filter::glob(l).map_err(|e| anyhow!(e))?;
+            if expanded.is_empty() {
+                eprintln!("pattern {l:?} does not match any files, skipping");
+            }
+            out.extend(expanded);
         }
     }
     for f in &a.files_from_verbatim {
@@ -260,8 +265,18 @@ pub async fn run(mut repo: Repository, a: BackupArgs, g: GlobalOptions) -> Resul
     if !a.stdin && paths.is_empty() {
         bail!("nothing to backup, please specify target files/dirs");
     }
-    for p in &paths {
-        std::fs::symlink_metadata(p).with_context(|| format!("target {}", p.display()))?;
+    // Like restic: missing targets are skipped with a warning, unless all are missing.
+    if !a.stdin {
+        paths.retain(|p| match std::fs::symlink_metadata(p) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                eprintln!("{} does not exist, skipping", p.display());
+                false
+            }
+            _ => true,
+        });
+        if paths.is_empty() {
+            bail!("all target directories/files do not exist");
+        }
     }
     let mut excludes = a.exclude.clone();
     excludes.extend(read_patterns(&a.exclude_file)?);
@@ -344,7 +359,8 @@ pub async fn run(mut repo: Repository, a: BackupArgs, g: GlobalOptions) -> Resul
         parent,
         force: a.force,
         with_atime: a.with_atime,
-        excludes: [excludes, iexcludes].concat(),
+        // restic records only the --exclude patterns in the snapshot.
+        excludes: a.exclude.clone(),
         selector: selector.clone(),
         writer: WriterOptions {
             compression,
@@ -398,7 +414,8 @@ pub async fn run(mut repo: Repository, a: BackupArgs, g: GlobalOptions) -> Resul
                 )
                 .str("during", b"archival")
                 .finish();
-            println!("{}", String::from_utf8_lossy(&line));
+            // restic prints error messages on stderr, also with --json.
+            eprintln!("{}", String::from_utf8_lossy(&line));
         } else {
             eprintln!("error: {e}");
         }

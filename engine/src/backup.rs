@@ -255,10 +255,15 @@ fn file_changed(md: &Metadata, old: &Node) -> bool {
 
 impl Archiver<'_> {
     fn error(&self, path: &Path, msg: impl std::fmt::Display) {
-        self.errors
-            .lock()
-            .expect("errors mutex")
-            .push(format!("{}: {msg}", path.display()));
+        // I/O errors already name their path; do not repeat it.
+        let msg = msg.to_string();
+        let prefix = format!("{}: ", path.display());
+        let line = if msg.starts_with(&prefix) {
+            msg
+        } else {
+            format!("{prefix}{msg}")
+        };
+        self.errors.lock().expect("errors mutex").push(line);
     }
 
     /// The path the selector sees: absolute, as restic calls its filters with
@@ -600,7 +605,7 @@ pub async fn backup_stdin(
     .map_err(|e| Error::Invalid(format!("stdin worker failed: {e}")))??;
     // restic's stdin node: a regular 0644 file owned by the caller, stamped with the
     // snapshot time (`--time` if given, else now).
-    let now = opts.time.clone().unwrap_or_else(GoTime::now);
+    let now = opts.time.unwrap_or_else(GoTime::now);
     let mut node = Node::new(name.as_bytes().to_vec(), NodeType::File);
     node.mode = 0o644;
     node.mtime = now.clone();
