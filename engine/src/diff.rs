@@ -72,27 +72,29 @@ impl<F: FnMut(&[u8], &str)> Comparer<'_, F> {
             .ok_or_else(|| Error::Invalid(format!("dir {:?} has no subtree", n.name_str_lossy())))
     }
 
+    /// Report every node below `id` with `mode`, depth first in pre-order (a directory, then
+    /// everything in it, then its next sibling), as restic's printDir does.
     async fn print_dir(&mut self, mode: &str, removed: bool, prefix: &[u8], id: Id) -> Result<()> {
-        let mut stack = vec![(prefix.to_vec(), id)];
-        while let Some((prefix, id)) = stack.pop() {
-            let tree = self.repo.load_tree(&id).await?;
-            let mut subdirs = Vec::new();
-            for n in &tree.nodes {
-                let name = dir_path(&prefix, n);
-                (self.report)(&name, mode);
-                if removed {
-                    self.res.removed.add(n);
-                    add_blobs(&mut self.before, Some(n));
-                } else {
-                    self.res.added.add(n);
-                    add_blobs(&mut self.after, Some(n));
-                }
-                if n.node_type == NodeType::Dir {
-                    subdirs.push((name, Self::subtree(n)?));
-                }
+        let nodes = self.repo.load_tree(&id).await?.nodes;
+        let mut stack = vec![(prefix.to_vec(), nodes.into_iter())];
+        while let Some((prefix, iter)) = stack.last_mut() {
+            let Some(n) = iter.next() else {
+                stack.pop();
+                continue;
+            };
+            let name = dir_path(prefix, &n);
+            (self.report)(&name, mode);
+            if removed {
+                self.res.removed.add(&n);
+                add_blobs(&mut self.before, Some(&n));
+            } else {
+                self.res.added.add(&n);
+                add_blobs(&mut self.after, Some(&n));
             }
-            // Depth-first in name order, as restic prints.
-            stack.extend(subdirs.into_iter().rev());
+            if n.node_type == NodeType::Dir {
+                let nodes = self.repo.load_tree(&Self::subtree(&n)?).await?.nodes;
+                stack.push((name, nodes.into_iter()));
+            }
         }
         Ok(())
     }
@@ -176,6 +178,8 @@ impl<F: FnMut(&[u8], &str)> Comparer<'_, F> {
                             Box::pin(self.diff_tree(name, s1, s2)).await?;
                         }
                     }
+                    // A directory replaced by another type: restic 0.14 counts only its tree
+                    // blob, not the blobs below it.
                 }
                 (Some(a), None) => {
                     let name = dir_path(&prefix, a);

@@ -250,6 +250,7 @@ async fn plan(
     // Unselected directories above the current node, not yet in `items`: restic restores the
     // metadata of every directory that holds something it restored, selected or not.
     let mut pending: Vec<Item> = Vec::new();
+    let mut seen: std::collections::HashSet<Vec<u8>> = std::collections::HashSet::new();
     walk(repo, root, b"/", |rel, node| {
         while let Some(dir) = pending.last() {
             if rel.starts_with(&dir.rel) && rel.get(dir.rel.len()) == Some(&b'/') {
@@ -260,6 +261,16 @@ async fn plan(
         if let Err(e) = check_name(&node.name) {
             errors.push(format!(
                 "{}: {e}, not restored",
+                String::from_utf8_lossy(rel)
+            ));
+            return Ok(Visit::Skip);
+        }
+        // A name twice in one tree (restic never writes that) could make a later symlink
+        // replace a directory whose contents were restored, and the metadata pass follow it
+        // out of the target: the first node wins.
+        if !seen.insert(rel.to_vec()) {
+            errors.push(format!(
+                "{}: duplicate name in tree, not restored",
                 String::from_utf8_lossy(rel)
             ));
             return Ok(Visit::Skip);
@@ -541,11 +552,9 @@ fn set_metadata(path: &Path, node: &Node, errors: &mut Vec<String>) {
         filetime::FileTime::from_unix_time(node.mtime.unix_secs(), node.mtime.unix_nanos_part());
     let atime =
         filetime::FileTime::from_unix_time(node.atime.unix_secs(), node.atime.unix_nanos_part());
-    let r = if is_link {
-        filetime::set_symlink_file_times(path, atime, mtime)
-    } else {
-        filetime::set_file_times(path, atime, mtime)
-    };
+    // utimensat(AT_SYMLINK_NOFOLLOW) for every type: `set_file_times` opens the path, which
+    // blocks forever on a FIFO and would open device nodes.
+    let r = filetime::set_symlink_file_times(path, atime, mtime);
     if let Err(e) = r {
         errors.push(format!("{}: set times: {e}", path.display()));
     }

@@ -54,22 +54,32 @@ pub async fn walk(
 /// Resolve `path` (like `/home/user` or `home/user`) inside a snapshot's tree.
 /// Returns the tree ID of the directory, or the node if it is not a directory.
 pub async fn resolve(repo: &Repository, root: &Id, path: &str) -> Result<(Id, Option<Node>)> {
+    resolve_bytes(repo, root, path.as_bytes()).await
+}
+
+/// [`resolve`] for a path of any bytes (names need not be UTF-8).
+pub async fn resolve_bytes(
+    repo: &Repository,
+    root: &Id,
+    path: &[u8],
+) -> Result<(Id, Option<Node>)> {
+    let not_found = || Error::PathNotFound(String::from_utf8_lossy(path).into_owned());
     let mut tree_id = *root;
-    let parts: Vec<&str> = path
-        .split('/')
-        .filter(|p| !p.is_empty() && *p != ".")
+    let parts: Vec<&[u8]> = path
+        .split(|&b| b == b'/')
+        .filter(|p| !p.is_empty() && *p != b".")
         .collect();
     for (i, part) in parts.iter().enumerate() {
         let tree = repo.load_tree(&tree_id).await?;
         let node = tree
             .nodes
             .into_iter()
-            .find(|n| n.name == part.as_bytes())
-            .ok_or_else(|| Error::PathNotFound(path.to_string()))?;
+            .find(|n| n.name == *part)
+            .ok_or_else(not_found)?;
         match (node.node_type == NodeType::Dir, node.subtree) {
             (true, Some(sub)) => tree_id = sub,
             _ if i + 1 == parts.len() => return Ok((tree_id, Some(node))),
-            _ => return Err(Error::PathNotFound(path.to_string())),
+            _ => return Err(not_found()),
         }
     }
     Ok((tree_id, None))
