@@ -223,14 +223,21 @@ mod tests {
             for b in 0..100u32 {
                 blobs.push(IndexBlob {
                     id: Id::hash(&n.to_le_bytes()),
-                    blob_type: if b == 0 { BlobType::Tree } else { BlobType::Data },
+                    blob_type: if b == 0 {
+                        BlobType::Tree
+                    } else {
+                        BlobType::Data
+                    },
                     offset: b * 1000,
                     length: 1000,
                     uncompressed_length: (b % 2 == 0).then_some(2000),
                 });
                 n += 1;
             }
-            file.packs.push(IndexPack { id: Id::hash(&p.to_be_bytes()), blobs });
+            file.packs.push(IndexPack {
+                id: Id::hash(&p.to_be_bytes()),
+                blobs,
+            });
         }
         let parsed = IndexFile::parse(&file.to_json(), 2).unwrap();
         let mut idx = Index::default();
@@ -239,7 +246,9 @@ mod tests {
         assert_eq!(idx.len(), 500_000);
         let per_blob = idx.entry_bytes() as f64 / idx.len() as f64;
         assert!(per_blob <= 48.0, "{per_blob} bytes per blob entry");
-        let e = idx.lookup(BlobType::Data, &Id::hash(&12345u32.to_le_bytes())).unwrap();
+        let e = idx
+            .lookup(BlobType::Data, &Id::hash(&12345u32.to_le_bytes()))
+            .unwrap();
         assert_eq!((e.offset, e.length), (45 * 1000, 1000));
         assert_eq!(idx.pack_id(e.pack), Id::hash(&123u32.to_be_bytes()));
     }
