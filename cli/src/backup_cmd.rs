@@ -10,7 +10,6 @@ use arca_engine::progress::{NoProgress, Progress};
 use arca_engine::snapshots;
 use arca_engine::writer::WriterOptions;
 use arca_engine::Repository;
-use arca_format::compression::Mode;
 use arca_format::gotime::GoTime;
 use clap::Args;
 use std::io::Write;
@@ -244,18 +243,9 @@ impl Progress for BackupProgress {
 
 pub async fn run(mut repo: Repository, a: BackupArgs, g: GlobalOptions) -> Result<i32> {
     let started = Instant::now();
-    let compression = Mode::parse(&g.compression).ok_or_else(|| {
-        anyhow!(
-            "invalid compression mode {:?}: use auto, off, fastest, better or max",
-            g.compression
-        )
-    })?;
-    let pack_size = match g.pack_size {
-        Some(mb) if !(4..=128).contains(&mb) => {
-            bail!("pack size {mb} MiB is out of range (4 to 128)")
-        }
-        Some(mb) => mb as usize * 1024 * 1024,
-        None => arca_engine::writer::DEFAULT_PACK_SIZE,
+    let writer = WriterOptions {
+        dry_run: a.dry_run,
+        ..g.writer_options()?
     };
     let mut paths = a.paths.clone();
     paths.extend(read_files_from(&a)?);
@@ -362,12 +352,7 @@ pub async fn run(mut repo: Repository, a: BackupArgs, g: GlobalOptions) -> Resul
         // restic records only the --exclude patterns in the snapshot.
         excludes: a.exclude.clone(),
         selector: selector.clone(),
-        writer: WriterOptions {
-            compression,
-            pack_size,
-            dry_run: a.dry_run,
-            ..Default::default()
-        },
+        writer,
         time: a.time.as_deref().map(parse_time).transpose()?,
         threads: std::thread::available_parallelism()
             .map(|n| n.get())

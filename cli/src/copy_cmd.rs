@@ -7,9 +7,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use arca_engine::copy;
 use arca_engine::lock::LockGuard;
 use arca_engine::snapshots;
-use arca_engine::writer::WriterOptions;
 use arca_engine::Repository;
-use arca_format::compression::Mode;
 use clap::Args;
 use std::sync::Arc;
 
@@ -82,16 +80,7 @@ pub async fn run(a: CopyArgs, g: GlobalOptions) -> Result<i32> {
         dst.load_index(&arca_engine::progress::NoProgress).await?;
         let selected = crate::commands::select_snapshots(&src, &a.filter, &a.ids).await?;
         let existing = snapshots::load_all(&dst).await?;
-        let compression = Mode::parse(&g.compression)
-            .ok_or_else(|| anyhow!("invalid compression mode {:?}", g.compression))?;
-        let opts = WriterOptions {
-            compression,
-            pack_size: g
-                .pack_size
-                .map(|m| m as usize * 1024 * 1024)
-                .unwrap_or(arca_engine::writer::DEFAULT_PACK_SIZE),
-            ..Default::default()
-        };
+        let opts = g.writer_options()?;
         let bar = Bar::new(g.show_progress(), false, "packs copied");
         let report = copy::copy(
             Arc::new(src),

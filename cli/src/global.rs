@@ -154,6 +154,29 @@ impl GlobalOptions {
         bail!("no password given: use --password-file, RESTIC_PASSWORD_FILE, RESTIC_PASSWORD or a terminal")
     }
 
+    /// How new blobs are written: `--compression` and `--pack-size` checked.
+    pub fn writer_options(&self) -> Result<arca_engine::writer::WriterOptions> {
+        let compression =
+            arca_format::compression::Mode::parse(&self.compression).ok_or_else(|| {
+                anyhow!(
+                    "invalid compression mode {:?}: use auto, off, fastest, better or max",
+                    self.compression
+                )
+            })?;
+        let pack_size = match self.pack_size {
+            Some(mb) if !(4..=128).contains(&mb) => {
+                bail!("pack size {mb} MiB is out of range (4 to 128)")
+            }
+            Some(mb) => mb as usize * 1024 * 1024,
+            None => arca_engine::writer::DEFAULT_PACK_SIZE,
+        };
+        Ok(arca_engine::writer::WriterOptions {
+            compression,
+            pack_size,
+            ..Default::default()
+        })
+    }
+
     /// Whether progress bars may be drawn.
     pub fn show_progress(&self) -> bool {
         !self.json && !self.quiet && std::io::stdout().is_terminal()

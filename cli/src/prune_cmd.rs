@@ -5,9 +5,7 @@ use crate::global::GlobalOptions;
 use crate::output::{format_bytes, Bar};
 use anyhow::{anyhow, bail, Result};
 use arca_engine::prune::{self, Amount, MaxUnused, PruneOptions, PruneReport};
-use arca_engine::writer::WriterOptions;
 use arca_engine::Repository;
-use arca_format::compression::Mode;
 use clap::Args;
 use std::sync::Arc;
 
@@ -33,22 +31,13 @@ pub struct PruneArgs {
 pub fn options(a: &PruneArgs, g: &GlobalOptions) -> Result<PruneOptions> {
     let max_unused =
         MaxUnused::parse(&a.max_unused, |s| parse_size(s).ok()).map_err(|e| anyhow!(e))?;
-    let compression = Mode::parse(&g.compression)
-        .ok_or_else(|| anyhow!("invalid compression mode {:?}", g.compression))?;
     Ok(PruneOptions {
         max_unused,
         max_repack_bytes: a.max_repack_size.as_deref().map(parse_size).transpose()?,
         repack_cacheable_only: a.repack_cacheable_only,
         repack_uncompressed: a.repack_uncompressed,
         dry_run: a.dry_run,
-        writer: WriterOptions {
-            compression,
-            pack_size: g
-                .pack_size
-                .map(|m| m as usize * 1024 * 1024)
-                .unwrap_or(arca_engine::writer::DEFAULT_PACK_SIZE),
-            ..Default::default()
-        },
+        writer: g.writer_options()?,
         ignore_snapshots: Vec::new(),
     })
 }

@@ -10,21 +10,14 @@ use arca_engine::repair;
 use arca_engine::rewrite::{self, TreeRewriter};
 use arca_engine::writer::{BlobWriter, WriterOptions};
 use arca_engine::Repository;
-use arca_format::compression::Mode;
 use arca_format::Id;
 use clap::{Args, Subcommand};
 use std::sync::Arc;
 
 fn writer_options(g: &GlobalOptions, dry_run: bool) -> Result<WriterOptions> {
     Ok(WriterOptions {
-        compression: Mode::parse(&g.compression)
-            .ok_or_else(|| anyhow!("invalid compression mode {:?}", g.compression))?,
-        pack_size: g
-            .pack_size
-            .map(|m| m as usize * 1024 * 1024)
-            .unwrap_or(arca_engine::writer::DEFAULT_PACK_SIZE),
         dry_run,
-        ..Default::default()
+        ..g.writer_options()?
     })
 }
 

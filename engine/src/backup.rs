@@ -608,8 +608,8 @@ pub async fn backup_stdin(
     let now = opts.time.unwrap_or_else(GoTime::now);
     let mut node = Node::new(name.as_bytes().to_vec(), NodeType::File);
     node.mode = 0o644;
-    node.mtime = now.clone();
-    node.atime = now.clone();
+    node.mtime = now;
+    node.atime = now;
     node.ctime = now;
     node.uid = crate::sys::uid();
     node.gid = crate::sys::gid();
@@ -658,7 +658,7 @@ async fn finish(
         .map_err(|e| Error::Invalid(format!("writer failed: {e}")))??;
     let ld = |a: &AtomicU64| a.load(Ordering::Relaxed);
     let summary = Summary {
-        backup_start: Some(start.clone()),
+        backup_start: Some(start),
         backup_end: Some(GoTime::now()),
         files_new: ld(&counters.files_new),
         files_changed: ld(&counters.files_changed),
@@ -674,7 +674,7 @@ async fn finish(
         total_bytes_processed: ld(&counters.bytes),
     };
     let mut sn = Snapshot {
-        time: opts.time.clone().unwrap_or(start),
+        time: opts.time.unwrap_or(start),
         parent: opts.parent.as_ref().map(|p| p.id),
         tree,
         paths: paths

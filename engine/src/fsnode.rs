@@ -65,7 +65,7 @@ pub fn node_from_metadata(
     n.atime = if with_atime {
         GoTime::from_unix(md.atime(), md.atime_nsec() as u32)
     } else {
-        n.mtime.clone()
+        n.mtime
     };
     n.ctime = GoTime::from_unix(md.ctime(), md.ctime_nsec() as u32);
     n.uid = md.uid();

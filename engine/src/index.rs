@@ -129,7 +129,7 @@ impl Index {
     pub fn finish(&mut self) {
         for v in [&mut self.data, &mut self.tree] {
             // Stable: among duplicates the first-loaded location is found first.
-            v.sort_by(|a, b| a.id.cmp(&b.id));
+            v.sort_by_key(|a| a.id);
             v.shrink_to_fit();
         }
         self.packs.shrink_to_fit();

@@ -185,7 +185,7 @@ pub async fn restore(
     for it in &items {
         let p = target_path(&opts.target, &it.rel);
         let res = match it.node.node_type {
-            NodeType::Symlink => create_symlink(&p, &it.node.link_target_bytes()),
+            NodeType::Symlink => create_symlink(&p, it.node.link_target_bytes()),
             NodeType::Fifo => make_node(&p, libc::S_IFIFO, 0),
             NodeType::Dev => make_node(&p, libc::S_IFBLK, it.node.device),
             NodeType::Chardev => make_node(&p, libc::S_IFCHR, it.node.device),

@@ -54,9 +54,9 @@ pub async fn stats(repo: &Repository, snapshots: &[Snapshot], mode: StatsMode) -
                 let mut links: HashSet<(u64, u64)> = HashSet::new();
                 walk(repo, &sn.tree, b"/", |_, node| {
                     st.total_file_count += 1;
-                    if node.links == 1 || node.node_type == NodeType::Dir || node.inode == 0 {
-                        st.total_size += node.size;
-                    } else if links.insert((node.inode, node.device_id)) {
+                    let counted_once =
+                        node.links == 1 || node.node_type == NodeType::Dir || node.inode == 0;
+                    if counted_once || links.insert((node.inode, node.device_id)) {
                         st.total_size += node.size;
                     }
                     Ok(Visit::Descend)
