@@ -28,8 +28,16 @@ struct Cli {
 
 fn main() {
     let cli = Cli::parse();
+    // glibc gives every thread that allocates its own arena; with a worker pool plus
+    // blocking threads that multiplies peak memory. A few arenas are plenty here.
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only tunes the allocator and is called before any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 4);
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .max_blocking_threads(64)
         .build()
         .expect("tokio runtime");
     let code = match rt.block_on(commands::run(cli.command, cli.global)) {

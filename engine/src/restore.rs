@@ -15,7 +15,8 @@ use arca_format::tree::{unix_mode_from_go, Node, NodeType};
 use arca_format::Id;
 use arca_storage::FileType;
 use futures::StreamExt;
-use std::collections::HashMap;
+use rayon::prelude::*;
+use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
@@ -113,17 +114,21 @@ pub async fn restore(
         .create(&opts.target)
         .map_err(Error::io(&opts.target))?;
 
-    // Directories first (created private; final modes come at the end).
+    // Directories first (created private; final modes come at the end). Remember which
+    // exist so the files below do not check their parents again.
+    let mut made: HashSet<PathBuf> = HashSet::new();
     for it in items.iter().filter(|i| i.node.node_type == NodeType::Dir) {
         let p = target_path(&opts.target, &it.rel);
-        if let Err(e) = ensure_dir(&opts.target, &p) {
-            report.errors.push(e);
+        match ensure_dir(&opts.target, &p) {
+            Ok(()) => {
+                made.insert(p);
+            }
+            Err(e) => report.errors.push(e),
         }
     }
 
     // Decide which files to write; link the rest of each hard-link group later.
-    let mut files: Vec<PlannedFile> = Vec::new();
-    let mut file_items: Vec<usize> = Vec::new();
+    let mut wanted: Vec<(usize, PathBuf)> = Vec::new();
     let mut hardlinks: Vec<(PathBuf, PathBuf)> = Vec::new();
     let mut first_of_inode: HashMap<(u64, u64), PathBuf> = HashMap::new();
     for (i, it) in items.iter().enumerate() {
@@ -132,9 +137,16 @@ pub async fn restore(
         }
         let path = target_path(&opts.target, &it.rel);
         if let Some(parent) = path.parent() {
-            if let Err(e) = ensure_dir(&opts.target, parent) {
-                report.errors.push(e);
-                continue;
+            if !made.contains(parent) {
+                match ensure_dir(&opts.target, parent) {
+                    Ok(()) => {
+                        made.insert(parent.to_path_buf());
+                    }
+                    Err(e) => {
+                        report.errors.push(e);
+                        continue;
+                    }
+                }
             }
         }
         if it.node.links > 1 && it.node.inode != 0 {
@@ -145,20 +157,31 @@ pub async fn restore(
             }
             first_of_inode.insert(key, path.clone());
         }
-        if skip_existing(&path, &it.node, opts.overwrite) {
-            report.skipped += 1;
-            continue;
-        }
-        match create_file(&path, it.node.size) {
-            Ok(()) => {
+        wanted.push((i, path));
+    }
+    // Existence checks and file creation touch every file: do them on all cores. (Like
+    // the loops around it, this blocks the calling task; restore owns its runtime thread.)
+    let created: Vec<Option<std::result::Result<(), String>>> = wanted
+        .par_iter()
+        .map(|(i, path)| {
+            let node = &items[*i].node;
+            (!skip_existing(path, node, opts.overwrite)).then(|| create_file(path, node.size))
+        })
+        .collect();
+    let mut files: Vec<PlannedFile> = Vec::new();
+    let mut file_items: Vec<usize> = Vec::new();
+    for ((i, path), res) in wanted.into_iter().zip(created) {
+        match res {
+            None => report.skipped += 1,
+            Some(Ok(())) => {
                 files.push(PlannedFile {
                     path,
-                    size: it.node.size,
-                    content: it.node.content.clone().unwrap_or_default(),
+                    size: items[i].node.size,
+                    content: items[i].node.content.clone().unwrap_or_default(),
                 });
                 file_items.push(i);
             }
-            Err(e) => report.errors.push(e),
+            Some(Err(e)) => report.errors.push(e),
         }
     }
 
@@ -197,14 +220,19 @@ pub async fn restore(
             Err(e) => report.errors.push(format!("{}: {e}", p.display())),
         }
     }
-    for &i in &file_items {
-        let it = &items[i];
-        set_metadata(
-            &target_path(&opts.target, &it.rel),
-            &it.node,
-            &mut report.errors,
-        );
-    }
+    let meta_errors: Vec<String> = file_items
+        .par_iter()
+        .flat_map_iter(|&i| {
+            let mut errs = Vec::new();
+            set_metadata(
+                &target_path(&opts.target, &items[i].rel),
+                &items[i].node,
+                &mut errs,
+            );
+            errs
+        })
+        .collect();
+    report.errors.extend(meta_errors);
     for it in items.iter().filter(|i| {
         matches!(
             i.node.node_type,
