@@ -4,6 +4,7 @@
 #   bash scripts/compare.sh                 # mixed dataset: 1 GiB random, 0.5 GiB text, 20,000 small files
 #   SCALE=0.1 bash scripts/compare.sh       # the same shape, 10% of the size (quick check)
 #   MANY_FILES=1000000 bash scripts/compare.sh many   # metadata-heavy: N small files
+#   GENERATE_ONLY=1 ...                                # only build the dataset (kept in $WORK)
 #
 # For each tool: init, first backup, second backup of unchanged data, restore.
 # Prints wall time and peak memory (max RSS) of each step and the ratio arca/restic.
@@ -74,6 +75,7 @@ open(os.path.join(root, ".complete"), "w").close()
 PY
 fi
 echo "==> dataset: $(du -sh "$DATA" | cut -f1), $(find "$DATA" -type f | wc -l) files" >&2
+[ "${GENERATE_ONLY:-0}" = 1 ] && exit 0
 # Warm the page cache so neither tool pays for the first read from disk.
 find "$DATA" -type f -print0 | xargs -0 cat > /dev/null
 

@@ -1333,7 +1333,7 @@ async fn restore_cmd(mut repo: Repository, a: RestoreArgs, g: GlobalOptions) -> 
         sparse: a.sparse,
         overwrite,
         verify: a.verify,
-        concurrency: 4,
+        concurrency: 2,
     };
     let bar = Bar::new(g.show_progress(), true, "restore");
     let repo = Arc::new(repo);

@@ -71,14 +71,16 @@ fn window_log_for(len: usize) -> u32 {
     w
 }
 
-/// Decompress a blob whose plaintext length is known from the index or pack header.
+/// Decompress a blob whose plaintext length is known from the index or pack header,
+/// into a buffer of exactly that size (a larger frame is an error, not a reallocation).
 pub fn decompress_exact(data: &[u8], len: usize) -> Result<Vec<u8>, CompressionError> {
-    let out = decompress_limited(data, len)?;
-    if out.len() != len {
-        return Err(CompressionError::WrongLength {
-            got: out.len(),
-            want: len,
-        });
+    let corrupt = |e: std::io::Error| CompressionError::Corrupt(e.to_string());
+    let mut d = zstd::bulk::Decompressor::new().map_err(corrupt)?;
+    d.window_log_max(27).map_err(corrupt)?;
+    let mut out = Vec::with_capacity(len);
+    let n = d.decompress_to_buffer(data, &mut out).map_err(corrupt)?;
+    if n != len {
+        return Err(CompressionError::WrongLength { got: n, want: len });
     }
     Ok(out)
 }
