@@ -619,12 +619,22 @@ async fn verify_files(repo: &Arc<Repository>, files: &[PlannedFile]) -> Vec<Stri
                     Err(e) => return Some(format!("{}: verify: {e}", path.display())),
                 };
                 let mut off = 0u64;
+                // The lengths come from the index: read in bounded pieces, never allocating
+                // what a damaged index claims (up to 4 GiB per blob).
+                let biggest = blobs.iter().map(|(_, len)| *len).max().unwrap_or(0);
+                let mut buf = vec![0u8; biggest.min(1 << 20) as usize];
                 for (id, len) in blobs {
-                    let mut buf = vec![0u8; *len as usize];
-                    if let Err(e) = f.read_exact_at(&mut buf, off) {
-                        return Some(format!("{}: verify: {e}", path.display()));
+                    let mut h = <sha2::Sha256 as sha2::Digest>::new();
+                    let mut done = 0u64;
+                    while done < *len {
+                        let n = (*len - done).min(buf.len() as u64) as usize;
+                        if let Err(e) = f.read_exact_at(&mut buf[..n], off + done) {
+                            return Some(format!("{}: verify: {e}", path.display()));
+                        }
+                        sha2::Digest::update(&mut h, &buf[..n]);
+                        done += n as u64;
                     }
-                    if Id::hash(&buf) != *id {
+                    if Id(sha2::Digest::finalize(h).into()) != *id {
                         return Some(format!(
                             "{}: verify: content at offset {off} does not match blob {id}",
                             path.display()
