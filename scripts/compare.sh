@@ -5,6 +5,7 @@
 #   SCALE=0.1 bash scripts/compare.sh       # the same shape, 10% of the size (quick check)
 #   MANY_FILES=1000000 bash scripts/compare.sh many   # metadata-heavy: N small files
 #   GENERATE_ONLY=1 ...                                # only build the dataset (kept in $WORK)
+#   ROUNDS=5 ...                                       # rounds to take the median of (default 3)
 #
 # For each tool: init, first backup, second backup of unchanged data, restore.
 # Prints wall time and peak memory (max RSS) of each step and the ratio arca/restic.
@@ -15,6 +16,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 MODE=${1:-mixed}
 SCALE=${SCALE:-1}
 MANY_FILES=${MANY_FILES:-1000000}
+ROUNDS=${ROUNDS:-3}
 WORK=${WORK:-/tmp/arca-compare}
 export RESTIC_PASSWORD=compare-password
 
@@ -79,38 +81,74 @@ echo "==> dataset: $(du -sh "$DATA" | cut -f1), $(find "$DATA" -type f | wc -l) 
 # Warm the page cache so neither tool pays for the first read from disk.
 find "$DATA" -type f -print0 | xargs -0 cat > /dev/null
 
-declare -A T M
+# Start from a quiet disk: remove the previous run's repositories and restore targets, then
+# wait until ext4 no longer treats their inodes as recently deleted (it skips such inodes
+# when allocating, which slows the next run's file creation by seconds and would penalise
+# whichever tool ran after a deletion). Nothing is deleted again until the next run.
+leftovers=$(find "$WORK" -maxdepth 1 \( -name 'repo-*' -o -name 'restore-*' \) | wc -l)
+if [ "$leftovers" -gt 0 ]; then
+  echo "==> removing the previous run's repositories and waiting 65 s for ext4 to settle" >&2
+  find "$WORK" -maxdepth 1 \( -name 'repo-*' -o -name 'restore-*' \) -exec rm -rf {} +
+  sync
+  sleep 65
+fi
+
+# Every measurement is kept as "tool-step-round"; the table shows the median over rounds.
+declare -A T M C SIZE
 measure() { # name, command...
   local name=$1; shift
-  /usr/bin/time -f "%e %M" -o "$WORK/$name.time" "$@" > /dev/null 2> "$WORK/$name.err" || {
+  # Each step starts with no dirty pages, so neither tool pays for the other's writeback.
+  sync
+  /usr/bin/time -f "%e %M %U %S" -o "$WORK/$name.time" "$@" > /dev/null 2> "$WORK/$name.err" || {
     echo "step $name failed:" >&2; cat "$WORK/$name.err" >&2; exit 1; }
-  local out
-  out=$(tail -n 1 "$WORK/$name.time")
-  T[$name]=${out% *}
-  M[$name]=${out#* }
+  local e m u s
+  read -r e m u s < <(tail -n 1 "$WORK/$name.time")
+  T[$name]=$e
+  M[$name]=$m
+  C[$name]=$(echo "$u + $s" | bc -l)
+  echo "    $name: ${e} s, $((m / 1024)) MiB" >&2
 }
 
-run_tool() { # tool, binary
-  local tool=$1 bin=$2 repo=$WORK/repo-$1 target=$WORK/restore-$1
-  rm -rf "$repo" "$target"
+run_tool() { # tool, binary, round
+  local tool=$1 bin=$2 r=$3
+  local repo=$WORK/repo-$tool-$r target=$WORK/restore-$tool-$r
   "$bin" -r "$repo" init >/dev/null 2>&1
-  measure "$tool-backup1" "$bin" -r "$repo" backup -q "$DATA"
+  measure "$tool-backup1-$r" "$bin" -r "$repo" backup -q "$DATA"
+  SIZE[$tool]=$(du -sb "$repo" | cut -f1)
   [ "$MODE" = many ] && return
-  measure "$tool-backup2" "$bin" -r "$repo" backup -q "$DATA"
-  measure "$tool-restore" "$bin" -r "$repo" restore -q latest --target "$target"
+  measure "$tool-backup2-$r" "$bin" -r "$repo" backup -q "$DATA"
+  measure "$tool-restore-$r" "$bin" -r "$repo" restore -q latest --target "$target"
   diff -r "$DATA" "$target$DATA" > /dev/null || { echo "$tool restore differs from the source" >&2; exit 1; }
-  rm -rf "$target"
+}
+
+median() { printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END {print (NR % 2) ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2}'; }
+pick() { # array-name tool step -> median over rounds
+  local -n arr=$1; local vals=() r
+  for r in $(seq 1 "$ROUNDS"); do vals+=("${arr[$2-$3-$r]}"); done
+  median "${vals[@]}"
 }
 
 restic version >&2
-run_tool restic restic
-run_tool arca "$ARCA"
+# Alternate which tool goes first, so neither always runs on a machine the other warmed up.
+for r in $(seq 1 "$ROUNDS"); do
+  echo "==> round $r of $ROUNDS" >&2
+  if [ $((r % 2)) = 1 ]; then
+    run_tool restic restic "$r"; run_tool arca "$ARCA" "$r"
+  else
+    run_tool arca "$ARCA" "$r"; run_tool restic restic "$r"
+  fi
+done
 
 steps="backup1 backup2 restore"
 [ "$MODE" = many ] && steps="backup1"
-printf '\n%-10s %12s %12s %8s %14s %14s %8s\n' step restic_s arca_s ratio restic_rss_MiB arca_rss_MiB ratio
+printf '\n%-8s %9s %9s %6s %10s %10s %6s %9s %9s %6s\n' step restic_s arca_s ratio restic_cpu arca_cpu ratio restic_MiB arca_MiB ratio
 for s in $steps; do
-  rt=${T[restic-$s]} at=${T[arca-$s]} rm=${M[restic-$s]} am=${M[arca-$s]}
-  printf '%-10s %12.2f %12.2f %8.2f %14.1f %14.1f %8.2f\n' "$s" "$rt" "$at" \
-    "$(echo "$at / $rt" | bc -l)" "$(echo "$rm / 1024" | bc -l)" "$(echo "$am / 1024" | bc -l)" "$(echo "$am / $rm" | bc -l)"
+  rt=$(pick T restic "$s") at=$(pick T arca "$s") rm=$(pick M restic "$s") am=$(pick M arca "$s")
+  rc=$(pick C restic "$s") ac=$(pick C arca "$s")
+  printf '%-8s %9.2f %9.2f %6.2f %10.2f %10.2f %6.2f %9.1f %9.1f %6.2f\n' "$s" "$rt" "$at" \
+    "$(echo "$at / $rt" | bc -l)" "$rc" "$ac" "$(echo "$ac / $rc" | bc -l)" \
+    "$(echo "$rm / 1024" | bc -l)" "$(echo "$am / 1024" | bc -l)" "$(echo "$am / $rm" | bc -l)"
 done
+echo "(median of $ROUNDS rounds: wall seconds, CPU seconds user+system, max RSS MiB; ratio = arca / restic)"
+printf 'repository size after the first backup: restic %s, arca %s (ratio %.3f)\n' \
+  "$(numfmt --to=iec "${SIZE[restic]}")" "$(numfmt --to=iec "${SIZE[arca]}")" "$(echo "${SIZE[arca]} / ${SIZE[restic]}" | bc -l)"

@@ -130,26 +130,46 @@ pub async fn run(cmd: Command, g: GlobalOptions) -> Result<i32> {
     }
 }
 
-/// Open the repository, take a shared lock (unless --no-lock), run, release.
+/// Open the repository, take a lock (unless --no-lock), run, release.
+///
+/// A shared lock's 200 ms confirmation runs alongside the command: the repository makes
+/// snapshot and index writes wait for it, and a conflict found meanwhile stops the command.
 pub(crate) async fn with_lock<F, Fut>(g: &GlobalOptions, exclusive: bool, f: F) -> Result<i32>
 where
     F: FnOnce(Repository) -> Fut,
     Fut: std::future::Future<Output = Result<i32>>,
 {
-    let repo = g.open().await?;
-    let lock = if g.no_lock {
-        None
-    } else {
-        Some(
-            LockGuard::acquire(&repo, exclusive)
-                .await
-                .map_err(|e| anyhow!(e))?,
-        )
-    };
-    let res = f(repo).await;
-    if let Some(l) = lock {
-        let _ = l.release().await;
+    let mut repo = g.open().await?;
+    if g.no_lock {
+        return f(repo).await;
     }
+    if exclusive {
+        let lock = LockGuard::acquire(&repo, true)
+            .await
+            .map_err(|e| anyhow!(e))?;
+        let res = f(repo).await;
+        let _ = lock.release().await;
+        return res;
+    }
+    let (lock, check) = LockGuard::begin(&repo, false)
+        .await
+        .map_err(|e| anyhow!(e))?;
+    repo.set_lock_check(check.clone());
+    let conflict = async {
+        match check.wait().await {
+            Err(e) => e,
+            // Confirmed: nothing to report, let the command finish.
+            Ok(()) => std::future::pending().await,
+        }
+    };
+    let res = tokio::select! {
+        e = conflict => Err(anyhow!(e)),
+        r = f(repo) => match check.wait().await {
+            Ok(()) => r,
+            Err(e) => Err(anyhow!(e)),
+        },
+    };
+    let _ = lock.release().await;
     res
 }
 

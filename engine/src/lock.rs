@@ -72,27 +72,83 @@ fn describe(id: &Id, l: &Lock) -> String {
     )
 }
 
+/// The outcome of a lock's second conflict check, 200 ms after it was written.
+/// Cloneable, so the repository can make its snapshot and index writes wait for it.
+#[derive(Clone)]
+pub struct LockCheck(tokio::sync::watch::Receiver<Option<std::result::Result<(), String>>>);
+
+impl LockCheck {
+    /// Wait for the check; an error if another process holds a conflicting lock.
+    pub async fn wait(&self) -> Result<()> {
+        let mut rx = self.0.clone();
+        let outcome = rx
+            .wait_for(|v| v.is_some())
+            .await
+            .map(|v| v.clone())
+            .unwrap_or_else(|_| Some(Err("the lock check was abandoned".to_string())));
+        match outcome {
+            Some(Err(msg)) => Err(Error::Locked(msg)),
+            _ => Ok(()),
+        }
+    }
+}
+
 impl LockGuard {
     /// Take a lock: check for conflicts, write ours, wait 200 ms and check again.
     pub async fn acquire(repo: &Repository, exclusive: bool) -> Result<LockGuard> {
+        let (guard, check) = Self::begin(repo, exclusive).await?;
+        match check.wait().await {
+            Ok(()) => Ok(guard),
+            Err(e) => {
+                guard.refresher.abort();
+                let _ = guard
+                    .backend
+                    .remove(FileType::Lock, &guard.id().to_hex())
+                    .await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Like [`acquire`](Self::acquire), but return as soon as our lock is written; the
+    /// 200 ms wait and second check (restic's protection against two processes locking
+    /// at once) run in the background. Read-only work may go ahead meanwhile; anything
+    /// that commits must first [`LockCheck::wait`]. On a conflict the check removes our
+    /// lock file itself.
+    pub async fn begin(repo: &Repository, exclusive: bool) -> Result<(LockGuard, LockCheck)> {
         if let Some((id, l)) = find_conflict(repo, exclusive, None).await? {
             return Err(Error::Locked(describe(&id, &l)));
         }
         let id = repo
             .save_unpacked(FileType::Lock, &new_lock(exclusive).to_json())
             .await?;
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        if let Some((other, l)) = find_conflict(repo, exclusive, Some(id)).await? {
-            let _ = repo.backend().remove(FileType::Lock, &id.to_hex()).await;
-            return Err(Error::Locked(describe(&other, &l)));
-        }
+        let (tx, rx) = tokio::sync::watch::channel(None);
+        let detached = repo.detached();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let outcome = match find_conflict(&detached, exclusive, Some(id)).await {
+                Ok(None) => Ok(()),
+                Ok(Some((other, l))) => {
+                    let _ = detached
+                        .backend()
+                        .remove(FileType::Lock, &id.to_hex())
+                        .await;
+                    Err(describe(&other, &l))
+                }
+                Err(e) => Err(format!("checking for other locks: {e}")),
+            };
+            let _ = tx.send(Some(outcome));
+        });
         let current = Arc::new(Mutex::new(id));
         let refresher = spawn_refresher(repo, exclusive, current.clone());
-        Ok(LockGuard {
-            backend: repo.backend().clone(),
-            current,
-            refresher,
-        })
+        Ok((
+            LockGuard {
+                backend: repo.backend().clone(),
+                current,
+                refresher,
+            },
+            LockCheck(rx),
+        ))
     }
 
     pub fn id(&self) -> Id {

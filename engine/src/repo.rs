@@ -20,6 +20,8 @@ pub struct Repository {
     key_id: Id,
     config: Config,
     index: Option<Arc<Index>>,
+    /// Set while a shared lock is still being confirmed: snapshots and indexes wait for it.
+    lock_check: Option<crate::lock::LockCheck>,
 }
 
 /// How many files of one kind to load at once.
@@ -75,6 +77,7 @@ impl Repository {
             key_id,
             config,
             index: None,
+            lock_check: None,
         })
     }
 
@@ -111,7 +114,25 @@ impl Repository {
             key_id,
             config,
             index: None,
+            lock_check: None,
         })
+    }
+
+    /// Make snapshot and index writes wait for this lock's confirmation.
+    pub fn set_lock_check(&mut self, check: crate::lock::LockCheck) {
+        self.lock_check = Some(check);
+    }
+
+    /// The same repository without its index, for background work such as lock checks.
+    pub fn detached(&self) -> Repository {
+        Repository {
+            backend: self.backend.clone(),
+            key: self.key.clone(),
+            key_id: self.key_id,
+            config: self.config.clone(),
+            index: None,
+            lock_check: None,
+        }
     }
 
     pub fn backend(&self) -> &DynBackend {
@@ -149,6 +170,10 @@ impl Repository {
 
     /// Encrypt and store an index, snapshot or lock file; returns its storage ID.
     pub async fn save_unpacked(&self, ty: FileType, json: &[u8]) -> Result<Id> {
+        // Nothing may reference data before our lock is known not to race a prune.
+        if let (Some(check), FileType::Snapshot | FileType::Index) = (&self.lock_check, ty) {
+            check.wait().await?;
+        }
         save_unpacked(&self.backend, &self.key, self.version(), ty, json).await
     }
 
@@ -251,23 +276,47 @@ pub fn decode_blob(
     blob: &arca_format::pack::PackedBlob,
     raw: &[u8],
 ) -> std::result::Result<Vec<u8>, String> {
+    let mut scratch = BlobScratch::default();
+    decode_blob_into(key, blob, raw, &mut scratch)?;
+    Ok(if blob.is_compressed() {
+        scratch.plain
+    } else {
+        scratch.decrypted
+    })
+}
+
+/// Reusable buffers for [`decode_blob_into`].
+#[derive(Default)]
+pub struct BlobScratch {
+    decrypted: Vec<u8>,
+    plain: Vec<u8>,
+}
+
+/// [`decode_blob`] into reusable buffers: verify, decrypt, decompress, check the hash,
+/// so an index that points at the wrong blob never yields wrong file content.
+pub fn decode_blob_into<'s>(
+    key: &Key,
+    blob: &arca_format::pack::PackedBlob,
+    raw: &[u8],
+    scratch: &'s mut BlobScratch,
+) -> std::result::Result<&'s [u8], String> {
     if raw.len() != blob.length as usize {
         return Err(format!("read {} bytes, want {}", raw.len(), blob.length));
     }
-    let mut buf = raw.to_vec();
-    let plain_len = key
-        .open_in_place(&mut buf)
-        .map_err(|e| e.to_string())?
-        .len();
-    buf.truncate(arca_format::crypto::IV_SIZE + plain_len);
-    buf.drain(..arca_format::crypto::IV_SIZE);
-    let plain = if blob.is_compressed() {
-        compression::decompress_exact(&buf, blob.uncompressed_length as usize)
-            .map_err(|e| e.to_string())?
+    key.open_into(raw, &mut scratch.decrypted)
+        .map_err(|e| e.to_string())?;
+    let plain: &[u8] = if blob.is_compressed() {
+        compression::decompress_exact_into(
+            &scratch.decrypted,
+            blob.uncompressed_length as usize,
+            &mut scratch.plain,
+        )
+        .map_err(|e| e.to_string())?;
+        &scratch.plain
     } else {
-        buf
+        &scratch.decrypted
     };
-    if Id::hash(&plain) != blob.id {
+    if Id::hash(plain) != blob.id {
         return Err("wrong data returned, hash does not match the blob ID".to_string());
     }
     Ok(plain)

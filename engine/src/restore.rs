@@ -8,7 +8,7 @@
 use crate::error::{Error, Result};
 use crate::filter::Patterns;
 use crate::progress::Progress;
-use crate::repo::{decode_blob, Repository};
+use crate::repo::{decode_blob_into, BlobScratch, Repository};
 use crate::walk::{walk, Visit};
 use arca_format::pack::{BlobType, PackedBlob};
 use arca_format::tree::{unix_mode_from_go, Node, NodeType};
@@ -443,7 +443,9 @@ async fn write_contents(
     let files = Arc::new(files.iter().map(|f| f.path.clone()).collect::<Vec<_>>());
     let errors = Arc::new(Mutex::new(errors));
     let sparse = opts.sparse;
+    let scratches: Arc<Mutex<Vec<BlobScratch>>> = Arc::default();
     let jobs = by_pack.into_iter().map(|(pack, blobs)| {
+        let scratches = scratches.clone();
         let repo = repo.clone();
         let files = files.clone();
         let errors = errors.clone();
@@ -473,50 +475,65 @@ async fn write_contents(
             tokio::task::spawn_blocking(move || {
                 let mut written = 0u64;
                 let mut open: HashMap<usize, fs::File> = HashMap::new();
-                for (b, targets) in blobs {
-                    let lo = (b.offset as u64 - start) as usize;
-                    let plain = match decode_blob(&key, &b, &raw[lo..lo + b.length as usize]) {
-                        Ok(p) => p,
-                        Err(e) => {
-                            errors
-                                .lock()
-                                .expect("errors mutex")
-                                .push(format!("pack {pack_id}: data blob {}: {e}", b.id));
-                            continue;
-                        }
-                    };
-                    let all_zero = sparse && plain.iter().all(|&x| x == 0);
-                    for (fi, off) in targets {
-                        if !all_zero {
-                            let f = match open.entry(fi) {
-                                std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
-                                std::collections::hash_map::Entry::Vacant(v) => {
-                                    match fs::OpenOptions::new()
-                                        .write(true)
-                                        .custom_flags(libc::O_NOFOLLOW)
-                                        .open(&files[fi])
-                                    {
-                                        Ok(f) => v.insert(f),
-                                        Err(e) => {
-                                            errors
-                                                .lock()
-                                                .expect("errors mutex")
-                                                .push(format!("{}: {e}", files[fi].display()));
-                                            continue;
-                                        }
-                                    }
-                                }
-                            };
-                            if let Err(e) = f.write_all_at(&plain, off) {
+                // Recycled decode buffers: fresh ones would fault in new pages for every
+                // blob. One set per running job, so memory stays bounded.
+                let mut scratch = scratches
+                    .lock()
+                    .expect("scratch mutex")
+                    .pop()
+                    .unwrap_or_default();
+                {
+                    for (b, targets) in blobs {
+                        let lo = (b.offset as u64 - start) as usize;
+                        let plain = match decode_blob_into(
+                            &key,
+                            &b,
+                            &raw[lo..lo + b.length as usize],
+                            &mut scratch,
+                        ) {
+                            Ok(p) => p,
+                            Err(e) => {
                                 errors
                                     .lock()
                                     .expect("errors mutex")
-                                    .push(format!("{}: write: {e}", files[fi].display()));
+                                    .push(format!("pack {pack_id}: data blob {}: {e}", b.id));
+                                continue;
                             }
+                        };
+                        let all_zero = sparse && plain.iter().all(|&x| x == 0);
+                        for (fi, off) in targets {
+                            if !all_zero {
+                                let f = match open.entry(fi) {
+                                    std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+                                    std::collections::hash_map::Entry::Vacant(v) => {
+                                        match fs::OpenOptions::new()
+                                            .write(true)
+                                            .custom_flags(libc::O_NOFOLLOW)
+                                            .open(&files[fi])
+                                        {
+                                            Ok(f) => v.insert(f),
+                                            Err(e) => {
+                                                errors
+                                                    .lock()
+                                                    .expect("errors mutex")
+                                                    .push(format!("{}: {e}", files[fi].display()));
+                                                continue;
+                                            }
+                                        }
+                                    }
+                                };
+                                if let Err(e) = f.write_all_at(&plain, off) {
+                                    errors
+                                        .lock()
+                                        .expect("errors mutex")
+                                        .push(format!("{}: write: {e}", files[fi].display()));
+                                }
+                            }
+                            written += plain.len() as u64;
                         }
-                        written += plain.len() as u64;
                     }
                 }
+                scratches.lock().expect("scratch mutex").push(scratch);
                 written
             })
             .await

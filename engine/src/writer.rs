@@ -135,20 +135,32 @@ impl BlobWriter {
         {
             return Ok((id, false));
         }
-        let (stored, uncompressed_length) = self.encode(t, data);
-        let counter = match t {
-            BlobType::Data => &self.stats.data_blobs,
-            BlobType::Tree => &self.stats.tree_blobs,
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
-        self.stats
-            .data_added
-            .fetch_add(data.len() as u64, Ordering::Relaxed);
-        self.stats
-            .data_added_packed
-            .fetch_add(stored.len() as u64, Ordering::Relaxed);
-        let full = {
+        // Per-thread buffers for the compressed and sealed blob: fresh ones would fault
+        // in new pages for every blob.
+        thread_local! {
+            static SCRATCH: std::cell::RefCell<(Vec<u8>, Vec<u8>)> = Default::default();
+        }
+        let full = SCRATCH.with(|scratch| {
+            let (compressed, sealed) = &mut *scratch.borrow_mut();
+            let uncompressed_length = self.encode(t, data, compressed, sealed);
+            let stored: &[u8] = sealed;
+            let counter = match t {
+                BlobType::Data => &self.stats.data_blobs,
+                BlobType::Tree => &self.stats.tree_blobs,
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
+            self.stats
+                .data_added
+                .fetch_add(data.len() as u64, Ordering::Relaxed);
+            self.stats
+                .data_added_packed
+                .fetch_add(stored.len() as u64, Ordering::Relaxed);
             let mut open = self.open[slot(t)].lock().expect("pack mutex");
+            if open.data.capacity() == 0 {
+                // Room for a full pack, a typical blob that overflows it and a header
+                // (a rare larger one makes the buffer grow).
+                open.data = arca_storage::buffers::take(self.opts.pack_size + (4 << 20));
+            }
             let offset = open.data.len() as u32;
             open.blobs.push(PackedBlob {
                 blob_type: t,
@@ -157,31 +169,40 @@ impl BlobWriter {
                 length: stored.len() as u32,
                 uncompressed_length,
             });
-            open.data.extend_from_slice(&stored);
+            open.data.extend_from_slice(stored);
             let full = open.data.len() >= self.opts.pack_size
                 || open.blobs.len() >= pack::MAX_HEADER_ENTRIES;
             full.then(|| std::mem::take(&mut *open))
-        };
+        });
         if let Some(p) = full {
             self.ship(p)?;
         }
         Ok((id, true))
     }
 
-    /// v2: tree blobs always compressed, data blobs unless compression is off; a
-    /// compressed data blob is kept only if it is smaller. v1: never compressed.
-    fn encode(&self, t: BlobType, data: &[u8]) -> (Vec<u8>, u32) {
+    /// Seal `data` into `sealed`; returns the uncompressed length to record (0 if stored
+    /// uncompressed). v2: tree blobs always compressed, data blobs unless compression is
+    /// off; a compressed data blob is kept only if it is smaller. v1: never compressed.
+    fn encode(
+        &self,
+        t: BlobType,
+        data: &[u8],
+        compressed: &mut Vec<u8>,
+        sealed: &mut Vec<u8>,
+    ) -> u32 {
         let key = self.repo.key();
         if self.repo.version() >= 2
             && !data.is_empty()
             && (t == BlobType::Tree || self.opts.compression != Mode::Off)
         {
-            let c = compression::compress(data, self.opts.compression);
-            if t == BlobType::Tree || c.len() < data.len() {
-                return (key.seal(&c), data.len() as u32);
+            compression::compress_into(data, self.opts.compression, compressed);
+            if t == BlobType::Tree || compressed.len() < data.len() {
+                key.seal_into(compressed, sealed);
+                return data.len() as u32;
             }
         }
-        (key.seal(data), 0)
+        key.seal_into(data, sealed);
+        0
     }
 
     /// Finish a pack and hand it to the uploader (blocks while uploads are backed up).
@@ -195,7 +216,7 @@ impl BlobWriter {
         };
         tx.blocking_send(FinishedPack {
             id,
-            data: Bytes::from(p.data),
+            data: arca_storage::buffers::into_bytes(p.data),
             blobs: p.blobs,
         })
         .map_err(|_| Error::Invalid("pack uploader stopped".into()))?;

@@ -95,13 +95,52 @@ impl Key {
 
     pub fn seal_with_iv(&self, iv: &[u8; 16], plaintext: &[u8]) -> Vec<u8> {
         let mut out = Vec::with_capacity(plaintext.len() + OVERHEAD);
+        self.seal_with_iv_into(iv, plaintext, &mut out);
+        out
+    }
+
+    /// [`seal`](Self::seal) into a caller's buffer (cleared first), to reuse its memory.
+    pub fn seal_into(&self, plaintext: &[u8], out: &mut Vec<u8>) {
+        let mut iv = [0u8; 16];
+        loop {
+            rand::rngs::OsRng.fill_bytes(&mut iv);
+            if iv != [0; 16] {
+                break;
+            }
+        }
+        self.seal_with_iv_into(&iv, plaintext, out)
+    }
+
+    fn seal_with_iv_into(&self, iv: &[u8; 16], plaintext: &[u8], out: &mut Vec<u8>) {
+        out.clear();
+        out.reserve(plaintext.len() + OVERHEAD);
         out.extend_from_slice(iv);
         out.extend_from_slice(plaintext);
         let mut c = Aes256Ctr::new(&self.encrypt.into(), &(*iv).into());
         c.apply_keystream(&mut out[IV_SIZE..]);
         let tag = self.mac(iv, &out[IV_SIZE..]);
         out.extend_from_slice(&tag);
-        out
+    }
+
+    /// Verify the MAC, then decrypt into a caller's buffer (cleared first).
+    pub fn open_into(&self, data: &[u8], out: &mut Vec<u8>) -> Result<(), CryptoError> {
+        if data.len() < OVERHEAD {
+            return Err(CryptoError::TooShort(data.len()));
+        }
+        let (iv, rest) = data.split_at(IV_SIZE);
+        let iv: [u8; 16] = iv.try_into().expect("16 bytes");
+        if iv == [0; 16] {
+            return Err(CryptoError::ZeroIv);
+        }
+        let (ct, tag) = rest.split_at(rest.len() - MAC_SIZE);
+        if !constant_time_eq(&self.mac(&iv, ct), tag) {
+            return Err(CryptoError::Unauthenticated);
+        }
+        out.clear();
+        out.extend_from_slice(ct);
+        let mut c = Aes256Ctr::new(&self.encrypt.into(), &iv.into());
+        c.apply_keystream(out);
+        Ok(())
     }
 
     /// Verify the MAC, then decrypt.

@@ -3,6 +3,7 @@
 //! A backend stores opaque files by (type, name). It knows the repository layout
 //! (`data/xx/` for packs) but nothing about encryption or what the files mean.
 
+pub mod buffers;
 mod local;
 
 pub use local::LocalBackend;

@@ -267,10 +267,24 @@ impl Backend for LocalBackend {
                     size,
                 });
             }
-            let mut buf = vec![0u8; length as usize];
+            // A recycled buffer, filled without zeroing it first.
+            let mut buf = crate::buffers::take(length as usize);
             f.seek(SeekFrom::Start(offset)).map_err(io_err(&path))?;
-            f.read_exact(&mut buf).map_err(io_err(&path))?;
-            Ok(Bytes::from(buf))
+            (&mut f)
+                .take(length)
+                .read_to_end(&mut buf)
+                .map_err(io_err(&path))?;
+            if buf.len() as u64 != length {
+                // The file shrank between the size check and the read.
+                return Err(StorageError::ShortRead {
+                    ty,
+                    name,
+                    offset,
+                    length,
+                    size: offset + buf.len() as u64,
+                });
+            }
+            Ok(crate::buffers::into_bytes(buf))
         })
         .await
     }

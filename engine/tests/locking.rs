@@ -1,0 +1,116 @@
+//! Lock conflicts, including the race restic's 200 ms second check exists for: a prune
+//! that locks the repository just after a backup did must stop the backup from writing
+//! a snapshot, even though the backup's lock check runs in the background.
+
+use arca_engine::lock::LockGuard;
+use arca_engine::Repository;
+use arca_format::gotime::GoTime;
+use arca_format::keyfile::KdfParams;
+use arca_format::lock::Lock;
+use arca_storage::FileType;
+use std::sync::Arc;
+
+const PW: &str = "pw";
+const TINY: KdfParams = KdfParams { n: 16, r: 1, p: 1 };
+
+async fn new_repo(dir: &std::path::Path) -> Repository {
+    let backend: arca_storage::DynBackend =
+        Arc::new(arca_storage::LocalBackend::new(dir.join("repo")));
+    Repository::init(backend, PW, 2, None, TINY).await.unwrap()
+}
+
+/// A lock held by this (live) process on this host, as another arca or restic would write it.
+fn live_lock(exclusive: bool) -> Vec<u8> {
+    Lock {
+        time: GoTime::now(),
+        exclusive,
+        hostname: arca_engine::sys::hostname(),
+        username: "someone".into(),
+        pid: std::process::id() as i64,
+        uid: 0,
+        gid: 0,
+    }
+    .to_json()
+}
+
+fn lock_count(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir.join("repo/locks")).unwrap().count()
+}
+
+#[tokio::test]
+async fn shared_lock_refused_while_an_exclusive_lock_is_held() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = new_repo(dir.path()).await;
+    repo.save_unpacked(FileType::Lock, &live_lock(true))
+        .await
+        .unwrap();
+    let err = LockGuard::acquire(&repo, false)
+        .await
+        .err()
+        .expect("must be refused");
+    assert!(err.to_string().contains("exclusive"), "{err}");
+    assert_eq!(
+        lock_count(dir.path()),
+        1,
+        "our lock must not be left behind"
+    );
+    // And the background variant refuses just the same.
+    assert!(LockGuard::begin(&repo, false).await.is_err());
+}
+
+#[tokio::test]
+async fn exclusive_lock_refused_while_a_shared_lock_is_held() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = new_repo(dir.path()).await;
+    repo.save_unpacked(FileType::Lock, &live_lock(false))
+        .await
+        .unwrap();
+    assert!(LockGuard::acquire(&repo, true).await.is_err());
+    assert_eq!(lock_count(dir.path()), 1);
+}
+
+#[tokio::test]
+async fn racing_exclusive_lock_blocks_the_snapshot_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut repo = new_repo(dir.path()).await;
+    let (guard, check) = LockGuard::begin(&repo, false).await.unwrap();
+    repo.set_lock_check(check.clone());
+    // A prune locks the repository before our second check runs.
+    repo.save_unpacked(FileType::Lock, &live_lock(true))
+        .await
+        .unwrap();
+    let err = repo
+        .save_unpacked(FileType::Snapshot, b"{}")
+        .await
+        .err()
+        .expect("the snapshot write must wait for the check and fail");
+    assert!(err.to_string().contains("exclusive"), "{err}");
+    assert!(check.wait().await.is_err());
+    let snapshots = std::fs::read_dir(dir.path().join("repo/snapshots"))
+        .unwrap()
+        .count();
+    assert_eq!(snapshots, 0, "no snapshot may be written");
+    // Our lock was withdrawn; only the prune's remains.
+    assert_eq!(lock_count(dir.path()), 1);
+    let _ = guard.release().await;
+}
+
+#[tokio::test]
+async fn confirmed_shared_lock_lets_the_snapshot_through() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut repo = new_repo(dir.path()).await;
+    let (guard, check) = LockGuard::begin(&repo, false).await.unwrap();
+    repo.set_lock_check(check.clone());
+    // Another shared lock (a concurrent backup) is no conflict.
+    repo.save_unpacked(FileType::Lock, &live_lock(false))
+        .await
+        .unwrap();
+    repo.save_unpacked(FileType::Snapshot, b"{}").await.unwrap();
+    check.wait().await.unwrap();
+    guard.release().await.unwrap();
+    assert_eq!(
+        lock_count(dir.path()),
+        1,
+        "only the other process's lock remains"
+    );
+}
