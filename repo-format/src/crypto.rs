@@ -95,12 +95,12 @@ impl Key {
 
     pub fn seal_with_iv(&self, iv: &[u8; 16], plaintext: &[u8]) -> Vec<u8> {
         let mut out = Vec::with_capacity(plaintext.len() + OVERHEAD);
-        self.seal_with_iv_into(iv, plaintext, &mut out);
+        self.seal_with_iv_append(iv, plaintext, &mut out);
         out
     }
 
-    /// [`seal`](Self::seal) into a caller's buffer (cleared first), to reuse its memory.
-    pub fn seal_into(&self, plaintext: &[u8], out: &mut Vec<u8>) {
+    /// [`seal`](Self::seal), appending the sealed bytes to `out` (a pack being built).
+    pub fn seal_append(&self, plaintext: &[u8], out: &mut Vec<u8>) {
         let mut iv = [0u8; 16];
         loop {
             rand::rngs::OsRng.fill_bytes(&mut iv);
@@ -108,17 +108,17 @@ impl Key {
                 break;
             }
         }
-        self.seal_with_iv_into(&iv, plaintext, out)
+        self.seal_with_iv_append(&iv, plaintext, out)
     }
 
-    fn seal_with_iv_into(&self, iv: &[u8; 16], plaintext: &[u8], out: &mut Vec<u8>) {
-        out.clear();
+    fn seal_with_iv_append(&self, iv: &[u8; 16], plaintext: &[u8], out: &mut Vec<u8>) {
+        let start = out.len();
         out.reserve(plaintext.len() + OVERHEAD);
         out.extend_from_slice(iv);
         out.extend_from_slice(plaintext);
         let mut c = Aes256Ctr::new(&self.encrypt.into(), &(*iv).into());
-        c.apply_keystream(&mut out[IV_SIZE..]);
-        let tag = self.mac(iv, &out[IV_SIZE..]);
+        c.apply_keystream(&mut out[start + IV_SIZE..]);
+        let tag = self.mac(iv, &out[start + IV_SIZE..]);
         out.extend_from_slice(&tag);
     }
 

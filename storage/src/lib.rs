@@ -112,6 +112,11 @@ pub trait Backend: Send + Sync + 'static {
     /// Human-readable location, for messages.
     fn location(&self) -> String;
 
+    /// How many requests (pack uploads, downloads) are worth running at once.
+    fn connections(&self) -> usize {
+        2
+    }
+
     /// Create the repository's directories or container; fails if `config` exists.
     async fn create(&self) -> Result<()>;
 
