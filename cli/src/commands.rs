@@ -204,7 +204,7 @@ async fn init(a: InitArgs, g: &GlobalOptions) -> Result<i32> {
         v => bail!("unsupported repository version {v:?}: use 1, 2, latest or stable"),
     };
     let loc = g.repo_location()?;
-    let backend = arca_storage::open(&loc)?;
+    let backend = g.backend(&loc)?;
     let pw = match (&a.new_password_file, &g.password_file) {
         (Some(f), _) => new_password(Some(f), false)?,
         (None, Some(f)) => new_password(Some(f), false)?,

@@ -47,6 +47,12 @@ pub struct GlobalOptions {
     /// set target pack size in MiB, created pack files may be larger
     #[arg(long, global = true, env = "RESTIC_PACK_SIZE")]
     pub pack_size: Option<u32>,
+    /// set extended option (key=value, can be specified multiple times), e.g. -o s3.connections=8
+    #[arg(short = 'o', long = "option", global = true, value_name = "KEY=VALUE")]
+    pub option: Vec<String>,
+    /// file to load root certificates from (default: use system certificates)
+    #[arg(long, global = true, env = "RESTIC_CACERT", value_name = "FILE")]
+    pub cacert: Option<std::path::PathBuf>,
     /// Accepted for compatibility with restic; Arca keeps no local cache
     #[arg(long, global = true)]
     pub no_cache: bool,
@@ -188,9 +194,16 @@ impl GlobalOptions {
         }
     }
 
+    /// The storage backend for a repository string, with `-o` options and `--cacert`.
+    pub fn backend(&self, loc: &str) -> Result<arca_storage::DynBackend> {
+        let mut opts = arca_storage::Options::parse(self.option.iter().map(String::as_str))?;
+        opts.ca_cert = self.cacert.clone();
+        Ok(arca_storage::open_with(loc, &opts)?)
+    }
+
     pub async fn open(&self) -> Result<Repository> {
         let loc = self.repo_location()?;
-        let backend = arca_storage::open(&loc)?;
+        let backend = self.backend(&loc)?;
         let password = self.password()?;
         if password.is_empty() {
             bail!("an empty password is not allowed by default");

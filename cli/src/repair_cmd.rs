@@ -44,7 +44,9 @@ pub struct RewriteArgs {
     ids: Vec<String>,
 }
 
-/// Rewrite each selected snapshot's tree with `mode`; returns how many changed.
+/// Rewrite each selected snapshot's tree with `mode`; returns how many changed. New
+/// snapshots get `tag` unless `forget` removes the old ones.
+#[allow(clippy::too_many_arguments)]
 async fn rewrite_snapshots(
     repo: Arc<Repository>,
     g: &GlobalOptions,
@@ -53,33 +55,48 @@ async fn rewrite_snapshots(
     make_mode: impl Fn() -> Result<rewrite::Mode>,
     forget: bool,
     dry_run: bool,
+    tag: &str,
 ) -> Result<usize> {
     let snaps = crate::commands::select_snapshots(&repo, filter, ids).await?;
     let writer = BlobWriter::new(repo.clone(), writer_options(g, dry_run)?);
     let mut new_trees = Vec::new();
+    let mut unreadable = Vec::new();
     for sn in &snaps {
         let mut rw = TreeRewriter::new(&repo, writer.clone(), make_mode()?);
-        let tree = rw.rewrite(sn.tree, b"/").await?;
+        let tree = rw.rewrite_root(sn.tree).await?;
         for c in &rw.changes {
             g.verbose(format!("snapshot {}: {c}", sn.id.short()));
         }
-        if tree == sn.tree {
-            g.verbose(format!("snapshot {} not modified", sn.id.short()));
-        } else {
-            new_trees.push((sn.clone(), tree));
+        match tree {
+            None => unreadable.push(sn.id),
+            Some(tree) if tree == sn.tree => {
+                g.verbose(format!("snapshot {} not modified", sn.id.short()))
+            }
+            Some(tree) => new_trees.push((sn.clone(), tree)),
         }
     }
     // Blobs and index first, then the snapshots that refer to them.
     let w = writer.clone();
     tokio::task::spawn_blocking(move || w.finish()).await??;
     if dry_run {
+        for id in &unreadable {
+            g.verbose(format!("would remove snapshot {}", id.short()));
+        }
         for (sn, _) in &new_trees {
             g.verbose(format!("would rewrite snapshot {}", sn.id.short()));
         }
-        return Ok(new_trees.len());
+        return Ok(new_trees.len() + unreadable.len());
+    }
+    // Nothing of such a snapshot can be saved, so it goes even without --forget.
+    for id in &unreadable {
+        rewrite::remove_snapshot(&repo, id).await?;
+        g.verbose(format!(
+            "snapshot {}: root tree not readable, snapshot removed",
+            id.short()
+        ));
     }
     for (sn, tree) in &new_trees {
-        let id = rewrite::replace_snapshot(&repo, sn, *tree, forget).await?;
+        let id = rewrite::replace_snapshot(&repo, sn, *tree, forget, tag).await?;
         g.verbose(format!(
             "snapshot {} rewritten as {}{}",
             sn.id.short(),
@@ -87,7 +104,7 @@ async fn rewrite_snapshots(
             if forget { ", old snapshot removed" } else { "" }
         ));
     }
-    Ok(new_trees.len())
+    Ok(new_trees.len() + unreadable.len())
 }
 
 pub async fn rewrite(a: RewriteArgs, g: GlobalOptions) -> Result<i32> {
@@ -118,6 +135,7 @@ pub async fn rewrite(a: RewriteArgs, g: GlobalOptions) -> Result<i32> {
         mode,
         a.forget,
         a.dry_run,
+        "rewrite",
     )
     .await;
     if let Some(l) = lock {
@@ -192,6 +210,7 @@ pub async fn repair(cmd: RepairCommand, g: GlobalOptions) -> Result<i32> {
                     || Ok(rewrite::Mode::Repair),
                     forget,
                     dry_run,
+                    "repaired",
                 )
                 .await?;
                 g.verbose(format!("repaired {n} snapshots"));

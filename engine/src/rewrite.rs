@@ -1,6 +1,8 @@
 //! Rewriting snapshot trees: `rewrite --exclude` drops matching paths, `repair
-//! snapshots` drops missing file content and replaces unreadable directories with
-//! empty ones. Unchanged subtrees keep their IDs (they are never re-encoded).
+//! snapshots` drops missing file content and invalid nodes, fixes file sizes and
+//! replaces unreadable directories with empty ones (a snapshot whose root is
+//! unreadable is dropped, as restic does). Unchanged subtrees keep their IDs (they
+//! are never re-encoded).
 
 use crate::error::{Error, Result};
 use crate::filter::Patterns;
@@ -50,6 +52,20 @@ impl<'a> TreeRewriter<'a> {
             .map_err(|e| Error::Invalid(format!("writer failed: {e}")))?
     }
 
+    /// The rewritten root tree of a snapshot, or `None` when repairing a snapshot whose
+    /// root tree cannot be loaded: restic removes such a snapshot rather than keep an
+    /// empty one.
+    pub async fn rewrite_root(&mut self, id: Id) -> Result<Option<Id>> {
+        if matches!(self.mode, Mode::Repair) {
+            if let Err(e) = self.repo.load_tree(&id).await {
+                self.changes
+                    .push(format!("/: root directory not readable ({e})"));
+                return Ok(None);
+            }
+        }
+        self.rewrite(id, b"/").await.map(Some)
+    }
+
     /// The rewritten ID of tree `id` found at `path` (`/`-separated, starting at `/`).
     pub async fn rewrite(&mut self, id: Id, path: &[u8]) -> Result<Id> {
         // Exclusion depends on the path, so memoise per (tree, path).
@@ -80,27 +96,42 @@ impl<'a> TreeRewriter<'a> {
                     changed = true;
                     continue;
                 }
+                // restic's invalid type is the empty string.
+                Mode::Repair
+                    if matches!(&node.node_type, NodeType::Irregular)
+                        || matches!(&node.node_type, NodeType::Other(t) if t.is_empty()) =>
+                {
+                    self.changes.push(format!(
+                        "{}: removed node with invalid type {:?}",
+                        String::from_utf8_lossy(&p),
+                        node.node_type.as_str()
+                    ));
+                    changed = true;
+                    continue;
+                }
                 Mode::Repair if node.node_type == NodeType::File => {
                     let index = self.repo.index();
                     let content = node.content.clone().unwrap_or_default();
+                    let mut size = 0u64;
                     let kept: Vec<Id> = content
                         .iter()
                         .copied()
-                        .filter(|c| index.has(BlobType::Data, c))
+                        .filter(|c| match index.lookup(BlobType::Data, c) {
+                            Some(e) => {
+                                size += e.to_packed(BlobType::Data, *c).data_length() as u64;
+                                true
+                            }
+                            None => false,
+                        })
                         .collect();
-                    if kept.len() != content.len() {
-                        let size: u64 = kept
-                            .iter()
-                            .filter_map(|c| {
-                                index
-                                    .lookup(BlobType::Data, c)
-                                    .map(|e| e.to_packed(BlobType::Data, *c).data_length() as u64)
-                            })
-                            .sum();
-                        self.changes.push(format!(
-                            "{}: removed missing content",
-                            String::from_utf8_lossy(&p)
-                        ));
+                    let what = if kept.len() != content.len() {
+                        "removed missing content"
+                    } else {
+                        "fixed incorrect size"
+                    };
+                    if kept.len() != content.len() || size != node.size {
+                        self.changes
+                            .push(format!("{}: {what}", String::from_utf8_lossy(&p)));
                         node.content = Some(kept);
                         node.size = size;
                         changed = true;
@@ -140,24 +171,36 @@ impl<'a> TreeRewriter<'a> {
     }
 }
 
-/// Save `sn` with a new tree as a new snapshot (keeping `original`); optionally remove
-/// the old one. Returns the new snapshot's ID.
+/// Save `sn` with a new tree as a new snapshot whose `original` is `sn`, then remove
+/// `sn` if `forget_old`; otherwise the new snapshot gets `tag` (restic's `rewrite` or
+/// `repaired`) to tell the two apart. Returns the new snapshot's ID.
 pub async fn replace_snapshot(
     repo: &Repository,
     sn: &Snapshot,
     tree: Id,
     forget_old: bool,
+    tag: &str,
 ) -> Result<Id> {
     let mut new = sn.clone();
     new.tree = tree;
-    new.original.get_or_insert(sn.id);
+    // restic points at the snapshot just replaced, not at an earlier original.
+    new.original = Some(sn.id);
+    if !forget_old && !new.tags.iter().any(|t| t == tag) {
+        new.tags.push(tag.to_owned());
+    }
     let id = repo
         .save_unpacked(FileType::Snapshot, &new.to_json())
         .await?;
     if forget_old {
-        repo.backend()
-            .remove(FileType::Snapshot, &sn.id.to_hex())
-            .await?;
+        remove_snapshot(repo, &sn.id).await?;
     }
     Ok(id)
+}
+
+/// Remove the snapshot file `id`.
+pub async fn remove_snapshot(repo: &Repository, id: &Id) -> Result<()> {
+    Ok(repo
+        .backend()
+        .remove(FileType::Snapshot, &id.to_hex())
+        .await?)
 }

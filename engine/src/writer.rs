@@ -168,9 +168,7 @@ impl BlobWriter {
                 open.data = match t {
                     // Room for a full pack, a typical blob that overflows it and a header
                     // (a rare larger one makes the buffer grow).
-                    BlobType::Data => {
-                        arca_storage::buffers::take(self.opts.pack_size + (4 << 20))
-                    }
+                    BlobType::Data => arca_storage::buffers::take(self.opts.pack_size + (4 << 20)),
                     // Tree packs fill slowly: a recycled pack buffer would sit mostly
                     // unused (but resident) for the whole backup.
                     BlobType::Tree => Vec::with_capacity(256 << 10),

@@ -4,9 +4,21 @@
 //! (`data/xx/` for packs) but nothing about encryption or what the files mean.
 
 pub mod buffers;
+pub mod faults;
+mod gcs;
 mod local;
+pub mod location;
+mod object;
+pub mod options;
+mod rest;
+pub mod retry;
 
+pub use gcs::GcsBackend;
 pub use local::LocalBackend;
+pub use location::Location;
+pub use object::{ObjectBackend, MULTIPART_THRESHOLD};
+pub use options::Options;
+pub use rest::RestBackend;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -77,8 +89,20 @@ pub enum StorageError {
     NoRepository(String),
     #[error("repository at {0} already exists")]
     RepositoryExists(String),
-    #[error("unsupported repository type {0:?} (this build supports local paths)")]
+    #[error("unsupported repository type {0:?} (supported: local paths, s3:, azure:, gs:, rest:)")]
     Unsupported(String),
+    #[error("invalid repository location {location:?}: {reason}")]
+    InvalidLocation { location: String, reason: String },
+    #[error("invalid backend option: {0}")]
+    InvalidOption(String),
+    #[error("access denied to {location}: {detail} (check the credentials)")]
+    Auth { location: String, detail: String },
+    #[error("the bucket or container of {0} does not exist (create it first)")]
+    NoBucket(String),
+    #[error("cannot reach {location}: {detail}")]
+    Unreachable { location: String, detail: String },
+    #[error("{location}: {detail}")]
+    Remote { location: String, detail: String },
     #[error("invalid file name {0:?}")]
     InvalidName(String),
     #[error("range {offset}+{length} is past the end of {ty} {name} ({size} bytes)")]
@@ -141,18 +165,51 @@ pub trait Backend: Send + Sync + 'static {
 
 pub type DynBackend = Arc<dyn Backend>;
 
-/// Open a backend from a restic repository string. Only local paths (`/path` or
-/// `local:/path`) are supported so far.
+/// File names are IDs (hex) or `config`; anything else could escape the layout.
+pub(crate) fn check_name(ty: FileType, name: &str) -> Result<()> {
+    let ok = if ty == FileType::Config {
+        name == "config"
+    } else {
+        name.len() >= 2
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(StorageError::InvalidName(name.to_string()))
+    }
+}
+
+/// Open a backend from a restic repository string (`/path`, `s3:…`, `azure:…`, `gs:…`,
+/// `rest:…`) with `-o` options. Network backends retry transient failures; with
+/// `ARCA_FAULTS` set (tests), faults are injected below the retries.
 pub fn open(repo: &str) -> Result<DynBackend, StorageError> {
-    if let Some((scheme, _)) = repo.split_once(':') {
-        let known = ["s3", "azure", "gs", "rest", "sftp", "b2", "swift", "rclone"];
-        if known.contains(&scheme) {
-            return Err(StorageError::Unsupported(scheme.to_string()));
+    open_with(repo, &Options::default())
+}
+
+pub fn open_with(repo: &str, opts: &Options) -> Result<DynBackend, StorageError> {
+    let loc = Location::parse(repo)?;
+    opts.check(loc.scheme())?;
+    // rustls needs a process-wide crypto provider; ring is the one compiled in.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let inner: DynBackend = match &loc {
+        Location::Local(path) => Arc::new(LocalBackend::new(path)),
+        Location::Rest { .. } => Arc::new(RestBackend::open(&loc, opts)?),
+        Location::Gcs { .. } => Arc::new(GcsBackend::open(&loc, opts)?),
+        _ => Arc::new(ObjectBackend::open(&loc, opts)?),
+    };
+    let inner = match std::env::var("ARCA_FAULTS") {
+        Ok(spec) if !spec.is_empty() => {
+            let cfg = faults::FaultConfig::parse(&spec).map_err(StorageError::InvalidOption)?;
+            Arc::new(faults::FaultyBackend::new(inner, cfg)) as DynBackend
         }
-    }
-    let path = repo.strip_prefix("local:").unwrap_or(repo);
-    if path.is_empty() {
-        return Err(StorageError::InvalidName(repo.to_string()));
-    }
-    Ok(Arc::new(LocalBackend::new(path)))
+        _ => inner,
+    };
+    Ok(match loc {
+        // Local I/O errors do not pass by retrying, unless faults are injected.
+        Location::Local(_) if std::env::var_os("ARCA_FAULTS").is_none() => inner,
+        _ => Arc::new(retry::RetryBackend::new(inner)),
+    })
 }

@@ -1,7 +1,7 @@
 //! The local-filesystem backend, with restic's semantics: temp file, fsync, rename,
 //! directory fsync, read-only files, packs under `data/<first two hex>/`.
 
-use crate::{Backend, FileInfo, FileType, Result, StorageError};
+use crate::{check_name, Backend, FileInfo, FileType, Result, StorageError};
 use async_trait::async_trait;
 use bytes::Bytes;
 use std::fs;
@@ -21,22 +21,6 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> StorageError + '_ {
 }
 
 /// Names reach the file system as path components: allow only what the layout uses.
-fn check_name(ty: FileType, name: &str) -> Result<()> {
-    let ok = if ty == FileType::Config {
-        name == "config"
-    } else {
-        name.len() >= 2
-            && name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    };
-    if ok {
-        Ok(())
-    } else {
-        Err(StorageError::InvalidName(name.to_string()))
-    }
-}
-
 impl LocalBackend {
     pub fn new(root: impl Into<PathBuf>) -> Self {
         LocalBackend { root: root.into() }

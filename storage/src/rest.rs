@@ -1,0 +1,325 @@
+//! restic's REST protocol (rest-server, `rclone serve restic`), version 2:
+//! `GET {type}/` lists names and sizes, `HEAD`/`GET`/`POST`/`DELETE {type}/{name}` act
+//! on one file (`GET` with a `Range` header for parts), `POST /?create=true` creates the
+//! repository. Packs are addressed flat (`data/<id>`); the server lays them out.
+
+use crate::location::Location;
+use crate::object::one_line;
+use crate::options::Options;
+use crate::{check_name, Backend, FileInfo, FileType, Result, StorageError};
+use async_trait::async_trait;
+use bytes::Bytes;
+use reqwest::{header, Client, StatusCode, Url};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Semaphore;
+
+const LIST_V2: &str = "application/vnd.x.restic.rest.v2";
+const DEFAULT_CONNECTIONS: usize = 5;
+
+pub struct RestBackend {
+    client: Client,
+    base: Url,
+    location: String,
+    connections: usize,
+    limit: Arc<Semaphore>,
+}
+
+#[derive(serde::Deserialize)]
+struct Listed {
+    name: String,
+    size: u64,
+}
+
+impl RestBackend {
+    pub fn open(loc: &Location, opts: &Options) -> Result<RestBackend> {
+        let Location::Rest { url } = loc else {
+            unreachable!("RestBackend::open is only called for rest: locations")
+        };
+        let base = Url::parse(url).map_err(|e| StorageError::InvalidLocation {
+            location: loc.to_string(),
+            reason: e.to_string(),
+        })?;
+        let mut b = Client::builder()
+            .timeout(opts.timeout("rest")?)
+            .connect_timeout(Duration::from_secs(15));
+        if let Some(path) = &opts.ca_cert {
+            let pem = std::fs::read(path).map_err(|e| {
+                StorageError::InvalidOption(format!(
+                    "cannot read CA certificate {}: {e}",
+                    path.display()
+                ))
+            })?;
+            let cert = reqwest::Certificate::from_pem(&pem).map_err(|e| {
+                StorageError::InvalidOption(format!(
+                    "invalid CA certificate {}: {e}",
+                    path.display()
+                ))
+            })?;
+            b = b.add_root_certificate(cert);
+        }
+        let client = b.build().map_err(|e| StorageError::InvalidLocation {
+            location: loc.to_string(),
+            reason: one_line(&e.to_string()),
+        })?;
+        let connections = opts.connections("rest", DEFAULT_CONNECTIONS)?;
+        Ok(RestBackend {
+            client,
+            base,
+            location: loc.to_string(),
+            connections,
+            limit: Arc::new(Semaphore::new(connections)),
+        })
+    }
+
+    fn url(&self, ty: FileType, name: Option<&str>) -> Result<Url> {
+        let rel = match (ty, name) {
+            (FileType::Config, _) => "config".to_string(),
+            (_, None) => format!("{}/", ty.dir()),
+            (_, Some(n)) => {
+                check_name(ty, n)?;
+                format!("{}/{n}", ty.dir())
+            }
+        };
+        self.base
+            .join(&rel)
+            .map_err(|_| StorageError::InvalidName(rel.clone()))
+    }
+
+    /// Send with the credentials from the URL, under the connection limit.
+    async fn send(&self, req: reqwest::RequestBuilder) -> Result<reqwest::Response> {
+        let _permit = self.limit.acquire().await.expect("semaphore never closed");
+        let req = match (self.base.username(), self.base.password()) {
+            ("", None) => req,
+            (user, pass) => req.basic_auth(percent_decode(user), pass.map(percent_decode)),
+        };
+        req.send().await.map_err(|e| self.transport_error(e))
+    }
+
+    fn transport_error(&self, e: reqwest::Error) -> StorageError {
+        StorageError::Unreachable {
+            location: self.location.clone(),
+            detail: one_line(&error_chain(&e)),
+        }
+    }
+
+    fn status_error(&self, ty: FileType, name: &str, status: StatusCode) -> StorageError {
+        match status {
+            StatusCode::NOT_FOUND if ty == FileType::Config => {
+                StorageError::NoRepository(self.location.clone())
+            }
+            StatusCode::NOT_FOUND => StorageError::NotFound {
+                ty,
+                name: name.to_string(),
+            },
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => StorageError::Auth {
+                location: self.location.clone(),
+                detail: format!("the server answered {status}"),
+            },
+            s => StorageError::Remote {
+                location: self.location.clone(),
+                detail: format!("{ty} {name}: the server answered {s}"),
+            },
+        }
+    }
+}
+
+fn percent_decode(s: &str) -> String {
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+/// reqwest's top-level message is terse ("error sending request"); the causes say why.
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let m = c.to_string();
+        if !s.contains(&m) {
+            s.push_str(": ");
+            s.push_str(&m);
+        }
+        cur = c.source();
+    }
+    s
+}
+
+#[async_trait]
+impl Backend for RestBackend {
+    fn location(&self) -> String {
+        self.location.clone()
+    }
+
+    fn connections(&self) -> usize {
+        self.connections
+    }
+
+    async fn create(&self) -> Result<()> {
+        match self.stat(FileType::Config, "config").await {
+            Ok(_) => return Err(StorageError::RepositoryExists(self.location.clone())),
+            Err(StorageError::NotFound { .. } | StorageError::NoRepository(_)) => {}
+            Err(e) => return Err(e),
+        }
+        let mut url = self.base.clone();
+        url.set_query(Some("create=true"));
+        let resp = self.send(self.client.post(url)).await?;
+        if !resp.status().is_success() {
+            return Err(self.status_error(FileType::Config, "config", resp.status()));
+        }
+        Ok(())
+    }
+
+    async fn list(&self, ty: FileType) -> Result<Vec<FileInfo>> {
+        let url = self.url(ty, None)?;
+        let resp = self
+            .send(self.client.get(url).header(header::ACCEPT, LIST_V2))
+            .await?;
+        match resp.status() {
+            // A type directory that was never written to lists as empty.
+            StatusCode::NOT_FOUND => return Ok(Vec::new()),
+            s if !s.is_success() => return Err(self.status_error(ty, "", s)),
+            _ => {}
+        }
+        let body = resp.bytes().await.map_err(|e| self.transport_error(e))?;
+        let listed: Vec<Listed> =
+            serde_json::from_slice(&body).map_err(|e| StorageError::Remote {
+                location: self.location.clone(),
+                detail: format!("listing {ty} files: the server sent an invalid v2 list: {e}"),
+            })?;
+        Ok(listed
+            .into_iter()
+            .map(|l| FileInfo {
+                name: l.name,
+                size: l.size,
+            })
+            .collect())
+    }
+
+    async fn read(&self, ty: FileType, name: &str) -> Result<Bytes> {
+        let url = self.url(ty, Some(name))?;
+        let resp = self.send(self.client.get(url)).await?;
+        if !resp.status().is_success() {
+            return Err(self.status_error(ty, name, resp.status()));
+        }
+        let want = resp.content_length();
+        let data = resp.bytes().await.map_err(|e| self.transport_error(e))?;
+        if want.is_some_and(|w| w != data.len() as u64) {
+            return Err(StorageError::ShortRead {
+                ty,
+                name: name.to_string(),
+                offset: 0,
+                length: want.unwrap_or(0),
+                size: data.len() as u64,
+            });
+        }
+        Ok(data)
+    }
+
+    async fn read_range(
+        &self,
+        ty: FileType,
+        name: &str,
+        offset: u64,
+        length: u64,
+    ) -> Result<Bytes> {
+        if length == 0 {
+            return Ok(Bytes::new());
+        }
+        let url = self.url(ty, Some(name))?;
+        let range = format!("bytes={}-{}", offset, offset + length - 1);
+        let resp = self
+            .send(self.client.get(url).header(header::RANGE, range))
+            .await?;
+        let status = resp.status();
+        if status == StatusCode::RANGE_NOT_SATISFIABLE {
+            return Err(StorageError::ShortRead {
+                ty,
+                name: name.to_string(),
+                offset,
+                length,
+                size: 0,
+            });
+        }
+        if !status.is_success() {
+            return Err(self.status_error(ty, name, status));
+        }
+        let data = resp.bytes().await.map_err(|e| self.transport_error(e))?;
+        // A server that ignores Range sends the whole file (200 instead of 206).
+        let data = if status == StatusCode::OK && data.len() as u64 > length {
+            let end = (offset + length).min(data.len() as u64);
+            data.slice(offset.min(end) as usize..end as usize)
+        } else {
+            data
+        };
+        if data.len() as u64 != length {
+            return Err(StorageError::ShortRead {
+                ty,
+                name: name.to_string(),
+                offset,
+                length,
+                size: offset + data.len() as u64,
+            });
+        }
+        Ok(data)
+    }
+
+    async fn write(&self, ty: FileType, name: &str, data: Bytes, exclusive: bool) -> Result<()> {
+        // The protocol has no conditional create: check first (locks and keys only).
+        if exclusive {
+            match self.stat(ty, name).await {
+                Ok(_) => {
+                    return Err(StorageError::AlreadyExists {
+                        ty,
+                        name: name.to_string(),
+                    })
+                }
+                Err(StorageError::NotFound { .. } | StorageError::NoRepository(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let url = self.url(ty, Some(name))?;
+        let resp = self
+            .send(
+                self.client
+                    .post(url)
+                    .header(header::CONTENT_TYPE, "application/octet-stream")
+                    .body(data),
+            )
+            .await?;
+        if !resp.status().is_success() {
+            return Err(self.status_error(ty, name, resp.status()));
+        }
+        Ok(())
+    }
+
+    async fn remove(&self, ty: FileType, name: &str) -> Result<()> {
+        let url = self.url(ty, Some(name))?;
+        let resp = self.send(self.client.delete(url)).await?;
+        if !resp.status().is_success() {
+            return Err(self.status_error(ty, name, resp.status()));
+        }
+        Ok(())
+    }
+
+    async fn stat(&self, ty: FileType, name: &str) -> Result<FileInfo> {
+        let url = self.url(ty, Some(name))?;
+        let resp = self.send(self.client.head(url)).await?;
+        if !resp.status().is_success() {
+            return Err(self.status_error(ty, name, resp.status()));
+        }
+        let size = resp
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| StorageError::Remote {
+                location: self.location.clone(),
+                detail: format!("{ty} {name}: no Content-Length in the HEAD answer"),
+            })?;
+        Ok(FileInfo {
+            name: name.to_string(),
+            size,
+        })
+    }
+}
