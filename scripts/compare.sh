@@ -4,6 +4,8 @@
 #   bash scripts/compare.sh                 # mixed dataset: 1 GiB random, 0.5 GiB text, 20,000 small files
 #   SCALE=0.1 bash scripts/compare.sh       # the same shape, 10% of the size (quick check)
 #   MANY_FILES=1000000 bash scripts/compare.sh many   # metadata-heavy: N small files
+#   bash scripts/compare.sh s3              # first backup of the mixed dataset to SeaweedFS (S3)
+#                                            # on loopback; arca also with -o s3.connections=64
 #   GENERATE_ONLY=1 ...                                # only build the dataset (kept in $WORK)
 #   ROUNDS=5 ...                                       # rounds to take the median of (default 3)
 #
@@ -30,12 +32,15 @@ ARCA=$PWD/target/release/arca
 mkdir -p "$WORK"
 DATA=$WORK/data-$MODE-$SCALE
 [ "$MODE" = many ] && DATA=$WORK/data-many-$MANY_FILES
+[ "$MODE" = s3 ] && DATA=$WORK/data-mixed-$SCALE
+GEN_MODE=$MODE
+[ "$MODE" = s3 ] && GEN_MODE=mixed
 
 if [ ! -e "$DATA/.complete" ]; then
   echo "==> generating dataset in $DATA" >&2
   rm -rf "$DATA"
   mkdir -p "$DATA"
-  python3 - "$DATA" "$MODE" "$SCALE" "$MANY_FILES" <<'PY'
+  python3 - "$DATA" "$GEN_MODE" "$SCALE" "$MANY_FILES" <<'PY'
 import os, random, sys
 root, mode, scale, many = sys.argv[1], sys.argv[2], float(sys.argv[3]), int(sys.argv[4])
 rnd = random.Random(42)
@@ -112,6 +117,17 @@ measure() { # name, command...
 run_tool() { # tool, binary, round
   local tool=$1 bin=$2 r=$3
   local repo=$WORK/repo-$tool-$r target=$WORK/restore-$tool-$r
+  if [ "$MODE" = s3 ]; then
+    repo="s3:$ARCA_TEST_S3_ENDPOINT/$ARCA_TEST_BUCKET/compare-$tool-$r"
+    "$bin" -r "$repo" init >/dev/null 2>&1
+    measure "$tool-backup1-$r" "$bin" -r "$repo" backup -q "$DATA"
+    if [ "$tool" = arca ]; then
+      # Memory must stay bounded however many connections are allowed.
+      "$bin" -r "$repo-64" init >/dev/null 2>&1
+      measure "arca64-backup1-$r" "$bin" -o s3.connections=64 -r "$repo-64" backup -q "$DATA"
+    fi
+    return
+  fi
   "$bin" -r "$repo" init >/dev/null 2>&1
   measure "$tool-backup1-$r" "$bin" -r "$repo" backup -q "$DATA"
   SIZE[$tool]=$(du -sb "$repo" | cut -f1)
@@ -128,10 +144,34 @@ pick() { # array-name tool step -> median over rounds
   median "${vals[@]}"
 }
 
+if [ "$MODE" = s3 ]; then
+  echo "==> starting SeaweedFS (scripts/servers.sh)" >&2
+  SERVERS=$(bash scripts/servers.sh start)
+  trap 'bash scripts/servers.sh stop "$SERVERS" >/dev/null 2>&1; rm -rf "$SERVERS"' EXIT
+  # shellcheck disable=SC1091
+  source "$SERVERS/env"
+  export AWS_ACCESS_KEY_ID=$ARCA_TEST_S3_ACCESS_KEY AWS_SECRET_ACCESS_KEY=$ARCA_TEST_S3_SECRET_KEY
+  export AWS_DEFAULT_REGION=us-east-1
+  unset AWS_CA_BUNDLE
+fi
+
 restic version >&2
 # Alternate which tool goes first, so neither always runs on a machine the other warmed up.
+# Between rounds: free the disk and the page cache the last round filled (several GB of
+# repositories and restored files would otherwise push the next round into memory reclaim),
+# warm the dataset again and let ext4 forget the deleted inodes.
+settle() {
+  echo "==> settling: removing the round's repositories, dropping caches, waiting 65 s" >&2
+  find "$WORK" -maxdepth 1 \( -name 'repo-*' -o -name 'restore-*' \) -exec rm -rf {} +
+  sync
+  if [ -w /proc/sys/vm/drop_caches ]; then echo 1 > /proc/sys/vm/drop_caches; fi
+  find "$DATA" -type f -print0 | xargs -0 cat > /dev/null
+  sleep 65
+}
+
 for r in $(seq 1 "$ROUNDS"); do
   echo "==> round $r of $ROUNDS" >&2
+  if [ "$r" -gt 1 ] && [ "$MODE" != s3 ]; then settle; fi
   if [ $((r % 2)) = 1 ]; then
     run_tool restic restic "$r"; run_tool arca "$ARCA" "$r"
   else
@@ -141,6 +181,7 @@ done
 
 steps="backup1 backup2 restore"
 [ "$MODE" = many ] && steps="backup1"
+[ "$MODE" = s3 ] && steps="backup1"
 printf '\n%-8s %9s %9s %6s %10s %10s %6s %9s %9s %6s\n' step restic_s arca_s ratio restic_cpu arca_cpu ratio restic_MiB arca_MiB ratio
 for s in $steps; do
   rt=$(pick T restic "$s") at=$(pick T arca "$s") rm=$(pick M restic "$s") am=$(pick M arca "$s")
@@ -150,5 +191,10 @@ for s in $steps; do
     "$(echo "$rm / 1024" | bc -l)" "$(echo "$am / 1024" | bc -l)" "$(echo "$am / $rm" | bc -l)"
 done
 echo "(median of $ROUNDS rounds: wall seconds, CPU seconds user+system, max RSS MiB; ratio = arca / restic)"
+if [ "$MODE" = s3 ]; then
+  printf 'arca with -o s3.connections=64: %.2f s, max RSS %.1f MiB (default 5 connections: %.1f MiB)\n' \
+    "$(pick T arca64 backup1)" "$(echo "$(pick M arca64 backup1) / 1024" | bc -l)" "$(echo "$(pick M arca backup1) / 1024" | bc -l)"
+  exit 0
+fi
 printf 'repository size after the first backup: restic %s, arca %s (ratio %.3f)\n' \
   "$(numfmt --to=iec "${SIZE[restic]}")" "$(numfmt --to=iec "${SIZE[arca]}")" "$(echo "${SIZE[arca]} / ${SIZE[restic]}" | bc -l)"

@@ -1353,7 +1353,12 @@ async fn restore_cmd(mut repo: Repository, a: RestoreArgs, g: GlobalOptions) -> 
         sparse: a.sparse,
         overwrite,
         verify: a.verify,
-        concurrency: 2,
+        // Each pack being restored is held in memory once: the backend's connections,
+        // capped like uploads.
+        concurrency: repo
+            .backend()
+            .connections()
+            .clamp(2, arca_engine::writer::MAX_UPLOADS),
     };
     let bar = Bar::new(g.show_progress(), true, "restore");
     let repo = Arc::new(repo);

@@ -14,7 +14,6 @@ use arca_format::pack::{self, BlobType, PackedBlob};
 use arca_format::Id;
 use arca_storage::FileType;
 use bytes::Bytes;
-use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -33,6 +32,75 @@ pub struct WriterOptions {
     /// Store blobs even if the index already has them (repacking copies them).
     pub ignore_index: bool,
 }
+
+/// The blobs stored in this session, to deduplicate before they reach the index.
+///
+/// A backup of a million small files stores a million blobs; a `HashSet<(BlobType, Id)>`
+/// costs about 70 bytes each (more while it doubles). Here IDs sit in fixed-size chunks
+/// (32 bytes each, never copied) and a table of 4-byte positions finds them: about
+/// 37 bytes per blob. SHA-256 IDs are uniform, so their first bytes are the hash.
+#[derive(Default)]
+struct SessionBlobs {
+    chunks: Vec<Vec<Id>>,
+    len: u32,
+    /// Positions into `chunks`; the top bit marks tree blobs.
+    table: hashbrown::HashTable<u32>,
+}
+
+const SESSION_CHUNK: usize = 1 << 16;
+const TREE_BIT: u32 = 1 << 31;
+
+impl SessionBlobs {
+    fn hash(t: BlobType, id: &Id) -> u64 {
+        let first = u64::from_le_bytes(id.0[..8].try_into().expect("8 bytes"));
+        first ^ (t == BlobType::Tree) as u64
+    }
+
+    fn at(&self, pos: u32) -> (BlobType, &Id) {
+        let i = (pos & !TREE_BIT) as usize;
+        let t = if pos & TREE_BIT != 0 {
+            BlobType::Tree
+        } else {
+            BlobType::Data
+        };
+        (t, &self.chunks[i / SESSION_CHUNK][i % SESSION_CHUNK])
+    }
+
+    fn contains(&self, t: BlobType, id: &Id) -> bool {
+        self.table
+            .find(Self::hash(t, id), |&p| self.at(p) == (t, id))
+            .is_some()
+    }
+
+    /// Record a blob; false if it was already there.
+    fn insert(&mut self, t: BlobType, id: Id) -> bool {
+        if self.contains(t, &id) {
+            return false;
+        }
+        let i = self.len as usize;
+        assert!(self.len < TREE_BIT, "more than 2^31 blobs in one session");
+        if i % SESSION_CHUNK == 0 {
+            self.chunks.push(Vec::with_capacity(SESSION_CHUNK));
+        }
+        self.chunks.last_mut().expect("a chunk").push(id);
+        self.len += 1;
+        let pos = i as u32 | if t == BlobType::Tree { TREE_BIT } else { 0 };
+        let (chunks, table) = (&self.chunks, &mut self.table);
+        table.insert_unique(Self::hash(t, &id), pos, |&p| {
+            let i = (p & !TREE_BIT) as usize;
+            let t = if p & TREE_BIT != 0 {
+                BlobType::Tree
+            } else {
+                BlobType::Data
+            };
+            Self::hash(t, &chunks[i / SESSION_CHUNK][i % SESSION_CHUNK])
+        });
+        true
+    }
+}
+
+/// The most packs uploaded at once, whatever the backend's connection count.
+pub const MAX_UPLOADS: usize = 8;
 
 impl Default for WriterOptions {
     fn default() -> Self {
@@ -73,7 +141,7 @@ struct FinishedPack {
 pub struct BlobWriter {
     repo: Arc<Repository>,
     opts: WriterOptions,
-    known: Mutex<HashSet<(BlobType, Id)>>,
+    known: Mutex<SessionBlobs>,
     open: [Mutex<OpenPack>; 2],
     upload_tx: Mutex<Option<tokio::sync::mpsc::Sender<FinishedPack>>>,
     uploader: Mutex<Option<tokio::task::JoinHandle<Result<Vec<Id>>>>>,
@@ -92,7 +160,9 @@ impl BlobWriter {
     /// Start the uploader on the current tokio runtime. Needs the repository's index loaded.
     pub fn new(repo: Arc<Repository>, mut opts: WriterOptions) -> Arc<BlobWriter> {
         if opts.uploads == 0 {
-            opts.uploads = repo.backend().connections();
+            // Each upload holds a pack in memory: more connections than this would buy
+            // memory growth, not speed (restic spools packs to disk instead).
+            opts.uploads = repo.backend().connections().min(MAX_UPLOADS);
         }
         // At most one finished pack waits for an upload slot: packs in memory stay at
         // uploads + 2 (one waiting, the open one) whatever the data size.
@@ -102,7 +172,7 @@ impl BlobWriter {
         Arc::new(BlobWriter {
             repo,
             opts,
-            known: Mutex::new(HashSet::new()),
+            known: Mutex::new(SessionBlobs::default()),
             open: [
                 Mutex::new(OpenPack::default()),
                 Mutex::new(OpenPack::default()),
@@ -121,7 +191,7 @@ impl BlobWriter {
     /// Whether the repository (index or this session) already has the blob.
     pub fn has(&self, t: BlobType, id: &Id) -> bool {
         (!self.opts.ignore_index && self.repo.index().has(t, id))
-            || self.known.lock().expect("known mutex").contains(&(t, *id))
+            || self.known.lock().expect("known mutex").contains(t, id)
     }
 
     /// Store a blob unless it is known; returns its ID and whether it was new.
@@ -136,7 +206,7 @@ impl BlobWriter {
             return Err(Error::Invalid("upload failed, stopping".into()));
         }
         if (!self.opts.ignore_index && self.repo.index().has(t, &id))
-            || !self.known.lock().expect("known mutex").insert((t, id))
+            || !self.known.lock().expect("known mutex").insert(t, id)
         {
             return Ok((id, false));
         }
@@ -307,4 +377,32 @@ async fn write_index(repo: &Repository, idx: IndexFile, dry_run: bool) -> Result
         return Ok(Id::default());
     }
     repo.save_unpacked(FileType::Index, &idx.to_json()).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn session_blobs_tell_types_and_ids_apart() {
+        let mut s = SessionBlobs::default();
+        let ids: Vec<Id> = (0..200_000u32)
+            .map(|i| Id::hash(&i.to_le_bytes()))
+            .collect();
+        for id in &ids {
+            assert!(s.insert(BlobType::Data, *id));
+        }
+        for id in ids.iter().step_by(7) {
+            assert!(!s.insert(BlobType::Data, *id), "already known");
+            assert!(s.contains(BlobType::Data, id));
+            assert!(
+                !s.contains(BlobType::Tree, id),
+                "the type is part of the key"
+            );
+        }
+        assert!(s.insert(BlobType::Tree, ids[5]));
+        assert!(s.contains(BlobType::Tree, &ids[5]));
+        assert!(!s.contains(BlobType::Data, &Id::hash(b"never stored")));
+        assert_eq!(s.len as usize, ids.len() + 1);
+    }
 }

@@ -188,7 +188,14 @@ fn end_to_end(kind: &str) {
     std::fs::write(changed.join("new.txt"), b"added in the second snapshot\n").unwrap();
     a.run(["backup", "-q", changed.to_str().unwrap()]);
     // The two snapshots have different paths: group by host so one policy covers both.
-    a.run(["forget", "--keep-last", "1", "--group-by", "host", "--prune"]);
+    a.run([
+        "forget",
+        "--keep-last",
+        "1",
+        "--group-by",
+        "host",
+        "--prune",
+    ]);
     let snaps = a.run_json(["snapshots", "--json"]);
     assert_eq!(
         snaps.as_array().unwrap().len(),

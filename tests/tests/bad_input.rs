@@ -143,8 +143,8 @@ fn no_password_and_no_terminal() {
 
 #[test]
 fn unsupported_repository_scheme() {
-    let out = Arca::new("s3:https://s3.example.invalid/bucket/repo", "pw").output(["snapshots"]);
-    fatal_line("s3 repository", &out, true, &["unsupported", "s3"]);
+    let out = Arca::new("sftp:backup@host:/srv/repo", "pw").output(["snapshots"]);
+    fatal_line("sftp repository", &out, true, &["unsupported", "sftp"]);
 }
 
 #[test]
