@@ -273,7 +273,7 @@ mod tests {
             ("azure::/prefix", "no container"),
             ("gs::/prefix", "no bucket"),
             ("rest:host:8000", "expected rest:http"),
-            ("rest:http://", "REST URL"),
+            ("rest:http://", "host"),
             ("local:", "empty path"),
         ] {
             let err = Location::parse(input).unwrap_err().to_string();
