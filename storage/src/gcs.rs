@@ -17,7 +17,6 @@ use object_store::gcp::GcpCredentialProvider;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use reqwest::{header, Client, StatusCode};
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::sync::Semaphore;
 
 /// Object names in URL paths and queries: everything but unreserved characters escaped.
@@ -96,28 +95,7 @@ impl GcsBackend {
                     .clone()
             }
         };
-        let mut cb = Client::builder()
-            .timeout(opts.timeout("gs")?)
-            .connect_timeout(Duration::from_secs(15));
-        if let Some(path) = &opts.ca_cert {
-            let pem = std::fs::read(path).map_err(|e| {
-                StorageError::InvalidOption(format!(
-                    "cannot read CA certificate {}: {e}",
-                    path.display()
-                ))
-            })?;
-            let cert = reqwest::Certificate::from_pem(&pem).map_err(|e| {
-                StorageError::InvalidOption(format!(
-                    "invalid CA certificate {}: {e}",
-                    path.display()
-                ))
-            })?;
-            cb = cb.add_root_certificate(cert);
-        }
-        let client = cb.build().map_err(|e| StorageError::InvalidLocation {
-            location: loc.to_string(),
-            reason: one_line(&e.to_string()),
-        })?;
+        let client = crate::rest::http_client(opts, "gs", loc)?;
         let connections = opts.connections("gs", DEFAULT_CONNECTIONS)?;
         Ok(GcsBackend {
             client,
@@ -288,11 +266,7 @@ impl Backend for GcsBackend {
     }
 
     async fn create(&self) -> Result<()> {
-        match self.stat(FileType::Config, "config").await {
-            Ok(_) => Err(StorageError::RepositoryExists(self.location.clone())),
-            Err(StorageError::NotFound { .. } | StorageError::NoRepository(_)) => Ok(()),
-            Err(e) => Err(e),
-        }
+        crate::ensure_no_config(self).await
     }
 
     async fn list(&self, ty: FileType) -> Result<Vec<FileInfo>> {
@@ -410,16 +384,7 @@ impl Backend for GcsBackend {
     async fn write(&self, ty: FileType, name: &str, data: Bytes, exclusive: bool) -> Result<()> {
         let object = self.object(ty, name)?;
         if exclusive {
-            match self.stat(ty, name).await {
-                Ok(_) => {
-                    return Err(StorageError::AlreadyExists {
-                        ty,
-                        name: name.to_string(),
-                    })
-                }
-                Err(StorageError::NotFound { .. } | StorageError::NoRepository(_)) => {}
-                Err(e) => return Err(e),
-            }
+            crate::ensure_absent(self, ty, name).await?;
         } else if data.len() >= crate::object::MULTIPART_THRESHOLD {
             return self.upload_resumable(ty, name, &object, data).await;
         }

@@ -182,6 +182,41 @@ pub(crate) fn check_name(ty: FileType, name: &str) -> Result<()> {
     }
 }
 
+/// `create` for stores where a repository is just its objects: fine unless `config` exists.
+pub(crate) async fn ensure_no_config(b: &dyn Backend) -> Result<()> {
+    match b.stat(FileType::Config, "config").await {
+        Ok(_) => Err(StorageError::RepositoryExists(b.location())),
+        Err(StorageError::NotFound { .. } | StorageError::NoRepository(_)) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// The existence check before an exclusive write, for stores (or emulators) that do not
+/// honour a conditional create, or as a first line where they do.
+pub(crate) async fn ensure_absent(b: &dyn Backend, ty: FileType, name: &str) -> Result<()> {
+    match b.stat(ty, name).await {
+        Ok(_) => Err(StorageError::AlreadyExists {
+            ty,
+            name: name.to_string(),
+        }),
+        Err(StorageError::NotFound { .. } | StorageError::NoRepository(_)) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// The PEM file given with `--cacert`, if any.
+pub(crate) fn read_ca_cert(opts: &Options) -> Result<Option<Vec<u8>>> {
+    let Some(path) = &opts.ca_cert else {
+        return Ok(None);
+    };
+    std::fs::read(path).map(Some).map_err(|e| {
+        StorageError::InvalidOption(format!(
+            "cannot read CA certificate {}: {e}",
+            path.display()
+        ))
+    })
+}
+
 /// Open a backend from a restic repository string (`/path`, `s3:…`, `azure:…`, `gs:…`,
 /// `rest:…`) with `-o` options. Network backends retry transient failures; with
 /// `ARCA_FAULTS` set (tests), faults are injected below the retries.

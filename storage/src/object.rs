@@ -44,16 +44,9 @@ fn client_options(opts: &Options, scheme: &str, allow_http: bool) -> Result<Clie
         .with_timeout(opts.timeout(scheme)?)
         .with_connect_timeout(Duration::from_secs(15))
         .with_allow_http(allow_http);
-    if let Some(path) = &opts.ca_cert {
-        let pem = std::fs::read(path).map_err(|e| {
-            StorageError::InvalidOption(format!(
-                "cannot read CA certificate {}: {e}",
-                path.display()
-            ))
-        })?;
-        let cert = object_store::Certificate::from_pem(&pem).map_err(|e| {
-            StorageError::InvalidOption(format!("invalid CA certificate {}: {e}", path.display()))
-        })?;
+    if let Some(pem) = crate::read_ca_cert(opts)? {
+        let cert = object_store::Certificate::from_pem(&pem)
+            .map_err(|e| StorageError::InvalidOption(format!("invalid CA certificate: {e}")))?;
         c = c.with_root_certificate(cert);
     }
     Ok(c)
@@ -314,11 +307,7 @@ impl Backend for ObjectBackend {
     }
 
     async fn create(&self) -> Result<()> {
-        match self.stat(FileType::Config, "config").await {
-            Ok(_) => Err(StorageError::RepositoryExists(self.location.clone())),
-            Err(StorageError::NotFound { .. } | StorageError::NoRepository(_)) => Ok(()),
-            Err(e) => Err(e),
-        }
+        crate::ensure_no_config(self).await
     }
 
     async fn list(&self, ty: FileType) -> Result<Vec<FileInfo>> {
@@ -411,6 +400,12 @@ impl Backend for ObjectBackend {
 
     async fn write(&self, ty: FileType, name: &str, data: Bytes, exclusive: bool) -> Result<()> {
         let path = self.path(ty, name)?;
+        if exclusive {
+            // Conditional create where the store honours it; the existence check first
+            // also covers stores and emulators that ignore the condition. (Before taking
+            // a connection slot: the check needs one of its own.)
+            crate::ensure_absent(self, ty, name).await?;
+        }
         let _permit = self.permit().await;
         if data.len() >= MULTIPART_THRESHOLD && !exclusive {
             // Parts are uploaded as they are cut; the object appears only when the
@@ -430,20 +425,6 @@ impl Backend for ObjectBackend {
             w.put(data);
             w.finish().await.map_err(|e| self.error(ty, name, e))?;
             return Ok(());
-        }
-        if exclusive {
-            // Conditional create where the store honours it; the existence check first
-            // also covers stores and emulators that ignore the condition.
-            match self.store.head(&path).await {
-                Ok(_) => {
-                    return Err(StorageError::AlreadyExists {
-                        ty,
-                        name: name.to_string(),
-                    })
-                }
-                Err(object_store::Error::NotFound { .. }) => {}
-                Err(e) => return Err(self.error(ty, name, e)),
-            }
         }
         let opts = PutOptions {
             mode: if exclusive {

@@ -40,28 +40,7 @@ impl RestBackend {
             location: loc.to_string(),
             reason: e.to_string(),
         })?;
-        let mut b = Client::builder()
-            .timeout(opts.timeout("rest")?)
-            .connect_timeout(Duration::from_secs(15));
-        if let Some(path) = &opts.ca_cert {
-            let pem = std::fs::read(path).map_err(|e| {
-                StorageError::InvalidOption(format!(
-                    "cannot read CA certificate {}: {e}",
-                    path.display()
-                ))
-            })?;
-            let cert = reqwest::Certificate::from_pem(&pem).map_err(|e| {
-                StorageError::InvalidOption(format!(
-                    "invalid CA certificate {}: {e}",
-                    path.display()
-                ))
-            })?;
-            b = b.add_root_certificate(cert);
-        }
-        let client = b.build().map_err(|e| StorageError::InvalidLocation {
-            location: loc.to_string(),
-            reason: one_line(&e.to_string()),
-        })?;
+        let client = http_client(opts, "rest", loc)?;
         let connections = opts.connections("rest", DEFAULT_CONNECTIONS)?;
         Ok(RestBackend {
             client,
@@ -124,6 +103,22 @@ impl RestBackend {
     }
 }
 
+/// An HTTP client with the backend's per-request timeout and `--cacert` roots.
+pub(crate) fn http_client(opts: &Options, scheme: &str, loc: &Location) -> Result<Client> {
+    let mut b = Client::builder()
+        .timeout(opts.timeout(scheme)?)
+        .connect_timeout(Duration::from_secs(15));
+    if let Some(pem) = crate::read_ca_cert(opts)? {
+        let cert = reqwest::Certificate::from_pem(&pem)
+            .map_err(|e| StorageError::InvalidOption(format!("invalid CA certificate: {e}")))?;
+        b = b.add_root_certificate(cert);
+    }
+    b.build().map_err(|e| StorageError::InvalidLocation {
+        location: loc.to_string(),
+        reason: one_line(&e.to_string()),
+    })
+}
+
 fn percent_decode(s: &str) -> String {
     percent_encoding::percent_decode_str(s)
         .decode_utf8_lossy()
@@ -156,11 +151,7 @@ impl Backend for RestBackend {
     }
 
     async fn create(&self) -> Result<()> {
-        match self.stat(FileType::Config, "config").await {
-            Ok(_) => return Err(StorageError::RepositoryExists(self.location.clone())),
-            Err(StorageError::NotFound { .. } | StorageError::NoRepository(_)) => {}
-            Err(e) => return Err(e),
-        }
+        crate::ensure_no_config(self).await?;
         let mut url = self.base.clone();
         url.set_query(Some("create=true"));
         let resp = self.send(self.client.post(url)).await?;
@@ -267,16 +258,7 @@ impl Backend for RestBackend {
     async fn write(&self, ty: FileType, name: &str, data: Bytes, exclusive: bool) -> Result<()> {
         // The protocol has no conditional create: check first (locks and keys only).
         if exclusive {
-            match self.stat(ty, name).await {
-                Ok(_) => {
-                    return Err(StorageError::AlreadyExists {
-                        ty,
-                        name: name.to_string(),
-                    })
-                }
-                Err(StorageError::NotFound { .. } | StorageError::NoRepository(_)) => {}
-                Err(e) => return Err(e),
-            }
+            crate::ensure_absent(self, ty, name).await?;
         }
         let url = self.url(ty, Some(name))?;
         let resp = self

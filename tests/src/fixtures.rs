@@ -133,3 +133,38 @@ pub(crate) fn tempdir(prefix: &str) -> tempfile::TempDir {
         .tempdir()
         .unwrap_or_else(|e| panic!("cannot create a temporary folder: {e}"))
 }
+
+/// Replace a repository's only key file (restic calibrates about half a second of scrypt per
+/// command) by one for the same master key and password with a cheap scrypt (N=1024, r=8, p=1),
+/// so that tests running many commands stay fast. Returns the replaced key file's name and bytes.
+pub fn swap_in_cheap_key(repo: &Path, password: &str) -> (String, Vec<u8>) {
+    use arca_format::keyfile::{KdfParams, KeyFile};
+    let keys = repo.join("keys");
+    let entries: Vec<PathBuf> = std::fs::read_dir(&keys)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(entries.len(), 1, "one key file expected: {entries:?}");
+    let bytes = std::fs::read(&entries[0]).unwrap();
+    let name = entries[0].file_name().unwrap().to_str().unwrap().to_owned();
+    let old = KeyFile::parse(&bytes).expect("the key file parses");
+    let master = old.open(password.as_bytes()).expect("the key opens");
+    let cheap = KdfParams {
+        n: 1024,
+        r: 8,
+        p: 1,
+    };
+    let kf = KeyFile::create(
+        &master,
+        password.as_bytes(),
+        cheap,
+        &old.username,
+        &old.hostname,
+        old.created.clone(),
+    )
+    .unwrap();
+    let json = kf.to_json();
+    std::fs::write(keys.join(arca_format::Id::hash(&json).to_hex()), &json).unwrap();
+    std::fs::remove_file(&entries[0]).unwrap();
+    (name, bytes)
+}

@@ -25,8 +25,8 @@ pub use dataset::{
     make_dataset, make_dataset_seeded, DatasetScale, DatasetSummary, DetRng, DEFAULT_SEED,
 };
 pub use fixtures::{
-    fixture_names, fixture_tarball, fixtures_dir, unpack_fixture, workspace_root, TempRepo,
-    FIXTURE_PASSWORD,
+    fixture_names, fixture_tarball, fixtures_dir, swap_in_cheap_key, unpack_fixture,
+    workspace_root, TempRepo, FIXTURE_PASSWORD,
 };
 pub use runner::{arca_bin, cp_a, Arca, Invocation, Restic, Runner};
 pub use tools::{find_tool, is_ci, require_restic, require_tool, restic_or_skip, tool_or_skip};

@@ -88,7 +88,7 @@ fn build_fixture(restic_bin: PathBuf) -> Fixture {
     let base = root.join("base");
     let restic = Restic::with_bin(&restic_bin, &base, PASSWORD);
     restic.run(["init"]);
-    swap_in_cheap_key(&base);
+    swap_in_cheap_key(&base, PASSWORD);
     restic
         .cmd([
             "backup",
@@ -175,37 +175,6 @@ fn test_dir(what: &str) -> tempfile::TempDir {
         .prefix(&format!("crr-{what}-"))
         .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
         .expect("temp dir")
-}
-
-/// Replace the repository's only key by one with a cheap scrypt setting (same master key and
-/// password): restic calibrates about half a second of KDF per command otherwise.
-fn swap_in_cheap_key(repo: &Path) {
-    use arca_format::keyfile::{KdfParams, KeyFile};
-    let keys = repo.join("keys");
-    let entries: Vec<PathBuf> = fs::read_dir(&keys)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    assert_eq!(entries.len(), 1, "{entries:?}");
-    let kf = KeyFile::parse(&fs::read(&entries[0]).unwrap()).unwrap();
-    let master = kf.open(PASSWORD.as_bytes()).unwrap();
-    let params = KdfParams {
-        n: 1024,
-        r: 8,
-        p: 1,
-    };
-    let cheap = KeyFile::create(
-        &master,
-        PASSWORD.as_bytes(),
-        params,
-        &kf.username,
-        &kf.hostname,
-        kf.created.clone(),
-    )
-    .unwrap();
-    let json = cheap.to_json();
-    fs::write(keys.join(arca_format::Id::hash(&json).to_hex()), &json).unwrap();
-    fs::remove_file(&entries[0]).unwrap();
 }
 
 /// Every file of a repository but its locks, with its size.
@@ -376,7 +345,7 @@ fn arca_copies_a_restic_repository_like_restic_copy() {
         .cmd(["init", "--copy-chunker-params", "--from-repo"])
         .arg(&a)
         .run();
-    swap_in_cheap_key(&b);
+    swap_in_cheap_key(&b, PASSWORD);
     let (ra, rb) = (fx.restic(&a), fx.restic(&b));
     let (config_a, config_b) = (
         ra.run_json(["cat", "config"]),
@@ -425,7 +394,7 @@ fn arca_copies_a_restic_repository_like_restic_copy() {
     rc.cmd(["init", "--copy-chunker-params", "--from-repo"])
         .arg(&a)
         .run();
-    swap_in_cheap_key(&c);
+    swap_in_cheap_key(&c, PASSWORD);
     rc.cmd(["copy", "--from-repo"]).arg(&a).run();
     assert_eq!(blobs(&rc), blobs(&rb));
     let restic_copies = snapshots(&rc);
@@ -486,12 +455,12 @@ fn restic_copies_an_arca_repository_and_arca_restores_it() {
     let e = dir.path().join("e");
     let (ad, ae) = (fx.arca(&d), fx.arca(&e));
     ad.run(["init"]);
-    swap_in_cheap_key(&d);
+    swap_in_cheap_key(&d, PASSWORD);
     ad.cmd(["backup", "-q", "--tag", "arca", "src", "extra"])
         .current_dir(&fx.data)
         .run();
     ae.run(["init"]);
-    swap_in_cheap_key(&e);
+    swap_in_cheap_key(&e, PASSWORD);
     let re = fx.restic(&e);
     re.cmd(["copy", "--from-repo"]).arg(&d).run();
 

@@ -82,36 +82,6 @@ macro_rules! fixture_or_return {
     };
 }
 
-/// Replace the key restic calibrated (about half a second of scrypt per command) by a cheap
-/// one for the same master key and password.
-fn swap_in_cheap_key(repo: &Path) {
-    use arca_format::keyfile::{KdfParams, KeyFile};
-    let keys = repo.join("keys");
-    let entries: Vec<PathBuf> = fs::read_dir(&keys)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    assert_eq!(entries.len(), 1, "{entries:?}");
-    let kf = KeyFile::parse(&fs::read(&entries[0]).unwrap()).unwrap();
-    let master = kf.open(PASSWORD.as_bytes()).unwrap();
-    let cheap = KeyFile::create(
-        &master,
-        PASSWORD.as_bytes(),
-        KdfParams {
-            n: 1024,
-            r: 8,
-            p: 1,
-        },
-        &kf.username,
-        &kf.hostname,
-        kf.created.clone(),
-    )
-    .unwrap();
-    let json = cheap.to_json();
-    fs::write(keys.join(arca_format::Id::hash(&json).to_hex()), &json).unwrap();
-    fs::remove_file(&entries[0]).unwrap();
-}
-
 /// (time, host, which paths: "a", "b" or "ab", tags)
 const SNAPSHOTS: &[(&str, &str, &str, &str)] = &[
     // host alpha, path a
@@ -189,7 +159,7 @@ fn build_fixture(restic_bin: PathBuf) -> Fixture {
     let repo = root.join("repo");
     let restic = Restic::with_bin(&restic_bin, &repo, PASSWORD);
     restic.run(["init"]);
-    swap_in_cheap_key(&repo);
+    swap_in_cheap_key(&repo, PASSWORD);
     for (time, host, which, tags) in SNAPSHOTS {
         let mut args: Vec<String> = vec![
             "backup".into(),
@@ -217,7 +187,7 @@ fn build_fixture(restic_bin: PathBuf) -> Fixture {
     let berlin = root.join("berlin");
     let restic = Restic::with_bin(&restic_bin, &berlin, PASSWORD);
     restic.run(["init"]);
-    swap_in_cheap_key(&berlin);
+    swap_in_cheap_key(&berlin, PASSWORD);
     for time in BERLIN {
         restic
             .cmd(["backup", "-q", "--host", "b", "--time", time, &dir_a])

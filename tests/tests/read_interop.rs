@@ -176,45 +176,6 @@ fn second_changes(src: &Path) {
     set_mtime(&shrunk, 1_660_000_000);
 }
 
-/// Every command opens the key with scrypt, and restic calibrates its key to about half a
-/// second: replace the key file restic wrote by one for the same master key and password with a
-/// cheap scrypt (N=1024, r=8, p=1), so that the hundreds of commands below stay fast. Returns
-/// the name and bytes of restic's key file (kept for the pristine copy).
-fn swap_in_cheap_key(repo: &Path) -> (String, Vec<u8>) {
-    use arca_format::keyfile::{KdfParams, KeyFile};
-    let keys = repo.join("keys");
-    let entries: Vec<PathBuf> = fs::read_dir(&keys)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    assert_eq!(entries.len(), 1, "restic init writes one key: {entries:?}");
-    let bytes = fs::read(&entries[0]).unwrap();
-    let name = entries[0].file_name().unwrap().to_str().unwrap().to_owned();
-    let restic_kf = KeyFile::parse(&bytes).expect("restic's key file parses");
-    let master = restic_kf
-        .open(PASSWORD.as_bytes())
-        .expect("restic's key opens");
-    let cheap = KdfParams {
-        n: 1024,
-        r: 8,
-        p: 1,
-    };
-    let kf = KeyFile::create(
-        &master,
-        PASSWORD.as_bytes(),
-        cheap,
-        &restic_kf.username,
-        &restic_kf.hostname,
-        restic_kf.created.clone(),
-    )
-    .unwrap();
-    let json = kf.to_json();
-    let id = arca_format::Id::hash(&json).to_hex();
-    fs::write(keys.join(&id), &json).unwrap();
-    fs::remove_file(&entries[0]).unwrap();
-    (name, bytes)
-}
-
 fn build_fixture(restic_bin: PathBuf) -> Fixture {
     let tmp = tempfile::Builder::new()
         .prefix("arca-read-interop-")
@@ -240,7 +201,7 @@ fn build_fixture(restic_bin: PathBuf) -> Fixture {
                 scope.spawn(move || {
                     let restic = Restic::with_bin(restic_bin, &path, PASSWORD);
                     restic.cmd(["init"]).args(*init_args).run();
-                    let restic_key = swap_in_cheap_key(&path);
+                    let restic_key = swap_in_cheap_key(&path, PASSWORD);
                     RepoCase {
                         name,
                         path,
