@@ -277,12 +277,14 @@ pub fn decode_blob(
     raw: &[u8],
 ) -> std::result::Result<Vec<u8>, String> {
     let mut scratch = BlobScratch::default();
-    decode_blob_into(key, blob, raw, &mut scratch)?;
-    Ok(if blob.is_compressed() {
+    decode_blob_into(key, blob, raw, &mut scratch, 0)?;
+    let mut plain = if blob.is_compressed() {
         scratch.plain
     } else {
         scratch.decrypted
-    })
+    };
+    plain.drain(..scratch.pad);
+    Ok(plain)
 }
 
 /// Reusable buffers for [`decode_blob_into`].
@@ -290,31 +292,47 @@ pub fn decode_blob(
 pub struct BlobScratch {
     decrypted: Vec<u8>,
     plain: Vec<u8>,
+    /// Filler before the plaintext in whichever buffer holds it.
+    pad: usize,
 }
 
 /// [`decode_blob`] into reusable buffers: verify, decrypt, decompress, check the hash,
 /// so an index that points at the wrong blob never yields wrong file content.
+/// The plaintext is placed at an address congruent to `place` modulo the direct-I/O
+/// alignment, so that a restore can write it to file offset `place` bypassing the cache.
 pub fn decode_blob_into<'s>(
     key: &Key,
     blob: &arca_format::pack::PackedBlob,
     raw: &[u8],
     scratch: &'s mut BlobScratch,
+    place: u64,
 ) -> std::result::Result<&'s [u8], String> {
+    use arca_storage::direct::{pad_for, ALIGN};
     if raw.len() != blob.length as usize {
         return Err(format!("read {} bytes, want {}", raw.len(), blob.length));
     }
-    key.open_into(raw, &mut scratch.decrypted)
+    // Reserve before computing the filler: a reallocation would move the buffer.
+    let placed = |buf: &mut Vec<u8>, len: usize| {
+        buf.clear();
+        buf.reserve(len + ALIGN);
+        let pad = pad_for(buf, place);
+        buf.resize(pad, 0);
+        pad
+    };
+    let compressed = blob.is_compressed();
+    let pad = placed(&mut scratch.decrypted, raw.len());
+    key.open_append(raw, &mut scratch.decrypted)
         .map_err(|e| e.to_string())?;
-    let plain: &[u8] = if blob.is_compressed() {
-        compression::decompress_exact_into(
-            &scratch.decrypted,
-            blob.uncompressed_length as usize,
-            &mut scratch.plain,
-        )
-        .map_err(|e| e.to_string())?;
-        &scratch.plain
+    let plain: &[u8] = if compressed {
+        let len = blob.uncompressed_length as usize;
+        let ppad = placed(&mut scratch.plain, len);
+        compression::decompress_exact_append(&scratch.decrypted[pad..], len, &mut scratch.plain)
+            .map_err(|e| e.to_string())?;
+        scratch.pad = ppad;
+        &scratch.plain[ppad..]
     } else {
-        &scratch.decrypted
+        scratch.pad = pad;
+        &scratch.decrypted[pad..]
     };
     if Id::hash(plain) != blob.id {
         return Err("wrong data returned, hash does not match the blob ID".to_string());

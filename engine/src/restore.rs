@@ -490,6 +490,7 @@ async fn write_contents(
                             &b,
                             &raw[lo..lo + b.length as usize],
                             &mut scratch,
+                            targets.first().map_or(0, |&(_, off)| off),
                         ) {
                             Ok(p) => p,
                             Err(e) => {
@@ -522,7 +523,8 @@ async fn write_contents(
                                         }
                                     }
                                 };
-                                if let Err(e) = f.write_all_at(&plain, off) {
+                                // Large aligned stretches bypass the page cache.
+                                if let Err(e) = arca_storage::direct::write_all_at(f, plain, off) {
                                     errors
                                         .lock()
                                         .expect("errors mutex")

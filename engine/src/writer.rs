@@ -128,7 +128,10 @@ pub struct WriterStats {
 
 #[derive(Default)]
 struct OpenPack {
+    /// `pad` filler bytes, then the pack. The filler puts the pack at a page-aligned
+    /// address, so that a local backend can write it without the page cache.
     data: Vec<u8>,
+    pad: usize,
     blobs: Vec<PackedBlob>,
 }
 
@@ -236,15 +239,23 @@ impl BlobWriter {
             let mut open = self.open[slot(t)].lock().expect("pack mutex");
             if open.data.capacity() == 0 {
                 open.data = match t {
-                    // Room for a full pack, a typical blob that overflows it and a header
-                    // (a rare larger one makes the buffer grow).
-                    BlobType::Data => arca_storage::buffers::take(self.opts.pack_size + (4 << 20)),
+                    // Room for a full pack, a typical blob that overflows it, a header and
+                    // the alignment filler (a rare larger blob makes the buffer grow).
+                    BlobType::Data => arca_storage::buffers::take(
+                        self.opts.pack_size + (4 << 20) + arca_storage::direct::ALIGN,
+                    ),
                     // Tree packs fill slowly: a recycled pack buffer would sit mostly
                     // unused (but resident) for the whole backup.
                     BlobType::Tree => Vec::with_capacity(256 << 10),
                 };
+                open.pad = match t {
+                    BlobType::Data => arca_storage::direct::pad_for(&open.data, 0),
+                    BlobType::Tree => 0,
+                };
+                let pad = open.pad;
+                open.data.resize(pad, 0);
             }
-            let offset = open.data.len() as u32;
+            let offset = (open.data.len() - open.pad) as u32;
             open.blobs.push(PackedBlob {
                 blob_type: t,
                 id,
@@ -253,8 +264,8 @@ impl BlobWriter {
                 uncompressed_length,
             });
             self.repo.key().seal_append(plaintext, &mut open.data);
-            debug_assert_eq!(open.data.len(), offset as usize + stored_len);
-            let full = open.data.len() >= self.opts.pack_size
+            debug_assert_eq!(open.data.len(), open.pad + offset as usize + stored_len);
+            let full = open.data.len() - open.pad >= self.opts.pack_size
                 || open.blobs.len() >= pack::MAX_HEADER_ENTRIES;
             full.then(|| std::mem::take(&mut *open))
         });
@@ -282,14 +293,14 @@ impl BlobWriter {
     fn ship(&self, mut p: OpenPack) -> Result<()> {
         p.data
             .extend_from_slice(&pack::header_trailer(self.repo.key(), &p.blobs));
-        let id = Id::hash(&p.data);
+        let id = Id::hash(&p.data[p.pad..]);
         let tx = self.upload_tx.lock().expect("tx mutex").clone();
         let Some(tx) = tx else {
             return Err(Error::Invalid("writer already finished".into()));
         };
         tx.blocking_send(FinishedPack {
             id,
-            data: arca_storage::buffers::into_bytes(p.data),
+            data: arca_storage::buffers::into_bytes(p.data).slice(p.pad..),
             blobs: p.blobs,
         })
         .map_err(|_| Error::Invalid("pack uploader stopped".into()))?;

@@ -101,12 +101,13 @@ fn window_log_for(len: usize) -> u32 {
 /// into a buffer of exactly that size (a larger frame is an error, not a reallocation).
 pub fn decompress_exact(data: &[u8], len: usize) -> Result<Vec<u8>, CompressionError> {
     let mut out = Vec::new();
-    decompress_exact_into(data, len, &mut out)?;
+    decompress_exact_append(data, len, &mut out)?;
     Ok(out)
 }
 
-/// [`decompress_exact`] into a caller's buffer (cleared first), to reuse its memory.
-pub fn decompress_exact_into(
+/// [`decompress_exact`], appending to a caller's buffer (to reuse its memory, and to let the
+/// caller choose where the plaintext lands).
+pub fn decompress_exact_append(
     data: &[u8],
     len: usize,
     out: &mut Vec<u8>,
@@ -124,10 +125,12 @@ pub fn decompress_exact_into(
             *slot = Some(d);
         }
         let d = slot.as_mut().expect("decompressor just set");
-        out.clear();
+        let start = out.len();
         out.reserve(len);
         // zstd writes at most the spare capacity; a frame longer than `len` is an error.
-        let n = d.decompress_to_buffer(data, out).map_err(corrupt)?;
+        let mut cursor = std::io::Cursor::new(&mut *out);
+        cursor.set_position(start as u64);
+        let n = d.decompress_to_buffer(data, &mut cursor).map_err(corrupt)?;
         if n != len {
             return Err(CompressionError::WrongLength { got: n, want: len });
         }

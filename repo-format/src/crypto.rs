@@ -122,8 +122,9 @@ impl Key {
         out.extend_from_slice(&tag);
     }
 
-    /// Verify the MAC, then decrypt into a caller's buffer (cleared first).
-    pub fn open_into(&self, data: &[u8], out: &mut Vec<u8>) -> Result<(), CryptoError> {
+    /// Verify the MAC, then decrypt, appending the plaintext to a caller's buffer (to reuse
+    /// its memory, and to let the caller choose where the plaintext lands).
+    pub fn open_append(&self, data: &[u8], out: &mut Vec<u8>) -> Result<(), CryptoError> {
         if data.len() < OVERHEAD {
             return Err(CryptoError::TooShort(data.len()));
         }
@@ -136,10 +137,10 @@ impl Key {
         if !constant_time_eq(&self.mac(&iv, ct), tag) {
             return Err(CryptoError::Unauthenticated);
         }
-        out.clear();
+        let start = out.len();
         out.extend_from_slice(ct);
         let mut c = Aes256Ctr::new(&self.encrypt.into(), &iv.into());
-        c.apply_keystream(out);
+        c.apply_keystream(&mut out[start..]);
         Ok(())
     }
 

@@ -4,6 +4,7 @@
 //! (`data/xx/` for packs) but nothing about encryption or what the files mean.
 
 pub mod buffers;
+pub mod direct;
 pub mod faults;
 mod gcs;
 mod local;

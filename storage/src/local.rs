@@ -5,8 +5,7 @@ use crate::{check_name, Backend, FileInfo, FileType, Result, StorageError};
 use async_trait::async_trait;
 use bytes::Bytes;
 use std::fs;
-use std::io::{Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 pub struct LocalBackend {
@@ -123,13 +122,7 @@ impl LocalBackend {
         let suffix: u64 = rand::random();
         let tmp = dir.join(format!("{name}-tmp-{suffix:016x}"));
         let result = (|| {
-            let mut f = fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&tmp)
-                .map_err(io_err(&tmp))?;
-            f.write_all(data).map_err(io_err(&tmp))?;
+            let f = crate::direct::create_and_write(&tmp, data).map_err(io_err(&tmp))?;
             f.sync_all().map_err(io_err(&tmp))?;
             drop(f);
             if exclusive {
@@ -246,7 +239,7 @@ impl Backend for LocalBackend {
         let me = clone(self);
         let name = name.to_string();
         blocking(move || {
-            let mut f = fs::File::open(&path).map_err(|e| me.not_found(ty, &name, e, &path))?;
+            let f = fs::File::open(&path).map_err(|e| me.not_found(ty, &name, e, &path))?;
             let size = f.metadata().map_err(io_err(&path))?.len();
             if offset.checked_add(length).is_none_or(|end| end > size) {
                 return Err(StorageError::ShortRead {
@@ -257,12 +250,8 @@ impl Backend for LocalBackend {
                     size,
                 });
             }
-            // A recycled buffer, filled without zeroing it first.
-            let mut buf = crate::buffers::take(length as usize);
-            f.seek(SeekFrom::Start(offset)).map_err(io_err(&path))?;
-            (&mut f)
-                .take(length)
-                .read_to_end(&mut buf)
+            // Into a recycled buffer, filled without zeroing it first.
+            let buf = crate::direct::read_range(&f, &path, offset, length as usize)
                 .map_err(io_err(&path))?;
             if buf.len() as u64 != length {
                 // The file shrank between the size check and the read.
@@ -274,7 +263,7 @@ impl Backend for LocalBackend {
                     size: offset + buf.len() as u64,
                 });
             }
-            Ok(crate::buffers::into_bytes(buf))
+            Ok(buf)
         })
         .await
     }
