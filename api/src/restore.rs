@@ -1,0 +1,101 @@
+//! Restore: bring a Backup's resources and pod volumes back, optionally into other namespaces.
+
+use crate::common::*;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector, Time};
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Name of the init container added to restored pods that have volume snapshots.
+pub const RESTORE_WAIT_CONTAINER: &str = "restore-wait";
+/// Label put on everything a Restore creates.
+pub const RESTORE_NAME_LABEL: &str = "arca.dev/restore-name";
+/// Label with the Restore's UID.
+pub const RESTORE_UID_LABEL: &str = "arca.dev/restore-uid";
+/// The folder, in each restored volume, where the agent leaves its done or failed marker.
+pub const MARKER_DIR: &str = ".arca";
+/// Suffix of the failure marker (`.arca/<restore-uid>.failed`, holding the reason).
+pub const FAILED_MARKER_SUFFIX: &str = ".failed";
+
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[kube(
+    group = "arca.dev",
+    version = "v1alpha1",
+    kind = "Restore",
+    namespaced,
+    status = "RestoreStatus",
+    category = "arca",
+    printcolumn = r#"{"name":"Backup","type":"string","jsonPath":".spec.backupName"}"#,
+    printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
+    printcolumn = r#"{"name":"Items","type":"integer","jsonPath":".status.progress.itemsRestored"}"#,
+    printcolumn = r#"{"name":"Errors","type":"integer","jsonPath":".status.errors"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct RestoreSpec {
+    /// The Backup to restore.
+    #[schemars(length(min = 1, max = 253))]
+    pub backup_name: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(inner(regex(pattern = NAMESPACE_OR_ALL_PATTERN)))]
+    pub included_namespaces: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(inner(regex(pattern = NAMESPACE_OR_ALL_PATTERN)))]
+    pub excluded_namespaces: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(inner(regex(pattern = RESOURCE_PATTERN)))]
+    pub included_resources: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(inner(regex(pattern = RESOURCE_PATTERN)))]
+    pub excluded_resources: Vec<String>,
+    /// Restore objects of namespace A into namespace B (`{A: B}`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub namespace_mapping: BTreeMap<String, String>,
+    /// Only objects with these labels.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label_selector: Option<LabelSelector>,
+    /// How long to wait for each pod volume restore (default 4h).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = DURATION_PATTERN))]
+    pub pod_volume_operation_timeout: Option<String>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RestoreStatus {
+    #[serde(default)]
+    pub phase: OperationPhase,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<RestoreProgress>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_timestamp: Option<Time>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completion_timestamp: Option<Time>,
+    #[serde(default)]
+    #[schemars(range(min = 0))]
+    pub errors: i32,
+    #[serde(default)]
+    #[schemars(range(min = 0))]
+    pub warnings: i32,
+    /// The errors and warnings, one line each (the first hundred).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub messages: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RestoreProgress {
+    #[schemars(range(min = 0))]
+    pub total_items: i64,
+    #[schemars(range(min = 0))]
+    pub items_restored: i64,
+    #[schemars(range(min = 0))]
+    pub total_volumes: i64,
+    #[schemars(range(min = 0))]
+    pub volumes_restored: i64,
+}

@@ -1,0 +1,130 @@
+//! Every manifest in deploy/ parses into the Kubernetes API type of its kind, with no field
+//! the type does not know (a typo would otherwise be dropped silently by the API server),
+//! and the CRDs there are the ones generated from api/.
+
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
+use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::Value;
+use std::path::PathBuf;
+
+fn deploy_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../deploy")
+}
+
+/// Parse `doc` as `T` and check that nothing was lost on the way.
+fn typed<T: DeserializeOwned + Serialize>(doc: &Value, file: &str) -> T {
+    let t: T = serde_json::from_value(doc.clone())
+        .unwrap_or_else(|e| panic!("{file}: {} {}: {e}", doc["kind"], doc["metadata"]["name"]));
+    let back = serde_json::to_value(&t).unwrap();
+    assert_eq!(
+        strip_empty(back),
+        strip_empty(doc.clone()),
+        "{file}: {} {} has fields its type does not know",
+        doc["kind"],
+        doc["metadata"]["name"]
+    );
+    t
+}
+
+/// Drop nulls and empty objects, which serialisation may add or leave out.
+fn strip_empty(v: Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.into_iter()
+                .map(|(k, v)| (k, strip_empty(v)))
+                .filter(|(_, v)| !v.is_null() && *v != Value::Object(Default::default()))
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.into_iter().map(strip_empty).collect()),
+        v => v,
+    }
+}
+
+#[test]
+fn manifests_parse_into_kubernetes_types() {
+    let mut kinds = Vec::new();
+    let mut crds = Vec::new();
+    let mut daemonsets = Vec::new();
+    let mut entries: Vec<_> = std::fs::read_dir(deploy_dir())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    entries.sort();
+    for path in entries {
+        let file = path.file_name().unwrap().to_string_lossy().to_string();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let docs: Vec<Value> =
+            serde_saphyr::from_multiple(&text).unwrap_or_else(|e| panic!("{file}: not YAML: {e}"));
+        for doc in docs.iter().filter(|d| !d.is_null()) {
+            let kind = doc["kind"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{file}: no kind"));
+            kinds.push(kind.to_string());
+            match kind {
+                "Namespace" => drop(typed::<Namespace>(doc, &file)),
+                "ServiceAccount" => drop(typed::<ServiceAccount>(doc, &file)),
+                "ClusterRole" => drop(typed::<ClusterRole>(doc, &file)),
+                "ClusterRoleBinding" => drop(typed::<ClusterRoleBinding>(doc, &file)),
+                "Role" => drop(typed::<Role>(doc, &file)),
+                "RoleBinding" => drop(typed::<RoleBinding>(doc, &file)),
+                "Deployment" => drop(typed::<Deployment>(doc, &file)),
+                "DaemonSet" => daemonsets.push(typed::<DaemonSet>(doc, &file)),
+                "CustomResourceDefinition" => {
+                    crds.push(typed::<CustomResourceDefinition>(doc, &file))
+                }
+                "Kustomization" => {
+                    for r in doc["resources"].as_array().unwrap() {
+                        let r = r.as_str().unwrap();
+                        assert!(
+                            deploy_dir().join(r).exists(),
+                            "kustomization lists missing {r}"
+                        );
+                    }
+                }
+                other => panic!("{file}: unexpected kind {other}"),
+            }
+        }
+    }
+    for k in [
+        "Namespace",
+        "ClusterRole",
+        "Deployment",
+        "DaemonSet",
+        "Kustomization",
+    ] {
+        assert!(kinds.iter().any(|x| x == k), "deploy/ has no {k}");
+    }
+    assert_eq!(
+        crds,
+        arca_api::crds(),
+        "deploy/crds.yaml differs from the generated CRDs"
+    );
+
+    // The agent sees the kubelet's pod directories, and mounts made after it started.
+    let ds = &daemonsets[0];
+    let pod = ds.spec.as_ref().unwrap().template.spec.as_ref().unwrap();
+    let host = pod
+        .volumes
+        .as_ref()
+        .unwrap()
+        .iter()
+        .find(|v| v.host_path.is_some())
+        .unwrap();
+    assert_eq!(
+        host.host_path.as_ref().unwrap().path,
+        "/var/lib/kubelet/pods"
+    );
+    let mount = pod.containers[0]
+        .volume_mounts
+        .as_ref()
+        .unwrap()
+        .iter()
+        .find(|m| m.name == host.name)
+        .unwrap();
+    assert_eq!(mount.mount_propagation.as_deref(), Some("HostToContainer"));
+}
