@@ -2,7 +2,7 @@
 //! when to do it again.
 
 use crate::common::*;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -42,27 +42,11 @@ pub const SCHEDULE_NAME_LABEL: &str = "arca.dev/schedule-name";
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
+/// What to back up, where to, and for how long to keep it.
 pub struct BackupSpec {
-    /// Namespaces to include (`*` or empty: all).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(inner(regex(pattern = NAMESPACE_OR_ALL_PATTERN)))]
-    pub included_namespaces: Vec<String>,
-    /// Namespaces to leave out.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(inner(regex(pattern = NAMESPACE_OR_ALL_PATTERN)))]
-    pub excluded_namespaces: Vec<String>,
-    /// Resources to include, as `kubectl` names them (`pods`, `deployments.apps`; `*` or
-    /// empty: all).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(inner(regex(pattern = RESOURCE_PATTERN)))]
-    pub included_resources: Vec<String>,
-    /// Resources to leave out.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(inner(regex(pattern = RESOURCE_PATTERN)))]
-    pub excluded_resources: Vec<String>,
-    /// Only objects with these labels.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub label_selector: Option<LabelSelector>,
+    /// What the backup covers.
+    #[serde(flatten)]
+    pub scope: ResourceScope,
     /// How long to keep the backup (default 720h, 30 days).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = DURATION_PATTERN))]

@@ -1,7 +1,7 @@
 //! Pieces shared by several resources: references, progress counters, conditions, and the
 //! validation patterns the generated schemas carry.
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector, Time};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -21,6 +21,32 @@ pub const RESOURCE_PATTERN: &str =
     r"^(\*|[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*)$";
 /// A restic snapshot ID: 64 hex digits (short forms are not accepted in specs).
 pub const SNAPSHOT_ID_PATTERN: &str = r"^[0-9a-f]{64}$";
+
+/// Which namespaces, resources and labels a Backup or Restore covers.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourceScope {
+    /// Namespaces to include (`*` or empty: all).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(inner(regex(pattern = NAMESPACE_OR_ALL_PATTERN)))]
+    pub included_namespaces: Vec<String>,
+    /// Namespaces to leave out.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(inner(regex(pattern = NAMESPACE_OR_ALL_PATTERN)))]
+    pub excluded_namespaces: Vec<String>,
+    /// Resources to include, as `kubectl` names them (`pods`, `deployments.apps`; `*` or
+    /// empty: all).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(inner(regex(pattern = RESOURCE_PATTERN)))]
+    pub included_resources: Vec<String>,
+    /// Resources to leave out.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(inner(regex(pattern = RESOURCE_PATTERN)))]
+    pub excluded_resources: Vec<String>,
+    /// Only objects with these labels.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label_selector: Option<LabelSelector>,
+}
 
 /// A key of a Secret in the operator's namespace.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]

@@ -1,7 +1,7 @@
 //! Restore: bring a Backup's resources and pod volumes back, optionally into other namespaces.
 
 use crate::common::*;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -33,28 +33,17 @@ pub const FAILED_MARKER_SUFFIX: &str = ".failed";
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
+/// Which backup to restore, what of it, and into which namespaces.
 pub struct RestoreSpec {
     /// The Backup to restore.
     #[schemars(length(min = 1, max = 253))]
     pub backup_name: String,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(inner(regex(pattern = NAMESPACE_OR_ALL_PATTERN)))]
-    pub included_namespaces: Vec<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(inner(regex(pattern = NAMESPACE_OR_ALL_PATTERN)))]
-    pub excluded_namespaces: Vec<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(inner(regex(pattern = RESOURCE_PATTERN)))]
-    pub included_resources: Vec<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(inner(regex(pattern = RESOURCE_PATTERN)))]
-    pub excluded_resources: Vec<String>,
+    /// What to restore of the backup.
+    #[serde(flatten)]
+    pub scope: ResourceScope,
     /// Restore objects of namespace A into namespace B (`{A: B}`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub namespace_mapping: BTreeMap<String, String>,
-    /// Only objects with these labels.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub label_selector: Option<LabelSelector>,
     /// How long to wait for each pod volume restore (default 4h).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = DURATION_PATTERN))]
