@@ -1353,12 +1353,13 @@ async fn restore_cmd(mut repo: Repository, a: RestoreArgs, g: GlobalOptions) -> 
         sparse: a.sparse,
         overwrite,
         verify: a.verify,
-        // Each pack being restored is held in memory once: the backend's connections,
-        // capped like uploads.
+        // Each job holds a stretch of at most 4 MiB of a pack: the backend's connections,
+        // capped like uploads, and at least three so that reading, decoding and writing
+        // overlap on a local disk.
         concurrency: repo
             .backend()
             .connections()
-            .clamp(2, arca_engine::writer::MAX_UPLOADS),
+            .clamp(3, arca_engine::writer::MAX_UPLOADS),
     };
     let bar = Bar::new(g.show_progress(), true, "restore");
     let repo = Arc::new(repo);

@@ -400,6 +400,9 @@ fn remove_any(path: &Path) -> std::io::Result<()> {
     }
 }
 
+/// Bytes of a pack one restore job reads at most (unless a single blob is larger).
+const READ_SPAN: u64 = 4 << 20;
+
 /// Where one blob's plaintext goes: file number and offset.
 type Targets = Vec<(usize, u64)>;
 
@@ -444,15 +447,33 @@ async fn write_contents(
     let errors = Arc::new(Mutex::new(errors));
     let sparse = opts.sparse;
     let scratches: Arc<Mutex<Vec<BlobScratch>>> = Arc::default();
-    let jobs = by_pack.into_iter().map(|(pack, blobs)| {
+    // One job per stretch of a pack of at most READ_SPAN (a blob more if one is larger):
+    // small reads keep memory low per job, so more jobs can overlap reading, decoding and
+    // writing, which on a disk-bound restore is what sets the pace.
+    let mut stretches: Vec<(u32, Vec<(PackedBlob, Targets)>)> = Vec::new();
+    for (pack, blobs) in by_pack {
+        let mut blobs: Vec<(PackedBlob, Targets)> = blobs.into_values().collect();
+        blobs.sort_by_key(|(b, _)| b.offset);
+        let mut current: Vec<(PackedBlob, Targets)> = Vec::new();
+        for (b, t) in blobs {
+            if let Some((first, _)) = current.first() {
+                if (b.offset as u64 + b.length as u64).saturating_sub(first.offset as u64) > READ_SPAN {
+                    stretches.push((pack, std::mem::take(&mut current)));
+                }
+            }
+            current.push((b, t));
+        }
+        if !current.is_empty() {
+            stretches.push((pack, current));
+        }
+    }
+    let jobs = stretches.into_iter().map(|(pack, blobs)| {
         let scratches = scratches.clone();
         let repo = repo.clone();
         let files = files.clone();
         let errors = errors.clone();
         let pack_id = index.pack_id(pack);
         async move {
-            let mut blobs: Vec<(PackedBlob, Targets)> = blobs.into_values().collect();
-            blobs.sort_by_key(|(b, _)| b.offset);
             let start = blobs[0].0.offset as u64;
             let end = blobs
                 .iter()
