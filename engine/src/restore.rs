@@ -457,7 +457,9 @@ async fn write_contents(
         let mut current: Vec<(PackedBlob, Targets)> = Vec::new();
         for (b, t) in blobs {
             if let Some((first, _)) = current.first() {
-                if (b.offset as u64 + b.length as u64).saturating_sub(first.offset as u64) > READ_SPAN {
+                if (b.offset as u64 + b.length as u64).saturating_sub(first.offset as u64)
+                    > READ_SPAN
+                {
                     stretches.push((pack, std::mem::take(&mut current)));
                 }
             }

@@ -1,0 +1,5 @@
+//! The node agent: finds pod volumes under the kubelet's pods directory and moves their data
+//! with the in-process engine; and the restore-wait helper that restored pods run first.
+
+pub mod restore_wait;
+pub mod volumes;

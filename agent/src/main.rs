@@ -1,0 +1,59 @@
+//! `arca-agent`: the node agent's entry points.
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(name = "arca-agent", version, about = "Arca's node agent")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Wait until every restored volume has its done marker (run as the restore-wait init
+    /// container); fail on a failure marker or after the timeout.
+    RestoreWait {
+        /// The Restore's UID (the marker's name).
+        restore_uid: String,
+        /// Where the restored volumes are mounted, one folder each.
+        #[arg(long, default_value = "/restores")]
+        restores_dir: PathBuf,
+        /// Give up after this long (e.g. 30m, 4h).
+        #[arg(long, default_value = "4h", value_parser = humantime::parse_duration)]
+        timeout: Duration,
+        /// How often to look.
+        #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+        interval: Duration,
+    },
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("Fatal: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::RestoreWait {
+            restore_uid,
+            restores_dir,
+            timeout,
+            interval,
+        } => {
+            let n = arca_agent::restore_wait::wait(&restores_dir, &restore_uid, timeout, interval)
+                .map_err(anyhow::Error::msg)?;
+            println!("all {n} volume(s) restored");
+            Ok(())
+        }
+    }
+}
