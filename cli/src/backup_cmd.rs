@@ -358,6 +358,7 @@ pub async fn run(mut repo: Repository, a: BackupArgs, g: GlobalOptions) -> Resul
             .map(|n| n.get())
             .unwrap_or(2),
         program_version: format!("arca {}", env!("CARGO_PKG_VERSION")),
+        contents_of: false,
     };
     let progress = Arc::new(BackupProgress {
         bar: Bar::new(g.show_progress(), true, "backup"),

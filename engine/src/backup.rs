@@ -58,6 +58,11 @@ pub struct BackupOptions {
     pub time: Option<GoTime>,
     pub threads: usize,
     pub program_version: String,
+    /// Back up the entries of the one directory in `paths` as the snapshot's root, as
+    /// `restic backup .` run inside it does. The tree then does not depend on where the
+    /// directory is mounted: a pod volume keeps its parent match when the pod (and the
+    /// pod UID in its host path) changes.
+    pub contents_of: bool,
 }
 
 #[derive(Debug, Default)]
@@ -191,6 +196,29 @@ impl TargetTree {
             }
         }
         t.unroll()?;
+        Ok(t)
+    }
+
+    /// The entries of one directory, each a top-level target.
+    fn contents(paths: &[PathBuf]) -> Result<TargetTree> {
+        let [dir] = paths else {
+            return Err(Error::Invalid(format!(
+                "backing up a directory's contents takes one directory, not {}",
+                paths.len()
+            )));
+        };
+        let dir = absolute(dir);
+        let mut t = TargetTree::default();
+        for e in std::fs::read_dir(&dir).map_err(Error::io(&dir))? {
+            let e = e.map_err(Error::io(&dir))?;
+            t.nodes.insert(
+                e.file_name().as_bytes().to_vec(),
+                TargetTree {
+                    path: Some(dir.join(e.file_name())),
+                    ..TargetTree::default()
+                },
+            );
+        }
         Ok(t)
     }
 
@@ -551,8 +579,11 @@ pub async fn backup(
             };
             let tree = pool.install(|| -> Result<Id> {
                 let parent_tree = arch.load_tree(opts.parent.as_ref().map(|p| p.tree));
-                let targets = resolve_targets(&opts.paths)?;
-                let tt = TargetTree::build(&targets)?;
+                let tt = if opts.contents_of {
+                    TargetTree::contents(&opts.paths)?
+                } else {
+                    TargetTree::build(&resolve_targets(&opts.paths)?)?
+                };
                 arch.save_target_tree(&tt, parent_tree)
             })?;
             Ok((
