@@ -1,5 +1,8 @@
 //! The node agent: finds pod volumes under the kubelet's pods directory and moves their data
 //! with the in-process engine; and the restore-wait helper that restored pods run first.
 
+pub mod access;
+pub mod context;
+pub mod pod_volume_backup;
 pub mod restore_wait;
 pub mod volumes;

@@ -29,6 +29,7 @@ pub const SCHEDULE_NAME_LABEL: &str = "arca.dev/schedule-name";
 #[kube(
     group = "arca.dev",
     version = "v1alpha1",
+    derive = "Default",
     kind = "Backup",
     namespaced,
     status = "BackupStatus",
@@ -115,10 +116,11 @@ pub struct BackupProgress {
     pub bytes_done: i64,
 }
 
-#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[kube(
     group = "arca.dev",
     version = "v1alpha1",
+    derive = "Default",
     kind = "Schedule",
     namespaced,
     status = "ScheduleStatus",

@@ -7,10 +7,11 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[kube(
     group = "arca.dev",
     version = "v1alpha1",
+    derive = "Default",
     kind = "BackupStorageLocation",
     namespaced,
     status = "BackupStorageLocationStatus",
@@ -53,9 +54,10 @@ pub struct BackupStorageLocationSpec {
     pub validation_frequency: Option<String>,
 }
 
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Provider {
+    #[default]
     S3,
     Azure,
     Gcs,
@@ -107,4 +109,132 @@ pub struct BackupStorageLocationStatus {
 pub enum LocationPhase {
     Available,
     Unavailable,
+}
+
+impl BackupStorageLocationSpec {
+    /// The restic repository string of repository `name` (a namespace, say) in this
+    /// location: `s3:http://host:9000/bucket/prefix/name`, `azure:container:/prefix/name`, …
+    pub fn repository_url(&self, name: &str) -> String {
+        let bucket = self.bucket.trim_end_matches('/');
+        let path: Vec<&str> = [self.prefix.as_deref().unwrap_or(""), name]
+            .into_iter()
+            .map(|p| p.trim_matches('/'))
+            .filter(|p| !p.is_empty())
+            .collect();
+        let path = path.join("/");
+        let endpoint = self
+            .config
+            .as_ref()
+            .and_then(|c| c.endpoint.as_deref())
+            .map(|e| e.trim_end_matches('/'));
+        match self.provider {
+            Provider::Local => format!("{bucket}/{path}"),
+            Provider::S3 => format!(
+                "s3:{}/{bucket}/{path}",
+                endpoint.unwrap_or("s3.amazonaws.com")
+            ),
+            Provider::Azure => format!("azure:{bucket}:/{path}"),
+            Provider::Gcs => format!("gs:{bucket}:/{path}"),
+            Provider::Rest => format!("rest:{bucket}/{path}"),
+        }
+    }
+
+    /// The backend options (`-o key=value`) this location's config implies.
+    pub fn options(&self) -> Vec<String> {
+        let scheme = match self.provider {
+            Provider::Local => "local",
+            Provider::S3 => "s3",
+            Provider::Azure => "azure",
+            Provider::Gcs => "gs",
+            Provider::Rest => "rest",
+        };
+        let mut out = Vec::new();
+        let Some(c) = &self.config else {
+            return out;
+        };
+        if let Some(n) = c.connections {
+            out.push(format!("{scheme}.connections={n}"));
+        }
+        match self.provider {
+            Provider::S3 => {
+                if let Some(r) = &c.region {
+                    out.push(format!("s3.region={r}"));
+                }
+                if let Some(p) = c.path_style {
+                    out.push(format!(
+                        "s3.bucket-lookup={}",
+                        if p { "path" } else { "dns" }
+                    ));
+                }
+            }
+            Provider::Azure | Provider::Gcs => {
+                if let Some(e) = &c.endpoint {
+                    out.push(format!("{scheme}.endpoint-url={e}"));
+                }
+            }
+            Provider::Local | Provider::Rest => {}
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(provider: Provider, bucket: &str, prefix: Option<&str>) -> BackupStorageLocationSpec {
+        BackupStorageLocationSpec {
+            provider,
+            bucket: bucket.into(),
+            prefix: prefix.map(String::from),
+            config: None,
+            credential: None,
+            default: false,
+            access_mode: AccessMode::ReadWrite,
+            validation_frequency: None,
+        }
+    }
+
+    #[test]
+    fn repository_urls_in_restic_syntax() {
+        let mut s3 = spec(Provider::S3, "backups", Some("/cluster-a/"));
+        assert_eq!(
+            s3.repository_url("shop"),
+            "s3:s3.amazonaws.com/backups/cluster-a/shop"
+        );
+        s3.config = Some(LocationConfig {
+            endpoint: Some("http://127.0.0.1:8333/".into()),
+            region: Some("eu-west-1".into()),
+            path_style: Some(true),
+            connections: Some(8),
+        });
+        assert_eq!(
+            s3.repository_url("shop"),
+            "s3:http://127.0.0.1:8333/backups/cluster-a/shop"
+        );
+        assert_eq!(
+            s3.options(),
+            [
+                "s3.connections=8",
+                "s3.region=eu-west-1",
+                "s3.bucket-lookup=path"
+            ]
+        );
+        assert_eq!(
+            spec(Provider::Azure, "c", None).repository_url("ns"),
+            "azure:c:/ns"
+        );
+        assert_eq!(
+            spec(Provider::Gcs, "b", Some("p")).repository_url("ns"),
+            "gs:b:/p/ns"
+        );
+        assert_eq!(
+            spec(Provider::Rest, "http://h:8000/", None).repository_url("ns"),
+            "rest:http://h:8000/ns"
+        );
+        assert_eq!(
+            spec(Provider::Local, "/srv/arca", None).repository_url("ns"),
+            "/srv/arca/ns"
+        );
+    }
 }

@@ -16,6 +16,7 @@ pub const PVC_UID_LABEL: &str = "arca.dev/pvc-uid";
 #[kube(
     group = "arca.dev",
     version = "v1alpha1",
+    derive = "Default",
     kind = "PodVolumeBackup",
     namespaced,
     status = "PodVolumeBackupStatus",
@@ -89,6 +90,7 @@ pub struct PodVolumeBackupStatus {
 #[kube(
     group = "arca.dev",
     version = "v1alpha1",
+    derive = "Default",
     kind = "PodVolumeRestore",
     namespaced,
     status = "PodVolumeRestoreStatus",

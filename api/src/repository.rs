@@ -12,10 +12,11 @@ pub const VOLUME_NAMESPACE_LABEL: &str = "arca.dev/volume-namespace";
 /// Label with the storage location a repository lives in.
 pub const STORAGE_LOCATION_LABEL: &str = "arca.dev/storage-location";
 
-#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[kube(
     group = "arca.dev",
     version = "v1alpha1",
+    derive = "Default",
     kind = "BackupRepository",
     namespaced,
     status = "BackupRepositoryStatus",

@@ -22,6 +22,7 @@ pub const FAILED_MARKER_SUFFIX: &str = ".failed";
 #[kube(
     group = "arca.dev",
     version = "v1alpha1",
+    derive = "Default",
     kind = "Restore",
     namespaced,
     status = "RestoreStatus",

@@ -429,6 +429,7 @@ impl Archiver<'_> {
                 // Like restic, only files actually saved count as processed.
                 self.counters.files.fetch_add(1, Ordering::Relaxed);
                 self.counters.bytes.fetch_add(md.size(), Ordering::Relaxed);
+                self.progress.file_done();
                 let c = match old {
                     None => &self.counters.files_new,
                     Some(o) if *o == node => &self.counters.files_unmodified,

@@ -8,6 +8,8 @@ pub trait Progress: Send + Sync {
     fn add(&self, _n: u64) {}
     /// A short message about the current item.
     fn message(&self, _msg: &str) {}
+    /// One more file done (backup).
+    fn file_done(&self) {}
 }
 
 /// Reports nothing.

@@ -30,7 +30,7 @@ pub fn pad_for(buf: &[u8], file_offset: u64) -> usize {
 }
 
 fn is_aligned(p: *const u8) -> bool {
-    p as usize % ALIGN == 0
+    (p as usize).is_multiple_of(ALIGN)
 }
 
 #[cfg(target_os = "linux")]
@@ -219,7 +219,7 @@ fn read_range_direct(path: &Path, offset: u64, length: usize) -> io::Result<Opti
                 got += n;
                 // SAFETY: bytes up to `pad + got` are initialised (filler, then read).
                 unsafe { buf.set_len(pad + got) };
-                if n % ALIGN != 0 {
+                if !n.is_multiple_of(ALIGN) {
                     break; // end of file
                 }
             }

@@ -1,0 +1,50 @@
+//! What every reconciler of the agent needs: the API client, which node this is, where the
+//! kubelet keeps pod directories, and the per-node limit on concurrent transfers.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Duration;
+
+pub struct Context {
+    pub client: kube::Client,
+    /// This agent's node: only PodVolumeBackups for it, and restores of pods on it.
+    pub node: String,
+    /// Where Arca's resources and Secrets live (the operator's namespace).
+    pub namespace: String,
+    /// The kubelet's pods directory as mounted into the agent.
+    pub kubelet_pods: PathBuf,
+    /// Transfers running at once on this node.
+    pub transfers: tokio::sync::Semaphore,
+    /// UIDs of the PodVolumeBackups and PodVolumeRestores this process is working on: one
+    /// found InProgress but not here was cut off by a restart.
+    pub in_flight: Mutex<HashSet<String>>,
+    /// At most one status update per this interval while data moves.
+    pub progress_interval: Duration,
+}
+
+impl Context {
+    pub fn new(client: kube::Client, node: &str, namespace: &str, kubelet_pods: PathBuf) -> Self {
+        Context {
+            client,
+            node: node.to_string(),
+            namespace: namespace.to_string(),
+            kubelet_pods,
+            transfers: tokio::sync::Semaphore::new(2),
+            in_flight: Mutex::new(HashSet::new()),
+            progress_interval: Duration::from_secs(10),
+        }
+    }
+
+    /// Mark `uid` as being worked on here; false if it already is.
+    pub fn begin(&self, uid: &str) -> bool {
+        self.in_flight
+            .lock()
+            .expect("in-flight mutex")
+            .insert(uid.to_string())
+    }
+
+    pub fn end(&self, uid: &str) {
+        self.in_flight.lock().expect("in-flight mutex").remove(uid);
+    }
+}

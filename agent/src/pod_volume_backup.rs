@@ -1,0 +1,245 @@
+//! The PodVolumeBackup controller of one node: back up a pod volume with the in-process
+//! engine, incrementally against the last snapshot of the same PersistentVolumeClaim.
+
+use crate::access;
+use crate::context::Context;
+use arca_api::common::{now, VolumePhase, VolumeProgress};
+use arca_api::podvolume::PVC_UID_LABEL;
+use arca_api::{PodVolumeBackup, PodVolumeBackupStatus};
+use arca_engine::backup::{self, BackupOptions, SelectAll};
+use arca_engine::progress::Progress;
+use arca_engine::snapshots;
+use kube::api::{Patch, PatchParams};
+use kube::{Api, ResourceExt};
+use serde_json::json;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// Snapshot host name: fixed, so no restic tool sees a "new host" when the agent moves.
+pub const SNAPSHOT_HOST: &str = "arca";
+
+/// What the reconciler did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Not this node's, or already finished.
+    Ignored,
+    Completed,
+    Failed(String),
+    Canceled,
+}
+
+async fn patch_status(
+    api: &Api<PodVolumeBackup>,
+    name: &str,
+    status: serde_json::Value,
+) -> Result<(), String> {
+    api.patch_status(
+        name,
+        &PatchParams::default(),
+        &Patch::Merge(json!({ "status": status })),
+    )
+    .await
+    .map(drop)
+    .map_err(|e| format!("cannot update PodVolumeBackup {name}: {e}"))
+}
+
+/// Handle one PodVolumeBackup.
+pub async fn reconcile(pvb: &PodVolumeBackup, ctx: &Context) -> Result<Outcome, String> {
+    let status = pvb.status.clone().unwrap_or_default();
+    if pvb.spec.node != ctx.node || status.phase.is_final() {
+        return Ok(Outcome::Ignored);
+    }
+    let name = pvb.name_any();
+    let uid = pvb.uid().unwrap_or_default();
+    let api: Api<PodVolumeBackup> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
+    if pvb.spec.cancel {
+        patch_status(&api, &name, json!({"phase": VolumePhase::Canceled, "completionTimestamp": now(), "message": "canceled"})).await?;
+        return Ok(Outcome::Canceled);
+    }
+    if !ctx.begin(&uid) {
+        return Ok(Outcome::Ignored); // already running in this process
+    }
+    // InProgress without us running it: this agent restarted mid-backup. A backup can
+    // simply run again (what was uploaded is deduplicated), so it resumes from the start.
+    let resumed = status.phase == VolumePhase::InProgress;
+    let result = run(pvb, ctx, &api, &name, resumed).await;
+    ctx.end(&uid);
+    let outcome = match result {
+        Ok(done) => {
+            patch_status(
+                &api,
+                &name,
+                serde_json::to_value(&done).expect("status serialises"),
+            )
+            .await?;
+            Outcome::Completed
+        }
+        Err(msg) => {
+            tracing::warn!(pvb = %name, "backup failed: {msg}");
+            patch_status(
+                &api,
+                &name,
+                json!({"phase": VolumePhase::Failed, "completionTimestamp": now(), "message": msg}),
+            )
+            .await?;
+            Outcome::Failed(msg)
+        }
+    };
+    Ok(outcome)
+}
+
+/// Progress of a running backup, read by the status updater.
+#[derive(Default)]
+struct Counters {
+    total_files: AtomicU64,
+    total_bytes: AtomicU64,
+    bytes_done: AtomicU64,
+    files_done: AtomicU64,
+}
+
+impl Progress for Counters {
+    fn set_total(&self, total: u64) {
+        self.total_bytes.store(total, Ordering::Relaxed);
+    }
+    fn add(&self, n: u64) {
+        self.bytes_done.fetch_add(n, Ordering::Relaxed);
+    }
+    fn file_done(&self) {
+        self.files_done.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+async fn run(
+    pvb: &PodVolumeBackup,
+    ctx: &Context,
+    api: &Api<PodVolumeBackup>,
+    name: &str,
+    resumed: bool,
+) -> Result<PodVolumeBackupStatus, String> {
+    let spec = &pvb.spec;
+    let dir = crate::volumes::volume_dir(&ctx.kubelet_pods, &spec.pod.uid, &spec.volume)?;
+    let access = access::repository(ctx, &spec.repository).await?;
+    let _slot = ctx.transfers.acquire().await.map_err(|e| e.to_string())?;
+    let started = now();
+    patch_status(
+        api,
+        name,
+        json!({
+            "phase": VolumePhase::InProgress,
+            "startTimestamp": started,
+            "path": dir.display().to_string(),
+            "message": if resumed { Some("resumed after an agent restart") } else { None },
+        }),
+    )
+    .await?;
+
+    let repo = access::open(&access).await?;
+    // The parent: the newest snapshot of the same claim (or, without one, of the same pod
+    // volume), whatever pod or node made it.
+    let pvc_uid = spec
+        .pvc_uid
+        .clone()
+        .or_else(|| pvb.labels().get(PVC_UID_LABEL).cloned());
+    let key_tag = match &pvc_uid {
+        Some(u) => format!("pvc-uid={u}"),
+        None => format!("pod-uid={}", spec.pod.uid),
+    };
+    let volume_tag = format!("volume={}", spec.volume);
+    let filter = snapshots::SnapshotFilter {
+        tags: vec![vec![key_tag.clone(), volume_tag.clone()]],
+        ..Default::default()
+    };
+    let parent = snapshots::load_all(&repo)
+        .await
+        .map_err(|e| format!("listing snapshots: {e}"))?
+        .into_iter()
+        .rfind(|s| filter.matches(s));
+
+    let mut tags: Vec<String> = spec.tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    for t in [key_tag, volume_tag] {
+        if !tags.contains(&t) {
+            tags.push(t);
+        }
+    }
+    let lock = arca_engine::lock::LockGuard::acquire(&repo, false)
+        .await
+        .map_err(|e| format!("locking the repository: {e}"))?;
+    let counters = Arc::new(Counters::default());
+    {
+        let (c, d) = (counters.clone(), dir.clone());
+        tokio::task::spawn_blocking(move || {
+            let (files, _) = backup::scan(&[d], &SelectAll, c.as_ref());
+            c.total_files.store(files, Ordering::Relaxed);
+        });
+    }
+    let parent_id = parent.as_ref().map(|p| p.id.to_hex());
+    let opts = BackupOptions {
+        paths: vec![dir.clone()],
+        tags,
+        hostname: SNAPSHOT_HOST.into(),
+        parent,
+        force: false,
+        with_atime: false,
+        excludes: vec![],
+        selector: Arc::new(SelectAll),
+        writer: Default::default(),
+        time: None,
+        threads: std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2),
+        program_version: format!("arca-agent {}", env!("CARGO_PKG_VERSION")),
+        contents_of: true,
+    };
+    let repo = Arc::new(repo);
+    let work = backup::backup(repo.clone(), opts, counters.clone());
+    tokio::pin!(work);
+    // Progress into status at most once per interval, while the backup runs.
+    let result = loop {
+        tokio::select! {
+            r = &mut work => break r,
+            _ = tokio::time::sleep(ctx.progress_interval) => {
+                let p = progress(&counters, None);
+                let _ = patch_status(api, name, json!({ "progress": p })).await;
+            }
+        }
+    };
+    let _ = lock.release().await;
+    let result = result.map_err(|e| format!("backup of {}: {e}", dir.display()))?;
+    let snapshot = result
+        .snapshot
+        .ok_or_else(|| "the backup wrote no snapshot".to_string())?;
+    let s = &result.summary;
+    let mut message = None;
+    if !result.errors.is_empty() {
+        message = Some(format!(
+            "{} item(s) could not be read, first: {}",
+            result.errors.len(),
+            result.errors[0]
+        ));
+    }
+    let mut p = progress(&counters, Some(s.total_files_processed));
+    p.bytes_done = s.total_bytes_processed as i64;
+    p.total_bytes = p.total_bytes.max(p.bytes_done);
+    Ok(PodVolumeBackupStatus {
+        phase: VolumePhase::Completed,
+        path: Some(dir.display().to_string()),
+        snapshot_id: Some(snapshot.id.to_hex()),
+        parent_snapshot_id: parent_id,
+        message,
+        start_timestamp: Some(started),
+        completion_timestamp: Some(now()),
+        progress: Some(p),
+        incremental_bytes: Some(s.data_added_packed as i64),
+    })
+}
+
+/// Progress so far; `finished` gives the final file count.
+fn progress(c: &Counters, finished: Option<u64>) -> VolumeProgress {
+    let files_done = finished.unwrap_or(c.files_done.load(Ordering::Relaxed)) as i64;
+    VolumeProgress {
+        total_bytes: c.total_bytes.load(Ordering::Relaxed) as i64,
+        bytes_done: c.bytes_done.load(Ordering::Relaxed) as i64,
+        total_files: (c.total_files.load(Ordering::Relaxed) as i64).max(files_done),
+        files_done,
+    }
+}

@@ -1,0 +1,283 @@
+//! The PodVolumeBackup reconciler against an in-memory API server (kube-fake-client) and a
+//! real repository on disk.
+
+use arca_agent::context::Context;
+use arca_agent::pod_volume_backup::{reconcile, Outcome};
+use arca_api::common::{PodReference, SecretKeyRef, VolumePhase};
+use arca_api::location::{AccessMode, Provider};
+use arca_api::repository::RepositoryPhase;
+use arca_api::*;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::ByteString;
+use kube::api::ObjectMeta;
+use kube::Api;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+const NS: &str = "arca-system";
+const PASSWORD: &str = "a-random-repository-password";
+
+fn meta(name: &str) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name.into()),
+        namespace: Some(NS.into()),
+        uid: Some(format!("uid-of-{name}")),
+        ..Default::default()
+    }
+}
+
+fn location(store: &Path) -> BackupStorageLocation {
+    BackupStorageLocation {
+        metadata: meta("default"),
+        spec: BackupStorageLocationSpec {
+            provider: Provider::Local,
+            bucket: store.display().to_string(),
+            prefix: None,
+            config: None,
+            credential: None,
+            default: true,
+            access_mode: AccessMode::ReadWrite,
+            validation_frequency: None,
+        },
+        status: None,
+    }
+}
+
+fn repository(url: &str, ready: bool) -> BackupRepository {
+    BackupRepository {
+        metadata: meta("shop-default"),
+        spec: BackupRepositorySpec {
+            volume_namespace: "shop".into(),
+            backup_storage_location: "default".into(),
+            repository_url: url.into(),
+            key_secret: Some(SecretKeyRef {
+                name: "shop-default-key".into(),
+                key: "repository-password".into(),
+            }),
+            maintenance_frequency: None,
+        },
+        status: Some(BackupRepositoryStatus {
+            phase: Some(if ready {
+                RepositoryPhase::Ready
+            } else {
+                RepositoryPhase::NotReady
+            }),
+            message: (!ready).then(|| "cannot reach the store".into()),
+            ..Default::default()
+        }),
+    }
+}
+
+fn key_secret() -> Secret {
+    Secret {
+        metadata: meta("shop-default-key"),
+        data: Some(
+            [(
+                "repository-password".to_string(),
+                ByteString(PASSWORD.as_bytes().to_vec()),
+            )]
+            .into(),
+        ),
+        ..Default::default()
+    }
+}
+
+fn pvb(name: &str, node: &str, pod_uid: &str, volume: &str) -> PodVolumeBackup {
+    PodVolumeBackup {
+        metadata: meta(name),
+        spec: PodVolumeBackupSpec {
+            node: node.into(),
+            pod: PodReference {
+                namespace: "shop".into(),
+                name: "web-0".into(),
+                uid: pod_uid.into(),
+            },
+            volume: volume.into(),
+            backup_storage_location: "default".into(),
+            repository: "shop-default".into(),
+            repo_identifier: "unused".into(),
+            pvc_uid: Some("pvc-1".into()),
+            tags: [("backup".to_string(), name.to_string())].into(),
+            cancel: false,
+        },
+        status: None,
+    }
+}
+
+struct World {
+    _dir: tempfile::TempDir,
+    pods: PathBuf,
+    url: String,
+    client: kube::Client,
+}
+
+async fn world(ready: bool, objects: Vec<PodVolumeBackup>) -> World {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let bsl = location(&store);
+    let url = bsl.spec.repository_url("shop");
+    let backend = arca_storage::open(&url).unwrap();
+    arca_engine::Repository::init(
+        backend,
+        PASSWORD,
+        2,
+        None,
+        arca_format::keyfile::KdfParams { n: 16, r: 1, p: 1 },
+    )
+    .await
+    .unwrap();
+    let pods = dir.path().join("pods");
+    let vol = pods.join("uid-1/volumes/kubernetes.io~csi/data");
+    std::fs::create_dir_all(vol.join("db")).unwrap();
+    std::fs::write(vol.join("db/table.bin"), vec![3u8; 5 << 20]).unwrap();
+    std::fs::write(vol.join("notes.txt"), b"first version").unwrap();
+    let mut b = kube_fake_client::ClientBuilder::new()
+        .with_resource::<BackupStorageLocation>()
+        .with_resource::<BackupRepository>()
+        .with_resource::<PodVolumeBackup>()
+        .with_status_subresource::<PodVolumeBackup>()
+        .with_object(bsl)
+        .with_object(repository(&url, ready))
+        .with_object(key_secret());
+    for o in objects {
+        b = b.with_object(o);
+    }
+    World {
+        pods,
+        url,
+        client: b.build().await.unwrap(),
+        _dir: dir,
+    }
+}
+
+fn context(w: &World) -> Context {
+    let mut c = Context::new(w.client.clone(), "node-a", NS, w.pods.clone());
+    c.progress_interval = std::time::Duration::from_millis(50);
+    c
+}
+
+async fn get(w: &World, name: &str) -> PodVolumeBackup {
+    Api::<PodVolumeBackup>::namespaced(w.client.clone(), NS)
+        .get(name)
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backs_up_a_volume_then_only_the_changes_after_the_pod_moves() {
+    let w = world(
+        true,
+        vec![
+            pvb("b1", "node-a", "uid-1", "data"),
+            pvb("b2", "node-a", "uid-2", "data"),
+        ],
+    )
+    .await;
+    let ctx = context(&w);
+
+    assert_eq!(
+        reconcile(&get(&w, "b1").await, &ctx).await.unwrap(),
+        Outcome::Completed
+    );
+    let first = get(&w, "b1").await.status.unwrap();
+    assert_eq!(first.phase, VolumePhase::Completed);
+    let first_id = first.snapshot_id.clone().unwrap();
+    assert_eq!(first.parent_snapshot_id, None);
+    let p = first.progress.unwrap();
+    assert_eq!((p.total_files, p.files_done), (2, 2));
+    assert_eq!(p.bytes_done, (5 << 20) + 13);
+    assert!(first.incremental_bytes.unwrap() > 0);
+    assert!(first.start_timestamp.is_some() && first.completion_timestamp.is_some());
+    // The finished object is left alone.
+    assert_eq!(
+        reconcile(&get(&w, "b1").await, &ctx).await.unwrap(),
+        Outcome::Ignored
+    );
+
+    // The pod is recreated (new UID, same claim); one small file changes.
+    std::fs::create_dir_all(w.pods.join("uid-2")).unwrap();
+    std::fs::rename(w.pods.join("uid-1/volumes"), w.pods.join("uid-2/volumes")).unwrap();
+    std::fs::write(
+        w.pods
+            .join("uid-2/volumes/kubernetes.io~csi/data/notes.txt"),
+        b"second",
+    )
+    .unwrap();
+    assert_eq!(
+        reconcile(&get(&w, "b2").await, &ctx).await.unwrap(),
+        Outcome::Completed
+    );
+    let second = get(&w, "b2").await.status.unwrap();
+    assert_eq!(
+        second.parent_snapshot_id.as_deref(),
+        Some(first_id.as_str())
+    );
+    let added = second.incremental_bytes.unwrap();
+    assert!(
+        added < 64 << 10,
+        "only the change is stored, not {added} bytes"
+    );
+
+    // The snapshots carry the tags restic users filter on.
+    let repo = arca_engine::Repository::open(arca_storage::open(&w.url).unwrap(), PASSWORD)
+        .await
+        .unwrap();
+    let snaps = arca_engine::snapshots::load_all(&repo).await.unwrap();
+    assert_eq!(snaps.len(), 2);
+    for t in ["pvc-uid=pvc-1", "volume=data", "backup=b2"] {
+        assert!(
+            snaps[1].tags.iter().any(|x| x == t),
+            "missing tag {t}: {:?}",
+            snaps[1].tags
+        );
+    }
+    assert_eq!(snaps[1].hostname, "arca");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn other_nodes_work_is_left_alone_and_bad_input_fails_with_a_reason() {
+    let w = world(
+        true,
+        vec![
+            pvb("elsewhere", "node-b", "uid-1", "data"),
+            pvb("no-volume", "node-a", "uid-1", "logs"),
+            pvb("no-pod", "node-a", "uid-9", "data"),
+        ],
+    )
+    .await;
+    let ctx = context(&w);
+    assert_eq!(
+        reconcile(&get(&w, "elsewhere").await, &ctx).await.unwrap(),
+        Outcome::Ignored
+    );
+    assert!(get(&w, "elsewhere").await.status.is_none());
+
+    let Outcome::Failed(msg) = reconcile(&get(&w, "no-volume").await, &ctx).await.unwrap() else {
+        panic!("a missing volume must fail");
+    };
+    assert!(msg.contains("volume logs of pod uid-1 not found"), "{msg}");
+    let st = get(&w, "no-volume").await.status.unwrap();
+    assert_eq!(st.phase, VolumePhase::Failed);
+    assert_eq!(st.message.as_deref(), Some(msg.as_str()));
+
+    let Outcome::Failed(msg) = reconcile(&get(&w, "no-pod").await, &ctx).await.unwrap() else {
+        panic!("a missing pod directory must fail");
+    };
+    assert!(
+        msg.contains("pod directory") && msg.contains("uid-9"),
+        "{msg}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repository_that_is_not_ready_fails_the_backup_with_its_reason() {
+    let w = world(false, vec![pvb("b1", "node-a", "uid-1", "data")]).await;
+    let ctx = Arc::new(context(&w));
+    let Outcome::Failed(msg) = reconcile(&get(&w, "b1").await, &ctx).await.unwrap() else {
+        panic!("must fail");
+    };
+    assert_eq!(
+        msg,
+        "BackupRepository shop-default is not ready: cannot reach the store"
+    );
+}
