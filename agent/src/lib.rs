@@ -4,5 +4,6 @@
 pub mod access;
 pub mod context;
 pub mod pod_volume_backup;
+pub mod pod_volume_restore;
 pub mod restore_wait;
 pub mod volumes;

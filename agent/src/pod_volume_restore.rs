@@ -1,0 +1,241 @@
+//! The PodVolumeRestore controller of one node: once the restored pod's restore-wait init
+//! container runs, restore the snapshot into the pod's volume and leave the marker the
+//! container waits for (or a failure marker with the reason, so the pod does not hang).
+
+use crate::access;
+use crate::context::Context;
+use arca_api::common::{now, VolumePhase, VolumeProgress};
+use arca_api::restore::{FAILED_MARKER_SUFFIX, MARKER_DIR, RESTORE_WAIT_CONTAINER};
+use arca_api::PodVolumeRestore;
+use arca_engine::filter::Patterns;
+use arca_engine::progress::Progress;
+use arca_engine::restore::{self, Overwrite, RestoreOptions};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Patch, PatchParams};
+use kube::{Api, ResourceExt};
+use serde_json::json;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// What the reconciler did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Not this node's pod, or already finished.
+    Ignored,
+    /// The pod's restore-wait container is not running yet: look again later.
+    Waiting,
+    Completed,
+    Failed(String),
+    Canceled,
+}
+
+async fn patch_status(
+    api: &Api<PodVolumeRestore>,
+    name: &str,
+    status: serde_json::Value,
+) -> Result<(), String> {
+    api.patch_status(
+        name,
+        &PatchParams::default(),
+        &Patch::Merge(json!({ "status": status })),
+    )
+    .await
+    .map(drop)
+    .map_err(|e| format!("cannot update PodVolumeRestore {name}: {e}"))
+}
+
+/// Whether the pod's restore-wait init container is running (the volumes are mounted and
+/// the application has not started).
+fn waiting_for_us(pod: &Pod) -> bool {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.init_container_statuses.as_ref())
+        .and_then(|c| c.iter().find(|c| c.name == RESTORE_WAIT_CONTAINER))
+        .and_then(|c| c.state.as_ref())
+        .is_some_and(|s| s.running.is_some())
+}
+
+/// Handle one PodVolumeRestore.
+pub async fn reconcile(pvr: &PodVolumeRestore, ctx: &Context) -> Result<Outcome, String> {
+    let status = pvr.status.clone().unwrap_or_default();
+    if status.phase.is_final() {
+        return Ok(Outcome::Ignored);
+    }
+    let name = pvr.name_any();
+    let api: Api<PodVolumeRestore> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &pvr.spec.pod.namespace);
+    let pod = match pods.get_opt(&pvr.spec.pod.name).await {
+        Ok(Some(p)) if p.uid().as_deref() == Some(pvr.spec.pod.uid.as_str()) => p,
+        Ok(_) => {
+            // The pod is gone or was replaced: nobody waits for this restore any more. Only
+            // the agent of the node it was meant for may say so, or it would be every agent.
+            if status.node.as_deref() != Some(ctx.node.as_str()) {
+                return Ok(Outcome::Ignored);
+            }
+            let msg = format!(
+                "pod {}/{} ({}) no longer exists",
+                pvr.spec.pod.namespace, pvr.spec.pod.name, pvr.spec.pod.uid
+            );
+            patch_status(
+                &api,
+                &name,
+                json!({"phase": VolumePhase::Failed, "message": msg, "completionTimestamp": now()}),
+            )
+            .await?;
+            return Ok(Outcome::Failed(msg));
+        }
+        Err(e) => {
+            return Err(format!(
+                "cannot read pod {}/{}: {e}",
+                pvr.spec.pod.namespace, pvr.spec.pod.name
+            ))
+        }
+    };
+    if pod.spec.as_ref().and_then(|s| s.node_name.as_deref()) != Some(ctx.node.as_str()) {
+        return Ok(Outcome::Ignored);
+    }
+    if pvr.spec.cancel {
+        patch_status(&api, &name, json!({"phase": VolumePhase::Canceled, "completionTimestamp": now(), "message": "canceled"})).await?;
+        return Ok(Outcome::Canceled);
+    }
+    if !waiting_for_us(&pod) {
+        return Ok(Outcome::Waiting);
+    }
+    let uid = pvr.uid().unwrap_or_default();
+    if !ctx.begin(&uid) {
+        return Ok(Outcome::Ignored);
+    }
+    let resumed = status.phase == VolumePhase::InProgress;
+    let result = run(pvr, ctx, &api, &name, resumed).await;
+    ctx.end(&uid);
+    match result {
+        Ok(progress) => {
+            patch_status(&api, &name, json!({"phase": VolumePhase::Completed, "completionTimestamp": now(), "progress": progress})).await?;
+            Ok(Outcome::Completed)
+        }
+        Err(msg) => {
+            tracing::warn!(pvr = %name, "restore failed: {msg}");
+            patch_status(
+                &api,
+                &name,
+                json!({"phase": VolumePhase::Failed, "completionTimestamp": now(), "message": msg}),
+            )
+            .await?;
+            Ok(Outcome::Failed(msg))
+        }
+    }
+}
+
+#[derive(Default)]
+struct Bytes {
+    total: AtomicU64,
+    done: AtomicU64,
+}
+
+impl Progress for Bytes {
+    fn set_total(&self, total: u64) {
+        self.total.store(total, Ordering::Relaxed);
+    }
+    fn add(&self, n: u64) {
+        self.done.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+/// Leave the done marker (or the failure marker holding `failure`) in the volume.
+fn mark(volume: &Path, restore_uid: &str, failure: Option<&str>) -> Result<(), String> {
+    let dir = volume.join(MARKER_DIR);
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let (file, content) = match failure {
+        None => (dir.join(restore_uid), String::new()),
+        Some(reason) => (
+            dir.join(format!("{restore_uid}{FAILED_MARKER_SUFFIX}")),
+            format!("{reason}\n"),
+        ),
+    };
+    std::fs::write(&file, content).map_err(|e| format!("{}: {e}", file.display()))
+}
+
+async fn run(
+    pvr: &PodVolumeRestore,
+    ctx: &Context,
+    api: &Api<PodVolumeRestore>,
+    name: &str,
+    resumed: bool,
+) -> Result<VolumeProgress, String> {
+    let spec = &pvr.spec;
+    let dir = crate::volumes::volume_dir(&ctx.kubelet_pods, &spec.pod.uid, &spec.volume)?;
+    // From here on a failure also goes into the volume, for the waiting init container.
+    let result = restore_into(pvr, ctx, api, name, resumed, &dir).await;
+    match &result {
+        Ok(_) => mark(&dir, &spec.restore_uid, None)?,
+        Err(msg) => mark(&dir, &spec.restore_uid, Some(msg))?,
+    }
+    result
+}
+
+async fn restore_into(
+    pvr: &PodVolumeRestore,
+    ctx: &Context,
+    api: &Api<PodVolumeRestore>,
+    name: &str,
+    resumed: bool,
+    dir: &Path,
+) -> Result<VolumeProgress, String> {
+    let spec = &pvr.spec;
+    let access = access::repository(ctx, &spec.repository).await?;
+    let _slot = ctx.transfers.acquire().await.map_err(|e| e.to_string())?;
+    patch_status(
+        api,
+        name,
+        json!({
+            "phase": VolumePhase::InProgress,
+            "node": ctx.node,
+            "startTimestamp": now(),
+            "message": if resumed { Some("resumed after an agent restart") } else { None },
+        }),
+    )
+    .await?;
+    let repo = access::open(&access).await?;
+    let snapshot = arca_engine::snapshots::find(&repo, &spec.snapshot_id, &Default::default())
+        .await
+        .map_err(|e| format!("snapshot {}: {e}", spec.snapshot_id))?;
+    // A marker left by an earlier attempt must not be taken for this one's.
+    let _ = std::fs::remove_dir_all(dir.join(MARKER_DIR));
+    let none = || Patterns::new(&[], false).expect("no patterns");
+    let opts = RestoreOptions {
+        target: dir.to_path_buf(),
+        include: none(),
+        exclude: none(),
+        sparse: false,
+        overwrite: Overwrite::Always,
+        verify: false,
+        concurrency: 3,
+    };
+    let bytes = Arc::new(Bytes::default());
+    let repo = Arc::new(repo);
+    let work = restore::restore(repo, snapshot.tree, &opts, bytes.as_ref());
+    tokio::pin!(work);
+    let progress = |b: &Bytes, files: i64| VolumeProgress {
+        total_bytes: b.total.load(Ordering::Relaxed) as i64,
+        bytes_done: b.done.load(Ordering::Relaxed) as i64,
+        total_files: files,
+        files_done: files,
+    };
+    let report = loop {
+        tokio::select! {
+            r = &mut work => break r,
+            _ = tokio::time::sleep(ctx.progress_interval) => {
+                let _ = patch_status(api, name, json!({ "progress": progress(&bytes, 0) })).await;
+            }
+        }
+    }
+    .map_err(|e| format!("restore of snapshot {}: {e}", snapshot.id.short()))?;
+    if let Some(first) = report.errors.first() {
+        return Err(format!(
+            "{} item(s) not restored, first: {first}",
+            report.errors.len()
+        ));
+    }
+    Ok(progress(&bytes, report.files as i64))
+}

@@ -1,0 +1,200 @@
+//! The PodVolumeRestore reconciler: a volume backed up by the agent comes back into a new
+//! pod's volume once the pod's restore-wait container runs, with the marker that container
+//! waits for; failures leave a failure marker with the reason.
+
+mod common;
+
+use arca_agent::pod_volume_restore::{reconcile, Outcome};
+use arca_agent::restore_wait;
+use arca_api::common::{PodReference, VolumePhase};
+use arca_api::{PodVolumeRestore, PodVolumeRestoreSpec};
+use common::*;
+use k8s_openapi::api::core::v1::{
+    ContainerState, ContainerStateRunning, ContainerStateWaiting, ContainerStatus, Pod, PodSpec,
+    PodStatus,
+};
+use kube::api::ObjectMeta;
+use kube::Api;
+
+fn pod(uid: &str, node: &str, init_running: bool) -> Pod {
+    let state = if init_running {
+        ContainerState {
+            running: Some(ContainerStateRunning::default()),
+            ..Default::default()
+        }
+    } else {
+        ContainerState {
+            waiting: Some(ContainerStateWaiting::default()),
+            ..Default::default()
+        }
+    };
+    Pod {
+        metadata: ObjectMeta {
+            name: Some("web-0".into()),
+            namespace: Some("shop".into()),
+            uid: Some(uid.into()),
+            ..Default::default()
+        },
+        spec: Some(PodSpec {
+            node_name: Some(node.into()),
+            ..Default::default()
+        }),
+        status: Some(PodStatus {
+            init_container_statuses: Some(vec![ContainerStatus {
+                name: "restore-wait".into(),
+                state: Some(state),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        }),
+    }
+}
+
+fn pvr(name: &str, pod_uid: &str, snapshot: &str) -> PodVolumeRestore {
+    PodVolumeRestore {
+        metadata: meta(name),
+        spec: PodVolumeRestoreSpec {
+            pod: PodReference {
+                namespace: "shop".into(),
+                name: "web-0".into(),
+                uid: pod_uid.into(),
+            },
+            volume: "data".into(),
+            backup_storage_location: "default".into(),
+            repository: "shop-default".into(),
+            repo_identifier: "unused".into(),
+            snapshot_id: snapshot.into(),
+            source_namespace: "shop".into(),
+            restore_uid: "restore-uid-1".into(),
+            cancel: false,
+        },
+        status: None,
+    }
+}
+
+async fn get_pvr(w: &World, name: &str) -> PodVolumeRestore {
+    Api::<PodVolumeRestore>::namespaced(w.client.clone(), NS)
+        .get(name)
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restores_into_the_new_pods_volume_and_marks_it_done() {
+    // Back up the volume of pod uid-1 first.
+    let w = world_with(true, vec![pvb("b1", "node-a", "uid-1", "data")], |b| {
+        b.with_resource::<PodVolumeRestore>()
+            .with_status_subresource::<PodVolumeRestore>()
+    })
+    .await;
+    let ctx = context(&w);
+    let out = arca_agent::pod_volume_backup::reconcile(&get(&w, "b1").await, &ctx)
+        .await
+        .unwrap();
+    assert_eq!(out, arca_agent::pod_volume_backup::Outcome::Completed);
+    let snapshot = get(&w, "b1").await.status.unwrap().snapshot_id.unwrap();
+
+    // The namespace is gone and comes back: a new pod, an empty volume on node-a.
+    let new_vol = w.pods.join("uid-new/volumes/kubernetes.io~csi/data");
+    std::fs::create_dir_all(&new_vol).unwrap();
+    let pods: Api<Pod> = Api::namespaced(w.client.clone(), "shop");
+    pods.create(&Default::default(), &pod("uid-new", "node-a", false))
+        .await
+        .unwrap();
+    let restores: Api<PodVolumeRestore> = Api::namespaced(w.client.clone(), NS);
+    restores
+        .create(&Default::default(), &pvr("r1", "uid-new", &snapshot))
+        .await
+        .unwrap();
+
+    // Not before the restore-wait container runs.
+    assert_eq!(
+        reconcile(&get_pvr(&w, "r1").await, &ctx).await.unwrap(),
+        Outcome::Waiting
+    );
+    assert!(std::fs::read_dir(&new_vol).unwrap().next().is_none());
+
+    // The kubelet starts the init container (status is a subresource).
+    let mut p = pods.get("web-0").await.unwrap();
+    p.status = pod("uid-new", "node-a", true).status;
+    pods.replace_status("web-0", &Default::default(), &p)
+        .await
+        .unwrap();
+    assert_eq!(
+        reconcile(&get_pvr(&w, "r1").await, &ctx).await.unwrap(),
+        Outcome::Completed
+    );
+    let st = get_pvr(&w, "r1").await.status.unwrap();
+    assert_eq!(st.phase, VolumePhase::Completed);
+    assert_eq!(st.node.as_deref(), Some("node-a"));
+    assert_eq!(st.progress.unwrap().bytes_done, (5 << 20) + 13);
+    let old_vol = w.pods.join("uid-1/volumes/kubernetes.io~csi/data");
+    for f in ["db/table.bin", "notes.txt"] {
+        assert_eq!(
+            std::fs::read(new_vol.join(f)).unwrap(),
+            std::fs::read(old_vol.join(f)).unwrap(),
+            "{f}"
+        );
+    }
+    // What the init container sees: every volume marked, so it exits 0 and cleans up.
+    let mounts = new_vol.parent().unwrap();
+    let n = restore_wait::wait(
+        mounts,
+        "restore-uid-1",
+        std::time::Duration::from_secs(5),
+        std::time::Duration::from_millis(10),
+    )
+    .unwrap();
+    assert_eq!(n, 1);
+    assert!(!new_vol.join(".arca").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_snapshot_fails_and_tells_the_waiting_pod_why() {
+    let w = world_with(true, vec![], |b| {
+        b.with_resource::<PodVolumeRestore>()
+            .with_status_subresource::<PodVolumeRestore>()
+            .with_object(pod("uid-new", "node-a", true))
+            .with_object(pvr("r1", "uid-new", &"ab".repeat(32)))
+    })
+    .await;
+    let vol = w.pods.join("uid-new/volumes/kubernetes.io~csi/data");
+    std::fs::create_dir_all(&vol).unwrap();
+    let ctx = context(&w);
+    let Outcome::Failed(msg) = reconcile(&get_pvr(&w, "r1").await, &ctx).await.unwrap() else {
+        panic!("must fail");
+    };
+    assert!(
+        msg.starts_with(&format!("snapshot {}", "ab".repeat(32))),
+        "{msg}"
+    );
+    assert_eq!(
+        get_pvr(&w, "r1").await.status.unwrap().phase,
+        VolumePhase::Failed
+    );
+    let err = restore_wait::wait(
+        vol.parent().unwrap(),
+        "restore-uid-1",
+        std::time::Duration::from_secs(5),
+        std::time::Duration::from_millis(10),
+    )
+    .unwrap_err();
+    assert_eq!(err, format!("restore of volume data failed: {msg}"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pods_on_other_nodes_are_not_this_agents_business() {
+    let w = world_with(true, vec![], |b| {
+        b.with_resource::<PodVolumeRestore>()
+            .with_status_subresource::<PodVolumeRestore>()
+            .with_object(pod("uid-new", "node-b", true))
+            .with_object(pvr("r1", "uid-new", &"ab".repeat(32)))
+    })
+    .await;
+    let ctx = context(&w);
+    assert_eq!(
+        reconcile(&get_pvr(&w, "r1").await, &ctx).await.unwrap(),
+        Outcome::Ignored
+    );
+    assert!(get_pvr(&w, "r1").await.status.is_none());
+}
