@@ -3,6 +3,7 @@
 
 pub mod access;
 pub mod context;
+pub mod controller;
 pub mod pod_volume_backup;
 pub mod pod_volume_restore;
 pub mod restore_wait;

@@ -15,6 +15,21 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the node agent: back up and restore the pod volumes of this node.
+    Run {
+        /// This node's name (from the downward API).
+        #[arg(long, env = "NODE_NAME")]
+        node: String,
+        /// The namespace of Arca's resources and Secrets.
+        #[arg(long, env = "POD_NAMESPACE", default_value = "arca-system")]
+        namespace: String,
+        /// The kubelet's pods directory as mounted into this container.
+        #[arg(long, default_value = "/host_pods")]
+        kubelet_pods: PathBuf,
+        /// Volume transfers at once on this node.
+        #[arg(long, default_value_t = 2)]
+        concurrency: usize,
+    },
     /// Wait until every restored volume has its done marker (run as the restore-wait init
     /// container); fail on a failure marker or after the timeout.
     RestoreWait {
@@ -44,6 +59,28 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
+        Command::Run {
+            node,
+            namespace,
+            kubelet_pods,
+            concurrency,
+        } => {
+            tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+                .init();
+            let rt = tokio::runtime::Runtime::new()?;
+            rt.block_on(async {
+                let client = kube::Client::try_default()
+                    .await
+                    .map_err(|e| anyhow::anyhow!("cannot reach the Kubernetes API: {e}"))?;
+                let mut ctx =
+                    arca_agent::context::Context::new(client, &node, &namespace, kubelet_pods);
+                ctx.transfers = tokio::sync::Semaphore::new(concurrency.max(1));
+                arca_agent::controller::run(std::sync::Arc::new(ctx))
+                    .await
+                    .map_err(anyhow::Error::msg)
+            })
+        }
         Command::RestoreWait {
             restore_uid,
             restores_dir,

@@ -1,0 +1,102 @@
+//! The agent's controllers: watch PodVolumeBackups and PodVolumeRestores and run the
+//! reconcilers on them, after checking that the kubelet pods directory is the right one.
+
+use crate::context::Context;
+use crate::{pod_volume_backup, pod_volume_restore, volumes};
+use arca_api::{PodVolumeBackup, PodVolumeRestore};
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::ListParams;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::watcher;
+use kube::{Api, ResourceExt};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A reconcile that could not even record its outcome (the API server refused a status
+/// update): retried after a pause.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ReconcileError(String);
+
+/// When to look at an object again after a reconcile.
+pub fn next_backup(o: &pod_volume_backup::Outcome) -> Action {
+    match o {
+        pod_volume_backup::Outcome::Ignored
+        | pod_volume_backup::Outcome::Completed
+        | pod_volume_backup::Outcome::Failed(_)
+        | pod_volume_backup::Outcome::Canceled => Action::await_change(),
+    }
+}
+
+pub fn next_restore(o: &pod_volume_restore::Outcome) -> Action {
+    match o {
+        // The pod's init container has not started: look again shortly.
+        pod_volume_restore::Outcome::Waiting => Action::requeue(Duration::from_secs(2)),
+        _ => Action::await_change(),
+    }
+}
+
+/// Run a reconcile to completion on a thread of its own. The controller needs `Send`
+/// futures, and rustc cannot yet prove the engine's futures `Send` (they hold references
+/// across awaits inside stream combinators: rust-lang/rust#102211); blocking on them on a
+/// blocking-pool thread needs no such proof. A reconcile spends its time moving data anyway.
+async fn on_own_thread<T: Send + 'static>(
+    work: impl FnOnce(tokio::runtime::Handle) -> Result<T, String> + Send + 'static,
+) -> Result<T, ReconcileError> {
+    let rt = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || work(rt))
+        .await
+        .map_err(|e| ReconcileError(format!("reconcile task failed: {e}")))?
+        .map_err(ReconcileError)
+}
+
+async fn backup(pvb: Arc<PodVolumeBackup>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
+    let name = pvb.name_any();
+    let out =
+        on_own_thread(move |rt| rt.block_on(pod_volume_backup::reconcile(&pvb, &ctx))).await?;
+    tracing::info!(pvb = %name, outcome = ?out, "reconciled");
+    Ok(next_backup(&out))
+}
+
+async fn restore(pvr: Arc<PodVolumeRestore>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
+    let name = pvr.name_any();
+    let out =
+        on_own_thread(move |rt| rt.block_on(pod_volume_restore::reconcile(&pvr, &ctx))).await?;
+    tracing::info!(pvr = %name, outcome = ?out, "reconciled");
+    Ok(next_restore(&out))
+}
+
+fn retry<K>(_: Arc<K>, e: &ReconcileError, _: Arc<Context>) -> Action {
+    tracing::warn!("reconcile failed, retrying in 10 s: {e}");
+    Action::requeue(Duration::from_secs(10))
+}
+
+/// Check the pods directory against the pods the API server places on this node.
+pub async fn check_start_up(ctx: &Context) -> Result<(), String> {
+    let pods: Api<Pod> = Api::all(ctx.client.clone());
+    let on_node = pods
+        .list(&ListParams::default().fields(&format!("spec.nodeName={}", ctx.node)))
+        .await
+        .map_err(|e| format!("cannot list the pods of node {}: {e}", ctx.node))?;
+    let uids: Vec<String> = on_node.items.iter().filter_map(|p| p.uid()).collect();
+    volumes::check_kubelet_pods(&ctx.kubelet_pods, &uids)
+}
+
+/// Run both controllers until the process is stopped.
+pub async fn run(ctx: Arc<Context>) -> Result<(), String> {
+    check_start_up(&ctx).await?;
+    let pvbs: Api<PodVolumeBackup> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
+    let pvrs: Api<PodVolumeRestore> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
+    let backups = Controller::new(pvbs, watcher::Config::default())
+        .shutdown_on_signal()
+        .run(backup, retry, ctx.clone())
+        .for_each(|_| async {});
+    let restores = Controller::new(pvrs, watcher::Config::default())
+        .shutdown_on_signal()
+        .run(restore, retry, ctx.clone())
+        .for_each(|_| async {});
+    tracing::info!(node = %ctx.node, pods = %ctx.kubelet_pods.display(), "agent running");
+    futures::join!(backups, restores);
+    Ok(())
+}
