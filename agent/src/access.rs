@@ -7,24 +7,12 @@ use arca_api::repository::RepositoryPhase;
 use arca_api::{BackupRepository, BackupStorageLocation};
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
-use std::collections::BTreeMap;
 
 /// Everything needed to open one repository.
 pub struct RepoAccess {
     pub url: String,
     pub options: arca_storage::options::Options,
     pub password: String,
-}
-
-fn secret_data(secret: &Secret) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
-    for (k, v) in secret.data.iter().flatten() {
-        out.insert(k.clone(), String::from_utf8_lossy(&v.0).into_owned());
-    }
-    for (k, v) in secret.string_data.iter().flatten() {
-        out.insert(k.clone(), v.clone());
-    }
-    out
 }
 
 async fn get<K>(api: &Api<K>, what: &str, name: &str) -> Result<K, String>
@@ -56,7 +44,7 @@ pub async fn repository(ctx: &Context, name: &str) -> Result<RepoAccess, String>
         .key_secret
         .as_ref()
         .ok_or_else(|| format!("BackupRepository {name} has no key Secret"))?;
-    let password = secret_data(&get(&secrets, "Secret", &key.name).await?)
+    let password = arca_api::common::secret_strings(&get(&secrets, "Secret", &key.name).await?)
         .remove(&key.key)
         .ok_or_else(|| format!("Secret {} has no key {}", key.name, key.key))?;
 
@@ -76,7 +64,7 @@ pub async fn repository(ctx: &Context, name: &str) -> Result<RepoAccess, String>
                 )
             })?;
     if let Some(cred) = &bsl.spec.credential {
-        options.env = secret_data(&get(&secrets, "Secret", &cred.name).await?);
+        options.env = arca_api::common::secret_strings(&get(&secrets, "Secret", &cred.name).await?);
     }
     Ok(RepoAccess {
         url: repo.spec.repository_url.clone(),

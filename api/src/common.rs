@@ -165,6 +165,20 @@ pub fn set_condition(
     }
 }
 
+/// A Secret's data as strings (binary values decoded lossily), `stringData` included.
+pub fn secret_strings(
+    secret: &k8s_openapi::api::core::v1::Secret,
+) -> std::collections::BTreeMap<String, String> {
+    let mut out = std::collections::BTreeMap::new();
+    for (k, v) in secret.data.iter().flatten() {
+        out.insert(k.clone(), String::from_utf8_lossy(&v.0).into_owned());
+    }
+    for (k, v) in secret.string_data.iter().flatten() {
+        out.insert(k.clone(), v.clone());
+    }
+    out
+}
+
 /// The current time as the API's timestamp type.
 pub fn now() -> Time {
     Time(jiff::Timestamp::now())

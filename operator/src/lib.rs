@@ -1,0 +1,8 @@
+//! The operator: keeps storage locations checked and repositories ready (one per volume
+//! namespace and location, each with its own random key), and runs Backups, Restores and
+//! Schedules. It never touches volume data: the node agents do, through PodVolumeBackups
+//! and PodVolumeRestores.
+
+pub mod context;
+pub mod location;
+pub mod repository;

@@ -1,0 +1,193 @@
+//! BackupRepository: one restic-format repository per (volume namespace, storage location).
+//! Each gets its own random password, kept in a Secret of the operator's namespace, so
+//! access to one repository's key opens no other (Ark and Velero shared one static key).
+
+use crate::context::{one_line, Context};
+use crate::location;
+use arca_api::common::{secret_strings, SecretKeyRef};
+use arca_api::repository::{RepositoryPhase, STORAGE_LOCATION_LABEL, VOLUME_NAMESPACE_LABEL};
+use arca_api::{BackupRepository, BackupRepositorySpec, BackupStorageLocation};
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::ByteString;
+use kube::api::{ObjectMeta, Patch, PatchParams, PostParams};
+use kube::{Api, ResourceExt};
+use serde_json::json;
+
+/// The key, within a repository's Secret, that holds its password.
+pub const PASSWORD_KEY: &str = "repository-password";
+
+/// The name of the repository of `namespace` in `location`.
+pub fn name_for(namespace: &str, location: &str) -> String {
+    format!("{namespace}-{location}")
+}
+
+/// A new random repository password: 32 random bytes, hex-encoded.
+fn random_password() -> String {
+    hex::encode(rand::random::<[u8; 32]>())
+}
+
+/// The BackupRepository for `namespace` in `bsl`, created (New) if there is none yet.
+pub async fn ensure(
+    ctx: &Context,
+    namespace: &str,
+    bsl: &BackupStorageLocation,
+) -> Result<BackupRepository, String> {
+    let api: Api<BackupRepository> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
+    let location = bsl.name_any();
+    let name = name_for(namespace, &location);
+    if let Some(r) = api
+        .get_opt(&name)
+        .await
+        .map_err(|e| format!("reading BackupRepository {name}: {e}"))?
+    {
+        return Ok(r);
+    }
+    let repo = BackupRepository {
+        metadata: ObjectMeta {
+            name: Some(name.clone()),
+            namespace: Some(ctx.namespace.clone()),
+            labels: Some(
+                [
+                    (VOLUME_NAMESPACE_LABEL.to_string(), namespace.to_string()),
+                    (STORAGE_LOCATION_LABEL.to_string(), location.clone()),
+                ]
+                .into(),
+            ),
+            ..Default::default()
+        },
+        spec: BackupRepositorySpec {
+            volume_namespace: namespace.to_string(),
+            backup_storage_location: location,
+            repository_url: bsl.spec.repository_url(namespace),
+            key_secret: None,
+            maintenance_frequency: None,
+        },
+        status: None,
+    };
+    match api.create(&PostParams::default(), &repo).await {
+        Ok(r) => Ok(r),
+        // Created meanwhile by another reconcile: use that one.
+        Err(kube::Error::Api(e)) if e.code == 409 => api
+            .get(&name)
+            .await
+            .map_err(|e| format!("reading BackupRepository {name}: {e}")),
+        Err(e) => Err(format!("creating BackupRepository {name}: {e}")),
+    }
+}
+
+/// The repository's password, generating it (and its Secret) on first use.
+async fn password(
+    ctx: &Context,
+    repo: &BackupRepository,
+) -> Result<(SecretKeyRef, String), String> {
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
+    let key = repo
+        .spec
+        .key_secret
+        .clone()
+        .unwrap_or_else(|| SecretKeyRef {
+            name: format!("{}-key", repo.name_any()),
+            key: PASSWORD_KEY.to_string(),
+        });
+    let existing = secrets
+        .get_opt(&key.name)
+        .await
+        .map_err(|e| format!("reading Secret {}: {e}", key.name))?;
+    if let Some(s) = existing {
+        return secret_strings(&s)
+            .remove(&key.key)
+            .map(|p| (key.clone(), p))
+            .ok_or_else(|| format!("Secret {} has no key {}", key.name, key.key));
+    }
+    if repo.spec.key_secret.is_some() {
+        return Err(format!("key Secret {} not found", key.name));
+    }
+    let pw = random_password();
+    let secret = Secret {
+        metadata: ObjectMeta {
+            name: Some(key.name.clone()),
+            namespace: Some(ctx.namespace.clone()),
+            labels: Some(
+                [(
+                    VOLUME_NAMESPACE_LABEL.to_string(),
+                    repo.spec.volume_namespace.clone(),
+                )]
+                .into(),
+            ),
+            ..Default::default()
+        },
+        data: Some([(key.key.clone(), ByteString(pw.clone().into_bytes()))].into()),
+        type_: Some("Opaque".into()),
+        ..Default::default()
+    };
+    secrets
+        .create(&PostParams::default(), &secret)
+        .await
+        .map_err(|e| format!("creating Secret {}: {e}", key.name))?;
+    Ok((key, pw))
+}
+
+/// Make the repository Ready: its key exists, and the repository opens with it (created if
+/// the store has none yet). Returns the phase recorded.
+pub async fn reconcile(repo: &BackupRepository, ctx: &Context) -> Result<RepositoryPhase, String> {
+    let name = repo.name_any();
+    let api: Api<BackupRepository> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
+    let result = make_ready(repo, ctx, &api).await;
+    let (phase, message) = match &result {
+        Ok(m) => (RepositoryPhase::Ready, m.clone()),
+        Err(e) => (RepositoryPhase::NotReady, Some(e.clone())),
+    };
+    api.patch_status(
+        &name,
+        &PatchParams::default(),
+        &Patch::Merge(json!({"status": {"phase": phase, "message": message}})),
+    )
+    .await
+    .map_err(|e| format!("cannot update BackupRepository {name}: {e}"))?;
+    if let Err(e) = &result {
+        tracing::warn!(repository = %name, "not ready: {e}");
+    }
+    Ok(phase)
+}
+
+async fn make_ready(
+    repo: &BackupRepository,
+    ctx: &Context,
+    api: &Api<BackupRepository>,
+) -> Result<Option<String>, String> {
+    let locations: Api<BackupStorageLocation> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
+    let bsl_name = &repo.spec.backup_storage_location;
+    let bsl = locations
+        .get_opt(bsl_name)
+        .await
+        .map_err(|e| format!("reading BackupStorageLocation {bsl_name}: {e}"))?
+        .ok_or_else(|| format!("BackupStorageLocation {bsl_name} not found"))?;
+    let (key, pw) = password(ctx, repo).await?;
+    if repo.spec.key_secret.as_ref() != Some(&key) {
+        api.patch(
+            &repo.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"keySecret": key}})),
+        )
+        .await
+        .map_err(|e| format!("recording the key Secret: {e}"))?;
+    }
+    let options = location::storage_options(ctx, &bsl).await?;
+    let url = &repo.spec.repository_url;
+    let backend = arca_storage::open_with(url, &options).map_err(|e| format!("{url}: {e}"))?;
+    match arca_engine::Repository::open(backend.clone(), &pw).await {
+        Ok(_) => Ok(None),
+        Err(arca_engine::Error::WrongPassword) => Err(format!(
+            "the key in Secret {} does not open the repository at {url}",
+            key.name
+        )),
+        Err(arca_engine::Error::NoKeys(_))
+        | Err(arca_engine::Error::Storage(arca_storage::StorageError::NoRepository(_))) => {
+            arca_engine::Repository::init(backend, &pw, 2, None, ctx.kdf)
+                .await
+                .map_err(|e| format!("initialising {url}: {}", one_line(&e)))?;
+            Ok(Some(format!("initialised {url}")))
+        }
+        Err(e) => Err(format!("{url}: {}", one_line(&e))),
+    }
+}
