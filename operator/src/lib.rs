@@ -6,3 +6,5 @@
 pub mod context;
 pub mod location;
 pub mod repository;
+pub mod restore_plan;
+pub mod selection;

@@ -1,0 +1,241 @@
+//! Turning stored manifests back into objects to create: in dependency order, cleaned of
+//! what the old cluster assigned, moved by the namespace mapping, and (for pods with volume
+//! snapshots) given the restore-wait init container.
+
+use arca_api::restore::RESTORE_WAIT_CONTAINER;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+
+/// Creation order: namespaces, then storage, then configuration and identities, then
+/// services and workloads, pods, and custom resources last.
+pub fn priority(kind: &str, api_version: &str) -> u8 {
+    match kind {
+        "Namespace" => 0,
+        "CustomResourceDefinition" => 1,
+        "StorageClass" | "PersistentVolume" => 2,
+        "PersistentVolumeClaim" => 3,
+        "Secret" | "ConfigMap" | "ServiceAccount" | "LimitRange" | "ResourceQuota" => 4,
+        "Role" | "RoleBinding" | "ClusterRole" | "ClusterRoleBinding" => 5,
+        "Service" | "Endpoints" | "EndpointSlice" | "Ingress" | "NetworkPolicy" => 6,
+        "Deployment"
+        | "StatefulSet"
+        | "DaemonSet"
+        | "ReplicaSet"
+        | "Job"
+        | "CronJob"
+        | "ReplicationController" => 7,
+        "Pod" => 8,
+        _ if api_version.starts_with("v1") || !api_version.contains('.') => 9,
+        _ => 10,
+    }
+}
+
+/// Sort manifests into creation order (stable within a kind: by namespace, then name).
+pub fn order(objects: &mut [Value]) {
+    objects.sort_by(|a, b| {
+        let key = |o: &Value| {
+            (
+                priority(
+                    o["kind"].as_str().unwrap_or(""),
+                    o["apiVersion"].as_str().unwrap_or(""),
+                ),
+                o["metadata"]["namespace"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string(),
+                o["metadata"]["name"].as_str().unwrap_or("").to_string(),
+            )
+        };
+        key(a).cmp(&key(b))
+    });
+}
+
+/// A stored manifest made ready to create: fields the old cluster assigned removed, its
+/// namespace (and a Namespace's own name) mapped.
+pub fn prepare(mut obj: Value, mapping: &BTreeMap<String, String>) -> Value {
+    if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+        for f in [
+            "uid",
+            "resourceVersion",
+            "creationTimestamp",
+            "managedFields",
+            "selfLink",
+            "generation",
+            "ownerReferences",
+            "deletionTimestamp",
+        ] {
+            meta.remove(f);
+        }
+        if let Some(ns) = meta.get("namespace").and_then(Value::as_str) {
+            if let Some(to) = mapping.get(ns) {
+                meta.insert("namespace".into(), json!(to));
+            }
+        }
+    }
+    if let Some(o) = obj.as_object_mut() {
+        o.remove("status");
+    }
+    match obj["kind"].as_str() {
+        Some("Namespace") => {
+            let name = obj["metadata"]["name"].as_str().unwrap_or("").to_string();
+            if let Some(to) = mapping.get(&name) {
+                obj["metadata"]["name"] = json!(to);
+            }
+        }
+        // A new cluster assigns its own service addresses.
+        Some("Service") => {
+            if let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) {
+                if spec.get("clusterIP").and_then(Value::as_str) != Some("None") {
+                    spec.remove("clusterIP");
+                    spec.remove("clusterIPs");
+                }
+            }
+        }
+        // The claim gets a fresh volume, which the pod volume restore fills.
+        Some("PersistentVolumeClaim") => {
+            if let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) {
+                spec.remove("volumeName");
+            }
+            if let Some(a) = obj["metadata"]
+                .get_mut("annotations")
+                .and_then(Value::as_object_mut)
+            {
+                a.retain(|k, _| {
+                    !k.starts_with("pv.kubernetes.io/")
+                        && !k.starts_with("volume.beta.kubernetes.io/")
+                        && !k.starts_with("volume.kubernetes.io/")
+                });
+            }
+        }
+        Some("Pod") => {
+            if let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) {
+                spec.remove("nodeName");
+            }
+        }
+        _ => {}
+    }
+    obj
+}
+
+/// Put the restore-wait init container first in a pod, with each restored volume mounted at
+/// `/restores/<volume>`, waiting for restore `restore_uid`.
+pub fn add_restore_wait(pod: &mut Value, image: &str, restore_uid: &str, volumes: &[String]) {
+    let mounts: Vec<Value> = volumes
+        .iter()
+        .map(|v| json!({"name": v, "mountPath": format!("/restores/{v}")}))
+        .collect();
+    let container = json!({
+        "name": RESTORE_WAIT_CONTAINER,
+        "image": image,
+        "command": ["/usr/local/bin/arca-agent"],
+        "args": ["restore-wait", restore_uid],
+        "volumeMounts": mounts,
+    });
+    let spec = &mut pod["spec"];
+    match spec.get_mut("initContainers").and_then(Value::as_array_mut) {
+        Some(list) => {
+            list.retain(|c| c["name"] != RESTORE_WAIT_CONTAINER);
+            list.insert(0, container);
+        }
+        None => spec["initContainers"] = json!([container]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn objects_come_back_in_dependency_order() {
+        let o = |kind: &str, api: &str, ns: &str, name: &str| json!({"kind": kind, "apiVersion": api, "metadata": {"name": name, "namespace": ns}});
+        let mut objs = vec![
+            o("Pod", "v1", "shop", "web-0"),
+            o("Deployment", "apps/v1", "shop", "web"),
+            o("Widget", "example.com/v1", "shop", "w"),
+            o("Secret", "v1", "shop", "db"),
+            o("PersistentVolumeClaim", "v1", "shop", "data"),
+            o("Namespace", "v1", "", "shop"),
+            o("ConfigMap", "v1", "shop", "cfg"),
+            o("Service", "v1", "shop", "web"),
+        ];
+        order(&mut objs);
+        let kinds: Vec<&str> = objs.iter().map(|o| o["kind"].as_str().unwrap()).collect();
+        assert_eq!(
+            kinds,
+            [
+                "Namespace",
+                "PersistentVolumeClaim",
+                "ConfigMap",
+                "Secret",
+                "Service",
+                "Deployment",
+                "Pod",
+                "Widget"
+            ]
+        );
+    }
+
+    #[test]
+    fn manifests_lose_what_the_old_cluster_assigned_and_follow_the_mapping() {
+        let mapping: BTreeMap<String, String> =
+            [("shop".to_string(), "shop-copy".to_string())].into();
+        let pod = prepare(
+            json!({"kind": "Pod", "apiVersion": "v1",
+                   "metadata": {"name": "web-0", "namespace": "shop", "uid": "u", "resourceVersion": "7", "ownerReferences": [{"uid": "x"}]},
+                   "spec": {"nodeName": "node-a", "containers": []}, "status": {"phase": "Running"}}),
+            &mapping,
+        );
+        assert_eq!(
+            pod,
+            json!({"kind": "Pod", "apiVersion": "v1", "metadata": {"name": "web-0", "namespace": "shop-copy"}, "spec": {"containers": []}})
+        );
+        let ns = prepare(
+            json!({"kind": "Namespace", "apiVersion": "v1", "metadata": {"name": "shop"}}),
+            &mapping,
+        );
+        assert_eq!(ns["metadata"]["name"], "shop-copy");
+        let svc = prepare(
+            json!({"kind": "Service", "apiVersion": "v1", "metadata": {"name": "s", "namespace": "blog"}, "spec": {"clusterIP": "10.0.0.7", "clusterIPs": ["10.0.0.7"], "ports": []}}),
+            &mapping,
+        );
+        assert_eq!(svc["spec"], json!({"ports": []}));
+        assert_eq!(svc["metadata"]["namespace"], "blog");
+        let headless = prepare(
+            json!({"kind": "Service", "apiVersion": "v1", "metadata": {"name": "h"}, "spec": {"clusterIP": "None"}}),
+            &mapping,
+        );
+        assert_eq!(headless["spec"]["clusterIP"], "None");
+        let pvc = prepare(
+            json!({"kind": "PersistentVolumeClaim", "apiVersion": "v1", "metadata": {"name": "data", "namespace": "shop", "annotations": {"pv.kubernetes.io/bind-completed": "yes", "team": "a"}}, "spec": {"volumeName": "pv-123", "resources": {}}}),
+            &mapping,
+        );
+        assert_eq!(pvc["spec"], json!({"resources": {}}));
+        assert_eq!(pvc["metadata"]["annotations"], json!({"team": "a"}));
+    }
+
+    #[test]
+    fn restore_wait_goes_first_with_every_restored_volume() {
+        let mut pod = json!({"spec": {"initContainers": [{"name": "migrate"}], "containers": []}});
+        add_restore_wait(
+            &mut pod,
+            "arca:1",
+            "r-uid",
+            &["data".into(), "cache".into()],
+        );
+        let init = pod["spec"]["initContainers"].as_array().unwrap();
+        assert_eq!(init.len(), 2);
+        assert_eq!(init[0]["name"], "restore-wait");
+        assert_eq!(init[0]["args"], json!(["restore-wait", "r-uid"]));
+        assert_eq!(
+            init[0]["volumeMounts"][1],
+            json!({"name": "cache", "mountPath": "/restores/cache"})
+        );
+        assert_eq!(init[1]["name"], "migrate");
+        // Applied twice (a retried restore), still one.
+        add_restore_wait(&mut pod, "arca:1", "r-uid", &["data".into()]);
+        assert_eq!(pod["spec"]["initContainers"].as_array().unwrap().len(), 2);
+        let mut bare = json!({"spec": {"containers": []}});
+        add_restore_wait(&mut bare, "arca:1", "u", &["data".into()]);
+        assert_eq!(bare["spec"]["initContainers"][0]["name"], "restore-wait");
+    }
+}
