@@ -6,5 +6,6 @@
 pub mod context;
 pub mod location;
 pub mod repository;
+pub mod resources;
 pub mod restore_plan;
 pub mod selection;
