@@ -3,9 +3,11 @@
 //! Schedules. It never touches volume data: the node agents do, through PodVolumeBackups
 //! and PodVolumeRestores.
 
+pub mod backup;
 pub mod context;
 pub mod location;
 pub mod repository;
 pub mod resources;
 pub mod restore_plan;
 pub mod selection;
+pub mod store;

@@ -127,6 +127,31 @@ async fn password(
     Ok((key, pw))
 }
 
+/// Open a Ready repository with its key and location credentials, index loaded.
+pub async fn open(
+    ctx: &Context,
+    repo: &BackupRepository,
+) -> Result<arca_engine::Repository, String> {
+    let locations: Api<BackupStorageLocation> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
+    let bsl_name = &repo.spec.backup_storage_location;
+    let bsl = locations
+        .get_opt(bsl_name)
+        .await
+        .map_err(|e| format!("reading BackupStorageLocation {bsl_name}: {e}"))?
+        .ok_or_else(|| format!("BackupStorageLocation {bsl_name} not found"))?;
+    let (_, pw) = password(ctx, repo).await?;
+    let options = location::storage_options(ctx, &bsl).await?;
+    let url = &repo.spec.repository_url;
+    let backend = arca_storage::open_with(url, &options).map_err(|e| format!("{url}: {e}"))?;
+    let mut r = arca_engine::Repository::open(backend, &pw)
+        .await
+        .map_err(|e| format!("{url}: {}", one_line(&e)))?;
+    r.load_index(&arca_engine::progress::NoProgress)
+        .await
+        .map_err(|e| format!("{url}: loading the index: {}", one_line(&e)))?;
+    Ok(r)
+}
+
 /// Make the repository Ready: its key exists, and the repository opens with it (created if
 /// the store has none yet). Returns the phase recorded.
 pub async fn reconcile(repo: &BackupRepository, ctx: &Context) -> Result<RepositoryPhase, String> {

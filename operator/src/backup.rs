@@ -1,0 +1,366 @@
+//! The Backup controller. New: check the storage location, find the pod volumes in scope,
+//! make sure each namespace's repository is ready and create one PodVolumeBackup per volume.
+//! InProgress: once every PodVolumeBackup has finished (or timed out), store the manifests in
+//! scope, each pod's annotated with its volumes' snapshot IDs, as a snapshot of the
+//! location's resource repository, and finish as Completed or PartiallyFailed.
+
+use crate::context::Context;
+use crate::resources::{self, Kind};
+use crate::{repository, selection};
+use arca_api::backup::{BACKUP_NAME_LABEL, BACKUP_UID_LABEL, SNAPSHOT_ANNOTATION_PREFIX};
+use arca_api::common::{now, OperationPhase, PodReference, VolumePhase};
+use arca_api::location::AccessMode;
+use arca_api::podvolume::PVC_UID_LABEL;
+use arca_api::repository::RepositoryPhase;
+use arca_api::{Backup, BackupStorageLocation, PodVolumeBackup, PodVolumeBackupSpec};
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
+use kube::api::{ListParams, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::{Api, ResourceExt};
+use serde_json::{json, Value};
+use std::time::Duration;
+
+/// The name of the resource repository of a location (it cannot clash with a namespace's:
+/// namespace names have no dots).
+pub const RESOURCES_REPOSITORY: &str = "resources.arca";
+/// Default time to wait for each pod volume backup.
+pub const DEFAULT_VOLUME_TIMEOUT: Duration = Duration::from_secs(4 * 3600);
+
+/// What the reconciler did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Ignored,
+    /// Pod volume backups are running: look again after this long.
+    Waiting(Duration),
+    Finished(OperationPhase),
+}
+
+async fn set_status(api: &Api<Backup>, name: &str, status: Value) -> Result<(), String> {
+    api.patch_status(
+        name,
+        &PatchParams::default(),
+        &Patch::Merge(json!({ "status": status })),
+    )
+    .await
+    .map(drop)
+    .map_err(|e| format!("cannot update Backup {name}: {e}"))
+}
+
+async fn fail(api: &Api<Backup>, name: &str, reason: String) -> Result<Outcome, String> {
+    set_status(api, name, json!({"phase": OperationPhase::Failed, "failureReason": reason, "completionTimestamp": now()})).await?;
+    Ok(Outcome::Finished(OperationPhase::Failed))
+}
+
+/// The location a backup uses: the one it names, or the default one.
+pub async fn storage_location(
+    ctx: &Context,
+    name: Option<&str>,
+) -> Result<BackupStorageLocation, String> {
+    let api: Api<BackupStorageLocation> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
+    match name {
+        Some(n) => api
+            .get_opt(n)
+            .await
+            .map_err(|e| format!("reading BackupStorageLocation {n}: {e}"))?
+            .ok_or_else(|| format!("BackupStorageLocation {n} not found")),
+        None => api
+            .list(&ListParams::default())
+            .await
+            .map_err(|e| format!("listing BackupStorageLocations: {e}"))?
+            .items
+            .into_iter()
+            .find(|l| l.spec.default)
+            .ok_or_else(|| {
+                "no BackupStorageLocation is marked default; name one in the Backup".to_string()
+            }),
+    }
+}
+
+/// A PodVolumeBackup name: `<backup>-<pod>-<volume>`, shortened with a hash if too long.
+fn pvb_name(backup: &str, pod: &str, volume: &str) -> String {
+    let full = format!("{backup}-{pod}-{volume}");
+    if full.len() <= 253 {
+        return full;
+    }
+    let digest = arca_format::id::Id::hash(full.as_bytes()).to_hex();
+    format!("{}-{}", &full[..200], &digest[..16])
+}
+
+/// Handle one Backup. `kinds` lists the resource kinds to collect (from discovery).
+pub async fn reconcile(backup: &Backup, ctx: &Context, kinds: &[Kind]) -> Result<Outcome, String> {
+    let status = backup.status.clone().unwrap_or_default();
+    let name = backup.name_any();
+    let api: Api<Backup> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
+    match status.phase {
+        OperationPhase::New => start(backup, ctx, &api, &name).await,
+        OperationPhase::InProgress => finish(backup, ctx, &api, &name, kinds).await,
+        _ => Ok(Outcome::Ignored),
+    }
+}
+
+async fn start(
+    backup: &Backup,
+    ctx: &Context,
+    api: &Api<Backup>,
+    name: &str,
+) -> Result<Outcome, String> {
+    let spec = &backup.spec;
+    let bsl = match storage_location(ctx, spec.storage_location.as_deref()).await {
+        Ok(l) => l,
+        Err(e) => return fail(api, name, e).await,
+    };
+    if bsl.spec.access_mode == AccessMode::ReadOnly {
+        return fail(
+            api,
+            name,
+            format!("BackupStorageLocation {} is read-only", bsl.name_any()),
+        )
+        .await;
+    }
+    let ttl = spec
+        .ttl
+        .as_deref()
+        .map(humantime::parse_duration)
+        .transpose()
+        .map_err(|e| format!("ttl: {e}"))?
+        .unwrap_or(Duration::from_secs(720 * 3600));
+    let started = now();
+    let expiration = jiff::Timestamp::now()
+        .checked_add(jiff::SignedDuration::try_from(ttl).map_err(|e| e.to_string())?)
+        .map_err(|e| e.to_string())?;
+
+    // The pods in scope and the volumes to back up.
+    let pods: Api<Pod> = Api::all(ctx.client.clone());
+    let mut params = ListParams::default();
+    if let Some(sel) = &spec.scope.label_selector {
+        params = params.labels(&resources::selector_string(sel));
+    }
+    let pod_list = pods
+        .list(&params)
+        .await
+        .map_err(|e| format!("listing pods: {e}"))?;
+    let mut messages = Vec::new();
+    let (mut errors, mut warnings) = (0, 0);
+    let mut volumes = 0;
+    let uid = backup.uid().unwrap_or_default();
+    for pod in pod_list.items {
+        let ns = pod.namespace().unwrap_or_default();
+        if !selection::namespace_in_scope(&spec.scope, &ns) {
+            continue;
+        }
+        let (vols, skipped) =
+            selection::pod_volumes(&pod, spec.default_volumes_to_fs_backup.unwrap_or(false));
+        warnings += skipped.len() as i32;
+        messages.extend(skipped);
+        if vols.is_empty() {
+            continue;
+        }
+        let Some(node) = pod.spec.as_ref().and_then(|s| s.node_name.clone()) else {
+            warnings += 1;
+            messages.push(format!(
+                "pod {ns}/{} is not scheduled: its volumes are not backed up",
+                pod.name_any()
+            ));
+            continue;
+        };
+        let repo = repository::ensure(ctx, &ns, &bsl).await?;
+        let phase = match repo.status.as_ref().and_then(|s| s.phase) {
+            Some(RepositoryPhase::Ready) => RepositoryPhase::Ready,
+            _ => repository::reconcile(&repo, ctx).await?,
+        };
+        if phase != RepositoryPhase::Ready {
+            errors += vols.len() as i32;
+            let why =
+                Api::<arca_api::BackupRepository>::namespaced(ctx.client.clone(), &ctx.namespace)
+                    .get(&repo.name_any())
+                    .await
+                    .ok()
+                    .and_then(|r| r.status.and_then(|s| s.message))
+                    .unwrap_or_default();
+            messages.push(format!("repository of namespace {ns} is not ready: {why}"));
+            continue;
+        }
+        for v in vols {
+            let pvc_uid = claim_uid(ctx, &pod, &v).await;
+            let mut labels = std::collections::BTreeMap::from([
+                (BACKUP_NAME_LABEL.to_string(), name.to_string()),
+                (BACKUP_UID_LABEL.to_string(), uid.clone()),
+            ]);
+            if let Some(p) = &pvc_uid {
+                labels.insert(PVC_UID_LABEL.to_string(), p.clone());
+            }
+            let pvb = PodVolumeBackup {
+                metadata: ObjectMeta {
+                    name: Some(pvb_name(name, &pod.name_any(), &v)),
+                    namespace: Some(ctx.namespace.clone()),
+                    labels: Some(labels),
+                    ..Default::default()
+                },
+                spec: PodVolumeBackupSpec {
+                    node: node.clone(),
+                    pod: PodReference {
+                        namespace: ns.clone(),
+                        name: pod.name_any(),
+                        uid: pod.uid().unwrap_or_default(),
+                    },
+                    volume: v.clone(),
+                    backup_storage_location: bsl.name_any(),
+                    repository: repo.name_any(),
+                    repo_identifier: repo.spec.repository_url.clone(),
+                    pvc_uid: pvc_uid.clone(),
+                    tags: [
+                        ("backup", name.to_string()),
+                        ("backup-uid", uid.clone()),
+                        ("ns", ns.clone()),
+                        ("pod", pod.name_any()),
+                        ("volume", v.clone()),
+                    ]
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), v))
+                    .collect(),
+                    cancel: false,
+                },
+                status: None,
+            };
+            match Api::<PodVolumeBackup>::namespaced(ctx.client.clone(), &ctx.namespace)
+                .create(&PostParams::default(), &pvb)
+                .await
+            {
+                Ok(_) => volumes += 1,
+                Err(kube::Error::Api(e)) if e.code == 409 => volumes += 1,
+                Err(e) => return Err(format!("creating PodVolumeBackup: {e}")),
+            }
+        }
+    }
+    set_status(
+        api,
+        name,
+        json!({
+            "phase": OperationPhase::InProgress,
+            "startTimestamp": started,
+            "expiration": k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(expiration),
+            "progress": {"totalVolumes": volumes, "volumesCompleted": 0, "totalItems": 0, "itemsBackedUp": 0, "totalBytes": 0, "bytesDone": 0},
+            "errors": errors,
+            "warnings": warnings,
+            "messages": messages,
+        }),
+    )
+    .await?;
+    Ok(Outcome::Waiting(Duration::from_secs(5)))
+}
+
+/// The UID of the claim behind volume `volume` of `pod`, if it is a claim.
+async fn claim_uid(ctx: &Context, pod: &Pod, volume: &str) -> Option<String> {
+    let claim = pod
+        .spec
+        .as_ref()?
+        .volumes
+        .as_ref()?
+        .iter()
+        .find(|v| v.name == volume)?
+        .persistent_volume_claim
+        .as_ref()?
+        .claim_name
+        .clone();
+    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), &pod.namespace()?);
+    pvcs.get_opt(&claim).await.ok().flatten()?.uid()
+}
+
+async fn finish(
+    backup: &Backup,
+    ctx: &Context,
+    api: &Api<Backup>,
+    name: &str,
+    kinds: &[Kind],
+) -> Result<Outcome, String> {
+    let status = backup.status.clone().unwrap_or_default();
+    let uid = backup.uid().unwrap_or_default();
+    let pvbs = Api::<PodVolumeBackup>::namespaced(ctx.client.clone(), &ctx.namespace)
+        .list(&ListParams::default().labels(&format!("{BACKUP_UID_LABEL}={uid}")))
+        .await
+        .map_err(|e| format!("listing PodVolumeBackups: {e}"))?
+        .items;
+    let timeout = backup
+        .spec
+        .pod_volume_operation_timeout
+        .as_deref()
+        .and_then(|t| humantime::parse_duration(t).ok())
+        .unwrap_or(DEFAULT_VOLUME_TIMEOUT);
+    let started = status
+        .start_timestamp
+        .as_ref()
+        .map(|t| t.0)
+        .unwrap_or_else(jiff::Timestamp::now);
+    let timed_out =
+        jiff::Timestamp::now().duration_since(started).as_secs_f64() > timeout.as_secs_f64();
+    let phase_of = |p: &PodVolumeBackup| p.status.as_ref().map(|s| s.phase).unwrap_or_default();
+    let running = pvbs.iter().filter(|p| !phase_of(p).is_final()).count();
+    if running > 0 && !timed_out {
+        let done = pvbs.len() - running;
+        let _ = set_status(api, name, json!({"progress": {"volumesCompleted": done}})).await;
+        return Ok(Outcome::Waiting(Duration::from_secs(5)));
+    }
+    let mut messages = status.messages.clone();
+    let mut errors = status.errors;
+    let mut bytes = 0i64;
+    // pod UID -> [(volume, snapshot)]
+    let mut snapshots: std::collections::BTreeMap<String, Vec<(String, String)>> =
+        Default::default();
+    for p in &pvbs {
+        let st = p.status.clone().unwrap_or_default();
+        match (st.phase, &st.snapshot_id) {
+            (VolumePhase::Completed, Some(id)) => {
+                bytes += st.progress.map(|p| p.bytes_done).unwrap_or(0);
+                snapshots
+                    .entry(p.spec.pod.uid.clone())
+                    .or_default()
+                    .push((p.spec.volume.clone(), id.clone()));
+            }
+            (phase, _) => {
+                errors += 1;
+                let why = if phase.is_final() {
+                    st.message.unwrap_or_else(|| format!("{phase:?}"))
+                } else {
+                    "timed out".to_string()
+                };
+                messages.push(format!(
+                    "volume {} of pod {}/{}: {why}",
+                    p.spec.volume, p.spec.pod.namespace, p.spec.pod.name
+                ));
+            }
+        }
+    }
+    let mut manifests = resources::collect(&ctx.client, kinds, &backup.spec.scope).await?;
+    for m in &mut manifests {
+        if m["kind"] == "Pod" {
+            if let Some(list) = m["metadata"]["uid"].as_str().and_then(|u| snapshots.get(u)) {
+                for (volume, id) in list {
+                    m["metadata"]["annotations"][format!("{SNAPSHOT_ANNOTATION_PREFIX}{volume}")] =
+                        json!(id);
+                }
+            }
+        }
+    }
+    let bsl = storage_location(ctx, backup.spec.storage_location.as_deref()).await?;
+    let items = manifests.len() as i64;
+    let snapshot = crate::store::save_manifests(ctx, &bsl, name, &manifests).await?;
+    messages.truncate(100);
+    let phase = if errors > 0 {
+        OperationPhase::PartiallyFailed
+    } else {
+        OperationPhase::Completed
+    };
+    set_status(
+        api,
+        name,
+        json!({
+            "phase": phase,
+            "completionTimestamp": now(),
+            "resourcesSnapshotId": snapshot,
+            "errors": errors,
+            "messages": messages,
+            "progress": {"totalItems": items, "itemsBackedUp": items, "volumesCompleted": pvbs.len() - (errors - status.errors).max(0) as usize, "bytesDone": bytes, "totalBytes": bytes},
+        }),
+    )
+    .await?;
+    Ok(Outcome::Finished(phase))
+}

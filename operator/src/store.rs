@@ -1,0 +1,86 @@
+//! Keeping a Backup's manifests as a snapshot of the location's resource repository, in the
+//! same encrypted, deduplicated format as the volume data: `restic ls` lists them.
+
+use crate::backup::RESOURCES_REPOSITORY;
+use crate::context::Context;
+use crate::repository;
+use arca_api::repository::RepositoryPhase;
+use arca_api::BackupStorageLocation;
+use arca_engine::backup::{BackupOptions, SelectAll};
+use arca_engine::progress::NoProgress;
+use serde_json::Value;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Where a manifest goes in the snapshot: `<backup>/resources/<group>/<kind>/<ns>/<name>.json`
+/// (`core` for the core group, `_cluster` for cluster-scoped objects).
+pub fn manifest_path(backup: &str, m: &Value) -> PathBuf {
+    let api = m["apiVersion"].as_str().unwrap_or("v1");
+    let group = api.rsplit_once('/').map(|(g, _)| g).unwrap_or("core");
+    let kind = m["kind"].as_str().unwrap_or("Unknown");
+    let ns = m["metadata"]["namespace"].as_str().unwrap_or("_cluster");
+    let name = m["metadata"]["name"].as_str().unwrap_or("unnamed");
+    PathBuf::from(backup)
+        .join("resources")
+        .join(group)
+        .join(kind)
+        .join(ns)
+        .join(format!("{name}.json"))
+}
+
+/// Store `manifests` of backup `backup`; returns the snapshot ID.
+pub async fn save_manifests(
+    ctx: &Context,
+    bsl: &BackupStorageLocation,
+    backup: &str,
+    manifests: &[Value],
+) -> Result<String, String> {
+    let repo = repository::ensure(ctx, RESOURCES_REPOSITORY, bsl).await?;
+    if repo.status.as_ref().and_then(|s| s.phase) != Some(RepositoryPhase::Ready)
+        && repository::reconcile(&repo, ctx).await? != RepositoryPhase::Ready
+    {
+        return Err(format!(
+            "the resource repository of location {} is not ready",
+            repo.spec.backup_storage_location
+        ));
+    }
+    let repo =
+        kube::Api::<arca_api::BackupRepository>::namespaced(ctx.client.clone(), &ctx.namespace)
+            .get(&kube::ResourceExt::name_any(&repo))
+            .await
+            .map_err(|e| e.to_string())?;
+    let opened = repository::open(ctx, &repo).await?;
+    let dir = tempfile::tempdir().map_err(|e| format!("temporary directory: {e}"))?;
+    for m in manifests {
+        let path = dir.path().join(manifest_path(backup, m));
+        std::fs::create_dir_all(path.parent().expect("manifest paths have parents"))
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        let json = serde_json::to_vec_pretty(m).map_err(|e| e.to_string())?;
+        std::fs::write(&path, json).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    let opts = BackupOptions {
+        paths: vec![dir.path().to_path_buf()],
+        tags: vec![format!("backup={backup}"), "arca-resources".into()],
+        hostname: "arca".into(),
+        parent: None,
+        force: false,
+        with_atime: false,
+        excludes: vec![],
+        selector: Arc::new(SelectAll),
+        writer: Default::default(),
+        time: None,
+        threads: 2,
+        program_version: format!("arca-operator {}", env!("CARGO_PKG_VERSION")),
+        contents_of: true,
+    };
+    let lock = arca_engine::lock::LockGuard::acquire(&opened, false)
+        .await
+        .map_err(|e| format!("locking the resource repository: {e}"))?;
+    let result = arca_engine::backup::backup(Arc::new(opened), opts, Arc::new(NoProgress)).await;
+    let _ = lock.release().await;
+    let result = result.map_err(|e| format!("storing the manifests: {e}"))?;
+    result
+        .snapshot
+        .map(|s| s.id.to_hex())
+        .ok_or_else(|| "storing the manifests wrote no snapshot".to_string())
+}

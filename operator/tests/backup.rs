@@ -1,0 +1,248 @@
+//! The Backup controller against an in-memory API server and real repositories: it creates
+//! a PodVolumeBackup per annotated volume (the agent's part is played by hand here; the
+//! cluster simulation runs the real agent), then stores the manifests, each pod annotated
+//! with its volumes' snapshots, in the location's resource repository.
+
+use arca_api::backup::BACKUP_VOLUMES_ANNOTATION;
+use arca_api::common::{OperationPhase, ResourceScope, VolumePhase};
+use arca_api::location::Provider;
+use arca_api::*;
+use arca_operator::backup::{reconcile, Outcome};
+use arca_operator::context::Context;
+use arca_operator::resources::Kind;
+use k8s_openapi::api::core::v1::{
+    ConfigMap, PersistentVolumeClaim, PersistentVolumeClaimVolumeSource, Pod, PodSpec, Volume,
+};
+use kube::api::{ListParams, ObjectMeta, Patch, PatchParams};
+use kube::Api;
+use serde_json::json;
+
+const NS: &str = "arca-system";
+
+fn obj(ns: &str, name: &str) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name.into()),
+        namespace: Some(ns.into()),
+        uid: Some(format!("uid-{name}")),
+        ..Default::default()
+    }
+}
+
+fn pod(annotation: &str) -> Pod {
+    let mut meta = obj("shop", "web-0");
+    meta.annotations = Some(
+        [(
+            BACKUP_VOLUMES_ANNOTATION.to_string(),
+            annotation.to_string(),
+        )]
+        .into(),
+    );
+    Pod {
+        metadata: meta,
+        spec: Some(PodSpec {
+            node_name: Some("node-a".into()),
+            volumes: Some(vec![Volume {
+                name: "data".into(),
+                persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                    claim_name: "data-claim".into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        }),
+        status: None,
+    }
+}
+
+fn backup(name: &str, location: Option<&str>) -> Backup {
+    Backup {
+        metadata: obj(NS, name),
+        spec: BackupSpec {
+            scope: ResourceScope {
+                included_namespaces: vec!["shop".into()],
+                ..Default::default()
+            },
+            storage_location: location.map(String::from),
+            ..Default::default()
+        },
+        status: None,
+    }
+}
+
+async fn world(store: &std::path::Path, annotation: &str) -> Context {
+    let bsl = BackupStorageLocation {
+        metadata: obj(NS, "default"),
+        spec: BackupStorageLocationSpec {
+            provider: Provider::Local,
+            bucket: store.display().to_string(),
+            default: true,
+            ..Default::default()
+        },
+        status: None,
+    };
+    let client = kube_fake_client::ClientBuilder::new()
+        .with_resource::<BackupStorageLocation>()
+        .with_status_subresource::<BackupStorageLocation>()
+        .with_resource::<BackupRepository>()
+        .with_status_subresource::<BackupRepository>()
+        .with_resource::<Backup>()
+        .with_status_subresource::<Backup>()
+        .with_resource::<PodVolumeBackup>()
+        .with_status_subresource::<PodVolumeBackup>()
+        .with_object(bsl)
+        .with_object(pod(annotation))
+        .with_object(PersistentVolumeClaim {
+            metadata: obj("shop", "data-claim"),
+            ..Default::default()
+        })
+        .with_object(ConfigMap {
+            metadata: obj("shop", "settings"),
+            ..Default::default()
+        })
+        .with_object(backup("b1", None))
+        .with_object(backup("lost", Some("nowhere")))
+        .build()
+        .await
+        .unwrap();
+    let mut ctx = Context::new(client, NS);
+    ctx.kdf = arca_format::keyfile::KdfParams { n: 16, r: 1, p: 1 };
+    ctx
+}
+
+fn kinds() -> Vec<Kind> {
+    vec![
+        Kind::of::<Pod>(true),
+        Kind::of::<ConfigMap>(true),
+        Kind::of::<PersistentVolumeClaim>(true),
+    ]
+}
+
+async fn get(ctx: &Context, name: &str) -> Backup {
+    Api::<Backup>::namespaced(ctx.client.clone(), NS)
+        .get(name)
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn volumes_then_manifests_annotated_with_their_snapshots() {
+    let store = tempfile::tempdir().unwrap();
+    let ctx = world(store.path(), "data,missing").await;
+    assert!(matches!(
+        reconcile(&get(&ctx, "b1").await, &ctx, &kinds())
+            .await
+            .unwrap(),
+        Outcome::Waiting(_)
+    ));
+    let st = get(&ctx, "b1").await.status.unwrap();
+    assert_eq!(st.phase, OperationPhase::InProgress);
+    assert_eq!(st.progress.as_ref().unwrap().total_volumes, 1);
+    assert_eq!(st.warnings, 1);
+    assert_eq!(
+        st.messages,
+        ["pod shop/web-0: volume missing named in its annotation does not exist in the pod"]
+    );
+    assert!(st.expiration.is_some());
+
+    let pvbs = Api::<PodVolumeBackup>::namespaced(ctx.client.clone(), NS);
+    let list = pvbs.list(&ListParams::default()).await.unwrap().items;
+    assert_eq!(list.len(), 1);
+    let pvb = &list[0];
+    assert_eq!(pvb.metadata.name.as_deref(), Some("b1-web-0-data"));
+    assert_eq!(pvb.spec.node, "node-a");
+    assert_eq!(pvb.spec.pvc_uid.as_deref(), Some("uid-data-claim"));
+    assert_eq!(pvb.spec.repository, "shop-default");
+    assert_eq!(pvb.spec.pod.uid, "uid-web-0");
+    // The namespace's repository was made ready on the way, with its own key.
+    let repo = Api::<BackupRepository>::namespaced(ctx.client.clone(), NS)
+        .get("shop-default")
+        .await
+        .unwrap();
+    assert_eq!(
+        repo.spec.repository_url,
+        format!("{}/shop", store.path().display())
+    );
+
+    // Still running: the backup waits.
+    assert!(matches!(
+        reconcile(&get(&ctx, "b1").await, &ctx, &kinds())
+            .await
+            .unwrap(),
+        Outcome::Waiting(_)
+    ));
+    // The agent finishes it.
+    let snap = "ab".repeat(32);
+    pvbs.patch_status("b1-web-0-data", &PatchParams::default(), &Patch::Merge(json!({"status": {"phase": VolumePhase::Completed, "snapshotId": snap, "progress": {"totalBytes": 10, "bytesDone": 10, "totalFiles": 1, "filesDone": 1}}})))
+        .await
+        .unwrap();
+    assert_eq!(
+        reconcile(&get(&ctx, "b1").await, &ctx, &kinds())
+            .await
+            .unwrap(),
+        Outcome::Finished(OperationPhase::Completed)
+    );
+    let st = get(&ctx, "b1").await.status.unwrap();
+    assert_eq!(st.phase, OperationPhase::Completed);
+    assert_eq!(st.errors, 0);
+    assert_eq!(st.progress.as_ref().unwrap().items_backed_up, 3);
+    let id = st.resources_snapshot_id.unwrap();
+
+    // The manifests are a snapshot of the resource repository; the pod carries its snapshot.
+    let res = Api::<BackupRepository>::namespaced(ctx.client.clone(), NS)
+        .get("resources.arca-default")
+        .await
+        .unwrap();
+    let repo = arca_operator::repository::open(&ctx, &res).await.unwrap();
+    let sn = arca_engine::snapshots::find(&repo, &id, &Default::default())
+        .await
+        .unwrap();
+    assert!(sn.tags.iter().any(|t| t == "backup=b1"));
+    let out = tempfile::tempdir().unwrap();
+    let none = || arca_engine::filter::Patterns::new(&[], false).unwrap();
+    arca_engine::restore::restore(
+        std::sync::Arc::new(repo),
+        sn.tree,
+        &arca_engine::restore::RestoreOptions {
+            target: out.path().to_path_buf(),
+            include: none(),
+            exclude: none(),
+            sparse: false,
+            overwrite: arca_engine::restore::Overwrite::Always,
+            verify: false,
+            concurrency: 2,
+        },
+        &arca_engine::progress::NoProgress,
+    )
+    .await
+    .unwrap();
+    let pod: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(out.path().join("b1/resources/core/Pod/shop/web-0.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        pod["metadata"]["annotations"]["snapshot.arca.dev/data"],
+        snap
+    );
+    assert!(out
+        .path()
+        .join("b1/resources/core/ConfigMap/shop/settings.json")
+        .exists());
+}
+
+#[tokio::test]
+async fn a_missing_storage_location_fails_with_the_reason() {
+    let store = tempfile::tempdir().unwrap();
+    let ctx = world(store.path(), "data").await;
+    assert_eq!(
+        reconcile(&get(&ctx, "lost").await, &ctx, &kinds())
+            .await
+            .unwrap(),
+        Outcome::Finished(OperationPhase::Failed)
+    );
+    let st = get(&ctx, "lost").await.status.unwrap();
+    assert_eq!(
+        st.failure_reason.as_deref(),
+        Some("BackupStorageLocation nowhere not found")
+    );
+}
