@@ -8,6 +8,8 @@ pub struct Context {
     pub namespace: String,
     /// Key derivation for new repository keys (restic's defaults; tests use cheaper ones).
     pub kdf: KdfParams,
+    /// The image of the restore-wait init container added to restored pods.
+    pub agent_image: String,
 }
 
 impl Context {
@@ -16,6 +18,7 @@ impl Context {
             client,
             namespace: namespace.to_string(),
             kdf: KdfParams::DEFAULT,
+            agent_image: "ghcr.io/arca-backup/arca:latest".to_string(),
         }
     }
 }

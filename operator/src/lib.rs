@@ -8,6 +8,7 @@ pub mod context;
 pub mod location;
 pub mod repository;
 pub mod resources;
+pub mod restore;
 pub mod restore_plan;
 pub mod selection;
 pub mod store;

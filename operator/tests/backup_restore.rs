@@ -90,6 +90,10 @@ async fn world(store: &std::path::Path, annotation: &str) -> Context {
         .with_status_subresource::<Backup>()
         .with_resource::<PodVolumeBackup>()
         .with_status_subresource::<PodVolumeBackup>()
+        .with_resource::<Restore>()
+        .with_status_subresource::<Restore>()
+        .with_resource::<PodVolumeRestore>()
+        .with_status_subresource::<PodVolumeRestore>()
         .with_object(bsl)
         .with_object(pod(annotation))
         .with_object(PersistentVolumeClaim {
@@ -228,6 +232,127 @@ async fn volumes_then_manifests_annotated_with_their_snapshots() {
         .path()
         .join("b1/resources/core/ConfigMap/shop/settings.json")
         .exists());
+    // The namespace's objects are lost, then restored, once as they were and once into
+    // another namespace.
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), "shop");
+    pods.delete("web-0", &Default::default()).await.unwrap();
+    Api::<ConfigMap>::namespaced(ctx.client.clone(), "shop")
+        .delete("settings", &Default::default())
+        .await
+        .unwrap();
+    Api::<PersistentVolumeClaim>::namespaced(ctx.client.clone(), "shop")
+        .delete("data-claim", &Default::default())
+        .await
+        .unwrap();
+    let restores: Api<Restore> = Api::namespaced(ctx.client.clone(), NS);
+    for (name, mapping) in [("r1", None), ("r2", Some(("shop", "shop-copy")))] {
+        let mut r = Restore {
+            metadata: obj(NS, name),
+            spec: RestoreSpec {
+                backup_name: "b1".into(),
+                ..Default::default()
+            },
+            status: None,
+        };
+        if let Some((from, to)) = mapping {
+            r.spec.namespace_mapping = [(from.to_string(), to.to_string())].into();
+        }
+        restores.create(&Default::default(), &r).await.unwrap();
+        let r = restores.get(name).await.unwrap();
+        assert!(matches!(
+            arca_operator::restore::reconcile(&r, &ctx, &kinds())
+                .await
+                .unwrap(),
+            arca_operator::restore::Outcome::Waiting(_)
+        ));
+        let ns = mapping.map_or("shop", |(_, to)| to);
+        let st = restores.get(name).await.unwrap().status.unwrap();
+        assert_eq!(
+            (
+                st.errors,
+                st.progress.as_ref().unwrap().items_restored,
+                st.progress.as_ref().unwrap().total_volumes
+            ),
+            (0, 3, 1),
+            "{:?}",
+            st.messages
+        );
+        let pod = Api::<Pod>::namespaced(ctx.client.clone(), ns)
+            .get("web-0")
+            .await
+            .unwrap();
+        let init = &pod.spec.as_ref().unwrap().init_containers.as_ref().unwrap()[0];
+        assert_eq!(init.name, "restore-wait");
+        assert_eq!(init.args.as_ref().unwrap()[1], format!("uid-{name}"));
+        assert_eq!(
+            init.volume_mounts.as_ref().unwrap()[0].mount_path,
+            "/restores/data"
+        );
+        assert!(Api::<ConfigMap>::namespaced(ctx.client.clone(), ns)
+            .get("settings")
+            .await
+            .is_ok());
+        let pvr = Api::<PodVolumeRestore>::namespaced(ctx.client.clone(), NS)
+            .get(&format!("{name}-web-0-data"))
+            .await
+            .unwrap();
+        assert_eq!(pvr.spec.snapshot_id, snap);
+        assert_eq!(pvr.spec.source_namespace, "shop");
+        assert_eq!(pvr.spec.repository, "shop-default");
+        assert_eq!(pvr.spec.pod.namespace, ns);
+        assert_eq!(pvr.spec.pod.uid, pod.metadata.uid.clone().unwrap());
+        assert_eq!(pvr.spec.restore_uid, format!("uid-{name}"));
+        // The agent restores the volume; the Restore completes.
+        Api::<PodVolumeRestore>::namespaced(ctx.client.clone(), NS)
+            .patch_status(
+                &format!("{name}-web-0-data"),
+                &PatchParams::default(),
+                &Patch::Merge(json!({"status": {"phase": VolumePhase::Completed}})),
+            )
+            .await
+            .unwrap();
+        let r = restores.get(name).await.unwrap();
+        assert_eq!(
+            arca_operator::restore::reconcile(&r, &ctx, &kinds())
+                .await
+                .unwrap(),
+            arca_operator::restore::Outcome::Finished(OperationPhase::Completed)
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_restore_of_a_backup_that_does_not_exist_fails_with_the_reason() {
+    let store = tempfile::tempdir().unwrap();
+    let ctx = world(store.path(), "data").await;
+    let restores: Api<Restore> = Api::namespaced(ctx.client.clone(), NS);
+    let r = Restore {
+        metadata: obj(NS, "r"),
+        spec: RestoreSpec {
+            backup_name: "nope".into(),
+            ..Default::default()
+        },
+        status: None,
+    };
+    restores.create(&Default::default(), &r).await.unwrap();
+    let r = restores.get("r").await.unwrap();
+    assert_eq!(
+        arca_operator::restore::reconcile(&r, &ctx, &kinds())
+            .await
+            .unwrap(),
+        arca_operator::restore::Outcome::Finished(OperationPhase::Failed)
+    );
+    assert_eq!(
+        restores
+            .get("r")
+            .await
+            .unwrap()
+            .status
+            .unwrap()
+            .failure_reason
+            .as_deref(),
+        Some("Backup nope not found")
+    );
 }
 
 #[tokio::test]

@@ -1,0 +1,354 @@
+//! The Restore controller. New: read the Backup's manifests from the resource repository,
+//! keep those in the Restore's scope, map namespaces, and create them in dependency order;
+//! pods with volume snapshots get the restore-wait init container and one PodVolumeRestore
+//! per volume. InProgress: wait for the PodVolumeRestores, then finish.
+
+use crate::backup::{storage_location, RESOURCES_REPOSITORY};
+use crate::context::Context;
+use crate::resources::Kind;
+use crate::{repository, restore_plan, selection};
+use arca_api::backup::SNAPSHOT_ANNOTATION_PREFIX;
+use arca_api::common::{now, OperationPhase, PodReference};
+use arca_api::restore::{RESTORE_NAME_LABEL, RESTORE_UID_LABEL};
+use arca_api::{Backup, PodVolumeRestore, PodVolumeRestoreSpec, Restore};
+use kube::api::{DynamicObject, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::{Api, ResourceExt};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Ignored,
+    Waiting(Duration),
+    Finished(OperationPhase),
+}
+
+async fn set_status(api: &Api<Restore>, name: &str, status: Value) -> Result<(), String> {
+    api.patch_status(
+        name,
+        &PatchParams::default(),
+        &Patch::Merge(json!({ "status": status })),
+    )
+    .await
+    .map(drop)
+    .map_err(|e| format!("cannot update Restore {name}: {e}"))
+}
+
+async fn fail(api: &Api<Restore>, name: &str, reason: String) -> Result<Outcome, String> {
+    set_status(api, name, json!({"phase": OperationPhase::Failed, "failureReason": reason, "completionTimestamp": now()})).await?;
+    Ok(Outcome::Finished(OperationPhase::Failed))
+}
+
+pub async fn reconcile(
+    restore: &Restore,
+    ctx: &Context,
+    kinds: &[Kind],
+) -> Result<Outcome, String> {
+    let status = restore.status.clone().unwrap_or_default();
+    let name = restore.name_any();
+    let api: Api<Restore> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
+    match status.phase {
+        OperationPhase::New => match start(restore, ctx, &api, &name, kinds).await {
+            Ok(o) => Ok(o),
+            Err(e) => fail(&api, &name, e).await,
+        },
+        OperationPhase::InProgress => finish(restore, ctx, &api, &name).await,
+        _ => Ok(Outcome::Ignored),
+    }
+}
+
+/// The manifests stored by `backup`.
+async fn manifests(ctx: &Context, backup: &Backup) -> Result<Vec<Value>, String> {
+    let id = backup
+        .status
+        .as_ref()
+        .and_then(|s| s.resources_snapshot_id.clone())
+        .ok_or_else(|| format!("Backup {} stored no resources", backup.name_any()))?;
+    let bsl = storage_location(ctx, backup.spec.storage_location.as_deref()).await?;
+    let repo_name = repository::name_for(RESOURCES_REPOSITORY, &bsl.name_any());
+    let repo = Api::<arca_api::BackupRepository>::namespaced(ctx.client.clone(), &ctx.namespace)
+        .get_opt(&repo_name)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("the resource repository {repo_name} is missing"))?;
+    let opened = repository::open(ctx, &repo).await?;
+    let sn = arca_engine::snapshots::find(&opened, &id, &Default::default())
+        .await
+        .map_err(|e| format!("resources snapshot {id}: {e}"))?;
+    let dir = tempfile::tempdir().map_err(|e| format!("temporary directory: {e}"))?;
+    let none = || arca_engine::filter::Patterns::new(&[], false).expect("no patterns");
+    let report = arca_engine::restore::restore(
+        std::sync::Arc::new(opened),
+        sn.tree,
+        &arca_engine::restore::RestoreOptions {
+            target: dir.path().to_path_buf(),
+            include: none(),
+            exclude: none(),
+            sparse: false,
+            overwrite: arca_engine::restore::Overwrite::Always,
+            verify: false,
+            concurrency: 2,
+        },
+        &arca_engine::progress::NoProgress,
+    )
+    .await
+    .map_err(|e| format!("reading the resources snapshot: {e}"))?;
+    if let Some(e) = report.errors.first() {
+        return Err(format!("reading the resources snapshot: {e}"));
+    }
+    let mut out = Vec::new();
+    let mut stack = vec![dir.path().to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).map_err(|e| e.to_string())? {
+            let p = e.map_err(|e| e.to_string())?.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "json") {
+                let v: Value =
+                    serde_json::from_slice(&std::fs::read(&p).map_err(|e| e.to_string())?)
+                        .map_err(|e| format!("{}: {e}", p.display()))?;
+                out.push(v);
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn kind_of<'a>(kinds: &'a [Kind], m: &Value) -> Option<&'a Kind> {
+    kinds.iter().find(|k| {
+        Some(k.resource.kind.as_str()) == m["kind"].as_str()
+            && Some(k.resource.api_version.as_str()) == m["apiVersion"].as_str()
+    })
+}
+
+async fn start(
+    restore: &Restore,
+    ctx: &Context,
+    api: &Api<Restore>,
+    name: &str,
+    kinds: &[Kind],
+) -> Result<Outcome, String> {
+    let spec = &restore.spec;
+    let backups: Api<Backup> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
+    let backup = backups
+        .get_opt(&spec.backup_name)
+        .await
+        .map_err(|e| format!("reading Backup {}: {e}", spec.backup_name))?
+        .ok_or_else(|| format!("Backup {} not found", spec.backup_name))?;
+    let bphase = backup.status.as_ref().map(|s| s.phase).unwrap_or_default();
+    if !matches!(
+        bphase,
+        OperationPhase::Completed | OperationPhase::PartiallyFailed
+    ) {
+        return Err(format!(
+            "Backup {} is {bphase:?}, not restorable",
+            spec.backup_name
+        ));
+    }
+    let bsl = storage_location(ctx, backup.spec.storage_location.as_deref()).await?;
+    let mut objects = manifests(ctx, &backup).await?;
+    let selector = spec
+        .scope
+        .label_selector
+        .as_ref()
+        .map(crate::resources::selector_string);
+    objects.retain(|m| {
+        let ns_ok = m["metadata"]["namespace"]
+            .as_str()
+            .is_none_or(|ns| selection::namespace_in_scope(&spec.scope, ns));
+        let res_ok = kind_of(kinds, m).is_some_and(|k| {
+            selection::resource_in_scope(&spec.scope, &k.resource.plural, &k.resource.group)
+        });
+        let labels_ok = selector
+            .as_deref()
+            .is_none_or(|s| labels_match(s, &m["metadata"]["labels"]));
+        ns_ok && res_ok && labels_ok
+    });
+    restore_plan::order(&mut objects);
+    let uid = restore.uid().unwrap_or_default();
+    let (mut messages, mut errors, mut warnings, mut items, mut volumes) =
+        (Vec::new(), 0, 0, 0i64, 0i64);
+    for m in objects {
+        let source_ns = m["metadata"]["namespace"].as_str().map(String::from);
+        let snapshots: Vec<(String, String)> = m["metadata"]["annotations"]
+            .as_object()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|(k, v)| {
+                        Some((
+                            k.strip_prefix(SNAPSHOT_ANNOTATION_PREFIX)?.to_string(),
+                            v.as_str()?.to_string(),
+                        ))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut obj = restore_plan::prepare(m, &spec.namespace_mapping);
+        let is_pod = obj["kind"] == "Pod";
+        if is_pod && !snapshots.is_empty() {
+            let vols: Vec<String> = snapshots.iter().map(|(v, _)| v.clone()).collect();
+            restore_plan::add_restore_wait(&mut obj, &ctx.agent_image, &uid, &vols);
+        }
+        let Some(kind) = kind_of(kinds, &obj) else {
+            warnings += 1;
+            messages.push(format!(
+                "{} {}: kind not served by this cluster, skipped",
+                obj["kind"], obj["metadata"]["name"]
+            ));
+            continue;
+        };
+        let dynamic: DynamicObject =
+            serde_json::from_value(obj.clone()).map_err(|e| e.to_string())?;
+        let api_obj: Api<DynamicObject> = match dynamic.namespace() {
+            Some(ns) => Api::namespaced_with(ctx.client.clone(), &ns, &kind.resource),
+            None => Api::all_with(ctx.client.clone(), &kind.resource),
+        };
+        let created = match api_obj.create(&PostParams::default(), &dynamic).await {
+            Ok(c) => {
+                items += 1;
+                Some(c)
+            }
+            Err(kube::Error::Api(e)) if e.code == 409 => {
+                warnings += 1;
+                messages.push(format!(
+                    "{} {}: already exists, left as it is",
+                    obj["kind"],
+                    dynamic.name_any()
+                ));
+                None
+            }
+            Err(e) => {
+                errors += 1;
+                messages.push(format!("{} {}: {e}", obj["kind"], dynamic.name_any()));
+                None
+            }
+        };
+        if let (Some(pod), Some(source_ns)) = (created, source_ns) {
+            if !is_pod {
+                continue;
+            }
+            for (volume, snapshot) in &snapshots {
+                let pvr = PodVolumeRestore {
+                    metadata: ObjectMeta {
+                        name: Some(format!("{name}-{}-{volume}", pod.name_any())),
+                        namespace: Some(ctx.namespace.clone()),
+                        labels: Some(BTreeMap::from([
+                            (RESTORE_NAME_LABEL.to_string(), name.to_string()),
+                            (RESTORE_UID_LABEL.to_string(), uid.clone()),
+                        ])),
+                        ..Default::default()
+                    },
+                    spec: PodVolumeRestoreSpec {
+                        pod: PodReference {
+                            namespace: pod.namespace().unwrap_or_default(),
+                            name: pod.name_any(),
+                            uid: pod.uid().unwrap_or_default(),
+                        },
+                        volume: volume.clone(),
+                        backup_storage_location: bsl.name_any(),
+                        repository: repository::name_for(&source_ns, &bsl.name_any()),
+                        repo_identifier: bsl.spec.repository_url(&source_ns),
+                        snapshot_id: snapshot.clone(),
+                        source_namespace: source_ns.clone(),
+                        restore_uid: uid.clone(),
+                        cancel: false,
+                    },
+                    status: None,
+                };
+                Api::<PodVolumeRestore>::namespaced(ctx.client.clone(), &ctx.namespace)
+                    .create(&PostParams::default(), &pvr)
+                    .await
+                    .map_err(|e| format!("creating PodVolumeRestore: {e}"))?;
+                volumes += 1;
+            }
+        }
+    }
+    messages.truncate(100);
+    set_status(
+        api,
+        name,
+        json!({
+            "phase": OperationPhase::InProgress,
+            "startTimestamp": now(),
+            "progress": {"totalItems": items, "itemsRestored": items, "totalVolumes": volumes, "volumesRestored": 0},
+            "errors": errors,
+            "warnings": warnings,
+            "messages": messages,
+        }),
+    )
+    .await?;
+    Ok(Outcome::Waiting(Duration::from_secs(5)))
+}
+
+/// Whether labels match a selector of `k=v` terms (what the stored manifests are filtered
+/// by; richer expressions match everything here and were applied at backup time).
+fn labels_match(selector: &str, labels: &Value) -> bool {
+    selector.split(',').all(|term| match term.split_once('=') {
+        Some((k, v)) => labels[k.trim()].as_str() == Some(v.trim()),
+        None => true,
+    })
+}
+
+async fn finish(
+    restore: &Restore,
+    ctx: &Context,
+    api: &Api<Restore>,
+    name: &str,
+) -> Result<Outcome, String> {
+    let status = restore.status.clone().unwrap_or_default();
+    let uid = restore.uid().unwrap_or_default();
+    let pvrs = Api::<PodVolumeRestore>::namespaced(ctx.client.clone(), &ctx.namespace)
+        .list(&ListParams::default().labels(&format!("{RESTORE_UID_LABEL}={uid}")))
+        .await
+        .map_err(|e| format!("listing PodVolumeRestores: {e}"))?
+        .items;
+    let timeout = restore
+        .spec
+        .pod_volume_operation_timeout
+        .as_deref()
+        .and_then(|t| humantime::parse_duration(t).ok())
+        .unwrap_or(crate::backup::DEFAULT_VOLUME_TIMEOUT);
+    let started = status
+        .start_timestamp
+        .as_ref()
+        .map(|t| t.0)
+        .unwrap_or_else(jiff::Timestamp::now);
+    let timed_out =
+        jiff::Timestamp::now().duration_since(started).as_secs_f64() > timeout.as_secs_f64();
+    let phase_of = |p: &PodVolumeRestore| p.status.as_ref().map(|s| s.phase).unwrap_or_default();
+    let done = pvrs
+        .iter()
+        .filter(|p| phase_of(p) == arca_api::common::VolumePhase::Completed)
+        .count();
+    let running = pvrs.iter().filter(|p| !phase_of(p).is_final()).count();
+    if running > 0 && !timed_out {
+        let _ = set_status(api, name, json!({"progress": {"volumesRestored": done}})).await;
+        return Ok(Outcome::Waiting(Duration::from_secs(5)));
+    }
+    let mut messages = status.messages.clone();
+    let mut errors = status.errors;
+    for p in pvrs
+        .iter()
+        .filter(|p| phase_of(p) != arca_api::common::VolumePhase::Completed)
+    {
+        errors += 1;
+        let why = p
+            .status
+            .as_ref()
+            .and_then(|s| s.message.clone())
+            .unwrap_or_else(|| "timed out".into());
+        messages.push(format!(
+            "volume {} of pod {}/{}: {why}",
+            p.spec.volume, p.spec.pod.namespace, p.spec.pod.name
+        ));
+    }
+    messages.truncate(100);
+    let phase = if errors > 0 {
+        OperationPhase::PartiallyFailed
+    } else {
+        OperationPhase::Completed
+    };
+    set_status(api, name, json!({"phase": phase, "completionTimestamp": now(), "errors": errors, "messages": messages, "progress": {"volumesRestored": done}})).await?;
+    Ok(Outcome::Finished(phase))
+}
