@@ -7,4 +7,5 @@ pub mod controller;
 pub mod pod_volume_backup;
 pub mod pod_volume_restore;
 pub mod restore_wait;
+pub mod status;
 pub mod volumes;

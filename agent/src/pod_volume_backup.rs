@@ -3,13 +3,13 @@
 
 use crate::access;
 use crate::context::Context;
+use crate::status::patch_status;
 use arca_api::common::{now, VolumePhase, VolumeProgress};
 use arca_api::podvolume::PVC_UID_LABEL;
 use arca_api::{PodVolumeBackup, PodVolumeBackupStatus};
 use arca_engine::backup::{self, BackupOptions, SelectAll};
 use arca_engine::progress::Progress;
 use arca_engine::snapshots;
-use kube::api::{Patch, PatchParams};
 use kube::{Api, ResourceExt};
 use serde_json::json;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -26,21 +26,6 @@ pub enum Outcome {
     Completed,
     Failed(String),
     Canceled,
-}
-
-async fn patch_status(
-    api: &Api<PodVolumeBackup>,
-    name: &str,
-    status: serde_json::Value,
-) -> Result<(), String> {
-    api.patch_status(
-        name,
-        &PatchParams::default(),
-        &Patch::Merge(json!({ "status": status })),
-    )
-    .await
-    .map(drop)
-    .map_err(|e| format!("cannot update PodVolumeBackup {name}: {e}"))
 }
 
 /// Handle one PodVolumeBackup.

@@ -4,14 +4,13 @@
 
 use crate::access;
 use crate::context::Context;
+use crate::status::patch_status;
 use arca_api::common::{now, VolumePhase, VolumeProgress};
 use arca_api::restore::{FAILED_MARKER_SUFFIX, MARKER_DIR, RESTORE_WAIT_CONTAINER};
 use arca_api::PodVolumeRestore;
-use arca_engine::filter::Patterns;
 use arca_engine::progress::Progress;
-use arca_engine::restore::{self, Overwrite, RestoreOptions};
+use arca_engine::restore::{self, RestoreOptions};
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Patch, PatchParams};
 use kube::{Api, ResourceExt};
 use serde_json::json;
 use std::path::Path;
@@ -28,21 +27,6 @@ pub enum Outcome {
     Completed,
     Failed(String),
     Canceled,
-}
-
-async fn patch_status(
-    api: &Api<PodVolumeRestore>,
-    name: &str,
-    status: serde_json::Value,
-) -> Result<(), String> {
-    api.patch_status(
-        name,
-        &PatchParams::default(),
-        &Patch::Merge(json!({ "status": status })),
-    )
-    .await
-    .map(drop)
-    .map_err(|e| format!("cannot update PodVolumeRestore {name}: {e}"))
 }
 
 /// Whether the pod's restore-wait init container is running (the volumes are mounted and
@@ -202,16 +186,7 @@ async fn restore_into(
         .map_err(|e| format!("snapshot {}: {e}", spec.snapshot_id))?;
     // A marker left by an earlier attempt must not be taken for this one's.
     let _ = std::fs::remove_dir_all(dir.join(MARKER_DIR));
-    let none = || Patterns::new(&[], false).expect("no patterns");
-    let opts = RestoreOptions {
-        target: dir.to_path_buf(),
-        include: none(),
-        exclude: none(),
-        sparse: false,
-        overwrite: Overwrite::Always,
-        verify: false,
-        concurrency: 3,
-    };
+    let opts = RestoreOptions::everything(dir.to_path_buf());
     let bytes = Arc::new(Bytes::default());
     let repo = Arc::new(repo);
     let work = restore::restore(repo, snapshot.tree, &opts, bytes.as_ref());

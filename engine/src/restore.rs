@@ -59,6 +59,22 @@ pub struct RestoreOptions {
     pub concurrency: usize,
 }
 
+impl RestoreOptions {
+    /// Everything, into `target`, overwriting what is there (what the cluster agents need).
+    pub fn everything(target: PathBuf) -> RestoreOptions {
+        let none = || Patterns::new(&[], false).expect("no patterns is valid");
+        RestoreOptions {
+            target,
+            include: none(),
+            exclude: none(),
+            sparse: false,
+            overwrite: Overwrite::Always,
+            verify: false,
+            concurrency: 3,
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct RestoreReport {
     pub files: u64,

@@ -6,6 +6,7 @@
 
 use crate::context::Context;
 use crate::resources::{self, Kind};
+use crate::status::patch_status;
 use crate::{repository, selection};
 use arca_api::backup::{BACKUP_NAME_LABEL, BACKUP_UID_LABEL, SNAPSHOT_ANNOTATION_PREFIX};
 use arca_api::common::{now, OperationPhase, PodReference, VolumePhase};
@@ -14,9 +15,9 @@ use arca_api::podvolume::PVC_UID_LABEL;
 use arca_api::repository::RepositoryPhase;
 use arca_api::{Backup, BackupStorageLocation, PodVolumeBackup, PodVolumeBackupSpec};
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
-use kube::api::{ListParams, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::api::{ListParams, ObjectMeta, PostParams};
 use kube::{Api, ResourceExt};
-use serde_json::{json, Value};
+use serde_json::json;
 use std::time::Duration;
 
 /// The name of the resource repository of a location (it cannot clash with a namespace's:
@@ -34,19 +35,8 @@ pub enum Outcome {
     Finished(OperationPhase),
 }
 
-async fn set_status(api: &Api<Backup>, name: &str, status: Value) -> Result<(), String> {
-    api.patch_status(
-        name,
-        &PatchParams::default(),
-        &Patch::Merge(json!({ "status": status })),
-    )
-    .await
-    .map(drop)
-    .map_err(|e| format!("cannot update Backup {name}: {e}"))
-}
-
 async fn fail(api: &Api<Backup>, name: &str, reason: String) -> Result<Outcome, String> {
-    set_status(api, name, json!({"phase": OperationPhase::Failed, "failureReason": reason, "completionTimestamp": now()})).await?;
+    patch_status(api, name, json!({"phase": OperationPhase::Failed, "failureReason": reason, "completionTimestamp": now()})).await?;
     Ok(Outcome::Finished(OperationPhase::Failed))
 }
 
@@ -231,7 +221,7 @@ async fn start(
             }
         }
     }
-    set_status(
+    patch_status(
         api,
         name,
         json!({
@@ -296,7 +286,7 @@ async fn finish(
     let running = pvbs.iter().filter(|p| !phase_of(p).is_final()).count();
     if running > 0 && !timed_out {
         let done = pvbs.len() - running;
-        let _ = set_status(api, name, json!({"progress": {"volumesCompleted": done}})).await;
+        let _ = patch_status(api, name, json!({"progress": {"volumesCompleted": done}})).await;
         return Ok(Outcome::Waiting(Duration::from_secs(5)));
     }
     let mut messages = status.messages.clone();
@@ -349,7 +339,7 @@ async fn finish(
     } else {
         OperationPhase::Completed
     };
-    set_status(
+    patch_status(
         api,
         name,
         json!({

@@ -11,4 +11,5 @@ pub mod resources;
 pub mod restore;
 pub mod restore_plan;
 pub mod selection;
+pub mod status;
 pub mod store;

@@ -127,18 +127,26 @@ async fn password(
     Ok((key, pw))
 }
 
+/// The storage location a repository lives in.
+async fn location_of(
+    ctx: &Context,
+    repo: &BackupRepository,
+) -> Result<BackupStorageLocation, String> {
+    let locations: Api<BackupStorageLocation> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
+    let name = &repo.spec.backup_storage_location;
+    locations
+        .get_opt(name)
+        .await
+        .map_err(|e| format!("reading BackupStorageLocation {name}: {e}"))?
+        .ok_or_else(|| format!("BackupStorageLocation {name} not found"))
+}
+
 /// Open a Ready repository with its key and location credentials, index loaded.
 pub async fn open(
     ctx: &Context,
     repo: &BackupRepository,
 ) -> Result<arca_engine::Repository, String> {
-    let locations: Api<BackupStorageLocation> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
-    let bsl_name = &repo.spec.backup_storage_location;
-    let bsl = locations
-        .get_opt(bsl_name)
-        .await
-        .map_err(|e| format!("reading BackupStorageLocation {bsl_name}: {e}"))?
-        .ok_or_else(|| format!("BackupStorageLocation {bsl_name} not found"))?;
+    let bsl = location_of(ctx, repo).await?;
     let (_, pw) = password(ctx, repo).await?;
     let options = location::storage_options(ctx, &bsl).await?;
     let url = &repo.spec.repository_url;
@@ -180,13 +188,7 @@ async fn make_ready(
     ctx: &Context,
     api: &Api<BackupRepository>,
 ) -> Result<Option<String>, String> {
-    let locations: Api<BackupStorageLocation> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
-    let bsl_name = &repo.spec.backup_storage_location;
-    let bsl = locations
-        .get_opt(bsl_name)
-        .await
-        .map_err(|e| format!("reading BackupStorageLocation {bsl_name}: {e}"))?
-        .ok_or_else(|| format!("BackupStorageLocation {bsl_name} not found"))?;
+    let bsl = location_of(ctx, repo).await?;
     let (key, pw) = password(ctx, repo).await?;
     if repo.spec.key_secret.as_ref() != Some(&key) {
         api.patch(

@@ -6,12 +6,13 @@
 use crate::backup::{storage_location, RESOURCES_REPOSITORY};
 use crate::context::Context;
 use crate::resources::Kind;
+use crate::status::patch_status;
 use crate::{repository, restore_plan, selection};
 use arca_api::backup::SNAPSHOT_ANNOTATION_PREFIX;
 use arca_api::common::{now, OperationPhase, PodReference};
 use arca_api::restore::{RESTORE_NAME_LABEL, RESTORE_UID_LABEL};
 use arca_api::{Backup, PodVolumeRestore, PodVolumeRestoreSpec, Restore};
-use kube::api::{DynamicObject, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::api::{DynamicObject, ListParams, ObjectMeta, PostParams};
 use kube::{Api, ResourceExt};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -24,19 +25,8 @@ pub enum Outcome {
     Finished(OperationPhase),
 }
 
-async fn set_status(api: &Api<Restore>, name: &str, status: Value) -> Result<(), String> {
-    api.patch_status(
-        name,
-        &PatchParams::default(),
-        &Patch::Merge(json!({ "status": status })),
-    )
-    .await
-    .map(drop)
-    .map_err(|e| format!("cannot update Restore {name}: {e}"))
-}
-
 async fn fail(api: &Api<Restore>, name: &str, reason: String) -> Result<Outcome, String> {
-    set_status(api, name, json!({"phase": OperationPhase::Failed, "failureReason": reason, "completionTimestamp": now()})).await?;
+    patch_status(api, name, json!({"phase": OperationPhase::Failed, "failureReason": reason, "completionTimestamp": now()})).await?;
     Ok(Outcome::Finished(OperationPhase::Failed))
 }
 
@@ -77,19 +67,10 @@ async fn manifests(ctx: &Context, backup: &Backup) -> Result<Vec<Value>, String>
         .await
         .map_err(|e| format!("resources snapshot {id}: {e}"))?;
     let dir = tempfile::tempdir().map_err(|e| format!("temporary directory: {e}"))?;
-    let none = || arca_engine::filter::Patterns::new(&[], false).expect("no patterns");
     let report = arca_engine::restore::restore(
         std::sync::Arc::new(opened),
         sn.tree,
-        &arca_engine::restore::RestoreOptions {
-            target: dir.path().to_path_buf(),
-            include: none(),
-            exclude: none(),
-            sparse: false,
-            overwrite: arca_engine::restore::Overwrite::Always,
-            verify: false,
-            concurrency: 2,
-        },
+        &arca_engine::restore::RestoreOptions::everything(dir.path().to_path_buf()),
         &arca_engine::progress::NoProgress,
     )
     .await
@@ -265,7 +246,7 @@ async fn start(
         }
     }
     messages.truncate(100);
-    set_status(
+    patch_status(
         api,
         name,
         json!({
@@ -323,7 +304,7 @@ async fn finish(
         .count();
     let running = pvrs.iter().filter(|p| !phase_of(p).is_final()).count();
     if running > 0 && !timed_out {
-        let _ = set_status(api, name, json!({"progress": {"volumesRestored": done}})).await;
+        let _ = patch_status(api, name, json!({"progress": {"volumesRestored": done}})).await;
         return Ok(Outcome::Waiting(Duration::from_secs(5)));
     }
     let mut messages = status.messages.clone();
@@ -349,6 +330,6 @@ async fn finish(
     } else {
         OperationPhase::Completed
     };
-    set_status(api, name, json!({"phase": phase, "completionTimestamp": now(), "errors": errors, "messages": messages, "progress": {"volumesRestored": done}})).await?;
+    patch_status(api, name, json!({"phase": phase, "completionTimestamp": now(), "errors": errors, "messages": messages, "progress": {"volumesRestored": done}})).await?;
     Ok(Outcome::Finished(phase))
 }

@@ -203,19 +203,10 @@ async fn volumes_then_manifests_annotated_with_their_snapshots() {
         .unwrap();
     assert!(sn.tags.iter().any(|t| t == "backup=b1"));
     let out = tempfile::tempdir().unwrap();
-    let none = || arca_engine::filter::Patterns::new(&[], false).unwrap();
     arca_engine::restore::restore(
         std::sync::Arc::new(repo),
         sn.tree,
-        &arca_engine::restore::RestoreOptions {
-            target: out.path().to_path_buf(),
-            include: none(),
-            exclude: none(),
-            sparse: false,
-            overwrite: arca_engine::restore::Overwrite::Always,
-            verify: false,
-            concurrency: 2,
-        },
+        &arca_engine::restore::RestoreOptions::everything(out.path().to_path_buf()),
         &arca_engine::progress::NoProgress,
     )
     .await
