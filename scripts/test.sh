@@ -66,8 +66,8 @@ source "$servers_dir/env"
 say "servers: S3 $ARCA_TEST_S3_ENDPOINT, Azure $ARCA_TEST_AZURE_ENDPOINT, GCS $ARCA_TEST_GCS_ENDPOINT, REST $ARCA_TEST_REST_URL"
 
 # --- 3. Build and test ----------------------------------------------------------------------------
-say "cargo build -p arca   (the interop tests run target/debug/arca)"
-cargo build -p arca
+say "cargo build -p arca -p arca-agent   (the interop tests run target/debug/arca, the cluster simulation target/debug/arca-agent)"
+cargo build -p arca -p arca-agent
 
 say "cargo test --workspace   (CI=${CI:-<unset>})"
 cargo test --workspace --no-fail-fast

@@ -12,6 +12,11 @@ use std::collections::BTreeMap;
 /// the next backup is found by it, so backups stay incremental when the pod moves.
 pub const PVC_UID_LABEL: &str = "arca.dev/pvc-uid";
 
+/// Annotation a restore puts on each claim it recreates: the UID of the claim it was backed up
+/// from (or that claim's own origin). Backups of the restored claim use it as the claim's
+/// identity, so they stay incremental across a restore as well.
+pub const PVC_ORIGIN_ANNOTATION: &str = "arca.dev/origin-pvc-uid";
+
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[kube(
     group = "arca.dev",

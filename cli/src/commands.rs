@@ -65,6 +65,8 @@ pub enum Command {
     Prune(crate::prune_cmd::PruneArgs),
     /// Remove snapshots from the repository
     Forget(crate::forget_cmd::ForgetArgs),
+    /// Back up and restore a Kubernetes cluster through the Arca operator
+    Cluster(crate::cluster_cmd::ClusterArgs),
 }
 
 /// restic's snapshot filter flags.
@@ -127,6 +129,7 @@ pub async fn run(cmd: Command, g: GlobalOptions) -> Result<i32> {
         Command::Backup(a) => {
             with_lock(&g, false, |repo| crate::backup_cmd::run(repo, a, g.clone())).await
         }
+        Command::Cluster(a) => crate::cluster_cmd::run(a).await,
     }
 }
 

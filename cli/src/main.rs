@@ -1,6 +1,7 @@
 //! `arca`: a restic-compatible command line over the Arca engine.
 
 mod backup_cmd;
+mod cluster_cmd;
 mod commands;
 mod copy_cmd;
 mod forget_cmd;

@@ -11,7 +11,7 @@ use crate::{repository, selection};
 use arca_api::backup::{BACKUP_NAME_LABEL, BACKUP_UID_LABEL, SNAPSHOT_ANNOTATION_PREFIX};
 use arca_api::common::{now, OperationPhase, PodReference, VolumePhase};
 use arca_api::location::AccessMode;
-use arca_api::podvolume::PVC_UID_LABEL;
+use arca_api::podvolume::{PVC_ORIGIN_ANNOTATION, PVC_UID_LABEL};
 use arca_api::repository::RepositoryPhase;
 use arca_api::{Backup, BackupStorageLocation, PodVolumeBackup, PodVolumeBackupSpec};
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
@@ -252,7 +252,12 @@ async fn claim_uid(ctx: &Context, pod: &Pod, volume: &str) -> Option<String> {
         .claim_name
         .clone();
     let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), &pod.namespace()?);
-    pvcs.get_opt(&claim).await.ok().flatten()?.uid()
+    let pvc = pvcs.get_opt(&claim).await.ok().flatten()?;
+    // A restored claim is the same data as the one it came from.
+    pvc.annotations()
+        .get(PVC_ORIGIN_ANNOTATION)
+        .cloned()
+        .or_else(|| pvc.uid())
 }
 
 async fn finish(

@@ -5,11 +5,16 @@
 
 pub mod backup;
 pub mod context;
+pub mod controller;
+pub mod gc;
 pub mod location;
+pub mod maintenance;
+pub mod metrics;
 pub mod repository;
 pub mod resources;
 pub mod restore;
 pub mod restore_plan;
+pub mod schedule;
 pub mod selection;
 pub mod status;
 pub mod store;

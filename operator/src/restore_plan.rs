@@ -2,6 +2,7 @@
 //! what the old cluster assigned, moved by the namespace mapping, and (for pods with volume
 //! snapshots) given the restore-wait init container.
 
+use arca_api::podvolume::PVC_ORIGIN_ANNOTATION;
 use arca_api::restore::RESTORE_WAIT_CONTAINER;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -53,6 +54,19 @@ pub fn order(objects: &mut [Value]) {
 /// A stored manifest made ready to create: fields the old cluster assigned removed, its
 /// namespace (and a Namespace's own name) mapped.
 pub fn prepare(mut obj: Value, mapping: &BTreeMap<String, String>) -> Value {
+    if obj["kind"] == "PersistentVolumeClaim" {
+        // Keep the claim's identity for the parent lookup of later backups.
+        let origin = obj["metadata"]["annotations"][PVC_ORIGIN_ANNOTATION]
+            .as_str()
+            .or(obj["metadata"]["uid"].as_str())
+            .map(String::from);
+        if let (Some(origin), Some(meta)) = (origin, obj["metadata"].as_object_mut()) {
+            let annotations = meta.entry("annotations").or_insert_with(|| json!({}));
+            if let Some(a) = annotations.as_object_mut() {
+                a.insert(PVC_ORIGIN_ANNOTATION.into(), json!(origin));
+            }
+        }
+    }
     if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
         for f in [
             "uid",
@@ -206,11 +220,23 @@ mod tests {
         );
         assert_eq!(headless["spec"]["clusterIP"], "None");
         let pvc = prepare(
-            json!({"kind": "PersistentVolumeClaim", "apiVersion": "v1", "metadata": {"name": "data", "namespace": "shop", "annotations": {"pv.kubernetes.io/bind-completed": "yes", "team": "a"}}, "spec": {"volumeName": "pv-123", "resources": {}}}),
+            json!({"kind": "PersistentVolumeClaim", "apiVersion": "v1", "metadata": {"name": "data", "namespace": "shop", "uid": "pvc-1", "annotations": {"pv.kubernetes.io/bind-completed": "yes", "team": "a"}}, "spec": {"volumeName": "pv-123", "resources": {}}}),
             &mapping,
         );
         assert_eq!(pvc["spec"], json!({"resources": {}}));
-        assert_eq!(pvc["metadata"]["annotations"], json!({"team": "a"}));
+        assert_eq!(
+            pvc["metadata"]["annotations"],
+            json!({"team": "a", PVC_ORIGIN_ANNOTATION: "pvc-1"})
+        );
+        assert_eq!(pvc["metadata"].get("uid"), None);
+        // Restored again: the first claim stays the origin.
+        let mut again = pvc.clone();
+        again["metadata"]["uid"] = json!("pvc-2");
+        let again = prepare(again, &mapping);
+        assert_eq!(
+            again["metadata"]["annotations"][PVC_ORIGIN_ANNOTATION],
+            "pvc-1"
+        );
     }
 
     #[test]

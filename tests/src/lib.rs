@@ -28,7 +28,7 @@ pub use fixtures::{
     fixture_names, fixture_tarball, fixtures_dir, swap_in_cheap_key, unpack_fixture,
     workspace_root, TempRepo, FIXTURE_PASSWORD,
 };
-pub use runner::{arca_bin, cp_a, Arca, Invocation, Restic, Runner};
+pub use runner::{agent_bin, arca_bin, cp_a, Arca, Invocation, Restic, Runner};
 pub use tools::{find_tool, is_ci, require_restic, require_tool, restic_or_skip, tool_or_skip};
 
 /// `let restic = restic_or_return!();` — the restic path, or return from the (test) function

@@ -545,7 +545,17 @@ impl DerefMut for Arca {
 /// "run `cargo build -p arca` first" if it is not there, and warns on stderr if it is older than
 /// the workspace's sources (a stale binary).
 pub fn arca_bin() -> PathBuf {
-    let path = match std::env::var_os("ARCA_BIN").filter(|v| !v.is_empty()) {
+    workspace_bin("arca", "ARCA_BIN", "arca")
+}
+
+/// Path of the built `arca-agent` binary (the node agent and the restore-wait helper), found
+/// like [`arca_bin`]: `$ARCA_AGENT_BIN`, else next to the test executable.
+pub fn agent_bin() -> PathBuf {
+    workspace_bin("arca-agent", "ARCA_AGENT_BIN", "arca-agent")
+}
+
+fn workspace_bin(name: &str, var: &str, package: &str) -> PathBuf {
+    let path = match std::env::var_os(var).filter(|v| !v.is_empty()) {
         Some(path) => PathBuf::from(path),
         None => {
             let exe = std::env::current_exe().expect("the path of the running test executable");
@@ -556,13 +566,13 @@ pub fn arca_bin() -> PathBuf {
             if dir.file_name() == Some(OsStr::new("deps")) {
                 dir.pop();
             }
-            dir.join(format!("arca{}", std::env::consts::EXE_SUFFIX))
+            dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX))
         }
     };
     if !path.is_file() {
         panic!(
-            "the arca binary is not at {}: run `cargo build -p arca` first \
-             (bash scripts/test.sh does), or set ARCA_BIN",
+            "the {name} binary is not at {}: run `cargo build -p {package}` first \
+             (bash scripts/test.sh does), or set {var}",
             path.display()
         );
     }
@@ -571,8 +581,12 @@ pub fn arca_bin() -> PathBuf {
 }
 
 fn warn_if_stale(bin: &Path) {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| check_stale(bin));
+    static CHECKED: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+    let mut checked = CHECKED.lock().unwrap_or_else(|e| e.into_inner());
+    if !checked.iter().any(|b| b == bin) {
+        checked.push(bin.to_path_buf());
+        check_stale(bin);
+    }
 }
 
 fn check_stale(bin: &Path) {
@@ -580,7 +594,7 @@ fn check_stale(bin: &Path) {
         return;
     };
     let root = workspace_root();
-    let newest = ["cli", "engine", "storage", "repo-format", "chunker"]
+    let newest = ["cli", "agent", "api", "engine", "storage", "repo-format", "chunker"]
         .iter()
         .filter_map(|krate| newest_mtime(&root.join(krate).join("src")))
         .max();
@@ -588,8 +602,8 @@ fn check_stale(bin: &Path) {
         if newest > built {
             let _ = writeln!(
                 std::io::stderr().lock(),
-                "WARNING: {} is older than the sources; run `cargo build -p arca` to test the \
-                 current code",
+                "WARNING: {} is older than the sources; run `cargo build` to test the current \
+                 code",
                 bin.display()
             );
         }

@@ -1,0 +1,240 @@
+//! The operator's controllers: one kube-runtime Controller per kind (storage locations,
+//! repositories, Backups, Restores, Schedules) calling the reconcilers, plus what they
+//! report: Prometheus metrics and Kubernetes Events on the objects acted on.
+
+use crate::context::Context;
+use crate::metrics::Metrics;
+use crate::resources::Kind;
+use crate::{backup, gc, location, maintenance, repository, resources, restore, schedule};
+use arca_api::common::OperationPhase;
+use arca_api::location::LocationPhase;
+use arca_api::repository::{MaintenanceResult, RepositoryPhase};
+use arca_api::{Backup, BackupRepository, BackupStorageLocation, Restore, Schedule};
+use futures::StreamExt;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::watcher;
+use kube::{Api, Resource, ResourceExt};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Finished objects are looked at again at least this often (expiry, maintenance).
+const MAX_REQUEUE: Duration = Duration::from_secs(3600);
+
+/// What every controller shares.
+pub struct Operator {
+    pub ctx: Context,
+    pub metrics: Arc<Metrics>,
+    pub recorder: Recorder,
+}
+
+/// A reconcile that could not even record its outcome: retried after a pause.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ReconcileError(String);
+
+impl Operator {
+    pub fn new(ctx: Context, metrics: Arc<Metrics>) -> Operator {
+        let reporter = Reporter {
+            controller: "arca-operator".into(),
+            instance: std::env::var("POD_NAME").ok(),
+        };
+        Operator {
+            recorder: Recorder::new(ctx.client.clone(), reporter),
+            ctx,
+            metrics,
+        }
+    }
+
+    /// Record an Event on `obj` (best effort: a lost Event is no reason to fail).
+    async fn event<K: Resource<DynamicType = ()>>(&self, obj: &K, warning: bool, reason: &str, note: String) {
+        let ev = Event {
+            type_: if warning { EventType::Warning } else { EventType::Normal },
+            reason: reason.into(),
+            note: Some(note),
+            action: reason.into(),
+            secondary: None,
+        };
+        if let Err(e) = self.recorder.publish(&ev, &obj.object_ref(&())).await {
+            tracing::debug!("cannot record event {reason}: {e}");
+        }
+    }
+}
+
+/// Run `work` (a reconciler future built on the spot) on a blocking-pool thread. The
+/// controller needs `Send` futures and rustc cannot yet prove the engine's futures `Send`
+/// (rust-lang/rust#102211); a thread that blocks on them needs no such proof.
+async fn detached<T: Send + 'static>(
+    work: impl FnOnce(tokio::runtime::Handle) -> Result<T, String> + Send + 'static,
+) -> Result<T, ReconcileError> {
+    let rt = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || work(rt))
+        .await
+        .map_err(|e| ReconcileError(format!("reconcile task failed: {e}")))?
+        .map_err(ReconcileError)
+}
+
+fn capped(d: Duration) -> Action {
+    Action::requeue(d.min(MAX_REQUEUE))
+}
+
+async fn kinds(op: &Operator) -> Result<Vec<Kind>, ReconcileError> {
+    resources::discover(&op.ctx.client).await.map_err(ReconcileError)
+}
+
+async fn on_location(bsl: Arc<BackupStorageLocation>, op: Arc<Operator>) -> Result<Action, ReconcileError> {
+    let before = bsl.status.as_ref().and_then(|s| s.phase);
+    let o = op.clone();
+    let b = bsl.clone();
+    let again = detached(move |rt| rt.block_on(location::reconcile(&b, &o.ctx))).await?;
+    let api: Api<BackupStorageLocation> = Api::namespaced(op.ctx.client.clone(), &op.ctx.namespace);
+    if let Ok(now) = api.get(&bsl.name_any()).await {
+        let st = now.status.unwrap_or_default();
+        if st.phase != before {
+            match st.phase {
+                Some(LocationPhase::Unavailable) => {
+                    op.event(&*bsl, true, "Unavailable", st.message.unwrap_or_default()).await
+                }
+                Some(LocationPhase::Available) => {
+                    op.event(&*bsl, false, "Available", "the store answers".into()).await
+                }
+                None => {}
+            }
+        }
+    }
+    Ok(capped(again))
+}
+
+async fn on_repository(repo: Arc<BackupRepository>, op: Arc<Operator>) -> Result<Action, ReconcileError> {
+    let name = repo.name_any();
+    if repo.status.as_ref().and_then(|s| s.phase) != Some(RepositoryPhase::Ready) {
+        let (o, r) = (op.clone(), repo.clone());
+        let phase = detached(move |rt| rt.block_on(repository::reconcile(&r, &o.ctx))).await?;
+        if phase != RepositoryPhase::Ready {
+            op.event(&*repo, true, "NotReady", format!("repository {name} is not ready")).await;
+            return Ok(Action::requeue(Duration::from_secs(60)));
+        }
+        // Ready now: the status change brings it back for maintenance.
+        return Ok(Action::await_change());
+    }
+    let (o, r) = (op.clone(), repo.clone());
+    let out = detached(move |rt| {
+        rt.block_on(maintenance::reconcile(&r, &o.ctx, jiff::Timestamp::now()))
+    })
+    .await?;
+    Ok(match out {
+        maintenance::Outcome::NotReady => Action::requeue(Duration::from_secs(60)),
+        maintenance::Outcome::DueIn(d) => capped(d),
+        maintenance::Outcome::Ran(result) => {
+            op.metrics.maintenance_ran(&name, result);
+            let failed = result == MaintenanceResult::Failed;
+            op.event(&*repo, failed, if failed { "MaintenanceFailed" } else { "Maintained" }, format!("maintenance of {name}: {result:?}")).await;
+            capped(maintenance::frequency(&repo))
+        }
+    })
+}
+
+async fn on_backup(b: Arc<Backup>, op: Arc<Operator>) -> Result<Action, ReconcileError> {
+    let name = b.name_any();
+    let (o, bb) = (op.clone(), b.clone());
+    match detached(move |rt| rt.block_on(gc::reconcile(&bb, &o.ctx, jiff::Timestamp::now()))).await? {
+        gc::Outcome::Deleted => {
+            tracing::info!(backup = %name, "expired: deleted");
+            return Ok(Action::await_change());
+        }
+        gc::Outcome::ExpiresIn(d) => return Ok(capped(d)),
+        gc::Outcome::NotExpiring => {}
+    }
+    if b.status.as_ref().is_some_and(|s| s.phase.is_final()) {
+        return Ok(Action::await_change());
+    }
+    let kinds = kinds(&op).await?;
+    let (o, bb) = (op.clone(), b.clone());
+    let out = detached(move |rt| rt.block_on(backup::reconcile(&bb, &o.ctx, &kinds))).await?;
+    tracing::info!(backup = %name, outcome = ?out, "reconciled");
+    Ok(match out {
+        backup::Outcome::Waiting(d) => Action::requeue(d),
+        backup::Outcome::Ignored => Action::await_change(),
+        backup::Outcome::Finished(phase) => {
+            let api: Api<Backup> = Api::namespaced(op.ctx.client.clone(), &op.ctx.namespace);
+            if let Ok(done) = api.get(&name).await {
+                op.metrics.backup_finished(&done);
+                let st = done.status.unwrap_or_default();
+                let note = st
+                    .failure_reason
+                    .unwrap_or_else(|| format!("{} error(s), {} warning(s)", st.errors, st.warnings));
+                op.event(&*b, phase != OperationPhase::Completed, &format!("Backup{phase:?}"), note).await;
+            }
+            // Back for expiry.
+            Action::requeue(Duration::from_secs(1))
+        }
+    })
+}
+
+async fn on_restore(r: Arc<Restore>, op: Arc<Operator>) -> Result<Action, ReconcileError> {
+    let name = r.name_any();
+    if r.status.as_ref().is_some_and(|s| s.phase.is_final()) {
+        return Ok(Action::await_change());
+    }
+    let kinds = kinds(&op).await?;
+    let (o, rr) = (op.clone(), r.clone());
+    let out = detached(move |rt| rt.block_on(restore::reconcile(&rr, &o.ctx, &kinds))).await?;
+    tracing::info!(restore = %name, outcome = ?out, "reconciled");
+    Ok(match out {
+        restore::Outcome::Waiting(d) => Action::requeue(d),
+        restore::Outcome::Ignored => Action::await_change(),
+        restore::Outcome::Finished(phase) => {
+            let api: Api<Restore> = Api::namespaced(op.ctx.client.clone(), &op.ctx.namespace);
+            if let Ok(done) = api.get(&name).await {
+                op.metrics.restore_finished(&done);
+                let st = done.status.unwrap_or_default();
+                let note = st
+                    .failure_reason
+                    .unwrap_or_else(|| format!("{} error(s), {} warning(s)", st.errors, st.warnings));
+                op.event(&*r, phase != OperationPhase::Completed, &format!("Restore{phase:?}"), note).await;
+            }
+            Action::await_change()
+        }
+    })
+}
+
+async fn on_schedule(s: Arc<Schedule>, op: Arc<Operator>) -> Result<Action, ReconcileError> {
+    let again = schedule::reconcile(&s, &op.ctx, jiff::Timestamp::now())
+        .await
+        .map_err(ReconcileError)?;
+    Ok(capped(again))
+}
+
+fn retry<K>(_: Arc<K>, e: &ReconcileError, _: Arc<Operator>) -> Action {
+    tracing::warn!("reconcile failed, retrying in 10 s: {e}");
+    Action::requeue(Duration::from_secs(10))
+}
+
+/// Run every controller until the process is stopped.
+pub async fn run(op: Arc<Operator>) {
+    let client = op.ctx.client.clone();
+    let ns = op.ctx.namespace.clone();
+    let cfg = watcher::Config::default;
+    let locations = Controller::new(Api::<BackupStorageLocation>::namespaced(client.clone(), &ns), cfg())
+        .shutdown_on_signal()
+        .run(on_location, retry, op.clone())
+        .for_each(|_| async {});
+    let repositories = Controller::new(Api::<BackupRepository>::namespaced(client.clone(), &ns), cfg())
+        .shutdown_on_signal()
+        .run(on_repository, retry, op.clone())
+        .for_each(|_| async {});
+    let backups = Controller::new(Api::<Backup>::namespaced(client.clone(), &ns), cfg())
+        .shutdown_on_signal()
+        .run(on_backup, retry, op.clone())
+        .for_each(|_| async {});
+    let restores = Controller::new(Api::<Restore>::namespaced(client.clone(), &ns), cfg())
+        .shutdown_on_signal()
+        .run(on_restore, retry, op.clone())
+        .for_each(|_| async {});
+    let schedules = Controller::new(Api::<Schedule>::namespaced(client.clone(), &ns), cfg())
+        .shutdown_on_signal()
+        .run(on_schedule, retry, op.clone())
+        .for_each(|_| async {});
+    tracing::info!(namespace = %ns, "operator running");
+    futures::join!(locations, repositories, backups, restores, schedules);
+}

@@ -1,0 +1,126 @@
+//! Backup expiry: once a finished Backup's time to live has passed, its volume snapshots
+//! and its resources snapshot are forgotten in their repositories, and its PodVolumeBackups
+//! and the Backup itself are deleted. The data they alone held is freed by the next
+//! repository maintenance (prune). `arca cluster backup delete` expires a Backup at once by
+//! setting its TTL to zero.
+
+use crate::backup::{storage_location, RESOURCES_REPOSITORY};
+use crate::context::{one_line, Context};
+use crate::repository;
+use crate::status::patch_status;
+use arca_api::backup::BACKUP_UID_LABEL;
+use arca_api::{Backup, BackupRepository, PodVolumeBackup};
+use arca_format::id::Id;
+use kube::api::{DeleteParams, ListParams};
+use kube::{Api, ResourceExt};
+use serde_json::json;
+use std::time::Duration;
+
+/// When a failed deletion is tried again.
+const RETRY: Duration = Duration::from_secs(300);
+
+/// When `backup` expires: its recorded expiration, or earlier if its TTL was shortened
+/// since (counted from its start). None while it runs or when it never started.
+pub fn expiry(backup: &Backup) -> Option<jiff::Timestamp> {
+    let status = backup.status.as_ref()?;
+    if !status.phase.is_final() {
+        return None;
+    }
+    let recorded = status.expiration.as_ref().map(|t| t.0);
+    let from_ttl = match (&backup.spec.ttl, &status.start_timestamp) {
+        (Some(ttl), Some(start)) => humantime::parse_duration(ttl)
+            .ok()
+            .and_then(|d| jiff::SignedDuration::try_from(d).ok())
+            .and_then(|d| start.0.checked_add(d).ok()),
+        _ => None,
+    };
+    match (recorded, from_ttl) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// What the expiry check did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Not finished, or never expires.
+    NotExpiring,
+    /// Look again after this long.
+    ExpiresIn(Duration),
+    /// Forgotten and deleted.
+    Deleted,
+}
+
+/// Delete `backup` if it has expired at `now`.
+pub async fn reconcile(backup: &Backup, ctx: &Context, now: jiff::Timestamp) -> Result<Outcome, String> {
+    let Some(at) = expiry(backup) else {
+        return Ok(Outcome::NotExpiring);
+    };
+    if at > now {
+        let secs = at.duration_since(now).as_secs_f64().max(1.0);
+        return Ok(Outcome::ExpiresIn(Duration::from_secs_f64(secs)));
+    }
+    let name = backup.name_any();
+    let api: Api<Backup> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
+    if let Err(e) = delete(backup, ctx).await {
+        // Say why on the Backup and try again later, rather than lose track of the data.
+        tracing::warn!(backup = %name, "cannot delete the expired backup: {e}");
+        patch_status(&api, &name, json!({"failureReason": format!("deleting the expired backup: {e}")})).await?;
+        return Ok(Outcome::ExpiresIn(RETRY));
+    }
+    Ok(Outcome::Deleted)
+}
+
+/// Forget the snapshot `id` in repository `repo` (already forgotten is fine).
+async fn forget(ctx: &Context, repo: &str, id: &str) -> Result<(), String> {
+    let repos: Api<BackupRepository> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
+    let Some(r) = repos.get_opt(repo).await.map_err(|e| e.to_string())? else {
+        return Ok(()); // the repository and its snapshots are gone already
+    };
+    let opened = repository::open(ctx, &r).await?;
+    let id: Id = id.parse().map_err(|e| format!("snapshot ID {id}: {e}"))?;
+    let lock = arca_engine::lock::LockGuard::acquire(&opened, true)
+        .await
+        .map_err(|e| format!("{repo}: {}", one_line(&e)))?;
+    let result = arca_engine::forget::remove_snapshots(&opened, &[id]).await;
+    let _ = lock.release().await;
+    for (_, r) in result {
+        match r {
+            Ok(()) | Err(arca_engine::Error::Storage(arca_storage::StorageError::NotFound { .. })) => {}
+            Err(e) => return Err(format!("{repo}: forgetting {}: {}", id.short(), one_line(&e))),
+        }
+    }
+    Ok(())
+}
+
+async fn delete(backup: &Backup, ctx: &Context) -> Result<(), String> {
+    let uid = backup.uid().unwrap_or_default();
+    let pvbs: Api<PodVolumeBackup> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
+    let list = pvbs
+        .list(&ListParams::default().labels(&format!("{BACKUP_UID_LABEL}={uid}")))
+        .await
+        .map_err(|e| format!("listing PodVolumeBackups: {e}"))?
+        .items;
+    for p in &list {
+        if let Some(id) = p.status.as_ref().and_then(|s| s.snapshot_id.as_deref()) {
+            forget(ctx, &p.spec.repository, id).await?;
+        }
+    }
+    if let Some(id) = backup.status.as_ref().and_then(|s| s.resources_snapshot_id.as_deref()) {
+        let bsl = storage_location(ctx, backup.spec.storage_location.as_deref()).await?;
+        forget(ctx, &repository::name_for(RESOURCES_REPOSITORY, &bsl.name_any()), id).await?;
+    }
+    for p in &list {
+        match pvbs.delete(&p.name_any(), &DeleteParams::default()).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(e)) if e.code == 404 => {}
+            Err(e) => return Err(format!("deleting PodVolumeBackup {}: {e}", p.name_any())),
+        }
+    }
+    let api: Api<Backup> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
+    match api.delete(&backup.name_any(), &DeleteParams::default()).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+        Err(e) => Err(format!("deleting Backup {}: {e}", backup.name_any())),
+    }
+}
