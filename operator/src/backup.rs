@@ -80,10 +80,16 @@ pub async fn reconcile(backup: &Backup, ctx: &Context, kinds: &[Kind]) -> Result
     let status = backup.status.clone().unwrap_or_default();
     let name = backup.name_any();
     let api: Api<Backup> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
-    match status.phase {
+    let result = match status.phase {
         OperationPhase::New => start(backup, ctx, &api, &name).await,
         OperationPhase::InProgress => finish(backup, ctx, &api, &name, kinds).await,
-        _ => Ok(Outcome::Ignored),
+        _ => return Ok(Outcome::Ignored),
+    };
+    // A Backup that cannot go on says why and stops, rather than being retried forever
+    // with no word in its status.
+    match result {
+        Ok(o) => Ok(o),
+        Err(e) => fail(&api, &name, e).await,
     }
 }
 

@@ -545,6 +545,71 @@ async fn backup_delete_restore_then_an_incremental_backup() {
     }
     let s = cluster.pvb("b2", "web-0", "data").await;
     assert!(s.progress.unwrap().bytes_done > 20 << 20, "the whole volume is in the snapshot");
+
+    // --- The real restic reads what the operator and agents wrote -------------------------
+    let repo = cluster.api::<BackupRepository>(NS).get("shop-default").await.unwrap();
+    let key = repo.spec.key_secret.clone().unwrap();
+    let secret = cluster.api::<Secret>(NS).get(&key.name).await.unwrap();
+    let password = arca_api::common::secret_strings(&secret).remove(&key.key).unwrap();
+    let restic = restic_or_skip().map(|bin| {
+        let mut r = Restic::with_bin(bin, &repo.spec.repository_url, &password);
+        r.env("AWS_ACCESS_KEY_ID", &s3[1]).env("AWS_SECRET_ACCESS_KEY", &s3[2]).env("AWS_DEFAULT_REGION", "us-east-1");
+        r
+    });
+    if let Some(restic) = &restic {
+        let snaps = restic.run_json(["snapshots", "--json"]);
+        assert_eq!(snaps.as_array().unwrap().len(), 6, "three volumes, two backups: {snaps}");
+        restic.run(["check"]);
+    }
+
+    // --- Expiry, then maintenance ---------------------------------------------------------
+    // `arca cluster backup delete b1`: a zero TTL; the operator forgets b1's snapshots.
+    let backups: Api<Backup> = cluster.api(NS);
+    backups
+        .patch("b1", &PatchParams::default(), &Patch::Merge(json!({"spec": {"ttl": "0s"}})))
+        .await
+        .unwrap();
+    let now = jiff::Timestamp::now();
+    let expired = backups.get("b1").await.unwrap();
+    assert_eq!(
+        arca_operator::gc::reconcile(&expired, &cluster.operator, now).await.unwrap(),
+        arca_operator::gc::Outcome::Deleted
+    );
+    assert!(backups.get_opt("b1").await.unwrap().is_none());
+    assert!(cluster.list::<PodVolumeBackup>(NS).await.iter().all(|p| !p.name_any().starts_with("b1-")));
+    // b2 keeps its time to live.
+    assert!(matches!(
+        arca_operator::gc::reconcile(&backups.get("b2").await.unwrap(), &cluster.operator, now).await.unwrap(),
+        arca_operator::gc::Outcome::ExpiresIn(_)
+    ));
+    let opened = arca_operator::repository::open(&cluster.operator, &repo).await.unwrap();
+    let left = arca_engine::snapshots::load_all(&opened).await.unwrap();
+    assert_eq!(left.len(), 3, "b2's three volume snapshots remain");
+    assert!(left.iter().all(|s| s.tags.iter().any(|t| t == "backup=b2")));
+    // A week on, the repository is checked and pruned, and stays sound.
+    let week = now.checked_add(jiff::SignedDuration::from_hours(8 * 24)).unwrap();
+    let repo = cluster.api::<BackupRepository>(NS).get("shop-default").await.unwrap();
+    assert_eq!(
+        arca_operator::maintenance::reconcile(&repo, &cluster.operator, week).await.unwrap(),
+        arca_operator::maintenance::Outcome::Ran(arca_api::repository::MaintenanceResult::Succeeded)
+    );
+    let st = cluster.api::<BackupRepository>(NS).get("shop-default").await.unwrap().status.unwrap();
+    assert_eq!(st.recent_maintenance.len(), 1);
+    assert!(
+        st.recent_maintenance[0].message.starts_with("checked 3 snapshot(s)"),
+        "{}",
+        st.recent_maintenance[0].message
+    );
+    let repo = cluster.api::<BackupRepository>(NS).get("shop-default").await.unwrap();
+    assert!(matches!(
+        arca_operator::maintenance::reconcile(&repo, &cluster.operator, week).await.unwrap(),
+        arca_operator::maintenance::Outcome::DueIn(_)
+    ));
+    if let Some(restic) = &restic {
+        let snaps = restic.run_json(["snapshots", "--json"]);
+        assert_eq!(snaps.as_array().unwrap().len(), 3, "{snaps}");
+        restic.run(["check", "--read-data"]);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
