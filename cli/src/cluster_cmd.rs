@@ -315,7 +315,7 @@ fn print_list<K: serde::Serialize>(
     let text = match format {
         Format::Table => table(list),
         Format::Json => serde_json::to_string_pretty(list)? + "\n",
-        Format::Yaml => serde_saphyr::to_string(list).map_err(|e| anyhow!("yaml: {e}"))?,
+        Format::Yaml => serde_saphyr::to_string(&list).map_err(|e| anyhow!("yaml: {e}"))?,
     };
     out.write_all(text.as_bytes())?;
     Ok(0)
@@ -819,7 +819,8 @@ mod tests {
         let e = arca(&c, "restore create r2 --from-backup b1 --namespace-mappings shop").await.unwrap_err();
         assert!(e.to_string().contains("expected from:to"), "{e}");
         let (_, out) = arca(&c, "restore get").await.unwrap();
-        assert!(out.lines().nth(2).unwrap().starts_with("r1  b1"), "{out}");
+        let row: Vec<&str> = out.lines().nth(2).unwrap().split_whitespace().collect();
+        assert_eq!(row[..3], ["r1", "b1", "New"], "{out}");
         let (_, out) = arca(&c, "restore describe r1").await.unwrap();
         assert!(out.contains("  shop: shop-copy"), "{out}");
 
