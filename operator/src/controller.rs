@@ -82,7 +82,7 @@ async fn kinds(op: &Operator) -> Result<Vec<Kind>, ReconcileError> {
     resources::discover(&op.ctx.client).await.map_err(ReconcileError)
 }
 
-async fn on_location(bsl: Arc<BackupStorageLocation>, op: Arc<Operator>) -> Result<Action, ReconcileError> {
+pub async fn on_location(bsl: Arc<BackupStorageLocation>, op: Arc<Operator>) -> Result<Action, ReconcileError> {
     let before = bsl.status.as_ref().and_then(|s| s.phase);
     let o = op.clone();
     let b = bsl.clone();
@@ -105,7 +105,7 @@ async fn on_location(bsl: Arc<BackupStorageLocation>, op: Arc<Operator>) -> Resu
     Ok(capped(again))
 }
 
-async fn on_repository(repo: Arc<BackupRepository>, op: Arc<Operator>) -> Result<Action, ReconcileError> {
+pub async fn on_repository(repo: Arc<BackupRepository>, op: Arc<Operator>) -> Result<Action, ReconcileError> {
     let name = repo.name_any();
     if repo.status.as_ref().and_then(|s| s.phase) != Some(RepositoryPhase::Ready) {
         let (o, r) = (op.clone(), repo.clone());
@@ -134,7 +134,7 @@ async fn on_repository(repo: Arc<BackupRepository>, op: Arc<Operator>) -> Result
     })
 }
 
-async fn on_backup(b: Arc<Backup>, op: Arc<Operator>) -> Result<Action, ReconcileError> {
+pub async fn on_backup(b: Arc<Backup>, op: Arc<Operator>) -> Result<Action, ReconcileError> {
     let name = b.name_any();
     let (o, bb) = (op.clone(), b.clone());
     match detached(move |rt| rt.block_on(gc::reconcile(&bb, &o.ctx, jiff::Timestamp::now()))).await? {
@@ -148,7 +148,9 @@ async fn on_backup(b: Arc<Backup>, op: Arc<Operator>) -> Result<Action, Reconcil
     if b.status.as_ref().is_some_and(|s| s.phase.is_final()) {
         return Ok(Action::await_change());
     }
-    let kinds = kinds(&op).await?;
+    // Only the second half (collecting manifests) needs the API's kinds.
+    let in_progress = b.status.as_ref().is_some_and(|s| s.phase == OperationPhase::InProgress);
+    let kinds = if in_progress { kinds(&op).await? } else { Vec::new() };
     let (o, bb) = (op.clone(), b.clone());
     let out = detached(move |rt| rt.block_on(backup::reconcile(&bb, &o.ctx, &kinds))).await?;
     tracing::info!(backup = %name, outcome = ?out, "reconciled");
@@ -171,7 +173,7 @@ async fn on_backup(b: Arc<Backup>, op: Arc<Operator>) -> Result<Action, Reconcil
     })
 }
 
-async fn on_restore(r: Arc<Restore>, op: Arc<Operator>) -> Result<Action, ReconcileError> {
+pub async fn on_restore(r: Arc<Restore>, op: Arc<Operator>) -> Result<Action, ReconcileError> {
     let name = r.name_any();
     if r.status.as_ref().is_some_and(|s| s.phase.is_final()) {
         return Ok(Action::await_change());
@@ -198,7 +200,7 @@ async fn on_restore(r: Arc<Restore>, op: Arc<Operator>) -> Result<Action, Reconc
     })
 }
 
-async fn on_schedule(s: Arc<Schedule>, op: Arc<Operator>) -> Result<Action, ReconcileError> {
+pub async fn on_schedule(s: Arc<Schedule>, op: Arc<Operator>) -> Result<Action, ReconcileError> {
     let again = schedule::reconcile(&s, &op.ctx, jiff::Timestamp::now())
         .await
         .map_err(ReconcileError)?;
@@ -210,31 +212,37 @@ fn retry<K>(_: Arc<K>, e: &ReconcileError, _: Arc<Operator>) -> Action {
     Action::requeue(Duration::from_secs(10))
 }
 
+/// One kind's controller: watch `K` in the operator's namespace and call `reconcile` on
+/// each change and requeue, until the process is stopped.
+pub async fn watch<K, F, Fut>(op: Arc<Operator>, reconcile: F)
+where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+    F: FnMut(Arc<K>, Arc<Operator>) -> Fut,
+    Fut: std::future::Future<Output = Result<Action, ReconcileError>> + Send + 'static,
+{
+    let api = Api::<K>::namespaced(op.ctx.client.clone(), &op.ctx.namespace);
+    Controller::new(api, watcher::Config::default())
+        .shutdown_on_signal()
+        .run(reconcile, retry, op)
+        .for_each(|_| async {})
+        .await
+}
+
 /// Run every controller until the process is stopped.
 pub async fn run(op: Arc<Operator>) {
-    let client = op.ctx.client.clone();
-    let ns = op.ctx.namespace.clone();
-    let cfg = watcher::Config::default;
-    let locations = Controller::new(Api::<BackupStorageLocation>::namespaced(client.clone(), &ns), cfg())
-        .shutdown_on_signal()
-        .run(on_location, retry, op.clone())
-        .for_each(|_| async {});
-    let repositories = Controller::new(Api::<BackupRepository>::namespaced(client.clone(), &ns), cfg())
-        .shutdown_on_signal()
-        .run(on_repository, retry, op.clone())
-        .for_each(|_| async {});
-    let backups = Controller::new(Api::<Backup>::namespaced(client.clone(), &ns), cfg())
-        .shutdown_on_signal()
-        .run(on_backup, retry, op.clone())
-        .for_each(|_| async {});
-    let restores = Controller::new(Api::<Restore>::namespaced(client.clone(), &ns), cfg())
-        .shutdown_on_signal()
-        .run(on_restore, retry, op.clone())
-        .for_each(|_| async {});
-    let schedules = Controller::new(Api::<Schedule>::namespaced(client.clone(), &ns), cfg())
-        .shutdown_on_signal()
-        .run(on_schedule, retry, op.clone())
-        .for_each(|_| async {});
-    tracing::info!(namespace = %ns, "operator running");
-    futures::join!(locations, repositories, backups, restores, schedules);
+    tracing::info!(namespace = %op.ctx.namespace, "operator running");
+    futures::join!(
+        watch::<BackupStorageLocation, _, _>(op.clone(), on_location),
+        watch::<BackupRepository, _, _>(op.clone(), on_repository),
+        watch::<Backup, _, _>(op.clone(), on_backup),
+        watch::<Restore, _, _>(op.clone(), on_restore),
+        watch::<Schedule, _, _>(op.clone(), on_schedule),
+    );
 }
