@@ -11,6 +11,9 @@ use serde::{Deserialize, Serialize};
 pub const VOLUME_NAMESPACE_LABEL: &str = "arca.dev/volume-namespace";
 /// Label with the storage location a repository lives in.
 pub const STORAGE_LOCATION_LABEL: &str = "arca.dev/storage-location";
+/// Annotation asking the operator to give the repository a new random password (any value;
+/// `arca cluster repo rotate-key` sets it). The operator removes it when done.
+pub const ROTATE_KEY_ANNOTATION: &str = "arca.dev/rotate-key";
 
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[kube(

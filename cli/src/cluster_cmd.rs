@@ -88,6 +88,9 @@ enum ScheduleCommand {
 enum RepoCommand {
     /// List the volume repositories
     Get(GetArgs),
+    /// Give a repository a new random password (the operator adds the new key, removes the
+    /// old one and updates the repository's Secret)
+    RotateKey { name: String },
 }
 
 #[derive(Args)]
@@ -255,6 +258,16 @@ pub async fn exec(client: kube::Client, args: ClusterArgs, out: &mut dyn Write) 
         ClusterCommand::Backup(c) => backup(client, ns, c, out).await,
         ClusterCommand::Restore(c) => restore(client, ns, c, out).await,
         ClusterCommand::Schedule(c) => schedule(client, ns, c, out).await,
+        ClusterCommand::Repo(RepoCommand::RotateKey { name }) => {
+            let api: Api<BackupRepository> = Api::namespaced(client.clone(), ns);
+            get_one(&api, &name).await?;
+            let stamp = jiff::Timestamp::now().to_string();
+            api.patch(&name, &PatchParams::default(), &Patch::Merge(json!({"metadata": {"annotations": {arca_api::repository::ROTATE_KEY_ANNOTATION: stamp}}})))
+                .await
+                .with_context(|| format!("asking for a new key for {name}"))?;
+            writeln!(out, "Key rotation of repository {name} requested; the operator records a KeyRotated event when done.")?;
+            Ok(0)
+        }
         ClusterCommand::Repo(RepoCommand::Get(g)) => {
             let list = get_list::<BackupRepository>(&client, ns, &g.names).await?;
             print_list(out, g.output, &list, |list| {
@@ -832,5 +845,15 @@ mod tests {
         assert!(out.contains("schedule: '@daily'") || out.contains("schedule: \"@daily\""), "{out}");
         let (_, out) = arca(&c, "repo get").await.unwrap();
         assert!(out.starts_with("NAME"), "{out}");
+        let e = arca(&c, "repo rotate-key shop-default").await.unwrap_err();
+        assert_eq!(e.to_string(), "BackupRepository shop-default not found");
+        let repos = Api::<BackupRepository>::namespaced(c.clone(), "arca-system");
+        repos
+            .create(&PostParams::default(), &BackupRepository::new("shop-default", Default::default()))
+            .await
+            .unwrap();
+        arca(&c, "repo rotate-key shop-default").await.unwrap();
+        let r = repos.get("shop-default").await.unwrap();
+        assert!(r.annotations().contains_key(arca_api::repository::ROTATE_KEY_ANNOTATION));
     }
 }

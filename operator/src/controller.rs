@@ -8,7 +8,7 @@ use crate::resources::Kind;
 use crate::{backup, gc, location, maintenance, repository, resources, restore, schedule};
 use arca_api::common::OperationPhase;
 use arca_api::location::LocationPhase;
-use arca_api::repository::{MaintenanceResult, RepositoryPhase};
+use arca_api::repository::{MaintenanceResult, RepositoryPhase, ROTATE_KEY_ANNOTATION};
 use arca_api::{Backup, BackupRepository, BackupStorageLocation, Restore, Schedule};
 use futures::StreamExt;
 use kube::runtime::controller::{Action, Controller};
@@ -116,6 +116,19 @@ pub async fn on_repository(repo: Arc<BackupRepository>, op: Arc<Operator>) -> Re
         }
         // Ready now: the status change brings it back for maintenance.
         return Ok(Action::await_change());
+    }
+    if repo.annotations().contains_key(ROTATE_KEY_ANNOTATION) {
+        let (o, r) = (op.clone(), repo.clone());
+        return Ok(match detached(move |rt| rt.block_on(repository::rotate_key(&r, &o.ctx))).await {
+            Ok(()) => {
+                op.event(&*repo, false, "KeyRotated", format!("repository {name} has a new key")).await;
+                Action::await_change()
+            }
+            Err(e) => {
+                op.event(&*repo, true, "KeyRotationFailed", e.to_string()).await;
+                Action::requeue(Duration::from_secs(60))
+            }
+        });
     }
     let (o, r) = (op.clone(), repo.clone());
     let out = detached(move |rt| {

@@ -5,7 +5,9 @@
 use crate::context::{one_line, Context};
 use crate::location;
 use arca_api::common::{secret_strings, SecretKeyRef};
-use arca_api::repository::{RepositoryPhase, STORAGE_LOCATION_LABEL, VOLUME_NAMESPACE_LABEL};
+use arca_api::repository::{
+    RepositoryPhase, ROTATE_KEY_ANNOTATION, STORAGE_LOCATION_LABEL, VOLUME_NAMESPACE_LABEL,
+};
 use arca_api::{BackupRepository, BackupRepositorySpec, BackupStorageLocation};
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::ByteString;
@@ -141,23 +143,118 @@ async fn location_of(
         .ok_or_else(|| format!("BackupStorageLocation {name} not found"))
 }
 
+/// Open repository `repo` with password `pw` (index not loaded).
+async fn open_with(
+    ctx: &Context,
+    repo: &BackupRepository,
+    pw: &str,
+) -> Result<arca_engine::Repository, String> {
+    let bsl = location_of(ctx, repo).await?;
+    let options = location::storage_options(ctx, &bsl).await?;
+    let url = &repo.spec.repository_url;
+    let backend = arca_storage::open_with(url, &options).map_err(|e| format!("{url}: {e}"))?;
+    arca_engine::Repository::open(backend, pw)
+        .await
+        .map_err(|e| format!("{url}: {}", one_line(&e)))
+}
+
 /// Open a Ready repository with its key and location credentials, index loaded.
 pub async fn open(
     ctx: &Context,
     repo: &BackupRepository,
 ) -> Result<arca_engine::Repository, String> {
-    let bsl = location_of(ctx, repo).await?;
     let (_, pw) = password(ctx, repo).await?;
-    let options = location::storage_options(ctx, &bsl).await?;
-    let url = &repo.spec.repository_url;
-    let backend = arca_storage::open_with(url, &options).map_err(|e| format!("{url}: {e}"))?;
-    let mut r = arca_engine::Repository::open(backend, &pw)
-        .await
-        .map_err(|e| format!("{url}: {}", one_line(&e)))?;
+    let mut r = open_with(ctx, repo, &pw).await?;
     r.load_index(&arca_engine::progress::NoProgress)
         .await
-        .map_err(|e| format!("{url}: loading the index: {}", one_line(&e)))?;
+        .map_err(|e| format!("{}: loading the index: {}", repo.spec.repository_url, one_line(&e)))?;
     Ok(r)
+}
+
+/// Where a rotation keeps the new password until the Secret's main key holds it.
+const PENDING_KEY: &str = "pending-repository-password";
+
+/// Give `repo` a new random password: stored in its Secret first (under a pending key), then
+/// added to the repository as a key, then the old key removed, then made the Secret's
+/// password. Each step can be interrupted: the next call finishes the job, and no moment
+/// leaves the repository without a key whose password the Secret holds.
+pub async fn rotate_key(repo: &BackupRepository, ctx: &Context) -> Result<(), String> {
+    let (key, current) = password(ctx, repo).await?;
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
+    let stored = secret_strings(
+        &secrets
+            .get(&key.name)
+            .await
+            .map_err(|e| format!("reading Secret {}: {e}", key.name))?,
+    );
+    let set = |pairs: Vec<(&str, Option<String>)>| {
+        let data: serde_json::Map<String, serde_json::Value> = pairs
+            .into_iter()
+            .map(|(k, v)| {
+                let v = v.map(|v| json!(base64_of(&v))).unwrap_or(serde_json::Value::Null);
+                (k.to_string(), v)
+            })
+            .collect();
+        let secrets = secrets.clone();
+        let name = key.name.clone();
+        async move {
+            secrets
+                .patch(&name, &PatchParams::default(), &Patch::Merge(json!({ "data": data })))
+                .await
+                .map(drop)
+                .map_err(|e| format!("updating Secret {name}: {e}"))
+        }
+    };
+    let new = match stored.get(PENDING_KEY) {
+        Some(p) => p.clone(),
+        None => {
+            let p = random_password();
+            set(vec![(PENDING_KEY, Some(p.clone()))]).await?;
+            p
+        }
+    };
+    match open_with(ctx, repo, &current).await {
+        Ok(old) => {
+            // The new key (unless an interrupted rotation added it already), then the old
+            // one removed from a session opened with the new.
+            let with_new = match open_with(ctx, repo, &new).await {
+                Ok(r) => r,
+                Err(_) => {
+                    arca_engine::keys::add_key(&old, &new, ctx.kdf)
+                        .await
+                        .map_err(|e| format!("adding the new key: {}", one_line(&e)))?;
+                    open_with(ctx, repo, &new).await?
+                }
+            };
+            if with_new.key_id() != old.key_id() {
+                arca_engine::keys::remove_key(&with_new, &old.key_id())
+                    .await
+                    .map_err(|e| format!("removing the old key: {}", one_line(&e)))?;
+            }
+        }
+        // Interrupted after the old key went: the pending password must open it.
+        Err(e) => {
+            open_with(ctx, repo, &new)
+                .await
+                .map_err(|_| format!("neither the current nor the pending password opens it: {e}"))?;
+        }
+    }
+    set(vec![(key.key.as_str(), Some(new)), (PENDING_KEY, None)]).await?;
+    let repos: Api<BackupRepository> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
+    repos
+        .patch(
+            &repo.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"annotations": {ROTATE_KEY_ANNOTATION: null}}})),
+        )
+        .await
+        .map_err(|e| format!("clearing the rotation request: {e}"))?;
+    Ok(())
+}
+
+fn base64_of(s: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(s)
 }
 
 /// Make the repository Ready: its key exists, and the repository opens with it (created if

@@ -10,7 +10,7 @@ use arca_operator::context::Context;
 use arca_operator::{location, repository};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::ObjectMeta;
-use kube::Api;
+use kube::{Api, ResourceExt};
 
 const NS: &str = "arca-system";
 
@@ -210,4 +210,71 @@ async fn missing_locations_and_credentials_give_a_reason() {
         st.message.as_deref(),
         Some("BackupStorageLocation gone not found")
     );
+}
+
+#[tokio::test]
+async fn a_key_rotation_replaces_the_password_and_survives_an_interruption() {
+    use arca_api::repository::ROTATE_KEY_ANNOTATION;
+    use kube::api::{Patch, PatchParams};
+    let store = tempfile::tempdir().unwrap();
+    let loc = bsl("default", &store.path().display().to_string(), None);
+    let ctx = context(client(vec![loc.clone()]).await);
+    let repos: Api<BackupRepository> = Api::namespaced(ctx.client.clone(), NS);
+    let r = repository::ensure(&ctx, "shop", &loc).await.unwrap();
+    repository::reconcile(&r, &ctx).await.unwrap();
+    let url = format!("{}/shop", store.path().display());
+    let open = |pw: String| {
+        let url = url.clone();
+        async move { arca_engine::Repository::open(arca_storage::open(&url).unwrap(), &pw).await }
+    };
+    let keys = || async {
+        arca_engine::keys::list_keys(&open(password_of(&ctx, "shop-default").await).await.unwrap())
+            .await
+            .unwrap()
+            .len()
+    };
+    let annotate = || async {
+        repos
+            .patch("shop-default", &PatchParams::default(), &Patch::Merge(serde_json::json!({"metadata": {"annotations": {ROTATE_KEY_ANNOTATION: "now"}}})))
+            .await
+            .unwrap()
+    };
+
+    let first = password_of(&ctx, "shop-default").await;
+    let r = annotate().await;
+    repository::rotate_key(&r, &ctx).await.unwrap();
+    let second = password_of(&ctx, "shop-default").await;
+    assert_ne!(first, second);
+    assert_eq!(second.len(), 64);
+    assert!(open(second.clone()).await.is_ok());
+    assert!(matches!(open(first.clone()).await, Err(arca_engine::Error::WrongPassword)));
+    assert_eq!(keys().await, 1, "the old key is gone");
+    let r = repos.get("shop-default").await.unwrap();
+    assert!(!r.annotations().contains_key(ROTATE_KEY_ANNOTATION), "the request is cleared");
+    let s = Api::<Secret>::namespaced(ctx.client.clone(), NS).get("shop-default-key").await.unwrap();
+    assert_eq!(arca_api::common::secret_strings(&s).len(), 1, "no pending password left");
+
+    // Interrupted after the old key was removed but before the Secret was switched: the
+    // Secret's password no longer opens, the pending one does; the next call finishes.
+    let r = annotate().await;
+    let with_second = open(second.clone()).await.unwrap();
+    let third = "a-pending-password-from-an-interrupted-rotation".to_string();
+    let third_id = arca_engine::keys::add_key(&with_second, &third, arca_format::keyfile::KdfParams { n: 16, r: 1, p: 1 })
+        .await
+        .unwrap();
+    let with_third = open(third.clone()).await.unwrap();
+    assert_eq!(with_third.key_id(), third_id);
+    arca_engine::keys::remove_key(&with_third, &with_second.key_id()).await.unwrap();
+    Api::<Secret>::namespaced(ctx.client.clone(), NS)
+        .patch("shop-default-key", &PatchParams::default(), &Patch::Merge(serde_json::json!({"data": {"pending-repository-password": base64_of(&third)}})))
+        .await
+        .unwrap();
+    repository::rotate_key(&r, &ctx).await.unwrap();
+    assert_eq!(password_of(&ctx, "shop-default").await, third);
+    assert_eq!(keys().await, 1);
+}
+
+fn base64_of(s: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(s)
 }
