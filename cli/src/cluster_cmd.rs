@@ -22,7 +22,13 @@ use std::time::Duration;
 #[derive(Args)]
 pub struct ClusterArgs {
     /// The namespace the operator runs in (its Backups, Restores, Schedules and repositories)
-    #[arg(long, short = 'n', env = "ARCA_NAMESPACE", default_value = "arca-system", global = true)]
+    #[arg(
+        long,
+        short = 'n',
+        env = "ARCA_NAMESPACE",
+        default_value = "arca-system",
+        global = true
+    )]
     namespace: String,
     #[command(subcommand)]
     command: ClusterCommand,
@@ -190,7 +196,10 @@ fn label_selector(s: &str) -> Result<LabelSelector> {
         let (k, v) = term
             .split_once('=')
             .ok_or_else(|| anyhow!("--selector {s:?}: expected key=value[,key=value]"))?;
-        labels.insert(k.trim().to_string(), v.trim_start_matches('=').trim().to_string());
+        labels.insert(
+            k.trim().to_string(),
+            v.trim_start_matches('=').trim().to_string(),
+        );
     }
     Ok(LabelSelector {
         match_labels: Some(labels),
@@ -271,7 +280,14 @@ pub async fn exec(client: kube::Client, args: ClusterArgs, out: &mut dyn Write) 
         ClusterCommand::Repo(RepoCommand::Get(g)) => {
             let list = get_list::<BackupRepository>(&client, ns, &g.names).await?;
             print_list(out, g.output, &list, |list| {
-                let mut t = Table::new(&["NAME", "NAMESPACE", "LOCATION", "STATUS", "LAST MAINTENANCE", "URL"]);
+                let mut t = Table::new(&[
+                    "NAME",
+                    "NAMESPACE",
+                    "LOCATION",
+                    "STATUS",
+                    "LAST MAINTENANCE",
+                    "URL",
+                ]);
                 for r in list {
                     let st = r.status.clone().unwrap_or_default();
                     t.row(vec![
@@ -298,7 +314,11 @@ where
 {
     let api: Api<K> = Api::namespaced(client.clone(), ns);
     if names.is_empty() {
-        let mut items = api.list(&ListParams::default()).await.context("listing")?.items;
+        let mut items = api
+            .list(&ListParams::default())
+            .await
+            .context("listing")?
+            .items;
         items.sort_by_key(|o| o.name_any());
         return Ok(items);
     }
@@ -347,7 +367,9 @@ where
         .create(&PostParams::default(), &obj)
         .await
         .map_err(|e| match e {
-            kube::Error::Api(a) if a.code == 409 => anyhow!("{} {name} already exists", K::kind(&())),
+            kube::Error::Api(a) if a.code == 409 => {
+                anyhow!("{} {name} already exists", K::kind(&()))
+            }
             e => anyhow!("creating {} {name}: {e}", K::kind(&())),
         })?;
     Ok(())
@@ -388,7 +410,12 @@ fn exit_for(p: OperationPhase) -> i32 {
     }
 }
 
-async fn backup(client: kube::Client, ns: &str, c: BackupCommand, out: &mut dyn Write) -> Result<i32> {
+async fn backup(
+    client: kube::Client,
+    ns: &str,
+    c: BackupCommand,
+    out: &mut dyn Write,
+) -> Result<i32> {
     match c {
         BackupCommand::Create(a) => {
             let b = Backup {
@@ -397,9 +424,20 @@ async fn backup(client: kube::Client, ns: &str, c: BackupCommand, out: &mut dyn 
                 status: None,
             };
             create(&client, ns, b).await?;
-            writeln!(out, "Backup {} submitted; see `arca cluster backup describe {}`.", a.name, a.name)?;
+            writeln!(
+                out,
+                "Backup {} submitted; see `arca cluster backup describe {}`.",
+                a.name, a.name
+            )?;
             if a.wait {
-                let p = wait_for::<Backup>(&client, ns, &a.name, |b| b.status.as_ref().map(|s| s.phase).unwrap_or_default(), out).await?;
+                let p = wait_for::<Backup>(
+                    &client,
+                    ns,
+                    &a.name,
+                    |b| b.status.as_ref().map(|s| s.phase).unwrap_or_default(),
+                    out,
+                )
+                .await?;
                 return Ok(exit_for(p));
             }
             Ok(0)
@@ -407,7 +445,17 @@ async fn backup(client: kube::Client, ns: &str, c: BackupCommand, out: &mut dyn 
         BackupCommand::Get(g) => {
             let list = get_list::<Backup>(&client, ns, &g.names).await?;
             print_list(out, g.output, &list, |list| {
-                let mut t = Table::new(&["NAME", "STATUS", "ERRORS", "WARNINGS", "VOLUMES", "CREATED", "EXPIRES", "STORAGE LOCATION", "SCHEDULE"]);
+                let mut t = Table::new(&[
+                    "NAME",
+                    "STATUS",
+                    "ERRORS",
+                    "WARNINGS",
+                    "VOLUMES",
+                    "CREATED",
+                    "EXPIRES",
+                    "STORAGE LOCATION",
+                    "SCHEDULE",
+                ]);
                 for b in list {
                     let st = b.status.clone().unwrap_or_default();
                     let p = st.progress.clone().unwrap_or_default();
@@ -443,7 +491,15 @@ async fn backup(client: kube::Client, ns: &str, c: BackupCommand, out: &mut dyn 
             }
             for p in volume_backups(&client, ns, &b).await? {
                 let s = p.status.clone().unwrap_or_default();
-                writeln!(out, "volume {}/{} {}: {:?}{}", p.spec.pod.namespace, p.spec.pod.name, p.spec.volume, s.phase, s.message.map(|m| format!(": {m}")).unwrap_or_default())?;
+                writeln!(
+                    out,
+                    "volume {}/{} {}: {:?}{}",
+                    p.spec.pod.namespace,
+                    p.spec.pod.name,
+                    p.spec.volume,
+                    s.phase,
+                    s.message.map(|m| format!(": {m}")).unwrap_or_default()
+                )?;
             }
             print_events(&client, ns, b.uid().as_deref(), out).await?;
             Ok(0)
@@ -457,9 +513,13 @@ async fn backup(client: kube::Client, ns: &str, c: BackupCommand, out: &mut dyn 
                 get_one(&api, n).await?;
                 // A zero TTL: the operator's expiry forgets the snapshots, then deletes the
                 // Backup; the data no other backup uses goes at the next maintenance.
-                api.patch(n, &PatchParams::default(), &Patch::Merge(json!({"spec": {"ttl": "0s"}})))
-                    .await
-                    .with_context(|| format!("marking Backup {n} for deletion"))?;
+                api.patch(
+                    n,
+                    &PatchParams::default(),
+                    &Patch::Merge(json!({"spec": {"ttl": "0s"}})),
+                )
+                .await
+                .with_context(|| format!("marking Backup {n} for deletion"))?;
                 writeln!(out, "Backup {n} will be deleted: the operator forgets its snapshots, then removes it.")?;
             }
             Ok(0)
@@ -472,16 +532,25 @@ fn confirmed(names: &[String]) -> Result<bool> {
     if !std::io::stdin().is_terminal() {
         return Ok(false);
     }
-    eprint!("Delete backup(s) {} and their snapshots? [y/N] ", names.join(", "));
+    eprint!(
+        "Delete backup(s) {} and their snapshots? [y/N] ",
+        names.join(", ")
+    );
     let mut answer = String::new();
     std::io::stdin().read_line(&mut answer)?;
     Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
 }
 
-async fn volume_backups(client: &kube::Client, ns: &str, b: &Backup) -> Result<Vec<PodVolumeBackup>> {
+async fn volume_backups(
+    client: &kube::Client,
+    ns: &str,
+    b: &Backup,
+) -> Result<Vec<PodVolumeBackup>> {
     let uid = b.uid().unwrap_or_default();
     let mut list = Api::<PodVolumeBackup>::namespaced(client.clone(), ns)
-        .list(&ListParams::default().labels(&format!("{}={uid}", arca_api::backup::BACKUP_UID_LABEL)))
+        .list(
+            &ListParams::default().labels(&format!("{}={uid}", arca_api::backup::BACKUP_UID_LABEL)),
+        )
         .await
         .context("listing PodVolumeBackups")?
         .items;
@@ -489,7 +558,12 @@ async fn volume_backups(client: &kube::Client, ns: &str, b: &Backup) -> Result<V
     Ok(list)
 }
 
-async fn print_events(client: &kube::Client, ns: &str, uid: Option<&str>, out: &mut dyn Write) -> Result<()> {
+async fn print_events(
+    client: &kube::Client,
+    ns: &str,
+    uid: Option<&str>,
+    out: &mut dyn Write,
+) -> Result<()> {
     let Some(uid) = uid else { return Ok(()) };
     let events = Api::<Event>::namespaced(client.clone(), ns)
         .list(&ListParams::default().fields(&format!("involvedObject.uid={uid}")))
@@ -497,14 +571,26 @@ async fn print_events(client: &kube::Client, ns: &str, uid: Option<&str>, out: &
     // Events are a courtesy: a cluster that will not list them still gets the rest.
     if let Ok(list) = events {
         for e in list.items {
-            writeln!(out, "event {}: {} {}", e.type_.unwrap_or_default(), e.reason.unwrap_or_default(), e.message.unwrap_or_default())?;
+            writeln!(
+                out,
+                "event {}: {} {}",
+                e.type_.unwrap_or_default(),
+                e.reason.unwrap_or_default(),
+                e.message.unwrap_or_default()
+            )?;
         }
     }
     Ok(())
 }
 
 fn scope_lines(s: &ResourceScope) -> String {
-    let list = |v: &[String], all: &str| if v.is_empty() { all.to_string() } else { v.join(", ") };
+    let list = |v: &[String], all: &str| {
+        if v.is_empty() {
+            all.to_string()
+        } else {
+            v.join(", ")
+        }
+    };
     format!(
         "Namespaces:\n  Included:  {}\n  Excluded:  {}\nResources:\n  Included:  {}\n  Excluded:  {}\nLabel selector:  {}\n",
         list(&s.included_namespaces, "*"),
@@ -551,7 +637,9 @@ fn describe_backup(b: &Backup, pvbs: &[PodVolumeBackup]) -> String {
     }
     if !pvbs.is_empty() {
         s += "\nPod volume backups:\n";
-        let mut t = Table::new(&["POD", "VOLUME", "NODE", "PHASE", "SNAPSHOT", "BYTES", "ADDED"]);
+        let mut t = Table::new(&[
+            "POD", "VOLUME", "NODE", "PHASE", "SNAPSHOT", "BYTES", "ADDED",
+        ]);
         for v in pvbs {
             let vs = v.status.clone().unwrap_or_default();
             let vp = vs.progress.clone().unwrap_or_default();
@@ -560,7 +648,10 @@ fn describe_backup(b: &Backup, pvbs: &[PodVolumeBackup]) -> String {
                 v.spec.volume.clone(),
                 v.spec.node.clone(),
                 format!("{:?}", vs.phase),
-                vs.snapshot_id.as_deref().map(|i| i.chars().take(8).collect()).unwrap_or_else(|| "-".into()),
+                vs.snapshot_id
+                    .as_deref()
+                    .map(|i| i.chars().take(8).collect())
+                    .unwrap_or_else(|| "-".into()),
                 format!("{}/{}", vp.bytes_done, vp.total_bytes),
                 or_dash(vs.incremental_bytes),
             ]);
@@ -570,7 +661,12 @@ fn describe_backup(b: &Backup, pvbs: &[PodVolumeBackup]) -> String {
     s
 }
 
-async fn restore(client: kube::Client, ns: &str, c: RestoreCommand, out: &mut dyn Write) -> Result<i32> {
+async fn restore(
+    client: kube::Client,
+    ns: &str,
+    c: RestoreCommand,
+    out: &mut dyn Write,
+) -> Result<i32> {
     match c {
         RestoreCommand::Create(a) => {
             let mut mapping = BTreeMap::new();
@@ -582,7 +678,11 @@ async fn restore(client: kube::Client, ns: &str, c: RestoreCommand, out: &mut dy
                 mapping.insert(from.to_string(), to.to_string());
             }
             let name = a.name.clone().unwrap_or_else(|| {
-                format!("{}-{}", a.from_backup, jiff::Timestamp::now().strftime("%Y%m%d%H%M%S"))
+                format!(
+                    "{}-{}",
+                    a.from_backup,
+                    jiff::Timestamp::now().strftime("%Y%m%d%H%M%S")
+                )
             });
             let backups: Api<Backup> = Api::namespaced(client.clone(), ns);
             get_one(&backups, &a.from_backup).await?;
@@ -597,9 +697,19 @@ async fn restore(client: kube::Client, ns: &str, c: RestoreCommand, out: &mut dy
                 status: None,
             };
             create(&client, ns, r).await?;
-            writeln!(out, "Restore {name} submitted; see `arca cluster restore describe {name}`.")?;
+            writeln!(
+                out,
+                "Restore {name} submitted; see `arca cluster restore describe {name}`."
+            )?;
             if a.wait {
-                let p = wait_for::<Restore>(&client, ns, &name, |r| r.status.as_ref().map(|s| s.phase).unwrap_or_default(), out).await?;
+                let p = wait_for::<Restore>(
+                    &client,
+                    ns,
+                    &name,
+                    |r| r.status.as_ref().map(|s| s.phase).unwrap_or_default(),
+                    out,
+                )
+                .await?;
                 return Ok(exit_for(p));
             }
             Ok(0)
@@ -607,7 +717,9 @@ async fn restore(client: kube::Client, ns: &str, c: RestoreCommand, out: &mut dy
         RestoreCommand::Get(g) => {
             let list = get_list::<Restore>(&client, ns, &g.names).await?;
             print_list(out, g.output, &list, |list| {
-                let mut t = Table::new(&["NAME", "BACKUP", "STATUS", "ERRORS", "WARNINGS", "VOLUMES", "CREATED"]);
+                let mut t = Table::new(&[
+                    "NAME", "BACKUP", "STATUS", "ERRORS", "WARNINGS", "VOLUMES", "CREATED",
+                ]);
                 for r in list {
                     let st = r.status.clone().unwrap_or_default();
                     let p = st.progress.clone().unwrap_or_default();
@@ -686,7 +798,15 @@ async fn restore(client: kube::Client, ns: &str, c: RestoreCommand, out: &mut dy
             }
             for p in volume_restores(&client, ns, &r).await? {
                 let s = p.status.clone().unwrap_or_default();
-                writeln!(out, "volume {}/{} {}: {:?}{}", p.spec.pod.namespace, p.spec.pod.name, p.spec.volume, s.phase, s.message.map(|m| format!(": {m}")).unwrap_or_default())?;
+                writeln!(
+                    out,
+                    "volume {}/{} {}: {:?}{}",
+                    p.spec.pod.namespace,
+                    p.spec.pod.name,
+                    p.spec.volume,
+                    s.phase,
+                    s.message.map(|m| format!(": {m}")).unwrap_or_default()
+                )?;
             }
             print_events(&client, ns, r.uid().as_deref(), out).await?;
             Ok(0)
@@ -694,7 +814,11 @@ async fn restore(client: kube::Client, ns: &str, c: RestoreCommand, out: &mut dy
     }
 }
 
-async fn volume_restores(client: &kube::Client, ns: &str, r: &Restore) -> Result<Vec<PodVolumeRestore>> {
+async fn volume_restores(
+    client: &kube::Client,
+    ns: &str,
+    r: &Restore,
+) -> Result<Vec<PodVolumeRestore>> {
     let uid = r.uid().unwrap_or_default();
     let mut list = Api::<PodVolumeRestore>::namespaced(client.clone(), ns)
         .list(&ListParams::default().labels(&format!("{RESTORE_UID_LABEL}={uid}")))
@@ -705,7 +829,12 @@ async fn volume_restores(client: &kube::Client, ns: &str, r: &Restore) -> Result
     Ok(list)
 }
 
-async fn schedule(client: kube::Client, ns: &str, c: ScheduleCommand, out: &mut dyn Write) -> Result<i32> {
+async fn schedule(
+    client: kube::Client,
+    ns: &str,
+    c: ScheduleCommand,
+    out: &mut dyn Write,
+) -> Result<i32> {
     match c {
         ScheduleCommand::Create(a) => {
             let s = Schedule {
@@ -719,13 +848,18 @@ async fn schedule(client: kube::Client, ns: &str, c: ScheduleCommand, out: &mut 
                 status: None,
             };
             create(&client, ns, s).await?;
-            writeln!(out, "Schedule {} created: backups at {:?}.", a.name, a.schedule)?;
+            writeln!(
+                out,
+                "Schedule {} created: backups at {:?}.",
+                a.name, a.schedule
+            )?;
             Ok(0)
         }
         ScheduleCommand::Get(g) => {
             let list = get_list::<Schedule>(&client, ns, &g.names).await?;
             print_list(out, g.output, &list, |list| {
-                let mut t = Table::new(&["NAME", "STATUS", "SCHEDULE", "LAST BACKUP", "PAUSED", "TTL"]);
+                let mut t =
+                    Table::new(&["NAME", "STATUS", "SCHEDULE", "LAST BACKUP", "PAUSED", "TTL"]);
                 for s in list {
                     let st = s.status.clone().unwrap_or_default();
                     t.row(vec![
@@ -783,7 +917,10 @@ mod tests {
         let (code, out) = arca(&c, "backup create b1 --include-namespaces shop,blog --exclude-resources secrets -l app=web,tier=front --ttl 72h --default-volumes-to-fs-backup").await.unwrap();
         assert_eq!(code, 0);
         assert!(out.starts_with("Backup b1 submitted"), "{out}");
-        let b = Api::<Backup>::namespaced(c.clone(), "arca-system").get("b1").await.unwrap();
+        let b = Api::<Backup>::namespaced(c.clone(), "arca-system")
+            .get("b1")
+            .await
+            .unwrap();
         assert_eq!(b.spec.scope.included_namespaces, ["shop", "blog"]);
         assert_eq!(b.spec.scope.excluded_resources, ["secrets"]);
         assert_eq!(b.spec.ttl.as_deref(), Some("72h"));
@@ -799,8 +936,14 @@ mod tests {
 
         let (_, out) = arca(&c, "backup get").await.unwrap();
         let lines: Vec<&str> = out.lines().collect();
-        assert!(lines[0].starts_with("NAME") && lines[0].contains("STATUS"), "{out}");
-        assert!(lines[2].starts_with("b1  ") && lines[2].contains("New"), "{out}");
+        assert!(
+            lines[0].starts_with("NAME") && lines[0].contains("STATUS"),
+            "{out}"
+        );
+        assert!(
+            lines[2].starts_with("b1  ") && lines[2].contains("New"),
+            "{out}"
+        );
         let (_, out) = arca(&c, "backup get b1 --output json").await.unwrap();
         let v: serde_json::Value = serde_json::from_str(&out).unwrap();
         assert_eq!(v[0]["spec"]["includedNamespaces"][1], "blog");
@@ -814,22 +957,40 @@ mod tests {
         let e = arca(&c, "backup delete b1").await.unwrap_err();
         assert!(e.to_string().contains("--confirm"), "{e}");
         arca(&c, "backup delete b1 --confirm").await.unwrap();
-        let b = Api::<Backup>::namespaced(c.clone(), "arca-system").get("b1").await.unwrap();
+        let b = Api::<Backup>::namespaced(c.clone(), "arca-system")
+            .get("b1")
+            .await
+            .unwrap();
         assert_eq!(b.spec.ttl.as_deref(), Some("0s"));
     }
 
     #[tokio::test]
     async fn restores_and_schedules() {
         let c = client().await;
-        let e = arca(&c, "restore create --from-backup nope").await.unwrap_err();
+        let e = arca(&c, "restore create --from-backup nope")
+            .await
+            .unwrap_err();
         assert_eq!(e.to_string(), "Backup nope not found");
         arca(&c, "backup create b1").await.unwrap();
-        let (code, out) = arca(&c, "restore create r1 --from-backup b1 --namespace-mappings shop:shop-copy").await.unwrap();
+        let (code, out) = arca(
+            &c,
+            "restore create r1 --from-backup b1 --namespace-mappings shop:shop-copy",
+        )
+        .await
+        .unwrap();
         assert_eq!(code, 0, "{out}");
-        let r = Api::<Restore>::namespaced(c.clone(), "arca-system").get("r1").await.unwrap();
+        let r = Api::<Restore>::namespaced(c.clone(), "arca-system")
+            .get("r1")
+            .await
+            .unwrap();
         assert_eq!(r.spec.backup_name, "b1");
         assert_eq!(r.spec.namespace_mapping["shop"], "shop-copy");
-        let e = arca(&c, "restore create r2 --from-backup b1 --namespace-mappings shop").await.unwrap_err();
+        let e = arca(
+            &c,
+            "restore create r2 --from-backup b1 --namespace-mappings shop",
+        )
+        .await
+        .unwrap_err();
         assert!(e.to_string().contains("expected from:to"), "{e}");
         let (_, out) = arca(&c, "restore get").await.unwrap();
         let row: Vec<&str> = out.lines().nth(2).unwrap().split_whitespace().collect();
@@ -837,23 +998,39 @@ mod tests {
         let (_, out) = arca(&c, "restore describe r1").await.unwrap();
         assert!(out.contains("  shop: shop-copy"), "{out}");
 
-        arca(&c, "schedule create nightly --schedule @daily --include-namespaces shop --ttl 168h").await.unwrap();
-        let s = Api::<Schedule>::namespaced(c.clone(), "arca-system").get("nightly").await.unwrap();
+        arca(
+            &c,
+            "schedule create nightly --schedule @daily --include-namespaces shop --ttl 168h",
+        )
+        .await
+        .unwrap();
+        let s = Api::<Schedule>::namespaced(c.clone(), "arca-system")
+            .get("nightly")
+            .await
+            .unwrap();
         assert_eq!(s.spec.schedule, "@daily");
         assert_eq!(s.spec.template.ttl.as_deref(), Some("168h"));
         let (_, out) = arca(&c, "schedule get --output yaml").await.unwrap();
-        assert!(out.contains("schedule: '@daily'") || out.contains("schedule: \"@daily\""), "{out}");
+        assert!(
+            out.contains("schedule: '@daily'") || out.contains("schedule: \"@daily\""),
+            "{out}"
+        );
         let (_, out) = arca(&c, "repo get").await.unwrap();
         assert!(out.starts_with("NAME"), "{out}");
         let e = arca(&c, "repo rotate-key shop-default").await.unwrap_err();
         assert_eq!(e.to_string(), "BackupRepository shop-default not found");
         let repos = Api::<BackupRepository>::namespaced(c.clone(), "arca-system");
         repos
-            .create(&PostParams::default(), &BackupRepository::new("shop-default", Default::default()))
+            .create(
+                &PostParams::default(),
+                &BackupRepository::new("shop-default", Default::default()),
+            )
             .await
             .unwrap();
         arca(&c, "repo rotate-key shop-default").await.unwrap();
         let r = repos.get("shop-default").await.unwrap();
-        assert!(r.annotations().contains_key(arca_api::repository::ROTATE_KEY_ANNOTATION));
+        assert!(r
+            .annotations()
+            .contains_key(arca_api::repository::ROTATE_KEY_ANNOTATION));
     }
 }

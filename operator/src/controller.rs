@@ -47,9 +47,19 @@ impl Operator {
     }
 
     /// Record an Event on `obj` (best effort: a lost Event is no reason to fail).
-    async fn event<K: Resource<DynamicType = ()>>(&self, obj: &K, warning: bool, reason: &str, note: String) {
+    async fn event<K: Resource<DynamicType = ()>>(
+        &self,
+        obj: &K,
+        warning: bool,
+        reason: &str,
+        note: String,
+    ) {
         let ev = Event {
-            type_: if warning { EventType::Warning } else { EventType::Normal },
+            type_: if warning {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            },
             reason: reason.into(),
             note: Some(note),
             action: reason.into(),
@@ -79,10 +89,15 @@ fn capped(d: Duration) -> Action {
 }
 
 async fn kinds(op: &Operator) -> Result<Vec<Kind>, ReconcileError> {
-    resources::discover(&op.ctx.client).await.map_err(ReconcileError)
+    resources::discover(&op.ctx.client)
+        .await
+        .map_err(ReconcileError)
 }
 
-pub async fn on_location(bsl: Arc<BackupStorageLocation>, op: Arc<Operator>) -> Result<Action, ReconcileError> {
+pub async fn on_location(
+    bsl: Arc<BackupStorageLocation>,
+    op: Arc<Operator>,
+) -> Result<Action, ReconcileError> {
     let before = bsl.status.as_ref().and_then(|s| s.phase);
     let o = op.clone();
     let b = bsl.clone();
@@ -93,10 +108,12 @@ pub async fn on_location(bsl: Arc<BackupStorageLocation>, op: Arc<Operator>) -> 
         if st.phase != before {
             match st.phase {
                 Some(LocationPhase::Unavailable) => {
-                    op.event(&*bsl, true, "Unavailable", st.message.unwrap_or_default()).await
+                    op.event(&*bsl, true, "Unavailable", st.message.unwrap_or_default())
+                        .await
                 }
                 Some(LocationPhase::Available) => {
-                    op.event(&*bsl, false, "Available", "the store answers".into()).await
+                    op.event(&*bsl, false, "Available", "the store answers".into())
+                        .await
                 }
                 None => {}
             }
@@ -105,13 +122,22 @@ pub async fn on_location(bsl: Arc<BackupStorageLocation>, op: Arc<Operator>) -> 
     Ok(capped(again))
 }
 
-pub async fn on_repository(repo: Arc<BackupRepository>, op: Arc<Operator>) -> Result<Action, ReconcileError> {
+pub async fn on_repository(
+    repo: Arc<BackupRepository>,
+    op: Arc<Operator>,
+) -> Result<Action, ReconcileError> {
     let name = repo.name_any();
     if repo.status.as_ref().and_then(|s| s.phase) != Some(RepositoryPhase::Ready) {
         let (o, r) = (op.clone(), repo.clone());
         let phase = detached(move |rt| rt.block_on(repository::reconcile(&r, &o.ctx))).await?;
         if phase != RepositoryPhase::Ready {
-            op.event(&*repo, true, "NotReady", format!("repository {name} is not ready")).await;
+            op.event(
+                &*repo,
+                true,
+                "NotReady",
+                format!("repository {name} is not ready"),
+            )
+            .await;
             return Ok(Action::requeue(Duration::from_secs(60)));
         }
         // Ready now: the status change brings it back for maintenance.
@@ -119,29 +145,47 @@ pub async fn on_repository(repo: Arc<BackupRepository>, op: Arc<Operator>) -> Re
     }
     if repo.annotations().contains_key(ROTATE_KEY_ANNOTATION) {
         let (o, r) = (op.clone(), repo.clone());
-        return Ok(match detached(move |rt| rt.block_on(repository::rotate_key(&r, &o.ctx))).await {
-            Ok(()) => {
-                op.event(&*repo, false, "KeyRotated", format!("repository {name} has a new key")).await;
-                Action::await_change()
-            }
-            Err(e) => {
-                op.event(&*repo, true, "KeyRotationFailed", e.to_string()).await;
-                Action::requeue(Duration::from_secs(60))
-            }
-        });
+        return Ok(
+            match detached(move |rt| rt.block_on(repository::rotate_key(&r, &o.ctx))).await {
+                Ok(()) => {
+                    op.event(
+                        &*repo,
+                        false,
+                        "KeyRotated",
+                        format!("repository {name} has a new key"),
+                    )
+                    .await;
+                    Action::await_change()
+                }
+                Err(e) => {
+                    op.event(&*repo, true, "KeyRotationFailed", e.to_string())
+                        .await;
+                    Action::requeue(Duration::from_secs(60))
+                }
+            },
+        );
     }
     let (o, r) = (op.clone(), repo.clone());
-    let out = detached(move |rt| {
-        rt.block_on(maintenance::reconcile(&r, &o.ctx, jiff::Timestamp::now()))
-    })
-    .await?;
+    let out =
+        detached(move |rt| rt.block_on(maintenance::reconcile(&r, &o.ctx, jiff::Timestamp::now())))
+            .await?;
     Ok(match out {
         maintenance::Outcome::NotReady => Action::requeue(Duration::from_secs(60)),
         maintenance::Outcome::DueIn(d) => capped(d),
         maintenance::Outcome::Ran(result) => {
             op.metrics.maintenance_ran(&name, result);
             let failed = result == MaintenanceResult::Failed;
-            op.event(&*repo, failed, if failed { "MaintenanceFailed" } else { "Maintained" }, format!("maintenance of {name}: {result:?}")).await;
+            op.event(
+                &*repo,
+                failed,
+                if failed {
+                    "MaintenanceFailed"
+                } else {
+                    "Maintained"
+                },
+                format!("maintenance of {name}: {result:?}"),
+            )
+            .await;
             capped(maintenance::frequency(&repo))
         }
     })
@@ -150,7 +194,9 @@ pub async fn on_repository(repo: Arc<BackupRepository>, op: Arc<Operator>) -> Re
 pub async fn on_backup(b: Arc<Backup>, op: Arc<Operator>) -> Result<Action, ReconcileError> {
     let name = b.name_any();
     let (o, bb) = (op.clone(), b.clone());
-    match detached(move |rt| rt.block_on(gc::reconcile(&bb, &o.ctx, jiff::Timestamp::now()))).await? {
+    match detached(move |rt| rt.block_on(gc::reconcile(&bb, &o.ctx, jiff::Timestamp::now())))
+        .await?
+    {
         gc::Outcome::Deleted => {
             tracing::info!(backup = %name, "expired: deleted");
             return Ok(Action::await_change());
@@ -162,8 +208,15 @@ pub async fn on_backup(b: Arc<Backup>, op: Arc<Operator>) -> Result<Action, Reco
         return Ok(Action::await_change());
     }
     // Only the second half (collecting manifests) needs the API's kinds.
-    let in_progress = b.status.as_ref().is_some_and(|s| s.phase == OperationPhase::InProgress);
-    let kinds = if in_progress { kinds(&op).await? } else { Vec::new() };
+    let in_progress = b
+        .status
+        .as_ref()
+        .is_some_and(|s| s.phase == OperationPhase::InProgress);
+    let kinds = if in_progress {
+        kinds(&op).await?
+    } else {
+        Vec::new()
+    };
     let (o, bb) = (op.clone(), b.clone());
     let out = detached(move |rt| rt.block_on(backup::reconcile(&bb, &o.ctx, &kinds))).await?;
     tracing::info!(backup = %name, outcome = ?out, "reconciled");
@@ -175,10 +228,16 @@ pub async fn on_backup(b: Arc<Backup>, op: Arc<Operator>) -> Result<Action, Reco
             if let Ok(done) = api.get(&name).await {
                 op.metrics.backup_finished(&done);
                 let st = done.status.unwrap_or_default();
-                let note = st
-                    .failure_reason
-                    .unwrap_or_else(|| format!("{} error(s), {} warning(s)", st.errors, st.warnings));
-                op.event(&*b, phase != OperationPhase::Completed, &format!("Backup{phase:?}"), note).await;
+                let note = st.failure_reason.unwrap_or_else(|| {
+                    format!("{} error(s), {} warning(s)", st.errors, st.warnings)
+                });
+                op.event(
+                    &*b,
+                    phase != OperationPhase::Completed,
+                    &format!("Backup{phase:?}"),
+                    note,
+                )
+                .await;
             }
             // Back for expiry.
             Action::requeue(Duration::from_secs(1))
@@ -203,10 +262,16 @@ pub async fn on_restore(r: Arc<Restore>, op: Arc<Operator>) -> Result<Action, Re
             if let Ok(done) = api.get(&name).await {
                 op.metrics.restore_finished(&done);
                 let st = done.status.unwrap_or_default();
-                let note = st
-                    .failure_reason
-                    .unwrap_or_else(|| format!("{} error(s), {} warning(s)", st.errors, st.warnings));
-                op.event(&*r, phase != OperationPhase::Completed, &format!("Restore{phase:?}"), note).await;
+                let note = st.failure_reason.unwrap_or_else(|| {
+                    format!("{} error(s), {} warning(s)", st.errors, st.warnings)
+                });
+                op.event(
+                    &*r,
+                    phase != OperationPhase::Completed,
+                    &format!("Restore{phase:?}"),
+                    note,
+                )
+                .await;
             }
             Action::await_change()
         }

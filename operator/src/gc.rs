@@ -52,7 +52,11 @@ pub enum Outcome {
 }
 
 /// Delete `backup` if it has expired at `now`.
-pub async fn reconcile(backup: &Backup, ctx: &Context, now: jiff::Timestamp) -> Result<Outcome, String> {
+pub async fn reconcile(
+    backup: &Backup,
+    ctx: &Context,
+    now: jiff::Timestamp,
+) -> Result<Outcome, String> {
     let Some(at) = expiry(backup) else {
         return Ok(Outcome::NotExpiring);
     };
@@ -65,7 +69,12 @@ pub async fn reconcile(backup: &Backup, ctx: &Context, now: jiff::Timestamp) -> 
     if let Err(e) = delete(backup, ctx).await {
         // Say why on the Backup and try again later, rather than lose track of the data.
         tracing::warn!(backup = %name, "cannot delete the expired backup: {e}");
-        patch_status(&api, &name, json!({"failureReason": format!("deleting the expired backup: {e}")})).await?;
+        patch_status(
+            &api,
+            &name,
+            json!({"failureReason": format!("deleting the expired backup: {e}")}),
+        )
+        .await?;
         return Ok(Outcome::ExpiresIn(RETRY));
     }
     Ok(Outcome::Deleted)
@@ -86,8 +95,15 @@ async fn forget(ctx: &Context, repo: &str, id: &str) -> Result<(), String> {
     let _ = lock.release().await;
     for (_, r) in result {
         match r {
-            Ok(()) | Err(arca_engine::Error::Storage(arca_storage::StorageError::NotFound { .. })) => {}
-            Err(e) => return Err(format!("{repo}: forgetting {}: {}", id.short(), one_line(&e))),
+            Ok(())
+            | Err(arca_engine::Error::Storage(arca_storage::StorageError::NotFound { .. })) => {}
+            Err(e) => {
+                return Err(format!(
+                    "{repo}: forgetting {}: {}",
+                    id.short(),
+                    one_line(&e)
+                ))
+            }
         }
     }
     Ok(())
@@ -106,9 +122,18 @@ async fn delete(backup: &Backup, ctx: &Context) -> Result<(), String> {
             forget(ctx, &p.spec.repository, id).await?;
         }
     }
-    if let Some(id) = backup.status.as_ref().and_then(|s| s.resources_snapshot_id.as_deref()) {
+    if let Some(id) = backup
+        .status
+        .as_ref()
+        .and_then(|s| s.resources_snapshot_id.as_deref())
+    {
         let bsl = storage_location(ctx, backup.spec.storage_location.as_deref()).await?;
-        forget(ctx, &repository::name_for(RESOURCES_REPOSITORY, &bsl.name_any()), id).await?;
+        forget(
+            ctx,
+            &repository::name_for(RESOURCES_REPOSITORY, &bsl.name_any()),
+            id,
+        )
+        .await?;
     }
     for p in &list {
         match pvbs.delete(&p.name_any(), &DeleteParams::default()).await {
@@ -118,7 +143,10 @@ async fn delete(backup: &Backup, ctx: &Context) -> Result<(), String> {
         }
     }
     let api: Api<Backup> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
-    match api.delete(&backup.name_any(), &DeleteParams::default()).await {
+    match api
+        .delete(&backup.name_any(), &DeleteParams::default())
+        .await
+    {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
         Err(e) => Err(format!("deleting Backup {}: {e}", backup.name_any())),

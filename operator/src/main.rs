@@ -17,7 +17,11 @@ struct Cli {
     #[arg(long, default_value = "0.0.0.0:8085")]
     metrics_address: String,
     /// The image of the restore-wait init container added to restored pods.
-    #[arg(long, env = "ARCA_AGENT_IMAGE", default_value = "ghcr.io/arca-backup/arca:latest")]
+    #[arg(
+        long,
+        env = "ARCA_AGENT_IMAGE",
+        default_value = "ghcr.io/arca-backup/arca:latest"
+    )]
     agent_image: String,
 }
 
@@ -37,7 +41,10 @@ fn run(cli: Cli) -> Result<()> {
         .init();
     let metrics_address: Option<SocketAddr> = match cli.metrics_address.trim() {
         "" => None,
-        a => Some(a.parse().map_err(|e| anyhow::anyhow!("--metrics-address {a:?}: {e}"))?),
+        a => Some(
+            a.parse()
+                .map_err(|e| anyhow::anyhow!("--metrics-address {a:?}: {e}"))?,
+        ),
     };
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async {

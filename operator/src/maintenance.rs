@@ -105,9 +105,10 @@ async fn run(repo: &BackupRepository, ctx: &Context) -> Result<String, String> {
         .map_err(|e| format!("{url}: {}", one_line(&e)))?;
     let none = arca_engine::progress::NoProgress;
     let result = async {
-        let report = arca_engine::check::check(&mut opened, arca_engine::check::ReadData::None, &none)
-            .await
-            .map_err(|e| format!("check: {}", one_line(&e)))?;
+        let report =
+            arca_engine::check::check(&mut opened, arca_engine::check::ReadData::None, &none)
+                .await
+                .map_err(|e| format!("check: {}", one_line(&e)))?;
         if let Some(e) = report.errors.first() {
             // Never prune a damaged repository: that could delete what a repair needs.
             return Err(format!(

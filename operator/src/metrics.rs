@@ -72,7 +72,11 @@ impl Default for Metrics {
             "When the last Backup (of each schedule) completed",
             m.last_success.clone(),
         );
-        registry.register("restore", "Restores finished, by outcome", m.restores.clone());
+        registry.register(
+            "restore",
+            "Restores finished, by outcome",
+            m.restores.clone(),
+        );
         registry.register(
             "restore_duration_seconds",
             "Time from a Restore's start to its end",
@@ -91,12 +95,19 @@ impl Metrics {
     /// Count a finished Backup.
     pub fn backup_finished(&self, b: &Backup) {
         let Some(st) = &b.status else { return };
-        let schedule = b.labels().get(SCHEDULE_NAME_LABEL).cloned().unwrap_or_default();
+        let schedule = b
+            .labels()
+            .get(SCHEDULE_NAME_LABEL)
+            .cloned()
+            .unwrap_or_default();
         let by_schedule = vec![("schedule".to_string(), schedule)];
         let mut labels = by_schedule.clone();
         labels.push(("outcome".into(), outcome(st.phase)));
         self.backups.get_or_create(&labels).inc();
-        if let Some(s) = seconds_between(st.start_timestamp.as_ref(), st.completion_timestamp.as_ref()) {
+        if let Some(s) = seconds_between(
+            st.start_timestamp.as_ref(),
+            st.completion_timestamp.as_ref(),
+        ) {
             self.backup_seconds.get_or_create(&by_schedule).observe(s);
         }
         if let Some(p) = &st.progress {
@@ -119,7 +130,10 @@ impl Metrics {
         self.restores
             .get_or_create(&vec![("outcome".into(), outcome(st.phase))])
             .inc();
-        if let Some(s) = seconds_between(st.start_timestamp.as_ref(), st.completion_timestamp.as_ref()) {
+        if let Some(s) = seconds_between(
+            st.start_timestamp.as_ref(),
+            st.completion_timestamp.as_ref(),
+        ) {
             self.restore_seconds.get_or_create(&vec![]).observe(s);
         }
     }
@@ -193,7 +207,10 @@ mod tests {
             phase: OperationPhase::Completed,
             start_timestamp: Some(Time("2026-12-02T03:00:00Z".parse().unwrap())),
             completion_timestamp: Some(Time("2026-12-02T03:00:30Z".parse().unwrap())),
-            progress: Some(BackupProgress { bytes_done: 4096, ..Default::default() }),
+            progress: Some(BackupProgress {
+                bytes_done: 4096,
+                ..Default::default()
+            }),
             ..Default::default()
         });
         m.backup_finished(&b);
@@ -215,7 +232,10 @@ mod tests {
             "arca_restore_total{outcome=\"Failed\"} 1",
             "arca_repository_maintenance_total{repository=\"shop-default\",result=\"Succeeded\"} 1",
         ] {
-            assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in\n{text}"
+            );
         }
     }
 }

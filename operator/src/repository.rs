@@ -167,7 +167,13 @@ pub async fn open(
     let mut r = open_with(ctx, repo, &pw).await?;
     r.load_index(&arca_engine::progress::NoProgress)
         .await
-        .map_err(|e| format!("{}: loading the index: {}", repo.spec.repository_url, one_line(&e)))?;
+        .map_err(|e| {
+            format!(
+                "{}: loading the index: {}",
+                repo.spec.repository_url,
+                one_line(&e)
+            )
+        })?;
     Ok(r)
 }
 
@@ -191,7 +197,9 @@ pub async fn rotate_key(repo: &BackupRepository, ctx: &Context) -> Result<(), St
         let data: serde_json::Map<String, serde_json::Value> = pairs
             .into_iter()
             .map(|(k, v)| {
-                let v = v.map(|v| json!(base64_of(&v))).unwrap_or(serde_json::Value::Null);
+                let v = v
+                    .map(|v| json!(base64_of(&v)))
+                    .unwrap_or(serde_json::Value::Null);
                 (k.to_string(), v)
             })
             .collect();
@@ -199,7 +207,11 @@ pub async fn rotate_key(repo: &BackupRepository, ctx: &Context) -> Result<(), St
         let name = key.name.clone();
         async move {
             secrets
-                .patch(&name, &PatchParams::default(), &Patch::Merge(json!({ "data": data })))
+                .patch(
+                    &name,
+                    &PatchParams::default(),
+                    &Patch::Merge(json!({ "data": data })),
+                )
                 .await
                 .map(drop)
                 .map_err(|e| format!("updating Secret {name}: {e}"))
@@ -234,9 +246,9 @@ pub async fn rotate_key(repo: &BackupRepository, ctx: &Context) -> Result<(), St
         }
         // Interrupted after the old key went: the pending password must open it.
         Err(e) => {
-            open_with(ctx, repo, &new)
-                .await
-                .map_err(|_| format!("neither the current nor the pending password opens it: {e}"))?;
+            open_with(ctx, repo, &new).await.map_err(|_| {
+                format!("neither the current nor the pending password opens it: {e}")
+            })?;
         }
     }
     set(vec![(key.key.as_str(), Some(new)), (PENDING_KEY, None)]).await?;

@@ -74,13 +74,25 @@ pub async fn reconcile(
         }
     }
     let Some(cron) = cron.filter(|_| problems.is_empty()) else {
-        if status.phase != Some(SchedulePhase::FailedValidation) || status.validation_errors != problems {
-            patch_status(&api, &name, json!({"phase": SchedulePhase::FailedValidation, "validationErrors": problems})).await?;
+        if status.phase != Some(SchedulePhase::FailedValidation)
+            || status.validation_errors != problems
+        {
+            patch_status(
+                &api,
+                &name,
+                json!({"phase": SchedulePhase::FailedValidation, "validationErrors": problems}),
+            )
+            .await?;
         }
         return Ok(IDLE_RECHECK);
     };
     if status.phase != Some(SchedulePhase::Enabled) {
-        patch_status(&api, &name, json!({"phase": SchedulePhase::Enabled, "validationErrors": []})).await?;
+        patch_status(
+            &api,
+            &name,
+            json!({"phase": SchedulePhase::Enabled, "validationErrors": []}),
+        )
+        .await?;
     }
     if schedule.spec.paused {
         return Ok(IDLE_RECHECK);
@@ -111,14 +123,17 @@ async fn create_backup(
     name: &str,
     now: jiff::Timestamp,
 ) -> Result<(), String> {
-    let owner = schedule.spec.use_owner_references_in_backup.then(|| OwnerReference {
-        api_version: Schedule::api_version(&()).into_owned(),
-        kind: Schedule::kind(&()).into_owned(),
-        name: name.to_string(),
-        uid: schedule.uid().unwrap_or_default(),
-        controller: Some(true),
-        block_owner_deletion: Some(true),
-    });
+    let owner = schedule
+        .spec
+        .use_owner_references_in_backup
+        .then(|| OwnerReference {
+            api_version: Schedule::api_version(&()).into_owned(),
+            kind: Schedule::kind(&()).into_owned(),
+            name: name.to_string(),
+            uid: schedule.uid().unwrap_or_default(),
+            controller: Some(true),
+            block_owner_deletion: Some(true),
+        });
     let backup = Backup {
         metadata: ObjectMeta {
             name: Some(backup_name(name, now)),

@@ -6,9 +6,9 @@ use crate::context::Context;
 use crate::repository;
 use arca_api::repository::RepositoryPhase;
 use arca_api::BackupStorageLocation;
-use kube::ResourceExt;
 use arca_engine::backup::{BackupOptions, SelectAll};
 use arca_engine::progress::NoProgress;
+use kube::ResourceExt;
 use serde_json::Value;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -40,12 +40,13 @@ pub async fn save_manifests(
     if repo.status.as_ref().and_then(|s| s.phase) != Some(RepositoryPhase::Ready)
         && repository::reconcile(&repo, ctx).await? != RepositoryPhase::Ready
     {
-        let why = kube::Api::<arca_api::BackupRepository>::namespaced(ctx.client.clone(), &ctx.namespace)
-            .get(&repo.name_any())
-            .await
-            .ok()
-            .and_then(|r| r.status.and_then(|s| s.message))
-            .unwrap_or_else(|| "no reason recorded".into());
+        let why =
+            kube::Api::<arca_api::BackupRepository>::namespaced(ctx.client.clone(), &ctx.namespace)
+                .get(&repo.name_any())
+                .await
+                .ok()
+                .and_then(|r| r.status.and_then(|s| s.message))
+                .unwrap_or_else(|| "no reason recorded".into());
         return Err(format!(
             "the resource repository of location {} is not ready: {why}",
             repo.spec.backup_storage_location

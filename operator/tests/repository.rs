@@ -247,26 +247,51 @@ async fn a_key_rotation_replaces_the_password_and_survives_an_interruption() {
     assert_ne!(first, second);
     assert_eq!(second.len(), 64);
     assert!(open(second.clone()).await.is_ok());
-    assert!(matches!(open(first.clone()).await, Err(arca_engine::Error::WrongPassword)));
+    assert!(matches!(
+        open(first.clone()).await,
+        Err(arca_engine::Error::WrongPassword)
+    ));
     assert_eq!(keys().await, 1, "the old key is gone");
     let r = repos.get("shop-default").await.unwrap();
-    assert!(!r.annotations().contains_key(ROTATE_KEY_ANNOTATION), "the request is cleared");
-    let s = Api::<Secret>::namespaced(ctx.client.clone(), NS).get("shop-default-key").await.unwrap();
-    assert_eq!(arca_api::common::secret_strings(&s).len(), 1, "no pending password left");
+    assert!(
+        !r.annotations().contains_key(ROTATE_KEY_ANNOTATION),
+        "the request is cleared"
+    );
+    let s = Api::<Secret>::namespaced(ctx.client.clone(), NS)
+        .get("shop-default-key")
+        .await
+        .unwrap();
+    assert_eq!(
+        arca_api::common::secret_strings(&s).len(),
+        1,
+        "no pending password left"
+    );
 
     // Interrupted after the old key was removed but before the Secret was switched: the
     // Secret's password no longer opens, the pending one does; the next call finishes.
     let r = annotate().await;
     let with_second = open(second.clone()).await.unwrap();
     let third = "a-pending-password-from-an-interrupted-rotation".to_string();
-    let third_id = arca_engine::keys::add_key(&with_second, &third, arca_format::keyfile::KdfParams { n: 16, r: 1, p: 1 })
-        .await
-        .unwrap();
+    let third_id = arca_engine::keys::add_key(
+        &with_second,
+        &third,
+        arca_format::keyfile::KdfParams { n: 16, r: 1, p: 1 },
+    )
+    .await
+    .unwrap();
     let with_third = open(third.clone()).await.unwrap();
     assert_eq!(with_third.key_id(), third_id);
-    arca_engine::keys::remove_key(&with_third, &with_second.key_id()).await.unwrap();
+    arca_engine::keys::remove_key(&with_third, &with_second.key_id())
+        .await
+        .unwrap();
     Api::<Secret>::namespaced(ctx.client.clone(), NS)
-        .patch("shop-default-key", &PatchParams::default(), &Patch::Merge(serde_json::json!({"data": {"pending-repository-password": base64_of(&third)}})))
+        .patch(
+            "shop-default-key",
+            &PatchParams::default(),
+            &Patch::Merge(
+                serde_json::json!({"data": {"pending-repository-password": base64_of(&third)}}),
+            ),
+        )
         .await
         .unwrap();
     repository::rotate_key(&r, &ctx).await.unwrap();

@@ -76,18 +76,26 @@ async fn backups(ctx: &Context) -> Vec<Backup> {
 async fn backups_come_when_due_and_missed_runs_make_one() {
     let ctx = context(vec![schedule("nightly", "0 3 * * *")]).await;
     // Before the first run: nothing, and a wake-up at 03:00.
-    let wait = reconcile(&get(&ctx, "nightly").await, &ctx, at("2026-12-01T02:00:00Z"))
-        .await
-        .unwrap();
+    let wait = reconcile(
+        &get(&ctx, "nightly").await,
+        &ctx,
+        at("2026-12-01T02:00:00Z"),
+    )
+    .await
+    .unwrap();
     assert_eq!(wait, Duration::from_secs(3600));
     assert!(backups(&ctx).await.is_empty());
     let s = get(&ctx, "nightly").await;
     assert_eq!(s.status.unwrap().phase, Some(SchedulePhase::Enabled));
 
     // Due: one Backup from the template, owned by the schedule and labelled with it.
-    let wait = reconcile(&get(&ctx, "nightly").await, &ctx, at("2026-12-01T03:00:05Z"))
-        .await
-        .unwrap();
+    let wait = reconcile(
+        &get(&ctx, "nightly").await,
+        &ctx,
+        at("2026-12-01T03:00:05Z"),
+    )
+    .await
+    .unwrap();
     assert_eq!(wait, Duration::from_secs(24 * 3600 - 5));
     let list = backups(&ctx).await;
     assert_eq!(list.len(), 1);
@@ -100,7 +108,10 @@ async fn backups_come_when_due_and_missed_runs_make_one() {
         "nightly"
     );
     let owner = &b.metadata.owner_references.as_ref().unwrap()[0];
-    assert_eq!((owner.kind.as_str(), owner.uid.as_str()), ("Schedule", "uid-nightly"));
+    assert_eq!(
+        (owner.kind.as_str(), owner.uid.as_str()),
+        ("Schedule", "uid-nightly")
+    );
     let s = get(&ctx, "nightly").await;
     assert_eq!(
         s.status.unwrap().last_backup.unwrap().0,
@@ -108,27 +119,47 @@ async fn backups_come_when_due_and_missed_runs_make_one() {
     );
 
     // Looked at again at once: not due again.
-    reconcile(&get(&ctx, "nightly").await, &ctx, at("2026-12-01T03:00:06Z"))
-        .await
-        .unwrap();
+    reconcile(
+        &get(&ctx, "nightly").await,
+        &ctx,
+        at("2026-12-01T03:00:06Z"),
+    )
+    .await
+    .unwrap();
     assert_eq!(backups(&ctx).await.len(), 1);
 
     // The operator was down for two days: one Backup catches up, not two.
-    reconcile(&get(&ctx, "nightly").await, &ctx, at("2026-12-03T10:00:00Z"))
+    reconcile(
+        &get(&ctx, "nightly").await,
+        &ctx,
+        at("2026-12-03T10:00:00Z"),
+    )
+    .await
+    .unwrap();
+    let names: Vec<String> = backups(&ctx)
         .await
-        .unwrap();
-    let names: Vec<String> = backups(&ctx).await.iter().map(|b| b.metadata.name.clone().unwrap()).collect();
+        .iter()
+        .map(|b| b.metadata.name.clone().unwrap())
+        .collect();
     assert_eq!(names.len(), 2, "{names:?}");
     assert!(names.contains(&"nightly-20261203100000".to_string()));
 
     // Paused: nothing more.
     Api::<Schedule>::namespaced(ctx.client.clone(), NS)
-        .patch("nightly", &PatchParams::default(), &Patch::Merge(json!({"spec": {"paused": true}})))
+        .patch(
+            "nightly",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"paused": true}})),
+        )
         .await
         .unwrap();
-    reconcile(&get(&ctx, "nightly").await, &ctx, at("2026-12-05T10:00:00Z"))
-        .await
-        .unwrap();
+    reconcile(
+        &get(&ctx, "nightly").await,
+        &ctx,
+        at("2026-12-05T10:00:00Z"),
+    )
+    .await
+    .unwrap();
     assert_eq!(backups(&ctx).await.len(), 2);
 }
 

@@ -40,7 +40,10 @@ struct Seen {
 }
 
 /// Answer list, status patch and create requests; leave watches open (nothing changes).
-async fn api_server(mut handle: mock::Handle<Request<Body>, Response<Body>>, seen: mpsc::UnboundedSender<Seen>) {
+async fn api_server(
+    mut handle: mock::Handle<Request<Body>, Response<Body>>,
+    seen: mpsc::UnboundedSender<Seen>,
+) {
     let mut watches = Vec::new();
     while let Some((req, send)) = handle.next_request().await {
         let method = req.method().to_string();
@@ -54,8 +57,11 @@ async fn api_server(mut handle: mock::Handle<Request<Body>, Response<Body>>, see
             continue;
         }
         let (code, reply) = if method == "GET" && path == SCHEDULES {
-            (200, json!({"apiVersion": "arca.dev/v1alpha1", "kind": "ScheduleList",
-                         "metadata": {"resourceVersion": "1"}, "items": [schedule()]}))
+            (
+                200,
+                json!({"apiVersion": "arca.dev/v1alpha1", "kind": "ScheduleList",
+                         "metadata": {"resourceVersion": "1"}, "items": [schedule()]}),
+            )
         } else if method == "PATCH" && path == format!("{SCHEDULES}/nightly/status") {
             let mut s = schedule();
             s["status"] = body["status"].clone();
@@ -65,8 +71,11 @@ async fn api_server(mut handle: mock::Handle<Request<Body>, Response<Body>>, see
             b["metadata"]["uid"] = json!("uid-backup");
             (201, b)
         } else {
-            (404, json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 404,
-                         "reason": "NotFound", "message": format!("{method} {uri}")}))
+            (
+                404,
+                json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 404,
+                         "reason": "NotFound", "message": format!("{method} {uri}")}),
+            )
         };
         let _ = seen.send(Seen { method, uri, body });
         let response = Response::builder()
@@ -81,7 +90,10 @@ async fn api_server(mut handle: mock::Handle<Request<Body>, Response<Body>>, see
 async fn the_controller_reconciles_what_it_lists_and_comes_back_when_asked() {
     let (service, handle) = mock::pair::<Request<Body>, Response<Body>>();
     let client = kube::Client::new(service, NS);
-    let op = Arc::new(Operator::new(Context::new(client, NS), Arc::new(Metrics::default())));
+    let op = Arc::new(Operator::new(
+        Context::new(client, NS),
+        Arc::new(Metrics::default()),
+    ));
     let (tx, mut rx) = mpsc::unbounded_channel();
     tokio::spawn(api_server(handle, tx));
     let controller = tokio::spawn(watch::<Schedule, _, _>(op, on_schedule));
@@ -104,16 +116,33 @@ async fn the_controller_reconciles_what_it_lists_and_comes_back_when_asked() {
 
     // It listed, then watched, the Schedules of the operator's namespace.
     assert_eq!(seen[0].method, "GET");
-    assert!(seen[0].uri.starts_with(SCHEDULES) && !seen[0].uri.contains("watch=true"), "{:?}", seen[0]);
-    assert!(seen.iter().any(|s| s.uri.starts_with(SCHEDULES) && s.uri.contains("watch=true")));
+    assert!(
+        seen[0].uri.starts_with(SCHEDULES) && !seen[0].uri.contains("watch=true"),
+        "{:?}",
+        seen[0]
+    );
+    assert!(seen
+        .iter()
+        .any(|s| s.uri.starts_with(SCHEDULES) && s.uri.contains("watch=true")));
     // The reconcile enabled the Schedule, created a Backup from the template, and recorded it.
     let patches: Vec<&Seen> = seen.iter().filter(|s| s.method == "PATCH").collect();
     assert_eq!(patches[0].body["status"]["phase"], "Enabled", "{patches:?}");
-    assert!(patches.iter().any(|p| p.body["status"]["lastBackup"].is_string()), "{patches:?}");
+    assert!(
+        patches
+            .iter()
+            .any(|p| p.body["status"]["lastBackup"].is_string()),
+        "{patches:?}"
+    );
     let create = seen.iter().find(|s| s.method == "POST").unwrap();
     let name = create.body["metadata"]["name"].as_str().unwrap();
-    assert!(name.starts_with("nightly-") && name.len() == "nightly-".len() + 14, "{name}");
-    assert_eq!(create.body["metadata"]["labels"][SCHEDULE_NAME_LABEL], "nightly");
+    assert!(
+        name.starts_with("nightly-") && name.len() == "nightly-".len() + 14,
+        "{name}"
+    );
+    assert_eq!(
+        create.body["metadata"]["labels"][SCHEDULE_NAME_LABEL],
+        "nightly"
+    );
     assert_eq!(create.body["spec"]["includedNamespaces"], json!(["shop"]));
     assert_eq!(create.body["spec"]["ttl"], "24h");
 }
@@ -149,13 +178,20 @@ async fn a_finished_backup_is_counted_and_gets_an_event() {
         .await
         .unwrap();
     let metrics = Arc::new(Metrics::default());
-    let op = Arc::new(Operator::new(Context::new(client.clone(), NS), metrics.clone()));
+    let op = Arc::new(Operator::new(
+        Context::new(client.clone(), NS),
+        metrics.clone(),
+    ));
     let backups: Api<Backup> = Api::namespaced(client.clone(), NS);
-    let action = arca_operator::controller::on_backup(Arc::new(backups.get("lost").await.unwrap()), op)
-        .await
-        .unwrap();
+    let action =
+        arca_operator::controller::on_backup(Arc::new(backups.get("lost").await.unwrap()), op)
+            .await
+            .unwrap();
     // Back soon, for expiry.
-    assert_eq!(action, kube::runtime::controller::Action::requeue(Duration::from_secs(1)));
+    assert_eq!(
+        action,
+        kube::runtime::controller::Action::requeue(Duration::from_secs(1))
+    );
     let st = backups.get("lost").await.unwrap().status.unwrap();
     assert_eq!(st.phase, OperationPhase::Failed);
     assert!(metrics
@@ -171,6 +207,12 @@ async fn a_finished_backup_is_counted_and_gets_an_event() {
     let e = &events[0];
     assert_eq!(e.type_.as_deref(), Some("Warning"));
     assert_eq!(e.reason.as_deref(), Some("BackupFailed"));
-    assert_eq!(e.note.as_deref(), Some("BackupStorageLocation nowhere not found"));
-    assert_eq!(e.regarding.as_ref().and_then(|r| r.name.as_deref()), Some("lost"));
+    assert_eq!(
+        e.note.as_deref(),
+        Some("BackupStorageLocation nowhere not found")
+    );
+    assert_eq!(
+        e.regarding.as_ref().and_then(|r| r.name.as_deref()),
+        Some("lost")
+    );
 }

@@ -594,10 +594,18 @@ fn check_stale(bin: &Path) {
         return;
     };
     let root = workspace_root();
-    let newest = ["cli", "agent", "api", "engine", "storage", "repo-format", "chunker"]
-        .iter()
-        .filter_map(|krate| newest_mtime(&root.join(krate).join("src")))
-        .max();
+    let newest = [
+        "cli",
+        "agent",
+        "api",
+        "engine",
+        "storage",
+        "repo-format",
+        "chunker",
+    ]
+    .iter()
+    .filter_map(|krate| newest_mtime(&root.join(krate).join("src")))
+    .max();
     if let Some(newest) = newest {
         if newest > built {
             let _ = writeln!(

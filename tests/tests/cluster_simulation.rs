@@ -47,8 +47,7 @@ fn seaweedfs() -> Option<[String; 4]> {
         match std::env::var(n).ok().filter(|v| !v.is_empty()) {
             Some(v) => out.push(v),
             None => {
-                let msg =
-                    format!("the cluster simulation needs {n} (start scripts/servers.sh)");
+                let msg = format!("the cluster simulation needs {n} (start scripts/servers.sh)");
                 assert!(!is_ci(), "{msg}");
                 eprintln!("SKIPPED: {msg}");
                 return None;
@@ -80,7 +79,13 @@ fn claim_volume(name: &str, claim: &str) -> Volume {
 
 fn pod(name: &str, node: &str, annotation: &str, volumes: Vec<Volume>) -> Pod {
     let mut m = meta(APP, name);
-    m.annotations = Some([(BACKUP_VOLUMES_ANNOTATION.to_string(), annotation.to_string())].into());
+    m.annotations = Some(
+        [(
+            BACKUP_VOLUMES_ANNOTATION.to_string(),
+            annotation.to_string(),
+        )]
+        .into(),
+    );
     Pod {
         metadata: m,
         spec: Some(PodSpec {
@@ -126,7 +131,12 @@ fn credentials(name: &str, access: &str, secret: &str) -> Secret {
                 ("AWS_SECRET_ACCESS_KEY", secret),
             ]
             .into_iter()
-            .map(|(k, v)| (k.to_string(), k8s_openapi::ByteString(v.as_bytes().to_vec())))
+            .map(|(k, v)| {
+                (
+                    k.to_string(),
+                    k8s_openapi::ByteString(v.as_bytes().to_vec()),
+                )
+            })
             .collect(),
         ),
         ..Default::default()
@@ -158,7 +168,9 @@ struct Cluster {
 }
 
 impl Cluster {
-    async fn new(objects: impl FnOnce(kube_fake_client::ClientBuilder) -> kube_fake_client::ClientBuilder) -> Cluster {
+    async fn new(
+        objects: impl FnOnce(kube_fake_client::ClientBuilder) -> kube_fake_client::ClientBuilder,
+    ) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().to_path_buf();
         let b = kube_fake_client::ClientBuilder::new()
@@ -211,7 +223,13 @@ impl Cluster {
     /// The directory of volume `volume` of `pod` on its node, as the kubelet mounts it.
     fn volume_dir(&self, pod: &Pod, volume: &str) -> PathBuf {
         let spec = pod.spec.as_ref().unwrap();
-        let v = spec.volumes.as_ref().unwrap().iter().find(|v| v.name == volume).unwrap();
+        let v = spec
+            .volumes
+            .as_ref()
+            .unwrap()
+            .iter()
+            .find(|v| v.name == volume)
+            .unwrap();
         self.pods_dir(spec.node_name.as_deref().unwrap())
             .join(pod.uid().unwrap())
             .join("volumes")
@@ -233,7 +251,11 @@ impl Cluster {
             + serde::de::DeserializeOwned
             + std::fmt::Debug,
     {
-        self.api::<K>(ns).list(&ListParams::default()).await.unwrap().items
+        self.api::<K>(ns)
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
     }
 
     /// What the scheduler and kubelet do: give unscheduled pods a node, make their volume
@@ -245,9 +267,13 @@ impl Cluster {
             let mut p = p;
             if p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_none() {
                 let node = self.schedule.get(&name).cloned().unwrap_or(NODES[0].into());
-                pods.patch(&name, &PatchParams::default(), &Patch::Merge(json!({"spec": {"nodeName": node}})))
-                    .await
-                    .unwrap();
+                pods.patch(
+                    &name,
+                    &PatchParams::default(),
+                    &Patch::Merge(json!({"spec": {"nodeName": node}})),
+                )
+                .await
+                .unwrap();
                 p = pods.get(&name).await.unwrap();
             }
             for v in p.spec.as_ref().unwrap().volumes.iter().flatten() {
@@ -276,7 +302,9 @@ impl Cluster {
                     }]),
                     ..Default::default()
                 });
-                pods.replace_status(&name, &PostParams::default(), &p).await.unwrap();
+                pods.replace_status(&name, &PostParams::default(), &p)
+                    .await
+                    .unwrap();
             }
         }
     }
@@ -297,11 +325,16 @@ impl Cluster {
                     != Some(arca_api::repository::RepositoryPhase::Ready)
                 {
                     let phase = repository::reconcile(&r, &self.operator).await.unwrap();
-                    log.push(format!("round {round}: repository {} {phase:?}", r.name_any()));
+                    log.push(format!(
+                        "round {round}: repository {} {phase:?}",
+                        r.name_any()
+                    ));
                 }
             }
             for b in self.list::<Backup>(NS).await {
-                let o = backup::reconcile(&b, &self.operator, &self.kinds).await.unwrap();
+                let o = backup::reconcile(&b, &self.operator, &self.kinds)
+                    .await
+                    .unwrap();
                 log.push(format!("round {round}: backup {} {o:?}", b.name_any()));
             }
             for p in self.list::<PodVolumeBackup>(NS).await {
@@ -321,19 +354,40 @@ impl Cluster {
                 }
             }
             for r in self.list::<Restore>(NS).await {
-                let o = restore::reconcile(&r, &self.operator, &self.kinds).await.unwrap();
+                let o = restore::reconcile(&r, &self.operator, &self.kinds)
+                    .await
+                    .unwrap();
                 log.push(format!("round {round}: restore {} {o:?}", r.name_any()));
             }
             let phase = |s: Option<OperationPhase>| s.unwrap_or_default().is_final();
-            let quiet = self.list::<Backup>(NS).await.iter().all(|b| phase(b.status.as_ref().map(|s| s.phase)))
-                && self.list::<Restore>(NS).await.iter().all(|r| phase(r.status.as_ref().map(|s| s.phase)))
-                && self.list::<PodVolumeBackup>(NS).await.iter().all(|p| p.status.as_ref().is_some_and(|s| s.phase.is_final()))
-                && self.list::<PodVolumeRestore>(NS).await.iter().all(|p| p.status.as_ref().is_some_and(|s| s.phase.is_final()));
+            let quiet = self
+                .list::<Backup>(NS)
+                .await
+                .iter()
+                .all(|b| phase(b.status.as_ref().map(|s| s.phase)))
+                && self
+                    .list::<Restore>(NS)
+                    .await
+                    .iter()
+                    .all(|r| phase(r.status.as_ref().map(|s| s.phase)))
+                && self
+                    .list::<PodVolumeBackup>(NS)
+                    .await
+                    .iter()
+                    .all(|p| p.status.as_ref().is_some_and(|s| s.phase.is_final()))
+                && self
+                    .list::<PodVolumeRestore>(NS)
+                    .await
+                    .iter()
+                    .all(|p| p.status.as_ref().is_some_and(|s| s.phase.is_final()));
             if quiet {
                 return;
             }
         }
-        panic!("the cluster is still busy after 30 rounds:\n{}", log.join("\n"));
+        panic!(
+            "the cluster is still busy after 30 rounds:\n{}",
+            log.join("\n")
+        );
     }
 
     async fn create<K>(&self, obj: K)
@@ -345,7 +399,10 @@ impl Cluster {
             + std::fmt::Debug,
     {
         let ns = obj.namespace().unwrap();
-        self.api::<K>(&ns).create(&PostParams::default(), &obj).await.unwrap();
+        self.api::<K>(&ns)
+            .create(&PostParams::default(), &obj)
+            .await
+            .unwrap();
     }
 
     async fn backup(&self, name: &str) -> Backup {
@@ -384,7 +441,14 @@ impl Cluster {
 /// mounted (here: linked) under one directory as the init container sees them.
 fn restore_wait(restores: &Path, restore_uid: &str) -> std::process::Output {
     std::process::Command::new(agent_bin())
-        .args(["restore-wait", restore_uid, "--timeout", "20s", "--interval", "50ms"])
+        .args([
+            "restore-wait",
+            restore_uid,
+            "--timeout",
+            "20s",
+            "--interval",
+            "50ms",
+        ])
         .arg("--restores-dir")
         .arg(restores)
         .output()
@@ -398,8 +462,14 @@ async fn backup_delete_restore_then_an_incremental_backup() {
     let mut cluster = Cluster::new(|b| {
         b.with_object(credentials("s3-credentials", &s3[1], &s3[2]))
             .with_object(location("default", &s3, &prefix, "s3-credentials"))
-            .with_object(PersistentVolumeClaim { metadata: meta(APP, "web-data"), ..Default::default() })
-            .with_object(PersistentVolumeClaim { metadata: meta(APP, "db-data"), ..Default::default() })
+            .with_object(PersistentVolumeClaim {
+                metadata: meta(APP, "web-data"),
+                ..Default::default()
+            })
+            .with_object(PersistentVolumeClaim {
+                metadata: meta(APP, "db-data"),
+                ..Default::default()
+            })
             .with_object(ConfigMap {
                 metadata: meta(APP, "settings"),
                 data: Some([("mode".to_string(), "production".to_string())].into()),
@@ -412,7 +482,11 @@ async fn backup_delete_restore_then_an_incremental_backup() {
                 "data,scratch",
                 vec![
                     claim_volume("data", "web-data"),
-                    Volume { name: "scratch".into(), empty_dir: Some(EmptyDirVolumeSource::default()), ..Default::default() },
+                    Volume {
+                        name: "scratch".into(),
+                        empty_dir: Some(EmptyDirVolumeSource::default()),
+                        ..Default::default()
+                    },
                 ],
             ))
             // db-0 on node-b: a claim, and a hostPath volume that is skipped with a warning.
@@ -422,13 +496,24 @@ async fn backup_delete_restore_then_an_incremental_backup() {
                 "db,host",
                 vec![
                     claim_volume("db", "db-data"),
-                    Volume { name: "host".into(), host_path: Some(HostPathVolumeSource { path: "/var/log".into(), ..Default::default() }), ..Default::default() },
+                    Volume {
+                        name: "host".into(),
+                        host_path: Some(HostPathVolumeSource {
+                            path: "/var/log".into(),
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    },
                 ],
             ))
     })
     .await;
     // After the restore the pods come back on the other nodes.
-    cluster.schedule = [("web-0".into(), NODES[1].into()), ("db-0".into(), NODES[0].into())].into();
+    cluster.schedule = [
+        ("web-0".into(), NODES[1].into()),
+        ("db-0".into(), NODES[0].into()),
+    ]
+    .into();
 
     // The volumes' data, and a copy of it to compare the restore with.
     cluster.kubelet().await;
@@ -438,7 +523,11 @@ async fn backup_delete_restore_then_an_incremental_backup() {
     for (i, (p, v)) in volumes.iter().enumerate() {
         let dir = cluster.volume_dir(&pods.get(p).await.unwrap(), v);
         std::fs::remove_dir(&dir).unwrap();
-        let scale = if *v == "data" { DatasetScale::Small } else { DatasetScale::Tiny };
+        let scale = if *v == "data" {
+            DatasetScale::Small
+        } else {
+            DatasetScale::Tiny
+        };
         make_dataset_seeded(&dir, scale, DEFAULT_SEED + i as u64);
         cp_a(&dir, &originals.path().join(format!("{p}-{v}")));
     }
@@ -449,10 +538,15 @@ async fn backup_delete_restore_then_an_incremental_backup() {
     assert_eq!(st.phase, OperationPhase::Completed, "{:?}", st);
     let progress = st.progress.unwrap();
     assert_eq!((progress.total_volumes, progress.volumes_completed), (3, 3));
-    assert_eq!(progress.items_backed_up, 5, "2 pods, 2 claims, 1 config map");
+    assert_eq!(
+        progress.items_backed_up, 5,
+        "2 pods, 2 claims, 1 config map"
+    );
     assert!(progress.bytes_done > 20 << 20, "{progress:?}");
     assert!(
-        st.messages.iter().any(|m| m.contains("host") && m.contains("hostPath")),
+        st.messages
+            .iter()
+            .any(|m| m.contains("host") && m.contains("hostPath")),
         "the hostPath volume is skipped with a warning: {:?}",
         st.messages
     );
@@ -462,25 +556,49 @@ async fn backup_delete_restore_then_an_incremental_backup() {
         assert_eq!(s.phase, VolumePhase::Completed, "{p}/{v}: {:?}", s.message);
         first.insert((p, v), s.snapshot_id.unwrap());
     }
-    let location = cluster.api::<BackupStorageLocation>(NS).get("default").await.unwrap();
-    assert_eq!(location.status.unwrap().phase, Some(LocationPhase::Available));
+    let location = cluster
+        .api::<BackupStorageLocation>(NS)
+        .get("default")
+        .await
+        .unwrap();
+    assert_eq!(
+        location.status.unwrap().phase,
+        Some(LocationPhase::Available)
+    );
 
     // --- The namespace is lost: its objects and its volumes ------------------------------
     for p in cluster.list::<Pod>(APP).await {
         let node = p.spec.as_ref().unwrap().node_name.clone().unwrap();
         std::fs::remove_dir_all(cluster.pods_dir(&node).join(p.uid().unwrap())).unwrap();
-        pods.delete(&p.name_any(), &Default::default()).await.unwrap();
+        pods.delete(&p.name_any(), &Default::default())
+            .await
+            .unwrap();
     }
     for c in ["web-data", "db-data"] {
-        cluster.api::<PersistentVolumeClaim>(APP).delete(c, &Default::default()).await.unwrap();
+        cluster
+            .api::<PersistentVolumeClaim>(APP)
+            .delete(c, &Default::default())
+            .await
+            .unwrap();
     }
-    cluster.api::<ConfigMap>(APP).delete("settings", &Default::default()).await.unwrap();
+    cluster
+        .api::<ConfigMap>(APP)
+        .delete("settings", &Default::default())
+        .await
+        .unwrap();
 
     // --- The restore -----------------------------------------------------------------------
     cluster
         .create(Restore {
-            metadata: ObjectMeta { name: Some("r1".into()), namespace: Some(NS.into()), ..Default::default() },
-            spec: RestoreSpec { backup_name: "b1".into(), ..Default::default() },
+            metadata: ObjectMeta {
+                name: Some("r1".into()),
+                namespace: Some(NS.into()),
+                ..Default::default()
+            },
+            spec: RestoreSpec {
+                backup_name: "b1".into(),
+                ..Default::default()
+            },
             status: None,
         })
         .await;
@@ -518,8 +636,14 @@ async fn backup_delete_restore_then_an_incremental_backup() {
         );
         for (_, v) in mine {
             let dir = cluster.volume_dir(&pod, v);
-            assert!(!dir.join(".arca").exists(), "the helper removes the markers");
-            let opts = CompareOptions { root_metadata: false, ..Default::default() };
+            assert!(
+                !dir.join(".arca").exists(),
+                "the helper removes the markers"
+            );
+            let opts = CompareOptions {
+                root_metadata: false,
+                ..Default::default()
+            };
             compare_trees_with(&originals.path().join(format!("{p}-{v}")), &dir, &opts)
                 .unwrap_or_else(|e| panic!("{p}/{v} restored differently: {e}"));
         }
@@ -541,24 +665,42 @@ async fn backup_delete_restore_then_an_incremental_backup() {
             "{p}/{v}: the parent is found by the claim's origin across the restore"
         );
         let added = s.incremental_bytes.unwrap();
-        assert!(added < 64 << 10, "{p}/{v}: {added} bytes stored, not only the change");
+        assert!(
+            added < 64 << 10,
+            "{p}/{v}: {added} bytes stored, not only the change"
+        );
     }
     let s = cluster.pvb("b2", "web-0", "data").await;
-    assert!(s.progress.unwrap().bytes_done > 20 << 20, "the whole volume is in the snapshot");
+    assert!(
+        s.progress.unwrap().bytes_done > 20 << 20,
+        "the whole volume is in the snapshot"
+    );
 
     // --- The real restic reads what the operator and agents wrote -------------------------
-    let repo = cluster.api::<BackupRepository>(NS).get("shop-default").await.unwrap();
+    let repo = cluster
+        .api::<BackupRepository>(NS)
+        .get("shop-default")
+        .await
+        .unwrap();
     let key = repo.spec.key_secret.clone().unwrap();
     let secret = cluster.api::<Secret>(NS).get(&key.name).await.unwrap();
-    let password = arca_api::common::secret_strings(&secret).remove(&key.key).unwrap();
+    let password = arca_api::common::secret_strings(&secret)
+        .remove(&key.key)
+        .unwrap();
     let restic = restic_or_skip().map(|bin| {
         let mut r = Restic::with_bin(bin, &repo.spec.repository_url, &password);
-        r.env("AWS_ACCESS_KEY_ID", &s3[1]).env("AWS_SECRET_ACCESS_KEY", &s3[2]).env("AWS_DEFAULT_REGION", "us-east-1");
+        r.env("AWS_ACCESS_KEY_ID", &s3[1])
+            .env("AWS_SECRET_ACCESS_KEY", &s3[2])
+            .env("AWS_DEFAULT_REGION", "us-east-1");
         r
     });
     if let Some(restic) = &restic {
         let snaps = restic.run_json(["snapshots", "--json"]);
-        assert_eq!(snaps.as_array().unwrap().len(), 6, "three volumes, two backups: {snaps}");
+        assert_eq!(
+            snaps.as_array().unwrap().len(),
+            6,
+            "three volumes, two backups: {snaps}"
+        );
         restic.run(["check"]);
     }
 
@@ -566,43 +708,81 @@ async fn backup_delete_restore_then_an_incremental_backup() {
     // `arca cluster backup delete b1`: a zero TTL; the operator forgets b1's snapshots.
     let backups: Api<Backup> = cluster.api(NS);
     backups
-        .patch("b1", &PatchParams::default(), &Patch::Merge(json!({"spec": {"ttl": "0s"}})))
+        .patch(
+            "b1",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"ttl": "0s"}})),
+        )
         .await
         .unwrap();
     let now = jiff::Timestamp::now();
     let expired = backups.get("b1").await.unwrap();
     assert_eq!(
-        arca_operator::gc::reconcile(&expired, &cluster.operator, now).await.unwrap(),
+        arca_operator::gc::reconcile(&expired, &cluster.operator, now)
+            .await
+            .unwrap(),
         arca_operator::gc::Outcome::Deleted
     );
     assert!(backups.get_opt("b1").await.unwrap().is_none());
-    assert!(cluster.list::<PodVolumeBackup>(NS).await.iter().all(|p| !p.name_any().starts_with("b1-")));
+    assert!(cluster
+        .list::<PodVolumeBackup>(NS)
+        .await
+        .iter()
+        .all(|p| !p.name_any().starts_with("b1-")));
     // b2 keeps its time to live.
     assert!(matches!(
-        arca_operator::gc::reconcile(&backups.get("b2").await.unwrap(), &cluster.operator, now).await.unwrap(),
+        arca_operator::gc::reconcile(&backups.get("b2").await.unwrap(), &cluster.operator, now)
+            .await
+            .unwrap(),
         arca_operator::gc::Outcome::ExpiresIn(_)
     ));
-    let opened = arca_operator::repository::open(&cluster.operator, &repo).await.unwrap();
+    let opened = arca_operator::repository::open(&cluster.operator, &repo)
+        .await
+        .unwrap();
     let left = arca_engine::snapshots::load_all(&opened).await.unwrap();
     assert_eq!(left.len(), 3, "b2's three volume snapshots remain");
     assert!(left.iter().all(|s| s.tags.iter().any(|t| t == "backup=b2")));
     // A week on, the repository is checked and pruned, and stays sound.
-    let week = now.checked_add(jiff::SignedDuration::from_hours(8 * 24)).unwrap();
-    let repo = cluster.api::<BackupRepository>(NS).get("shop-default").await.unwrap();
+    let week = now
+        .checked_add(jiff::SignedDuration::from_hours(8 * 24))
+        .unwrap();
+    let repo = cluster
+        .api::<BackupRepository>(NS)
+        .get("shop-default")
+        .await
+        .unwrap();
     assert_eq!(
-        arca_operator::maintenance::reconcile(&repo, &cluster.operator, week).await.unwrap(),
-        arca_operator::maintenance::Outcome::Ran(arca_api::repository::MaintenanceResult::Succeeded)
+        arca_operator::maintenance::reconcile(&repo, &cluster.operator, week)
+            .await
+            .unwrap(),
+        arca_operator::maintenance::Outcome::Ran(
+            arca_api::repository::MaintenanceResult::Succeeded
+        )
     );
-    let st = cluster.api::<BackupRepository>(NS).get("shop-default").await.unwrap().status.unwrap();
+    let st = cluster
+        .api::<BackupRepository>(NS)
+        .get("shop-default")
+        .await
+        .unwrap()
+        .status
+        .unwrap();
     assert_eq!(st.recent_maintenance.len(), 1);
     assert!(
-        st.recent_maintenance[0].message.starts_with("checked 3 snapshot(s)"),
+        st.recent_maintenance[0]
+            .message
+            .starts_with("checked 3 snapshot(s)"),
         "{}",
         st.recent_maintenance[0].message
     );
-    let repo = cluster.api::<BackupRepository>(NS).get("shop-default").await.unwrap();
+    let repo = cluster
+        .api::<BackupRepository>(NS)
+        .get("shop-default")
+        .await
+        .unwrap();
     assert!(matches!(
-        arca_operator::maintenance::reconcile(&repo, &cluster.operator, week).await.unwrap(),
+        arca_operator::maintenance::reconcile(&repo, &cluster.operator, week)
+            .await
+            .unwrap(),
         arca_operator::maintenance::Outcome::DueIn(_)
     ));
     if let Some(restic) = &restic {
@@ -619,18 +799,36 @@ async fn wrong_credentials_give_an_unavailable_location_and_a_failed_backup_with
     let cluster = Cluster::new(|b| {
         b.with_object(credentials("wrong", &s3[1], "not-the-secret-key"))
             .with_object(location("default", &s3, &prefix, "wrong"))
-            .with_object(PersistentVolumeClaim { metadata: meta(APP, "web-data"), ..Default::default() })
-            .with_object(pod("web-0", NODES[0], "data", vec![claim_volume("data", "web-data")]))
+            .with_object(PersistentVolumeClaim {
+                metadata: meta(APP, "web-data"),
+                ..Default::default()
+            })
+            .with_object(pod(
+                "web-0",
+                NODES[0],
+                "data",
+                vec![claim_volume("data", "web-data")],
+            ))
     })
     .await;
     let b = cluster.backup("b1").await;
     let st = b.status.unwrap();
-    let l = cluster.api::<BackupStorageLocation>(NS).get("default").await.unwrap();
+    let l = cluster
+        .api::<BackupStorageLocation>(NS)
+        .get("default")
+        .await
+        .unwrap();
     let ls = l.status.unwrap();
     assert_eq!(ls.phase, Some(LocationPhase::Unavailable));
     let why = ls.message.unwrap();
-    assert!(!why.contains('\n') && why.to_lowercase().contains("signature"), "{why}");
+    assert!(
+        !why.contains('\n') && why.to_lowercase().contains("signature"),
+        "{why}"
+    );
     assert_eq!(st.phase, OperationPhase::Failed, "{st:?}");
     let reason = st.failure_reason.unwrap();
-    assert!(!reason.contains('\n') && reason.to_lowercase().contains("signature"), "{reason}");
+    assert!(
+        !reason.contains('\n') && reason.to_lowercase().contains("signature"),
+        "{reason}"
+    );
 }
