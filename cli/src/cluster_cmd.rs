@@ -6,7 +6,7 @@
 use crate::output::Table;
 use anyhow::{anyhow, bail, Context as _, Result};
 use arca_api::backup::SCHEDULE_NAME_LABEL;
-use arca_api::common::{OperationPhase, ResourceScope};
+use arca_api::common::{OperationPhase, PodReference, ResourceScope, VolumePhase};
 use arca_api::restore::RESTORE_UID_LABEL;
 use arca_api::*;
 use clap::{Args, Subcommand, ValueEnum};
@@ -483,25 +483,20 @@ async fn backup(
         BackupCommand::Logs { name } => {
             let b = get_one(&Api::<Backup>::namespaced(client.clone(), ns), &name).await?;
             let st = b.status.clone().unwrap_or_default();
-            for m in &st.messages {
-                writeln!(out, "{m}")?;
-            }
-            if let Some(r) = &st.failure_reason {
-                writeln!(out, "failed: {r}")?;
-            }
-            for p in volume_backups(&client, ns, &b).await? {
-                let s = p.status.clone().unwrap_or_default();
-                writeln!(
-                    out,
-                    "volume {}/{} {}: {:?}{}",
-                    p.spec.pod.namespace,
-                    p.spec.pod.name,
-                    p.spec.volume,
-                    s.phase,
-                    s.message.map(|m| format!(": {m}")).unwrap_or_default()
-                )?;
-            }
-            print_events(&client, ns, b.uid().as_deref(), out).await?;
+            let volumes = volume_backups(&client, ns, &b)
+                .await?
+                .into_iter()
+                .map(|p| {
+                    let s = p.status.unwrap_or_default();
+                    (p.spec.pod, p.spec.volume, s.phase, s.message)
+                })
+                .collect();
+            let log = OperationLog {
+                messages: &st.messages,
+                failure: st.failure_reason.as_deref(),
+                volumes,
+            };
+            log.print(&client, ns, b.uid().as_deref(), out).await?;
             Ok(0)
         }
         BackupCommand::Delete { names, confirm } => {
@@ -556,6 +551,43 @@ async fn volume_backups(
         .items;
     list.sort_by_key(|p| p.name_any());
     Ok(list)
+}
+
+/// What `logs` prints: an operation's messages, its failure, each volume's outcome (pod,
+/// volume, phase, message), then the Events recorded on it.
+struct OperationLog<'a> {
+    messages: &'a [String],
+    failure: Option<&'a str>,
+    volumes: Vec<(PodReference, String, VolumePhase, Option<String>)>,
+}
+
+impl OperationLog<'_> {
+    async fn print(
+        &self,
+        client: &kube::Client,
+        ns: &str,
+        uid: Option<&str>,
+        out: &mut dyn Write,
+    ) -> Result<()> {
+        for m in self.messages {
+            writeln!(out, "{m}")?;
+        }
+        if let Some(f) = self.failure {
+            writeln!(out, "failed: {f}")?;
+        }
+        for (pod, volume, phase, message) in &self.volumes {
+            let why = message
+                .as_deref()
+                .map(|m| format!(": {m}"))
+                .unwrap_or_default();
+            writeln!(
+                out,
+                "volume {}/{} {volume}: {phase:?}{why}",
+                pod.namespace, pod.name
+            )?;
+        }
+        print_events(client, ns, uid, out).await
+    }
 }
 
 async fn print_events(
@@ -790,25 +822,20 @@ async fn restore(
         RestoreCommand::Logs { name } => {
             let r = get_one(&Api::<Restore>::namespaced(client.clone(), ns), &name).await?;
             let st = r.status.clone().unwrap_or_default();
-            for m in &st.messages {
-                writeln!(out, "{m}")?;
-            }
-            if let Some(f) = &st.failure_reason {
-                writeln!(out, "failed: {f}")?;
-            }
-            for p in volume_restores(&client, ns, &r).await? {
-                let s = p.status.clone().unwrap_or_default();
-                writeln!(
-                    out,
-                    "volume {}/{} {}: {:?}{}",
-                    p.spec.pod.namespace,
-                    p.spec.pod.name,
-                    p.spec.volume,
-                    s.phase,
-                    s.message.map(|m| format!(": {m}")).unwrap_or_default()
-                )?;
-            }
-            print_events(&client, ns, r.uid().as_deref(), out).await?;
+            let volumes = volume_restores(&client, ns, &r)
+                .await?
+                .into_iter()
+                .map(|p| {
+                    let s = p.status.unwrap_or_default();
+                    (p.spec.pod, p.spec.volume, s.phase, s.message)
+                })
+                .collect();
+            let log = OperationLog {
+                messages: &st.messages,
+                failure: st.failure_reason.as_deref(),
+                volumes,
+            };
+            log.print(&client, ns, r.uid().as_deref(), out).await?;
             Ok(0)
         }
     }
@@ -952,6 +979,36 @@ mod tests {
         assert!(out.contains("Label selector:  app=web,tier=front"), "{out}");
         let e = arca(&c, "backup describe nope").await.unwrap_err();
         assert_eq!(e.to_string(), "Backup nope not found");
+
+        // Logs: the messages, each volume's outcome.
+        let backups = Api::<Backup>::namespaced(c.clone(), "arca-system");
+        backups
+            .patch_status("b1", &PatchParams::default(), &Patch::Merge(json!({"status": {"phase": "PartiallyFailed", "errors": 1, "messages": ["pod shop/web-0: volume logs is a hostPath volume, skipped"]}})))
+            .await
+            .unwrap();
+        let uid = backups.get("b1").await.unwrap().uid().unwrap();
+        let mut pvb = PodVolumeBackup::new("b1-web-0-data", Default::default());
+        pvb.metadata.labels = Some([(arca_api::backup::BACKUP_UID_LABEL.to_string(), uid)].into());
+        pvb.spec.pod = PodReference {
+            namespace: "shop".into(),
+            name: "web-0".into(),
+            uid: "p".into(),
+        };
+        pvb.spec.volume = "data".into();
+        pvb.status = Some(PodVolumeBackupStatus {
+            phase: VolumePhase::Failed,
+            message: Some("pod directory missing".into()),
+            ..Default::default()
+        });
+        Api::<PodVolumeBackup>::namespaced(c.clone(), "arca-system")
+            .create(&PostParams::default(), &pvb)
+            .await
+            .unwrap();
+        let (_, out) = arca(&c, "backup logs b1").await.unwrap();
+        assert_eq!(
+            out,
+            "pod shop/web-0: volume logs is a hostPath volume, skipped\nvolume shop/web-0 data: Failed: pod directory missing\n"
+        );
 
         // Delete: refused without --confirm when nobody can answer; with it, a zero TTL.
         let e = arca(&c, "backup delete b1").await.unwrap_err();

@@ -84,6 +84,11 @@ async fn detached<T: Send + 'static>(
         .map_err(ReconcileError)
 }
 
+/// The note of a finished operation's Event: why it failed, or how it went.
+fn outcome_note(failure: Option<String>, errors: i32, warnings: i32) -> String {
+    failure.unwrap_or_else(|| format!("{errors} error(s), {warnings} warning(s)"))
+}
+
 fn capped(d: Duration) -> Action {
     Action::requeue(d.min(MAX_REQUEUE))
 }
@@ -228,16 +233,10 @@ pub async fn on_backup(b: Arc<Backup>, op: Arc<Operator>) -> Result<Action, Reco
             if let Ok(done) = api.get(&name).await {
                 op.metrics.backup_finished(&done);
                 let st = done.status.unwrap_or_default();
-                let note = st.failure_reason.unwrap_or_else(|| {
-                    format!("{} error(s), {} warning(s)", st.errors, st.warnings)
-                });
-                op.event(
-                    &*b,
-                    phase != OperationPhase::Completed,
-                    &format!("Backup{phase:?}"),
-                    note,
-                )
-                .await;
+                let note = outcome_note(st.failure_reason, st.errors, st.warnings);
+                let reason = format!("Backup{phase:?}");
+                op.event(&*b, phase != OperationPhase::Completed, &reason, note)
+                    .await;
             }
             // Back for expiry.
             Action::requeue(Duration::from_secs(1))
@@ -262,16 +261,10 @@ pub async fn on_restore(r: Arc<Restore>, op: Arc<Operator>) -> Result<Action, Re
             if let Ok(done) = api.get(&name).await {
                 op.metrics.restore_finished(&done);
                 let st = done.status.unwrap_or_default();
-                let note = st.failure_reason.unwrap_or_else(|| {
-                    format!("{} error(s), {} warning(s)", st.errors, st.warnings)
-                });
-                op.event(
-                    &*r,
-                    phase != OperationPhase::Completed,
-                    &format!("Restore{phase:?}"),
-                    note,
-                )
-                .await;
+                let note = outcome_note(st.failure_reason, st.errors, st.warnings);
+                let reason = format!("Restore{phase:?}");
+                op.event(&*r, phase != OperationPhase::Completed, &reason, note)
+                    .await;
             }
             Action::await_change()
         }
