@@ -29,6 +29,9 @@ enum Command {
         /// Volume transfers at once on this node.
         #[arg(long, default_value_t = 2)]
         concurrency: usize,
+        /// Log lines as text, or as JSON objects for log aggregators (level with RUST_LOG)
+        #[arg(long, env = "ARCA_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+        log_format: String,
     },
     /// Wait until every restored volume has its done marker (run as the restore-wait init
     /// container); fail on a failure marker or after the timeout.
@@ -64,10 +67,17 @@ fn run(cli: Cli) -> Result<()> {
             namespace,
             kubelet_pods,
             concurrency,
+            log_format,
         } => {
-            tracing_subscriber::fmt()
-                .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-                .init();
+            let filter = tracing_subscriber::EnvFilter::from_default_env();
+            if log_format == "json" {
+                tracing_subscriber::fmt()
+                    .json()
+                    .with_env_filter(filter)
+                    .init();
+            } else {
+                tracing_subscriber::fmt().with_env_filter(filter).init();
+            }
             let rt = tokio::runtime::Runtime::new()?;
             rt.block_on(async {
                 let client = kube::Client::try_default()

@@ -23,6 +23,9 @@ struct Cli {
         default_value = "ghcr.io/arca-backup/arca:latest"
     )]
     agent_image: String,
+    /// Log lines as text, or as JSON objects for log aggregators (level with RUST_LOG)
+    #[arg(long, env = "ARCA_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
 }
 
 fn main() -> ExitCode {
@@ -36,9 +39,15 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .init();
+    let filter = tracing_subscriber::EnvFilter::from_default_env();
+    if cli.log_format == "json" {
+        tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(filter)
+            .init();
+    } else {
+        tracing_subscriber::fmt().with_env_filter(filter).init();
+    }
     let metrics_address: Option<SocketAddr> = match cli.metrics_address.trim() {
         "" => None,
         a => Some(
