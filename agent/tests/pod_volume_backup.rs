@@ -126,3 +126,37 @@ async fn a_repository_that_is_not_ready_fails_the_backup_with_its_reason() {
         "BackupRepository shop-default is not ready: cannot reach the store"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn work_cut_off_by_a_restart_runs_again_and_running_work_is_not_doubled() {
+    // The agent died while this backup ran: it is InProgress, and no process works on it.
+    let mut cut_off = pvb("b1", "node-a", "uid-1", "data");
+    cut_off.status = Some(arca_api::PodVolumeBackupStatus {
+        phase: VolumePhase::InProgress,
+        ..Default::default()
+    });
+    let w = world(true, vec![cut_off]).await;
+    let ctx = context(&w);
+
+    // While this process runs it, another look leaves it alone.
+    let uid = get(&w, "b1").await.metadata.uid.unwrap();
+    assert!(ctx.begin(&uid));
+    assert_eq!(
+        reconcile(&get(&w, "b1").await, &ctx).await.unwrap(),
+        Outcome::Ignored
+    );
+    ctx.end(&uid);
+
+    // After a restart nobody runs it: it runs again, to the end, and says so.
+    assert_eq!(
+        reconcile(&get(&w, "b1").await, &ctx).await.unwrap(),
+        Outcome::Completed
+    );
+    let st = get(&w, "b1").await.status.unwrap();
+    assert_eq!(st.phase, VolumePhase::Completed);
+    assert!(st.snapshot_id.is_some());
+    assert_eq!(
+        st.message.as_deref(),
+        Some("resumed after an agent restart")
+    );
+}

@@ -120,6 +120,23 @@ async fn restores_into_the_new_pods_volume_and_marks_it_done() {
     pods.replace_status("web-0", &Default::default(), &p)
         .await
         .unwrap();
+    // An earlier agent was cut off half way: the restore is InProgress and the volume
+    // holds partial files. The restore runs again over them.
+    restores
+        .patch_status(
+            "r1",
+            &Default::default(),
+            &kube::api::Patch::Merge(serde_json::json!({"status": {"phase": "InProgress"}})),
+        )
+        .await
+        .unwrap();
+    std::fs::create_dir_all(new_vol.join("db")).unwrap();
+    std::fs::write(new_vol.join("db/table.bin"), vec![9u8; 100 << 10]).unwrap();
+    std::fs::write(
+        new_vol.join("notes.txt"),
+        b"partial, and longer than the original file",
+    )
+    .unwrap();
     assert_eq!(
         reconcile(&get_pvr(&w, "r1").await, &ctx).await.unwrap(),
         Outcome::Completed
