@@ -5,7 +5,7 @@ use crate::access;
 use crate::context::Context;
 use crate::status::patch_status;
 use arca_api::common::{now, VolumePhase, VolumeProgress};
-use arca_api::podvolume::PVC_UID_LABEL;
+use arca_api::podvolume::{LINEAGE_TAG, PVC_UID_LABEL};
 use arca_api::{PodVolumeBackup, PodVolumeBackupStatus};
 use arca_engine::backup::{self, BackupOptions, SelectAll};
 use arca_engine::progress::Progress;
@@ -125,9 +125,10 @@ async fn run(
         .pvc_uid
         .clone()
         .or_else(|| pvb.labels().get(PVC_UID_LABEL).cloned());
-    let key_tag = match &pvc_uid {
-        Some(u) => format!("pvc-uid={u}"),
-        None => format!("pod-uid={}", spec.pod.uid),
+    let key_tag = match (&pvc_uid, spec.tags.get(LINEAGE_TAG)) {
+        (Some(u), _) => format!("pvc-uid={u}"),
+        (None, Some(l)) => format!("{LINEAGE_TAG}={l}"),
+        (None, None) => format!("pod-uid={}", spec.pod.uid),
     };
     let volume_tag = format!("volume={}", spec.volume);
     let filter = snapshots::SnapshotFilter {

@@ -12,6 +12,12 @@ use std::collections::BTreeMap;
 /// the next backup is found by it, so backups stay incremental when the pod moves.
 pub const PVC_UID_LABEL: &str = "arca.dev/pvc-uid";
 
+/// Tag (in a PodVolumeBackup's `tags`) naming, for a volume without a claim (emptyDir), what
+/// outlives the pod: `<namespace>/<owner kind>/<owner name>`, or `<namespace>/Pod/<pod name>`
+/// for a pod with no controller. The parent of the next backup is found by it, so those
+/// backups stay incremental when the pod is replaced, too.
+pub const LINEAGE_TAG: &str = "lineage";
+
 /// Annotation a restore puts on each claim it recreates: the UID of the claim it was backed up
 /// from (or that claim's own origin). Backups of the restored claim use it as the claim's
 /// identity, so they stay incremental across a restore as well.

@@ -11,7 +11,7 @@ use crate::{repository, selection};
 use arca_api::backup::{BACKUP_NAME_LABEL, BACKUP_UID_LABEL, SNAPSHOT_ANNOTATION_PREFIX};
 use arca_api::common::{now, OperationPhase, PodReference, VolumePhase};
 use arca_api::location::AccessMode;
-use arca_api::podvolume::{PVC_ORIGIN_ANNOTATION, PVC_UID_LABEL};
+use arca_api::podvolume::{LINEAGE_TAG, PVC_ORIGIN_ANNOTATION, PVC_UID_LABEL};
 use arca_api::repository::RepositoryPhase;
 use arca_api::{Backup, BackupStorageLocation, PodVolumeBackup, PodVolumeBackupSpec};
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
@@ -212,6 +212,11 @@ async fn start(
                     ]
                     .into_iter()
                     .map(|(k, v)| (k.to_string(), v))
+                    .chain(
+                        pvc_uid
+                            .is_none()
+                            .then(|| (LINEAGE_TAG.to_string(), lineage(&pod))),
+                    )
                     .collect(),
                     cancel: false,
                 },
@@ -242,6 +247,19 @@ async fn start(
     )
     .await?;
     Ok(Outcome::Waiting(Duration::from_secs(5)))
+}
+
+/// What outlives `pod`: its controller (`<ns>/<kind>/<name>`), or the pod's own name.
+fn lineage(pod: &Pod) -> String {
+    let ns = pod.namespace().unwrap_or_default();
+    match pod
+        .owner_references()
+        .iter()
+        .find(|o| o.controller == Some(true))
+    {
+        Some(o) => format!("{ns}/{}/{}", o.kind, o.name),
+        None => format!("{ns}/Pod/{}", pod.name_any()),
+    }
 }
 
 /// The UID of the claim behind volume `volume` of `pod`, if it is a claim.
@@ -364,4 +382,29 @@ async fn finish(
     )
     .await?;
     Ok(Outcome::Finished(phase))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+
+    #[test]
+    fn a_pods_lineage_is_its_controller_or_its_name() {
+        let mut pod = Pod::default();
+        pod.metadata.namespace = Some("shop".into());
+        pod.metadata.name = Some("web-7d9f-x2k".into());
+        assert_eq!(lineage(&pod), "shop/Pod/web-7d9f-x2k");
+        let owner = |kind: &str, name: &str, controller| OwnerReference {
+            kind: kind.into(),
+            name: name.into(),
+            controller,
+            ..Default::default()
+        };
+        pod.metadata.owner_references = Some(vec![
+            owner("ConfigMap", "not-the-controller", None),
+            owner("ReplicaSet", "web-7d9f", Some(true)),
+        ]);
+        assert_eq!(lineage(&pod), "shop/ReplicaSet/web-7d9f");
+    }
 }

@@ -660,13 +660,15 @@ async fn backup_delete_restore_then_an_incremental_backup() {
     let b2 = cluster.backup("b2").await;
     let st = b2.status.unwrap();
     assert_eq!(st.phase, OperationPhase::Completed, "{:?}", st);
-    for (p, v) in [("web-0", "data"), ("db-0", "db")] {
+    // The emptyDir too: its parent is found by the pod's lineage (no controller here: the
+    // pod's name, which the restore kept).
+    for (p, v) in volumes {
         let s = cluster.pvb("b2", p, v).await;
         assert_eq!(s.phase, VolumePhase::Completed, "{p}/{v}: {:?}", s.message);
         assert_eq!(
             s.parent_snapshot_id.as_ref(),
             Some(&first[&(p, v)]),
-            "{p}/{v}: the parent is found by the claim's origin across the restore"
+            "{p}/{v}: the parent is found by the claim's origin (or the lineage) across the restore"
         );
         let added = s.incremental_bytes.unwrap();
         assert!(
