@@ -37,17 +37,12 @@ pub fn next_restore(o: &pod_volume_restore::Outcome) -> Action {
     }
 }
 
-/// Run a reconcile to completion on a thread of its own. The controller needs `Send`
-/// futures, and rustc cannot yet prove the engine's futures `Send` (they hold references
-/// across awaits inside stream combinators: rust-lang/rust#102211); blocking on them on a
-/// blocking-pool thread needs no such proof. A reconcile spends its time moving data anyway.
+/// Run a reconcile on a thread of its own (see [`arca_engine::detached`]).
 async fn on_own_thread<T: Send + 'static>(
     work: impl FnOnce(tokio::runtime::Handle) -> Result<T, String> + Send + 'static,
 ) -> Result<T, ReconcileError> {
-    let rt = tokio::runtime::Handle::current();
-    tokio::task::spawn_blocking(move || work(rt))
+    arca_engine::detached::run(work)
         .await
-        .map_err(|e| ReconcileError(format!("reconcile task failed: {e}")))?
         .map_err(ReconcileError)
 }
 

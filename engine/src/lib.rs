@@ -7,6 +7,7 @@
 pub mod backup;
 pub mod check;
 pub mod copy;
+pub mod detached;
 pub mod diff;
 pub mod error;
 pub mod exclude;

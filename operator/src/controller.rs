@@ -71,16 +71,13 @@ impl Operator {
     }
 }
 
-/// Run `work` (a reconciler future built on the spot) on a blocking-pool thread. The
-/// controller needs `Send` futures and rustc cannot yet prove the engine's futures `Send`
-/// (rust-lang/rust#102211); a thread that blocks on them needs no such proof.
+/// Run `work` (a reconciler future built on the spot) on a thread of its own (see
+/// [`arca_engine::detached`]).
 async fn detached<T: Send + 'static>(
     work: impl FnOnce(tokio::runtime::Handle) -> Result<T, String> + Send + 'static,
 ) -> Result<T, ReconcileError> {
-    let rt = tokio::runtime::Handle::current();
-    tokio::task::spawn_blocking(move || work(rt))
+    arca_engine::detached::run(work)
         .await
-        .map_err(|e| ReconcileError(format!("reconcile task failed: {e}")))?
         .map_err(ReconcileError)
 }
 
