@@ -12,7 +12,6 @@ use arca_api::backup::{BACKUP_NAME_LABEL, BACKUP_UID_LABEL, SNAPSHOT_ANNOTATION_
 use arca_api::common::{now, OperationPhase, PodReference, VolumePhase};
 use arca_api::location::AccessMode;
 use arca_api::podvolume::{LINEAGE_TAG, PVC_ORIGIN_ANNOTATION, PVC_UID_LABEL};
-use arca_api::repository::RepositoryPhase;
 use arca_api::{Backup, BackupStorageLocation, PodVolumeBackup, PodVolumeBackupSpec};
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use kube::api::{ListParams, ObjectMeta, PostParams};
@@ -159,19 +158,8 @@ async fn start(
             continue;
         };
         let repo = repository::ensure(ctx, &ns, &bsl).await?;
-        let phase = match repo.status.as_ref().and_then(|s| s.phase) {
-            Some(RepositoryPhase::Ready) => RepositoryPhase::Ready,
-            _ => repository::reconcile(&repo, ctx).await?,
-        };
-        if phase != RepositoryPhase::Ready {
+        if let Err(why) = repository::ensure_ready(&repo, ctx).await? {
             errors += vols.len() as i32;
-            let why =
-                Api::<arca_api::BackupRepository>::namespaced(ctx.client.clone(), &ctx.namespace)
-                    .get(&repo.name_any())
-                    .await
-                    .ok()
-                    .and_then(|r| r.status.and_then(|s| s.message))
-                    .unwrap_or_default();
             messages.push(format!("repository of namespace {ns} is not ready: {why}"));
             continue;
         }

@@ -26,7 +26,13 @@ pub struct Operator {
     pub ctx: Context,
     pub metrics: Arc<Metrics>,
     pub recorder: Recorder,
+    /// The API's kinds from the last discovery, and when it ran: a Backup waiting for its
+    /// volumes is looked at every few seconds, and discovery is dozens of requests.
+    kinds: tokio::sync::Mutex<Option<(std::time::Instant, Arc<Vec<Kind>>)>>,
 }
+
+/// How long a discovery's result is used (new CRDs show up after at most this long).
+const DISCOVERY_TTL: Duration = Duration::from_secs(60);
 
 /// A reconcile that could not even record its outcome: retried after a pause.
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +49,7 @@ impl Operator {
             recorder: Recorder::new(ctx.client.clone(), reporter),
             ctx,
             metrics,
+            kinds: tokio::sync::Mutex::new(None),
         }
     }
 
@@ -90,10 +97,20 @@ fn capped(d: Duration) -> Action {
     Action::requeue(d.min(MAX_REQUEUE))
 }
 
-async fn kinds(op: &Operator) -> Result<Vec<Kind>, ReconcileError> {
-    resources::discover(&op.ctx.client)
-        .await
-        .map_err(ReconcileError)
+async fn kinds(op: &Operator) -> Result<Arc<Vec<Kind>>, ReconcileError> {
+    let mut cached = op.kinds.lock().await;
+    if let Some((at, kinds)) = cached.as_ref() {
+        if at.elapsed() < DISCOVERY_TTL {
+            return Ok(kinds.clone());
+        }
+    }
+    let kinds = Arc::new(
+        resources::discover(&op.ctx.client)
+            .await
+            .map_err(ReconcileError)?,
+    );
+    *cached = Some((std::time::Instant::now(), kinds.clone()));
+    Ok(kinds)
 }
 
 pub async fn on_location(
@@ -101,27 +118,21 @@ pub async fn on_location(
     op: Arc<Operator>,
 ) -> Result<Action, ReconcileError> {
     let before = bsl.status.as_ref().and_then(|s| s.phase);
-    let o = op.clone();
-    let b = bsl.clone();
-    let again = detached(move |rt| rt.block_on(location::reconcile(&b, &o.ctx))).await?;
-    let api: Api<BackupStorageLocation> = Api::namespaced(op.ctx.client.clone(), &op.ctx.namespace);
-    if let Ok(now) = api.get(&bsl.name_any()).await {
-        let st = now.status.unwrap_or_default();
-        if st.phase != before {
-            match st.phase {
-                Some(LocationPhase::Unavailable) => {
-                    op.event(&*bsl, true, "Unavailable", st.message.unwrap_or_default())
-                        .await
-                }
-                Some(LocationPhase::Available) => {
-                    op.event(&*bsl, false, "Available", "the store answers".into())
-                        .await
-                }
-                None => {}
+    let (o, b) = (op.clone(), bsl.clone());
+    let checked = detached(move |rt| rt.block_on(location::reconcile(&b, &o.ctx))).await?;
+    if Some(checked.phase) != before {
+        match checked.phase {
+            LocationPhase::Unavailable => {
+                let why = checked.problem.clone().unwrap_or_default();
+                op.event(&*bsl, true, "Unavailable", why).await
+            }
+            LocationPhase::Available => {
+                op.event(&*bsl, false, "Available", "the store answers".into())
+                    .await
             }
         }
     }
-    Ok(capped(again))
+    Ok(capped(checked.again))
 }
 
 pub async fn on_repository(
@@ -217,7 +228,7 @@ pub async fn on_backup(b: Arc<Backup>, op: Arc<Operator>) -> Result<Action, Reco
     let kinds = if in_progress {
         kinds(&op).await?
     } else {
-        Vec::new()
+        Arc::default()
     };
     let (o, bb) = (op.clone(), b.clone());
     let out = detached(move |rt| rt.block_on(backup::reconcile(&bb, &o.ctx, &kinds))).await?;

@@ -80,20 +80,25 @@ pub async fn reconcile(
     Ok(Outcome::Deleted)
 }
 
-/// Forget the snapshot `id` in repository `repo` (already forgotten is fine).
-async fn forget(ctx: &Context, repo: &str, id: &str) -> Result<(), String> {
+/// Forget snapshots `ids` in repository `repo`, with one session and one exclusive lock
+/// (already forgotten is fine; so is a repository that is gone).
+async fn forget(ctx: &Context, repo: &str, ids: &[String]) -> Result<(), String> {
     let repos: Api<BackupRepository> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
     let Some(r) = repos.get_opt(repo).await.map_err(|e| e.to_string())? else {
         return Ok(()); // the repository and its snapshots are gone already
     };
-    let opened = repository::open(ctx, &r).await?;
-    let id: Id = id.parse().map_err(|e| format!("snapshot ID {id}: {e}"))?;
+    let ids = ids
+        .iter()
+        .map(|id| id.parse().map_err(|e| format!("snapshot ID {id}: {e}")))
+        .collect::<Result<Vec<Id>, String>>()?;
+    // Removing snapshot files needs no index.
+    let opened = repository::open_unindexed(ctx, &r).await?;
     let lock = arca_engine::lock::LockGuard::acquire(&opened, true)
         .await
         .map_err(|e| format!("{repo}: {}", one_line(&e)))?;
-    let result = arca_engine::forget::remove_snapshots(&opened, &[id]).await;
+    let result = arca_engine::forget::remove_snapshots(&opened, &ids).await;
     let _ = lock.release().await;
-    for (_, r) in result {
+    for (id, r) in result {
         match r {
             Ok(())
             | Err(arca_engine::Error::Storage(arca_storage::StorageError::NotFound { .. })) => {}
@@ -117,21 +122,28 @@ async fn delete(backup: &Backup, ctx: &Context) -> Result<(), String> {
         .await
         .map_err(|e| format!("listing PodVolumeBackups: {e}"))?
         .items;
+    let mut by_repository: std::collections::BTreeMap<&str, Vec<String>> = Default::default();
     for p in &list {
-        if let Some(id) = p.status.as_ref().and_then(|s| s.snapshot_id.as_deref()) {
-            forget(ctx, &p.spec.repository, id).await?;
+        if let Some(id) = p.status.as_ref().and_then(|s| s.snapshot_id.clone()) {
+            by_repository
+                .entry(&p.spec.repository)
+                .or_default()
+                .push(id);
         }
+    }
+    for (repo, ids) in &by_repository {
+        forget(ctx, repo, ids).await?;
     }
     if let Some(id) = backup
         .status
         .as_ref()
-        .and_then(|s| s.resources_snapshot_id.as_deref())
+        .and_then(|s| s.resources_snapshot_id.clone())
     {
         let bsl = storage_location(ctx, backup.spec.storage_location.as_deref()).await?;
         forget(
             ctx,
             &repository::name_for(RESOURCES_REPOSITORY, &bsl.name_any()),
-            id,
+            &[id],
         )
         .await?;
     }

@@ -50,13 +50,22 @@ pub async fn probe(ctx: &Context, bsl: &BackupStorageLocation) -> Result<(), Str
     }
 }
 
-/// Check one location and record the result; returns when to check again.
-pub async fn reconcile(bsl: &BackupStorageLocation, ctx: &Context) -> Result<Duration, String> {
+/// What one check found, as recorded in the location's status.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Checked {
+    pub phase: LocationPhase,
+    /// Why it is unavailable.
+    pub problem: Option<String>,
+    /// When to check again.
+    pub again: Duration,
+}
+
+/// Check one location and record the result.
+pub async fn reconcile(bsl: &BackupStorageLocation, ctx: &Context) -> Result<Checked, String> {
     let name = bsl.name_any();
-    let result = probe(ctx, bsl).await;
-    let (phase, message) = match &result {
+    let (phase, problem) = match probe(ctx, bsl).await {
         Ok(()) => (LocationPhase::Available, None),
-        Err(e) => (LocationPhase::Unavailable, Some(e.clone())),
+        Err(e) => (LocationPhase::Unavailable, Some(e)),
     };
     let api: Api<BackupStorageLocation> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
     api.patch_status(
@@ -64,16 +73,21 @@ pub async fn reconcile(bsl: &BackupStorageLocation, ctx: &Context) -> Result<Dur
         &PatchParams::default(),
         &Patch::Merge(json!({"status": {
             "phase": phase,
-            "message": message,
+            "message": problem,
             "lastValidationTime": now(),
         }})),
     )
     .await
     .map_err(|e| format!("cannot update BackupStorageLocation {name}: {e}"))?;
-    Ok(bsl
+    let again = bsl
         .spec
         .validation_frequency
         .as_deref()
         .and_then(|f| humantime::parse_duration(f).ok())
-        .unwrap_or(DEFAULT_VALIDATION))
+        .unwrap_or(DEFAULT_VALIDATION);
+    Ok(Checked {
+        phase,
+        problem,
+        again,
+    })
 }

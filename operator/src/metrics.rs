@@ -45,8 +45,7 @@ fn seconds_between(
 
 impl Default for Metrics {
     fn default() -> Self {
-        let mut registry = Registry::with_prefix("arca");
-        let m = Metrics {
+        let mut m = Metrics {
             backups: Family::default(),
             backup_seconds: durations(),
             backup_bytes: Family::default(),
@@ -54,40 +53,41 @@ impl Default for Metrics {
             restores: Family::default(),
             restore_seconds: durations(),
             maintenance: Family::default(),
-            registry: Registry::default(),
+            registry: Registry::with_prefix("arca"),
         };
-        registry.register("backup", "Backups finished, by outcome", m.backups.clone());
-        registry.register(
+        m.registry
+            .register("backup", "Backups finished, by outcome", m.backups.clone());
+        m.registry.register(
             "backup_duration_seconds",
             "Time from a Backup's start to its end",
             m.backup_seconds.clone(),
         );
-        registry.register(
+        m.registry.register(
             "backup_volume_bytes",
             "Bytes of pod volume data read by finished Backups",
             m.backup_bytes.clone(),
         );
-        registry.register(
+        m.registry.register(
             "backup_last_successful_timestamp_seconds",
             "When the last Backup (of each schedule) completed",
             m.last_success.clone(),
         );
-        registry.register(
+        m.registry.register(
             "restore",
             "Restores finished, by outcome",
             m.restores.clone(),
         );
-        registry.register(
+        m.registry.register(
             "restore_duration_seconds",
             "Time from a Restore's start to its end",
             m.restore_seconds.clone(),
         );
-        registry.register(
+        m.registry.register(
             "repository_maintenance",
             "Repository maintenance runs (check and prune), by result",
             m.maintenance.clone(),
         );
-        Metrics { registry, ..m }
+        m
     }
 }
 

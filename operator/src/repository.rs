@@ -143,19 +143,36 @@ async fn location_of(
         .ok_or_else(|| format!("BackupStorageLocation {name} not found"))
 }
 
-/// Open repository `repo` with password `pw` (index not loaded).
-async fn open_with(
+/// The storage backend of `repo`: its URL with its location's options and credentials.
+async fn backend_of(
     ctx: &Context,
     repo: &BackupRepository,
-    pw: &str,
-) -> Result<arca_engine::Repository, String> {
+) -> Result<arca_storage::DynBackend, String> {
     let bsl = location_of(ctx, repo).await?;
     let options = location::storage_options(ctx, &bsl).await?;
     let url = &repo.spec.repository_url;
-    let backend = arca_storage::open_with(url, &options).map_err(|e| format!("{url}: {e}"))?;
-    arca_engine::Repository::open(backend, pw)
+    arca_storage::open_with(url, &options).map_err(|e| format!("{url}: {e}"))
+}
+
+/// Open `backend` (the store of `repo`) with password `pw`.
+async fn open_backend(
+    backend: &arca_storage::DynBackend,
+    repo: &BackupRepository,
+    pw: &str,
+) -> Result<arca_engine::Repository, String> {
+    arca_engine::Repository::open(backend.clone(), pw)
         .await
-        .map_err(|e| format!("{url}: {}", one_line(&e)))
+        .map_err(|e| format!("{}: {}", repo.spec.repository_url, one_line(&e)))
+}
+
+/// Open a Ready repository with its key and location credentials, index not loaded (enough
+/// for snapshots and keys).
+pub async fn open_unindexed(
+    ctx: &Context,
+    repo: &BackupRepository,
+) -> Result<arca_engine::Repository, String> {
+    let (_, pw) = password(ctx, repo).await?;
+    open_backend(&backend_of(ctx, repo).await?, repo, &pw).await
 }
 
 /// Open a Ready repository with its key and location credentials, index loaded.
@@ -163,8 +180,7 @@ pub async fn open(
     ctx: &Context,
     repo: &BackupRepository,
 ) -> Result<arca_engine::Repository, String> {
-    let (_, pw) = password(ctx, repo).await?;
-    let mut r = open_with(ctx, repo, &pw).await?;
+    let mut r = open_unindexed(ctx, repo).await?;
     r.load_index(&arca_engine::progress::NoProgress)
         .await
         .map_err(|e| {
@@ -185,7 +201,11 @@ const PENDING_KEY: &str = "pending-repository-password";
 /// password. Each step can be interrupted: the next call finishes the job, and no moment
 /// leaves the repository without a key whose password the Secret holds.
 pub async fn rotate_key(repo: &BackupRepository, ctx: &Context) -> Result<(), String> {
-    let (key, current) = password(ctx, repo).await?;
+    let key = repo
+        .spec
+        .key_secret
+        .clone()
+        .ok_or_else(|| format!("BackupRepository {} has no key Secret yet", repo.name_any()))?;
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
     let stored = secret_strings(
         &secrets
@@ -193,6 +213,11 @@ pub async fn rotate_key(repo: &BackupRepository, ctx: &Context) -> Result<(), St
             .await
             .map_err(|e| format!("reading Secret {}: {e}", key.name))?,
     );
+    let current = stored
+        .get(&key.key)
+        .cloned()
+        .ok_or_else(|| format!("Secret {} has no key {}", key.name, key.key))?;
+    let backend = backend_of(ctx, repo).await?;
     let set = |pairs: Vec<(&str, Option<String>)>| {
         let data: serde_json::Map<String, serde_json::Value> = pairs
             .into_iter()
@@ -225,17 +250,17 @@ pub async fn rotate_key(repo: &BackupRepository, ctx: &Context) -> Result<(), St
             p
         }
     };
-    match open_with(ctx, repo, &current).await {
+    match open_backend(&backend, repo, &current).await {
         Ok(old) => {
             // The new key (unless an interrupted rotation added it already), then the old
             // one removed from a session opened with the new.
-            let with_new = match open_with(ctx, repo, &new).await {
+            let with_new = match open_backend(&backend, repo, &new).await {
                 Ok(r) => r,
                 Err(_) => {
                     arca_engine::keys::add_key(&old, &new, ctx.kdf)
                         .await
                         .map_err(|e| format!("adding the new key: {}", one_line(&e)))?;
-                    open_with(ctx, repo, &new).await?
+                    open_backend(&backend, repo, &new).await?
                 }
             };
             if with_new.key_id() != old.key_id() {
@@ -246,7 +271,7 @@ pub async fn rotate_key(repo: &BackupRepository, ctx: &Context) -> Result<(), St
         }
         // Interrupted after the old key went: the pending password must open it.
         Err(e) => {
-            open_with(ctx, repo, &new).await.map_err(|_| {
+            open_backend(&backend, repo, &new).await.map_err(|_| {
                 format!("neither the current nor the pending password opens it: {e}")
             })?;
         }
@@ -272,6 +297,28 @@ fn base64_of(s: &str) -> String {
 /// Make the repository Ready: its key exists, and the repository opens with it (created if
 /// the store has none yet). Returns the phase recorded.
 pub async fn reconcile(repo: &BackupRepository, ctx: &Context) -> Result<RepositoryPhase, String> {
+    Ok(match make_ready_and_record(repo, ctx).await? {
+        Ok(()) => RepositoryPhase::Ready,
+        Err(_) => RepositoryPhase::NotReady,
+    })
+}
+
+/// `Ok(Ok(()))` when `repo` is Ready (made so now if it was not), `Ok(Err(why))` when it
+/// cannot be (the reason is in its status too); `Err` when its status cannot be written.
+pub async fn ensure_ready(
+    repo: &BackupRepository,
+    ctx: &Context,
+) -> Result<Result<(), String>, String> {
+    if repo.status.as_ref().and_then(|s| s.phase) == Some(RepositoryPhase::Ready) {
+        return Ok(Ok(()));
+    }
+    make_ready_and_record(repo, ctx).await
+}
+
+async fn make_ready_and_record(
+    repo: &BackupRepository,
+    ctx: &Context,
+) -> Result<Result<(), String>, String> {
     let name = repo.name_any();
     let api: Api<BackupRepository> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
     let result = make_ready(repo, ctx, &api).await;
@@ -289,7 +336,7 @@ pub async fn reconcile(repo: &BackupRepository, ctx: &Context) -> Result<Reposit
     if let Err(e) = &result {
         tracing::warn!(repository = %name, "not ready: {e}");
     }
-    Ok(phase)
+    Ok(result.map(drop))
 }
 
 async fn make_ready(
@@ -297,7 +344,7 @@ async fn make_ready(
     ctx: &Context,
     api: &Api<BackupRepository>,
 ) -> Result<Option<String>, String> {
-    let bsl = location_of(ctx, repo).await?;
+    let backend = backend_of(ctx, repo).await?;
     let (key, pw) = password(ctx, repo).await?;
     if repo.spec.key_secret.as_ref() != Some(&key) {
         api.patch(
@@ -308,9 +355,7 @@ async fn make_ready(
         .await
         .map_err(|e| format!("recording the key Secret: {e}"))?;
     }
-    let options = location::storage_options(ctx, &bsl).await?;
     let url = &repo.spec.repository_url;
-    let backend = arca_storage::open_with(url, &options).map_err(|e| format!("{url}: {e}"))?;
     match arca_engine::Repository::open(backend.clone(), &pw).await {
         Ok(_) => Ok(None),
         Err(arca_engine::Error::WrongPassword) => Err(format!(

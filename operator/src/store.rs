@@ -4,11 +4,9 @@
 use crate::backup::RESOURCES_REPOSITORY;
 use crate::context::Context;
 use crate::repository;
-use arca_api::repository::RepositoryPhase;
 use arca_api::BackupStorageLocation;
 use arca_engine::backup::{BackupOptions, SelectAll};
 use arca_engine::progress::NoProgress;
-use kube::ResourceExt;
 use serde_json::Value;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -37,21 +35,13 @@ pub async fn save_manifests(
     manifests: &[Value],
 ) -> Result<String, String> {
     let repo = repository::ensure(ctx, RESOURCES_REPOSITORY, bsl).await?;
-    if repo.status.as_ref().and_then(|s| s.phase) != Some(RepositoryPhase::Ready)
-        && repository::reconcile(&repo, ctx).await? != RepositoryPhase::Ready
-    {
-        let why =
-            kube::Api::<arca_api::BackupRepository>::namespaced(ctx.client.clone(), &ctx.namespace)
-                .get(&repo.name_any())
-                .await
-                .ok()
-                .and_then(|r| r.status.and_then(|s| s.message))
-                .unwrap_or_else(|| "no reason recorded".into());
+    if let Err(why) = repository::ensure_ready(&repo, ctx).await? {
         return Err(format!(
             "the resource repository of location {} is not ready: {why}",
             repo.spec.backup_storage_location
         ));
     }
+    // Read again: becoming Ready may have recorded its key Secret.
     let repo =
         kube::Api::<arca_api::BackupRepository>::namespaced(ctx.client.clone(), &ctx.namespace)
             .get(&kube::ResourceExt::name_any(&repo))

@@ -183,8 +183,8 @@ async fn missing_locations_and_credentials_give_a_reason() {
     assert_eq!(st.phase, Some(LocationPhase::Available));
     assert!(st.last_validation_time.is_some());
 
-    let again = location::reconcile(&no_cred, &ctx).await.unwrap();
-    assert_eq!(again, location::DEFAULT_VALIDATION);
+    let checked = location::reconcile(&no_cred, &ctx).await.unwrap();
+    assert_eq!(checked.again, location::DEFAULT_VALIDATION);
     let st = locations.get("remote").await.unwrap().status.unwrap();
     assert_eq!(st.phase, Some(LocationPhase::Unavailable));
     assert_eq!(
