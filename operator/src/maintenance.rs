@@ -99,7 +99,8 @@ pub async fn reconcile(
 /// Check, then prune: returns the one-line summary of what was done.
 async fn run(repo: &BackupRepository, ctx: &Context) -> Result<String, String> {
     let url = &repo.spec.repository_url;
-    let mut opened = repository::open(ctx, repo).await?;
+    // check loads the index (and hands it to the repository for prune): not twice.
+    let mut opened = repository::open_unindexed(ctx, repo).await?;
     let lock = arca_engine::lock::LockGuard::acquire(&opened, true)
         .await
         .map_err(|e| format!("{url}: {}", one_line(&e)))?;
