@@ -298,9 +298,16 @@ impl BlobWriter {
         let Some(tx) = tx else {
             return Err(Error::Invalid("writer already finished".into()));
         };
+        let data = match p.blobs.first().map(|b| b.blob_type) {
+            // Tree packs grow from a small Vec instead of taking a pooled buffer, so giving
+            // them to the pool would only add resident spares (a million-file backup kept
+            // three of 16 MiB). They are freed after the upload instead.
+            Some(BlobType::Tree) => Bytes::from(p.data),
+            _ => arca_storage::buffers::into_bytes(p.data),
+        };
         tx.blocking_send(FinishedPack {
             id,
-            data: arca_storage::buffers::into_bytes(p.data).slice(p.pad..),
+            data: data.slice(p.pad..),
             blobs: p.blobs,
         })
         .map_err(|_| Error::Invalid("pack uploader stopped".into()))?;
