@@ -181,7 +181,8 @@ pub async fn restore(
         .par_iter()
         .map(|(i, path)| {
             let node = &items[*i].node;
-            (!skip_existing(path, node, opts.overwrite)).then(|| create_file(path, node.size))
+            (!skip_existing(path, node, opts.overwrite))
+                .then(|| create_file(path, node.size, !opts.sparse))
         })
         .collect();
     let mut files: Vec<PlannedFile> = Vec::new();
@@ -387,7 +388,12 @@ fn skip_existing(path: &Path, node: &Node, mode: Overwrite) -> bool {
     }
 }
 
-fn create_file(path: &Path, size: u64) -> std::result::Result<(), String> {
+/// Create (or truncate) a file of `size` bytes. With `allocate`, a file large enough for
+/// direct writes gets its blocks reserved now: ext4 lets direct writes into allocated
+/// blocks share the file's lock, while writes into a hole take it exclusively and hold it
+/// while the device works, so jobs writing different parts of one large file would
+/// otherwise take turns. (A sparse restore must leave holes, so it does not allocate.)
+fn create_file(path: &Path, size: u64, allocate: bool) -> std::result::Result<(), String> {
     if let Ok(md) = path.symlink_metadata() {
         if !md.is_file() || md.nlink() > 1 {
             // Replace links and other types instead of writing through them.
@@ -402,8 +408,28 @@ fn create_file(path: &Path, size: u64) -> std::result::Result<(), String> {
         .mode(0o600)
         .open(path)
         .map_err(|e| format!("{}: cannot create: {e}", path.display()))?;
+    if allocate && size >= arca_storage::direct::DIRECT_MIN as u64 && preallocate(&f, size) {
+        return Ok(());
+    }
     f.set_len(size)
         .map_err(|e| format!("{}: cannot set size: {e}", path.display()))
+}
+
+/// Reserve `size` bytes of blocks (the size grows to match); false where the filesystem
+/// cannot, and the caller sets the size instead.
+#[cfg(target_os = "linux")]
+fn preallocate(f: &fs::File, size: u64) -> bool {
+    use std::os::fd::AsRawFd;
+    let Ok(len) = libc::off_t::try_from(size) else {
+        return false;
+    };
+    // SAFETY: fallocate on a descriptor we own, with integer arguments only.
+    unsafe { libc::fallocate(f.as_raw_fd(), 0, 0, len) == 0 }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn preallocate(_f: &fs::File, _size: u64) -> bool {
+    false
 }
 
 use std::os::unix::fs::MetadataExt;
@@ -466,8 +492,9 @@ async fn write_contents(
     // One job per stretch of a pack of at most READ_SPAN (a blob more if one is larger):
     // small reads keep memory low per job, so more jobs can overlap reading, decoding and
     // writing, which on a disk-bound restore is what sets the pace.
-    let mut stretches: Vec<(u32, Vec<(PackedBlob, Targets)>)> = Vec::new();
+    let mut per_pack: Vec<Vec<(u32, Vec<(PackedBlob, Targets)>)>> = Vec::new();
     for (pack, blobs) in by_pack {
+        let mut stretches = Vec::new();
         let mut blobs: Vec<(PackedBlob, Targets)> = blobs.into_values().collect();
         blobs.sort_by_key(|(b, _)| b.offset);
         let mut current: Vec<(PackedBlob, Targets)> = Vec::new();
@@ -484,7 +511,20 @@ async fn write_contents(
         if !current.is_empty() {
             stretches.push((pack, current));
         }
+        per_pack.push(stretches);
     }
+    // Jobs running together take stretches of different packs: neighbouring stretches of
+    // one pack usually continue one file, and writes to one file queue on its lock.
+    let rounds = per_pack.iter().map(Vec::len).max().unwrap_or(0);
+    let mut per_pack: Vec<_> = per_pack.into_iter().map(Vec::into_iter).collect();
+    let stretches: Vec<(u32, Vec<(PackedBlob, Targets)>)> = (0..rounds)
+        .flat_map(|_| {
+            per_pack
+                .iter_mut()
+                .filter_map(Iterator::next)
+                .collect::<Vec<_>>()
+        })
+        .collect();
     let jobs = stretches.into_iter().map(|(pack, blobs)| {
         let scratches = scratches.clone();
         let repo = repo.clone();
@@ -706,4 +746,31 @@ async fn verify_files(repo: &Arc<Repository>, files: &[PlannedFile]) -> Vec<Stri
     })
     .await
     .expect("verification does not panic")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    #[test]
+    fn created_files_have_their_size_and_large_ones_are_allocated_unless_sparse() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let size = 3 * arca_storage::direct::DIRECT_MIN as u64 + 17;
+        let (full, holey) = (dir.path().join("full"), dir.path().join("holey"));
+        create_file(&full, size, true).expect("create");
+        create_file(&holey, size, false).expect("create");
+        for p in [&full, &holey] {
+            assert_eq!(fs::metadata(p).unwrap().len(), size, "{}", p.display());
+        }
+        assert_eq!(fs::metadata(&holey).unwrap().blocks(), 0, "a sparse restore keeps holes");
+        let f = fs::OpenOptions::new().write(true).open(dir.path().join("full")).unwrap();
+        if preallocate(&f, size) {
+            // Where the filesystem allocates, every byte has a block before any write.
+            assert!(fs::metadata(&full).unwrap().blocks() * 512 >= size);
+        }
+        // Creating again over an existing file truncates it to the new size.
+        create_file(&full, 5, true).expect("re-create");
+        assert_eq!(fs::metadata(&full).unwrap().len(), 5);
+    }
 }
