@@ -447,6 +447,8 @@ const READ_SPAN: u64 = 4 << 20;
 
 /// Where one blob's plaintext goes: file number and offset.
 type Targets = Vec<(usize, u64)>;
+/// A pack's number and blobs from one stretch of it, in pack order.
+type Stretch = (u32, Vec<(PackedBlob, Targets)>);
 
 async fn write_contents(
     repo: &Arc<Repository>,
@@ -492,7 +494,7 @@ async fn write_contents(
     // One job per stretch of a pack of at most READ_SPAN (a blob more if one is larger):
     // small reads keep memory low per job, so more jobs can overlap reading, decoding and
     // writing, which on a disk-bound restore is what sets the pace.
-    let mut per_pack: Vec<Vec<(u32, Vec<(PackedBlob, Targets)>)>> = Vec::new();
+    let mut per_pack: Vec<Vec<Stretch>> = Vec::new();
     for (pack, blobs) in by_pack {
         let mut stretches = Vec::new();
         let mut blobs: Vec<(PackedBlob, Targets)> = blobs.into_values().collect();
@@ -517,7 +519,7 @@ async fn write_contents(
     // one pack usually continue one file, and writes to one file queue on its lock.
     let rounds = per_pack.iter().map(Vec::len).max().unwrap_or(0);
     let mut per_pack: Vec<_> = per_pack.into_iter().map(Vec::into_iter).collect();
-    let stretches: Vec<(u32, Vec<(PackedBlob, Targets)>)> = (0..rounds)
+    let stretches: Vec<Stretch> = (0..rounds)
         .flat_map(|_| {
             per_pack
                 .iter_mut()

@@ -79,7 +79,7 @@ impl SessionBlobs {
         }
         let i = self.len as usize;
         assert!(self.len < TREE_BIT, "more than 2^31 blobs in one session");
-        if i % SESSION_CHUNK == 0 {
+        if i.is_multiple_of(SESSION_CHUNK) {
             self.chunks.push(Vec::with_capacity(SESSION_CHUNK));
         }
         self.chunks.last_mut().expect("a chunk").push(id);
