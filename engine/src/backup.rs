@@ -736,28 +736,6 @@ async fn finish(
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn target_components_like_restic() {
-        assert_eq!(
-            components(Path::new("/tmp/rt/src")),
-            vec![b"tmp".to_vec(), b"rt".to_vec(), b"src".to_vec()]
-        );
-        assert_eq!(components(Path::new("src")), vec![b"src".to_vec()]);
-        assert_eq!(components(Path::new("../x")), vec![b"x".to_vec()]);
-        assert!(components(Path::new(".")).is_empty());
-        assert_eq!(root_dir(Path::new("../../x")), PathBuf::from("./../.."));
-        assert_eq!(root_dir(Path::new("/a")), PathBuf::from("/"));
-        assert_eq!(clean(Path::new("../../x")), PathBuf::from("../../x"));
-        assert_eq!(clean(Path::new("a/../../b/./c/..")), PathBuf::from("../b"));
-        assert_eq!(clean(Path::new("/../a/..")), PathBuf::from("/"));
-        assert_eq!(clean(Path::new("a/..")), PathBuf::from("."));
-    }
-}
-
 /// Count the files and bytes a backup of `paths` will read, for progress totals.
 pub fn scan(paths: &[PathBuf], selector: &dyn Selector, progress: &dyn Progress) -> (u64, u64) {
     let (mut files, mut bytes) = (0u64, 0u64);
@@ -787,4 +765,26 @@ pub fn scan(paths: &[PathBuf], selector: &dyn Selector, progress: &dyn Progress)
     }
     progress.set_total(bytes);
     (files, bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn target_components_like_restic() {
+        assert_eq!(
+            components(Path::new("/tmp/rt/src")),
+            vec![b"tmp".to_vec(), b"rt".to_vec(), b"src".to_vec()]
+        );
+        assert_eq!(components(Path::new("src")), vec![b"src".to_vec()]);
+        assert_eq!(components(Path::new("../x")), vec![b"x".to_vec()]);
+        assert!(components(Path::new(".")).is_empty());
+        assert_eq!(root_dir(Path::new("../../x")), PathBuf::from("./../.."));
+        assert_eq!(root_dir(Path::new("/a")), PathBuf::from("/"));
+        assert_eq!(clean(Path::new("../../x")), PathBuf::from("../../x"));
+        assert_eq!(clean(Path::new("a/../../b/./c/..")), PathBuf::from("../b"));
+        assert_eq!(clean(Path::new("/../a/..")), PathBuf::from("/"));
+        assert_eq!(clean(Path::new("a/..")), PathBuf::from("."));
+    }
 }

@@ -22,7 +22,7 @@ use std::fs;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// The ID of a MinSize (512 KiB) all-zero chunk, skipped with `--sparse`.
 pub const ZERO_CHUNK_ID: &str = "07854d2fef297a06ba81685e660c332de36d5d18d546927d30daad6d7fda1541";
@@ -97,6 +97,11 @@ struct PlannedFile {
     path: PathBuf,
     size: u64,
     content: Vec<Id>,
+    /// Reserve its blocks when creating it (see `create_file`).
+    allocate: bool,
+    /// Set by whoever creates the file: the background pass, or the first job to write to
+    /// it if that comes first.
+    created: OnceLock<std::result::Result<(), String>>,
 }
 
 /// Names that would step outside the directory they are in are refused.
@@ -175,38 +180,60 @@ pub async fn restore(
         }
         wanted.push((i, path));
     }
-    // Existence checks and file creation touch every file: do them on all cores. (Like
-    // the loops around it, this blocks the calling task; restore owns its runtime thread.)
-    let created: Vec<Option<std::result::Result<(), String>>> = wanted
-        .par_iter()
-        .map(|(i, path)| {
-            let node = &items[*i].node;
-            (!skip_existing(path, node, opts.overwrite))
-                .then(|| create_file(path, node.size, !opts.sparse))
-        })
-        .collect();
+    // Which existing files to keep is decided up front (on all cores: it touches every
+    // file); always overwriting needs no look at all. (Like the loops around it, this
+    // blocks the calling task; restore owns its runtime thread.)
+    let keep: Vec<bool> = if opts.overwrite == Overwrite::Always {
+        vec![false; wanted.len()]
+    } else {
+        wanted
+            .par_iter()
+            .map(|(i, path)| skip_existing(path, &items[*i].node, opts.overwrite))
+            .collect()
+    };
     let mut files: Vec<PlannedFile> = Vec::new();
     let mut file_items: Vec<usize> = Vec::new();
-    for ((i, path), res) in wanted.into_iter().zip(created) {
-        match res {
-            None => report.skipped += 1,
-            Some(Ok(())) => {
-                files.push(PlannedFile {
-                    path,
-                    size: items[i].node.size,
-                    content: items[i].node.content.clone().unwrap_or_default(),
-                });
-                file_items.push(i);
-            }
-            Some(Err(e)) => report.errors.push(e),
+    for ((i, path), keep) in wanted.into_iter().zip(keep) {
+        if keep {
+            report.skipped += 1;
+            continue;
         }
+        files.push(PlannedFile {
+            path,
+            size: items[i].node.size,
+            content: items[i].node.content.clone().unwrap_or_default(),
+            allocate: !opts.sparse,
+            created: OnceLock::new(),
+        });
+        file_items.push(i);
     }
-
     let total: u64 = files.iter().map(|f| f.size).sum();
     progress.set_total(total);
-    let write_errors = write_contents(&repo, &files, opts, progress).await?;
-    report.errors.extend(write_errors);
-    report.files = files.len() as u64;
+    // Creating thousands of files is kernel work on the CPU while the contents mostly wait
+    // for the disk: the files are created in the background while the contents are
+    // written, and a job that needs a file first creates it itself.
+    let files = Arc::new(files);
+    let creating = {
+        let files = files.clone();
+        tokio::task::spawn_blocking(move || {
+            files.par_iter().for_each(|f| {
+                f.created
+                    .get_or_init(|| create_file(&f.path, f.size, f.allocate).map(drop));
+            })
+        })
+    };
+    let write_errors = write_contents(&repo, &files, opts, progress).await;
+    creating.await.expect("file creation does not panic");
+    report.errors.extend(write_errors?);
+    let mut restored_items = Vec::with_capacity(file_items.len());
+    for (f, i) in files.iter().zip(file_items) {
+        match f.created.get() {
+            Some(Err(e)) => report.errors.push(e.clone()),
+            _ => restored_items.push(i),
+        }
+    }
+    let file_items = restored_items;
+    report.files = file_items.len() as u64;
     report.bytes = total;
 
     for (first, link) in &hardlinks {
@@ -393,7 +420,7 @@ fn skip_existing(path: &Path, node: &Node, mode: Overwrite) -> bool {
 /// blocks share the file's lock, while writes into a hole take it exclusively and hold it
 /// while the device works, so jobs writing different parts of one large file would
 /// otherwise take turns. (A sparse restore must leave holes, so it does not allocate.)
-fn create_file(path: &Path, size: u64, allocate: bool) -> std::result::Result<(), String> {
+fn create_file(path: &Path, size: u64, allocate: bool) -> std::result::Result<fs::File, String> {
     if let Ok(md) = path.symlink_metadata() {
         if !md.is_file() || md.nlink() > 1 {
             // Replace links and other types instead of writing through them.
@@ -408,11 +435,33 @@ fn create_file(path: &Path, size: u64, allocate: bool) -> std::result::Result<()
         .mode(0o600)
         .open(path)
         .map_err(|e| format!("{}: cannot create: {e}", path.display()))?;
-    if allocate && size >= arca_storage::direct::DIRECT_MIN as u64 && preallocate(&f, size) {
-        return Ok(());
+    if !(allocate && size >= arca_storage::direct::DIRECT_MIN as u64 && preallocate(&f, size)) {
+        f.set_len(size)
+            .map_err(|e| format!("{}: cannot set size: {e}", path.display()))?;
     }
-    f.set_len(size)
-        .map_err(|e| format!("{}: cannot set size: {e}", path.display()))
+    Ok(f)
+}
+
+/// A file to write a job's blobs into: created here if nobody has yet, or opened.
+/// `None` when its creation failed; that is reported once, after the contents.
+fn open_target(f: &PlannedFile) -> Option<std::result::Result<fs::File, String>> {
+    let mut fresh = None;
+    let state = f.created.get_or_init(|| {
+        create_file(&f.path, f.size, f.allocate).map(|file| {
+            fresh = Some(file);
+        })
+    });
+    if let Some(file) = fresh {
+        return Some(Ok(file));
+    }
+    state.as_ref().ok()?;
+    Some(
+        fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&f.path)
+            .map_err(|e| format!("{}: {e}", f.path.display())),
+    )
 }
 
 /// Reserve `size` bytes of blocks (the size grows to match); false where the filesystem
@@ -452,7 +501,7 @@ type Stretch = (u32, Vec<(PackedBlob, Targets)>);
 
 async fn write_contents(
     repo: &Arc<Repository>,
-    files: &[PlannedFile],
+    files: &Arc<Vec<PlannedFile>>,
     opts: &RestoreOptions,
     progress: &dyn Progress,
 ) -> Result<Vec<String>> {
@@ -487,7 +536,6 @@ async fn write_contents(
             offset += len;
         }
     }
-    let files = Arc::new(files.iter().map(|f| f.path.clone()).collect::<Vec<_>>());
     let errors = Arc::new(Mutex::new(errors));
     let sparse = opts.sparse;
     let scratches: Arc<Mutex<Vec<BlobScratch>>> = Arc::default();
@@ -588,19 +636,13 @@ async fn write_contents(
                                 let f = match open.entry(fi) {
                                     std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
                                     std::collections::hash_map::Entry::Vacant(v) => {
-                                        match fs::OpenOptions::new()
-                                            .write(true)
-                                            .custom_flags(libc::O_NOFOLLOW)
-                                            .open(&files[fi])
-                                        {
-                                            Ok(f) => v.insert(f),
-                                            Err(e) => {
-                                                errors
-                                                    .lock()
-                                                    .expect("errors mutex")
-                                                    .push(format!("{}: {e}", files[fi].display()));
+                                        match open_target(&files[fi]) {
+                                            Some(Ok(f)) => v.insert(f),
+                                            Some(Err(e)) => {
+                                                errors.lock().expect("errors mutex").push(e);
                                                 continue;
                                             }
+                                            None => continue,
                                         }
                                     }
                                 };
@@ -609,7 +651,7 @@ async fn write_contents(
                                     errors
                                         .lock()
                                         .expect("errors mutex")
-                                        .push(format!("{}: write: {e}", files[fi].display()));
+                                        .push(format!("{}: write: {e}", files[fi].path.display()));
                                 }
                             }
                             written += plain.len() as u64;
@@ -760,19 +802,26 @@ mod tests {
         let dir = tempfile::tempdir().expect("temporary directory");
         let size = 3 * arca_storage::direct::DIRECT_MIN as u64 + 17;
         let (full, holey) = (dir.path().join("full"), dir.path().join("holey"));
-        create_file(&full, size, true).expect("create");
-        create_file(&holey, size, false).expect("create");
+        drop(create_file(&full, size, true).expect("create"));
+        drop(create_file(&holey, size, false).expect("create"));
         for p in [&full, &holey] {
             assert_eq!(fs::metadata(p).unwrap().len(), size, "{}", p.display());
         }
-        assert_eq!(fs::metadata(&holey).unwrap().blocks(), 0, "a sparse restore keeps holes");
-        let f = fs::OpenOptions::new().write(true).open(dir.path().join("full")).unwrap();
+        assert_eq!(
+            fs::metadata(&holey).unwrap().blocks(),
+            0,
+            "a sparse restore keeps holes"
+        );
+        let f = fs::OpenOptions::new()
+            .write(true)
+            .open(dir.path().join("full"))
+            .unwrap();
         if preallocate(&f, size) {
             // Where the filesystem allocates, every byte has a block before any write.
             assert!(fs::metadata(&full).unwrap().blocks() * 512 >= size);
         }
         // Creating again over an existing file truncates it to the new size.
-        create_file(&full, 5, true).expect("re-create");
+        drop(create_file(&full, 5, true).expect("re-create"));
         assert_eq!(fs::metadata(&full).unwrap().len(), 5);
     }
 }
