@@ -97,8 +97,6 @@ struct PlannedFile {
     path: PathBuf,
     size: u64,
     content: Vec<Id>,
-    /// Reserve its blocks when creating it (see `create_file`).
-    allocate: bool,
     /// Set by whoever creates the file: the background pass, or the first job to write to
     /// it if that comes first.
     created: OnceLock<std::result::Result<(), String>>,
@@ -202,7 +200,6 @@ pub async fn restore(
             path,
             size: items[i].node.size,
             content: items[i].node.content.clone().unwrap_or_default(),
-            allocate: !opts.sparse,
             created: OnceLock::new(),
         });
         file_items.push(i);
@@ -213,12 +210,13 @@ pub async fn restore(
     // for the disk: the files are created in the background while the contents are
     // written, and a job that needs a file first creates it itself.
     let files = Arc::new(files);
+    let allocate = !opts.sparse;
     let creating = {
         let files = files.clone();
         tokio::task::spawn_blocking(move || {
             files.par_iter().for_each(|f| {
                 f.created
-                    .get_or_init(|| create_file(&f.path, f.size, f.allocate).map(drop));
+                    .get_or_init(|| create_file(&f.path, f.size, allocate).map(drop));
             })
         })
     };
@@ -444,10 +442,10 @@ fn create_file(path: &Path, size: u64, allocate: bool) -> std::result::Result<fs
 
 /// A file to write a job's blobs into: created here if nobody has yet, or opened.
 /// `None` when its creation failed; that is reported once, after the contents.
-fn open_target(f: &PlannedFile) -> Option<std::result::Result<fs::File, String>> {
+fn open_target(f: &PlannedFile, allocate: bool) -> Option<std::result::Result<fs::File, String>> {
     let mut fresh = None;
     let state = f.created.get_or_init(|| {
-        create_file(&f.path, f.size, f.allocate).map(|file| {
+        create_file(&f.path, f.size, allocate).map(|file| {
             fresh = Some(file);
         })
     });
@@ -636,7 +634,7 @@ async fn write_contents(
                                 let f = match open.entry(fi) {
                                     std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
                                     std::collections::hash_map::Entry::Vacant(v) => {
-                                        match open_target(&files[fi]) {
+                                        match open_target(&files[fi], !sparse) {
                                             Some(Ok(f)) => v.insert(f),
                                             Some(Err(e)) => {
                                                 errors.lock().expect("errors mutex").push(e);
@@ -795,7 +793,6 @@ async fn verify_files(repo: &Arc<Repository>, files: &[PlannedFile]) -> Vec<Stri
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::MetadataExt;
 
     #[test]
     fn created_files_have_their_size_and_large_ones_are_allocated_unless_sparse() {

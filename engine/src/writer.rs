@@ -132,6 +132,8 @@ struct OpenPack {
     /// address, so that a local backend can write it without the page cache.
     data: Vec<u8>,
     pad: usize,
+    /// Whether `data` came from the pack-buffer pool, and so goes back to it.
+    pooled: bool,
     blobs: Vec<PackedBlob>,
 }
 
@@ -248,6 +250,7 @@ impl BlobWriter {
                     // unused (but resident) for the whole backup.
                     BlobType::Tree => Vec::with_capacity(256 << 10),
                 };
+                open.pooled = t == BlobType::Data;
                 open.pad = match t {
                     BlobType::Data => arca_storage::direct::pad_for(&open.data, 0),
                     BlobType::Tree => 0,
@@ -298,12 +301,11 @@ impl BlobWriter {
         let Some(tx) = tx else {
             return Err(Error::Invalid("writer already finished".into()));
         };
-        let data = match p.blobs.first().map(|b| b.blob_type) {
-            // Tree packs grow from a small Vec instead of taking a pooled buffer, so giving
-            // them to the pool would only add resident spares (a million-file backup kept
-            // three of 16 MiB). They are freed after the upload instead.
-            Some(BlobType::Tree) => Bytes::from(p.data),
-            _ => arca_storage::buffers::into_bytes(p.data),
+        // Only buffers taken from the pool go back to it: a tree pack's own Vec given to
+        // it would stay resident as a spare (a million-file backup kept three of 16 MiB).
+        let data = match p.pooled {
+            true => arca_storage::buffers::into_bytes(p.data),
+            false => Bytes::from(p.data),
         };
         tx.blocking_send(FinishedPack {
             id,
