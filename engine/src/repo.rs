@@ -10,6 +10,7 @@ use arca_format::keyfile::{KdfParams, KeyError, KeyFile};
 use arca_format::pack::BlobType;
 use arca_format::tree::Tree;
 use arca_format::Id;
+use arca_storage::StorageError;
 use arca_storage::{DynBackend, FileType};
 use bytes::Bytes;
 use std::sync::Arc;
@@ -101,13 +102,23 @@ impl Repository {
             )));
         }
         backend.create().await?;
+        // The config first, with an exclusive write: of two initialisations racing, the
+        // loser stops here and leaves nothing behind. Writing the key first left the loser's
+        // key beside the winner's config, a key that opens with the same password but cannot
+        // decrypt the config.
         let key = Key::random();
-        let key_id = crate::keys::write_key(&backend, &key, password, params).await?;
         let config = Config::new(version, pol);
         let sealed = key.seal(&config.to_json());
         backend
             .write(FileType::Config, "config", Bytes::from(sealed), true)
-            .await?;
+            .await
+            .map_err(|e| match e {
+                StorageError::AlreadyExists { .. } => {
+                    StorageError::RepositoryExists(backend.location())
+                }
+                e => e,
+            })?;
+        let key_id = crate::keys::write_key(&backend, &key, password, params).await?;
         Ok(Repository {
             backend,
             key,
