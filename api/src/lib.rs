@@ -8,6 +8,7 @@ pub mod location;
 pub mod podvolume;
 pub mod repository;
 pub mod restore;
+mod schema_fixups;
 
 pub use backup::{Backup, BackupSpec, BackupStatus, Schedule, ScheduleSpec, ScheduleStatus};
 pub use common::{
@@ -26,7 +27,7 @@ use kube::CustomResourceExt;
 
 /// Every CRD, in the order `deploy/crds.yaml` lists them.
 pub fn crds() -> Vec<CustomResourceDefinition> {
-    vec![
+    let mut crds = vec![
         BackupStorageLocation::crd(),
         BackupRepository::crd(),
         Backup::crd(),
@@ -34,7 +35,21 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
         PodVolumeBackup::crd(),
         PodVolumeRestore::crd(),
         Schedule::crd(),
-    ]
+    ];
+    for crd in &mut crds {
+        for version in &mut crd.spec.versions {
+            if let Some(props) = version
+                .schema
+                .as_mut()
+                .and_then(|s| s.open_api_v3_schema.as_mut())
+            {
+                let mut json = serde_json::to_value(&*props).expect("schemas serialise");
+                schema_fixups::fix(&mut json);
+                *props = serde_json::from_value(json).expect("a fixed schema is still a schema");
+            }
+        }
+    }
+    crds
 }
 
 /// The CRDs as one multi-document YAML file (what `deploy/crds.yaml` holds).
