@@ -26,17 +26,34 @@ where
     }
 }
 
+/// Why a repository cannot be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum AccessError {
+    /// It exists but is not Ready: worth waiting for (the operator retries it).
+    #[error("{0}")]
+    NotReady(String),
+    /// Missing objects or bad settings, in one line.
+    #[error("{0}")]
+    Other(String),
+}
+
+impl From<String> for AccessError {
+    fn from(s: String) -> Self {
+        AccessError::Other(s)
+    }
+}
+
 /// How to open repository `name` (a BackupRepository in the context's namespace). Fails
 /// with one line when it is not Ready or a Secret or location is missing.
-pub async fn repository(ctx: &Context, name: &str) -> Result<RepoAccess, String> {
+pub async fn repository(ctx: &Context, name: &str) -> Result<RepoAccess, AccessError> {
     let repos: Api<BackupRepository> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
     let repo = get(&repos, "BackupRepository", name).await?;
     let status = repo.status.clone().unwrap_or_default();
     if status.phase != Some(RepositoryPhase::Ready) {
-        return Err(format!(
+        return Err(AccessError::NotReady(format!(
             "BackupRepository {name} is not ready{}",
             status.message.map(|m| format!(": {m}")).unwrap_or_default()
-        ));
+        )));
     }
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
     let key = repo

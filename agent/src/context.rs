@@ -36,15 +36,32 @@ impl Context {
         }
     }
 
-    /// Mark `uid` as being worked on here; false if it already is.
-    pub fn begin(&self, uid: &str) -> bool {
-        self.in_flight
+    /// Mark `uid` as being worked on here until the returned guard is dropped; `None` if
+    /// it already is.
+    pub fn begin(&self, uid: &str) -> Option<InFlight<'_>> {
+        let fresh = self
+            .in_flight
             .lock()
             .expect("in-flight mutex")
-            .insert(uid.to_string())
+            .insert(uid.to_string());
+        fresh.then(|| InFlight {
+            ctx: self,
+            uid: uid.to_string(),
+        })
     }
+}
 
-    pub fn end(&self, uid: &str) {
-        self.in_flight.lock().expect("in-flight mutex").remove(uid);
+/// One object being worked on by this process; the mark goes when this is dropped, which
+/// the reconcilers do only after the outcome is in the object's status.
+pub struct InFlight<'a> {
+    ctx: &'a Context,
+    uid: String,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut set) = self.ctx.in_flight.lock() {
+            set.remove(&self.uid);
+        }
     }
 }

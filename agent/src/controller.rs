@@ -3,11 +3,13 @@
 
 use crate::context::Context;
 use crate::{pod_volume_backup, pod_volume_restore, volumes};
-use arca_api::{PodVolumeBackup, PodVolumeRestore};
+use arca_api::restore::RESTORE_UID_LABEL;
+use arca_api::{BackupRepository, PodVolumeBackup, PodVolumeRestore};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::ListParams;
 use kube::runtime::controller::{Action, Controller};
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Api, ResourceExt};
 use std::sync::Arc;
@@ -19,9 +21,14 @@ use std::time::Duration;
 #[error("{0}")]
 pub struct ReconcileError(String);
 
+/// A waiting object is looked at again when what it waits for changes (the pod watch, the
+/// repository watch); this is only the safety net should an event be missed.
+pub const WAITING_RECHECK: Duration = Duration::from_secs(60);
+
 /// When to look at an object again after a reconcile.
 pub fn next_backup(o: &pod_volume_backup::Outcome) -> Action {
     match o {
+        pod_volume_backup::Outcome::WaitingForRepository(_) => Action::requeue(WAITING_RECHECK),
         pod_volume_backup::Outcome::Ignored
         | pod_volume_backup::Outcome::Completed
         | pod_volume_backup::Outcome::Failed(_)
@@ -31,10 +38,23 @@ pub fn next_backup(o: &pod_volume_backup::Outcome) -> Action {
 
 pub fn next_restore(o: &pod_volume_restore::Outcome) -> Action {
     match o {
-        // The pod's init container has not started: look again shortly.
-        pod_volume_restore::Outcome::Waiting => Action::requeue(Duration::from_secs(2)),
+        pod_volume_restore::Outcome::Waiting => Action::requeue(WAITING_RECHECK),
         _ => Action::await_change(),
     }
+}
+
+/// The unfinished objects of `store` that `pick` selects, as references to reconcile.
+fn unfinished<K, F>(store: &Store<K>, pick: F) -> Vec<ObjectRef<K>>
+where
+    K: kube::Resource<DynamicType = ()> + Clone + 'static,
+    F: Fn(&K) -> bool,
+{
+    store
+        .state()
+        .iter()
+        .filter(|o| pick(o))
+        .map(|o| ObjectRef::from_obj(o.as_ref()))
+        .collect()
 }
 
 /// Run a reconcile on a thread of its own (see [`arca_engine::detached`]).
@@ -83,11 +103,42 @@ pub async fn run(ctx: Arc<Context>) -> Result<(), String> {
     check_start_up(&ctx).await?;
     let pvbs: Api<PodVolumeBackup> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
     let pvrs: Api<PodVolumeRestore> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
-    let backups = Controller::new(pvbs, watcher::Config::default())
+    let repos: Api<BackupRepository> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
+    // A backup waiting for its repository goes on when the repository changes.
+    let backups = Controller::new(pvbs, watcher::Config::default());
+    let store = backups.store();
+    let backups = backups
+        .watches(repos.clone(), watcher::Config::default(), move |r| {
+            let name = r.name_any();
+            unfinished(&store, |p: &PodVolumeBackup| {
+                p.spec.repository == name && !p.status.as_ref().is_some_and(|s| s.phase.is_final())
+            })
+        })
         .shutdown_on_signal()
         .run(backup, retry, ctx.clone())
         .for_each(|_| async {});
-    let restores = Controller::new(pvrs, watcher::Config::default())
+    // A restore goes on when its pod is scheduled or its restore-wait container starts (the
+    // operator labels the pods it restores), or when its repository changes.
+    let restores = Controller::new(pvrs, watcher::Config::default());
+    let (by_pod, by_repo) = (restores.store(), restores.store());
+    let restored_pods: Api<Pod> = Api::all(ctx.client.clone());
+    let restores = restores
+        .watches(
+            restored_pods,
+            watcher::Config::default().labels(RESTORE_UID_LABEL),
+            move |pod| {
+                let uid = pod.uid().unwrap_or_default();
+                unfinished(&by_pod, |p: &PodVolumeRestore| {
+                    p.spec.pod.uid == uid && !p.status.as_ref().is_some_and(|s| s.phase.is_final())
+                })
+            },
+        )
+        .watches(repos, watcher::Config::default(), move |r| {
+            let name = r.name_any();
+            unfinished(&by_repo, |p: &PodVolumeRestore| {
+                p.spec.repository == name && !p.status.as_ref().is_some_and(|s| s.phase.is_final())
+            })
+        })
         .shutdown_on_signal()
         .run(restore, retry, ctx.clone())
         .for_each(|_| async {});

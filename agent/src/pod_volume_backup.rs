@@ -23,6 +23,8 @@ pub const SNAPSHOT_HOST: &str = "arca";
 pub enum Outcome {
     /// Not this node's, or already finished.
     Ignored,
+    /// Its repository is not Ready (yet, or for a while): look again when it is.
+    WaitingForRepository(String),
     Completed,
     Failed(String),
     Canceled,
@@ -41,14 +43,33 @@ pub async fn reconcile(pvb: &PodVolumeBackup, ctx: &Context) -> Result<Outcome, 
         patch_status(&api, &name, json!({"phase": VolumePhase::Canceled, "completionTimestamp": now(), "message": "canceled"})).await?;
         return Ok(Outcome::Canceled);
     }
-    if !ctx.begin(&uid) {
+    let Some(_running) = ctx.begin(&uid) else {
         return Ok(Outcome::Ignored); // already running in this process
+    };
+    // The watch cache may still hold a state older than our own last status update (a
+    // reconcile queued by our progress updates runs after we finished): only a fresh read
+    // tells whether this backup still needs running.
+    let fresh = api
+        .get(&name)
+        .await
+        .map_err(|e| format!("cannot read PodVolumeBackup {name}: {e}"))?;
+    let status = fresh.status.clone().unwrap_or_default();
+    if status.phase.is_final() || fresh.uid() != pvb.uid() {
+        return Ok(Outcome::Ignored);
     }
+    let access = match access::repository(ctx, &pvb.spec.repository).await {
+        Ok(a) => Ok(a),
+        Err(access::AccessError::NotReady(why)) => return Ok(Outcome::WaitingForRepository(why)),
+        Err(access::AccessError::Other(why)) => Err(why),
+    };
     // InProgress without us running it: this agent restarted mid-backup. A backup can
     // simply run again (what was uploaded is deduplicated), so it resumes from the start.
     let resumed = status.phase == VolumePhase::InProgress;
-    let result = run(pvb, ctx, &api, &name, resumed).await;
-    ctx.end(&uid);
+    let result = match access {
+        Ok(access) => run(pvb, ctx, &api, &name, resumed, &access).await,
+        Err(why) => Err(why),
+    };
+    // The in-flight mark (`_running`) stays until the outcome is recorded.
     let outcome = match result {
         Ok(done) => {
             patch_status(
@@ -100,10 +121,10 @@ async fn run(
     api: &Api<PodVolumeBackup>,
     name: &str,
     resumed: bool,
+    access: &access::RepoAccess,
 ) -> Result<PodVolumeBackupStatus, String> {
     let spec = &pvb.spec;
     let dir = crate::volumes::volume_dir(&ctx.kubelet_pods, &spec.pod.uid, &spec.volume)?;
-    let access = access::repository(ctx, &spec.repository).await?;
     let _slot = ctx.transfers.acquire().await.map_err(|e| e.to_string())?;
     let started = now();
     patch_status(
@@ -118,7 +139,7 @@ async fn run(
     )
     .await?;
 
-    let repo = access::open(&access).await?;
+    let repo = access::open(access).await?;
     // The parent: the newest snapshot of the same claim (or, without one, of the same pod
     // volume), whatever pod or node made it.
     let pvc_uid = spec

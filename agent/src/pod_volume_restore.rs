@@ -22,7 +22,8 @@ use std::sync::Arc;
 pub enum Outcome {
     /// Not this node's pod, or already finished.
     Ignored,
-    /// The pod's restore-wait container is not running yet: look again later.
+    /// The pod is not scheduled yet, or its restore-wait container is not running yet, or
+    /// the repository is not Ready: look again when that changes.
     Waiting,
     Completed,
     Failed(String),
@@ -76,8 +77,12 @@ pub async fn reconcile(pvr: &PodVolumeRestore, ctx: &Context) -> Result<Outcome,
             ))
         }
     };
-    if pod.spec.as_ref().and_then(|s| s.node_name.as_deref()) != Some(ctx.node.as_str()) {
-        return Ok(Outcome::Ignored);
+    match pod.spec.as_ref().and_then(|s| s.node_name.as_deref()) {
+        // Not scheduled yet (a claim being provisioned, say): every agent waits for the
+        // pod's binding, which their pod watch brings them.
+        None => return Ok(Outcome::Waiting),
+        Some(node) if node != ctx.node => return Ok(Outcome::Ignored),
+        Some(_) => {}
     }
     if pvr.spec.cancel {
         patch_status(&api, &name, json!({"phase": VolumePhase::Canceled, "completionTimestamp": now(), "message": "canceled"})).await?;
@@ -87,12 +92,29 @@ pub async fn reconcile(pvr: &PodVolumeRestore, ctx: &Context) -> Result<Outcome,
         return Ok(Outcome::Waiting);
     }
     let uid = pvr.uid().unwrap_or_default();
-    if !ctx.begin(&uid) {
+    let Some(_running) = ctx.begin(&uid) else {
+        return Ok(Outcome::Ignored);
+    };
+    // As for backups: the cache may predate our own final status update.
+    let fresh = api
+        .get(&name)
+        .await
+        .map_err(|e| format!("cannot read PodVolumeRestore {name}: {e}"))?;
+    let status = fresh.status.clone().unwrap_or_default();
+    if status.phase.is_final() || fresh.uid() != pvr.uid() {
         return Ok(Outcome::Ignored);
     }
+    let access = match access::repository(ctx, &pvr.spec.repository).await {
+        Ok(a) => Ok(a),
+        Err(access::AccessError::NotReady(why)) => {
+            tracing::info!(pvr = %name, "waiting: {why}");
+            return Ok(Outcome::Waiting);
+        }
+        Err(access::AccessError::Other(why)) => Err(why),
+    };
     let resumed = status.phase == VolumePhase::InProgress;
-    let result = run(pvr, ctx, &api, &name, resumed).await;
-    ctx.end(&uid);
+    let result = run(pvr, ctx, &api, &name, resumed, access).await;
+    // The in-flight mark (`_running`) stays until the outcome is recorded.
     match result {
         Ok(progress) => {
             patch_status(&api, &name, json!({"phase": VolumePhase::Completed, "completionTimestamp": now(), "progress": progress})).await?;
@@ -146,11 +168,15 @@ async fn run(
     api: &Api<PodVolumeRestore>,
     name: &str,
     resumed: bool,
+    access: Result<access::RepoAccess, String>,
 ) -> Result<VolumeProgress, String> {
     let spec = &pvr.spec;
     let dir = crate::volumes::volume_dir(&ctx.kubelet_pods, &spec.pod.uid, &spec.volume)?;
     // From here on a failure also goes into the volume, for the waiting init container.
-    let result = restore_into(pvr, ctx, api, name, resumed, &dir).await;
+    let result = match access {
+        Ok(access) => restore_into(pvr, ctx, api, name, resumed, &dir, &access).await,
+        Err(why) => Err(why),
+    };
     match &result {
         Ok(_) => mark(&dir, &spec.restore_uid, None)?,
         Err(msg) => mark(&dir, &spec.restore_uid, Some(msg))?,
@@ -165,9 +191,9 @@ async fn restore_into(
     name: &str,
     resumed: bool,
     dir: &Path,
+    access: &access::RepoAccess,
 ) -> Result<VolumeProgress, String> {
     let spec = &pvr.spec;
-    let access = access::repository(ctx, &spec.repository).await?;
     let _slot = ctx.transfers.acquire().await.map_err(|e| e.to_string())?;
     patch_status(
         api,
@@ -180,7 +206,7 @@ async fn restore_into(
         }),
     )
     .await?;
-    let repo = access::open(&access).await?;
+    let repo = access::open(access).await?;
     let snapshot = arca_engine::snapshots::find(&repo, &spec.snapshot_id, &Default::default())
         .await
         .map_err(|e| format!("snapshot {}: {e}", spec.snapshot_id))?;

@@ -115,16 +115,23 @@ async fn other_nodes_work_is_left_alone_and_bad_input_fails_with_a_reason() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_repository_that_is_not_ready_fails_the_backup_with_its_reason() {
+async fn a_repository_that_is_not_ready_makes_the_backup_wait_not_fail() {
     let w = world(false, vec![pvb("b1", "node-a", "uid-1", "data")]).await;
     let ctx = Arc::new(context(&w));
-    let Outcome::Failed(msg) = reconcile(&get(&w, "b1").await, &ctx).await.unwrap() else {
-        panic!("must fail");
+    let Outcome::WaitingForRepository(msg) = reconcile(&get(&w, "b1").await, &ctx).await.unwrap()
+    else {
+        panic!("must wait");
     };
     assert_eq!(
         msg,
         "BackupRepository shop-default is not ready: cannot reach the store"
     );
+    let phase = get(&w, "b1")
+        .await
+        .status
+        .map(|s| s.phase)
+        .unwrap_or_default();
+    assert!(!phase.is_final(), "{phase:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -140,12 +147,12 @@ async fn work_cut_off_by_a_restart_runs_again_and_running_work_is_not_doubled() 
 
     // While this process runs it, another look leaves it alone.
     let uid = get(&w, "b1").await.metadata.uid.unwrap();
-    assert!(ctx.begin(&uid));
+    let running = ctx.begin(&uid).expect("not yet running");
     assert_eq!(
         reconcile(&get(&w, "b1").await, &ctx).await.unwrap(),
         Outcome::Ignored
     );
-    ctx.end(&uid);
+    drop(running);
 
     // After a restart nobody runs it: it runs again, to the end, and says so.
     assert_eq!(

@@ -215,3 +215,23 @@ async fn pods_on_other_nodes_are_not_this_agents_business() {
     );
     assert!(get_pvr(&w, "r1").await.status.is_none());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_whose_pod_is_not_scheduled_yet_waits_on_every_node() {
+    let mut unscheduled = pod("uid-new", "node-a", false);
+    unscheduled.spec.as_mut().unwrap().node_name = None;
+    unscheduled.status = None;
+    let w = world_with(true, vec![], |b| {
+        b.with_resource::<PodVolumeRestore>()
+            .with_status_subresource::<PodVolumeRestore>()
+            .with_object(unscheduled)
+            .with_object(pvr("r1", "uid-new", &"ab".repeat(32)))
+    })
+    .await;
+    let ctx = context(&w);
+    assert_eq!(
+        reconcile(&get_pvr(&w, "r1").await, &ctx).await.unwrap(),
+        Outcome::Waiting
+    );
+    assert!(get_pvr(&w, "r1").await.status.is_none());
+}

@@ -8,7 +8,6 @@ use arca_agent::pod_volume_restore::Outcome;
 use common::*;
 use k8s_openapi::api::core::v1::{Pod, PodSpec};
 use kube::api::ObjectMeta;
-use std::time::Duration;
 
 fn pod(name: &str, uid: &str, node: &str) -> Pod {
     Pod {
@@ -47,10 +46,10 @@ async fn a_pods_directory_without_this_nodes_pods_is_refused() {
 }
 
 #[test]
-fn a_restore_waiting_for_its_pod_is_looked_at_again_soon() {
+fn a_waiting_restore_has_a_safety_net_beyond_its_watches() {
     assert_eq!(
         next_restore(&Outcome::Waiting),
-        kube::runtime::controller::Action::requeue(Duration::from_secs(2))
+        kube::runtime::controller::Action::requeue(arca_agent::controller::WAITING_RECHECK)
     );
     assert_eq!(
         next_restore(&Outcome::Completed),
