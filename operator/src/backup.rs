@@ -5,9 +5,10 @@
 //! location's resource repository, and finish as Completed or PartiallyFailed.
 
 use crate::context::Context;
+use crate::repository::{self, Readiness};
 use crate::resources::{self, Kind};
+use crate::selection;
 use crate::status::patch_status;
-use crate::{repository, selection};
 use arca_api::backup::{BACKUP_NAME_LABEL, BACKUP_UID_LABEL, SNAPSHOT_ANNOTATION_PREFIX};
 use arca_api::common::{now, OperationPhase, PodReference, VolumePhase};
 use arca_api::location::AccessMode;
@@ -22,6 +23,12 @@ use std::time::Duration;
 /// The name of the resource repository of a location (it cannot clash with a namespace's:
 /// namespace names have no dots).
 pub const RESOURCES_REPOSITORY: &str = "resources.arca";
+/// How long a Backup waits for a new repository before looking again; the repository
+/// watch normally brings it back sooner.
+pub const REPOSITORY_WAIT: Duration = Duration::from_secs(60);
+/// How long a Backup waits for its pod volume backups before looking again; their watch
+/// normally brings it back as each one finishes.
+pub const VOLUMES_WAIT: Duration = Duration::from_secs(60);
 /// Default time to wait for each pod volume backup.
 pub const DEFAULT_VOLUME_TIMEOUT: Duration = Duration::from_secs(4 * 3600);
 
@@ -123,6 +130,25 @@ async fn start(
         .checked_add(jiff::SignedDuration::try_from(ttl).map_err(|e| e.to_string())?)
         .map_err(|e| e.to_string())?;
 
+    // The manifests go into the location's resource repository at the end: have it made
+    // ready now, by its own controller.
+    let resources_repo = repository::ensure(ctx, RESOURCES_REPOSITORY, &bsl).await?;
+    match repository::readiness(&resources_repo) {
+        Readiness::Ready => {}
+        Readiness::Pending => return Ok(Outcome::Waiting(REPOSITORY_WAIT)),
+        Readiness::NotReady(why) => {
+            return fail(
+                api,
+                name,
+                format!(
+                    "the resource repository of location {} is not ready: {why}",
+                    bsl.name_any()
+                ),
+            )
+            .await
+        }
+    }
+
     // The pods in scope and the volumes to back up.
     let pods: Api<Pod> = Api::all(ctx.client.clone());
     let mut params = ListParams::default();
@@ -158,10 +184,14 @@ async fn start(
             continue;
         };
         let repo = repository::ensure(ctx, &ns, &bsl).await?;
-        if let Err(why) = repository::ensure_ready(&repo, ctx).await? {
-            errors += vols.len() as i32;
-            messages.push(format!("repository of namespace {ns} is not ready: {why}"));
-            continue;
+        match repository::readiness(&repo) {
+            Readiness::Ready => {}
+            Readiness::Pending => return Ok(Outcome::Waiting(REPOSITORY_WAIT)),
+            Readiness::NotReady(why) => {
+                errors += vols.len() as i32;
+                messages.push(format!("repository of namespace {ns} is not ready: {why}"));
+                continue;
+            }
         }
         for v in vols {
             let pvc_uid = claim_uid(ctx, &pod, &v).await;
@@ -234,7 +264,7 @@ async fn start(
         }),
     )
     .await?;
-    Ok(Outcome::Waiting(Duration::from_secs(5)))
+    Ok(Outcome::Waiting(VOLUMES_WAIT))
 }
 
 /// What outlives `pod`: its controller (`<ns>/<kind>/<name>`), or the pod's own name.
@@ -304,7 +334,7 @@ async fn finish(
     if running > 0 && !timed_out {
         let done = pvbs.len() - running;
         let _ = patch_status(api, name, json!({"progress": {"volumesCompleted": done}})).await;
-        return Ok(Outcome::Waiting(Duration::from_secs(5)));
+        return Ok(Outcome::Waiting(VOLUMES_WAIT.min(timeout)));
     }
     let mut messages = status.messages.clone();
     let mut errors = status.errors;
@@ -336,6 +366,15 @@ async fn finish(
             }
         }
     }
+    let bsl = storage_location(ctx, backup.spec.storage_location.as_deref()).await?;
+    let resources_repo = match crate::store::resource_repository(ctx, &bsl).await? {
+        Ok(r) => r,
+        // Briefly not ready (its controller retries): wait, the repository watch wakes us.
+        Err(why) => {
+            tracing::info!(backup = %name, "waiting for the resource repository: {why:?}");
+            return Ok(Outcome::Waiting(REPOSITORY_WAIT));
+        }
+    };
     let mut manifests = resources::collect(&ctx.client, kinds, &backup.spec.scope).await?;
     for m in &mut manifests {
         if m["kind"] == "Pod" {
@@ -347,9 +386,8 @@ async fn finish(
             }
         }
     }
-    let bsl = storage_location(ctx, backup.spec.storage_location.as_deref()).await?;
     let items = manifests.len() as i64;
-    let snapshot = crate::store::save_manifests(ctx, &bsl, name, &manifests).await?;
+    let snapshot = crate::store::save_manifests(ctx, &resources_repo, name, &manifests).await?;
     messages.truncate(100);
     let phase = if errors > 0 {
         OperationPhase::PartiallyFailed

@@ -8,8 +8,9 @@ pub struct Context {
     pub namespace: String,
     /// Key derivation for new repository keys (restic's defaults; tests use cheaper ones).
     pub kdf: KdfParams,
-    /// The image of the restore-wait init container added to restored pods.
-    pub agent_image: String,
+    /// The image of the restore-wait init container added to restored pods; `None`: the
+    /// image of the agent DaemonSet, which every node runs already.
+    pub agent_image: Option<String>,
 }
 
 impl Context {
@@ -18,8 +19,38 @@ impl Context {
             client,
             namespace: namespace.to_string(),
             kdf: KdfParams::DEFAULT,
-            agent_image: "ghcr.io/arca-backup/arca:latest".to_string(),
+            agent_image: None,
         }
+    }
+}
+
+/// The name of the agent DaemonSet in the operator's namespace (as `deploy/` installs it).
+pub const AGENT_DAEMONSET: &str = "arca-agent";
+
+impl Context {
+    /// The restore-wait image: the one configured, else the agent DaemonSet's.
+    pub async fn restore_wait_image(&self) -> Result<String, String> {
+        if let Some(image) = &self.agent_image {
+            return Ok(image.clone());
+        }
+        let daemonsets: kube::Api<k8s_openapi::api::apps::v1::DaemonSet> =
+            kube::Api::namespaced(self.client.clone(), &self.namespace);
+        let ds = daemonsets
+            .get_opt(AGENT_DAEMONSET)
+            .await
+            .map_err(|e| format!("reading DaemonSet {AGENT_DAEMONSET}: {e}"))?
+            .ok_or_else(|| {
+                format!(
+                    "no DaemonSet {AGENT_DAEMONSET} in namespace {} to take the restore-wait \
+                     image from (give the operator --agent-image)",
+                    self.namespace
+                )
+            })?;
+        ds.spec
+            .and_then(|s| s.template.spec)
+            .and_then(|s| s.containers.into_iter().next())
+            .and_then(|c| c.image)
+            .ok_or_else(|| format!("DaemonSet {AGENT_DAEMONSET} names no image"))
     }
 }
 

@@ -6,13 +6,19 @@ use crate::context::Context;
 use crate::metrics::Metrics;
 use crate::resources::Kind;
 use crate::{backup, gc, location, maintenance, repository, resources, restore, schedule};
+use arca_api::backup::BACKUP_NAME_LABEL;
 use arca_api::common::OperationPhase;
 use arca_api::location::LocationPhase;
 use arca_api::repository::{MaintenanceResult, RepositoryPhase, ROTATE_KEY_ANNOTATION};
-use arca_api::{Backup, BackupRepository, BackupStorageLocation, Restore, Schedule};
+use arca_api::restore::RESTORE_NAME_LABEL;
+use arca_api::{
+    Backup, BackupRepository, BackupStorageLocation, PodVolumeBackup, PodVolumeRestore, Restore,
+    Schedule,
+};
 use futures::StreamExt;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Api, Resource, ResourceExt};
 use std::sync::Arc;
@@ -292,9 +298,13 @@ fn retry<K>(_: Arc<K>, e: &ReconcileError, _: Arc<Operator>) -> Action {
 }
 
 /// One kind's controller: watch `K` in the operator's namespace and call `reconcile` on
-/// each change and requeue, until the process is stopped.
-pub async fn watch<K, F, Fut>(op: Arc<Operator>, reconcile: F)
-where
+/// each change and requeue, until the process is stopped. `also` adds the watches of what
+/// the kind waits for.
+pub async fn watch<K, F, Fut>(
+    op: Arc<Operator>,
+    reconcile: F,
+    also: impl FnOnce(Controller<K>, &Operator) -> Controller<K>,
+) where
     K: Resource<DynamicType = ()>
         + Clone
         + serde::de::DeserializeOwned
@@ -307,7 +317,7 @@ where
     Fut: std::future::Future<Output = Result<Action, ReconcileError>> + Send + 'static,
 {
     let api = Api::<K>::namespaced(op.ctx.client.clone(), &op.ctx.namespace);
-    Controller::new(api, watcher::Config::default())
+    also(Controller::new(api, watcher::Config::default()), &op)
         .shutdown_on_signal()
         .run(reconcile, retry, op)
         .for_each(|_| async {})
@@ -318,10 +328,65 @@ where
 pub async fn run(op: Arc<Operator>) {
     tracing::info!(namespace = %op.ctx.namespace, "operator running");
     futures::join!(
-        watch::<BackupStorageLocation, _, _>(op.clone(), on_location),
-        watch::<BackupRepository, _, _>(op.clone(), on_repository),
-        watch::<Backup, _, _>(op.clone(), on_backup),
-        watch::<Restore, _, _>(op.clone(), on_restore),
-        watch::<Schedule, _, _>(op.clone(), on_schedule),
+        watch::<BackupStorageLocation, _, _>(op.clone(), on_location, nothing),
+        watch::<BackupRepository, _, _>(op.clone(), on_repository, nothing),
+        watch::<Backup, _, _>(op.clone(), on_backup, backup_waits_for),
+        watch::<Restore, _, _>(op.clone(), on_restore, restore_waits_for),
+        watch::<Schedule, _, _>(op.clone(), on_schedule, nothing),
     );
+}
+
+/// For kinds that wait for nothing else.
+fn nothing<K: Resource + Clone + std::fmt::Debug + 'static>(
+    c: Controller<K>,
+    _: &Operator,
+) -> Controller<K>
+where
+    K::DynamicType: Eq + std::hash::Hash,
+{
+    c
+}
+
+/// A Backup goes on when one of its PodVolumeBackups changes, and a new one when a
+/// repository becomes ready.
+fn backup_waits_for(c: Controller<Backup>, op: &Operator) -> Controller<Backup> {
+    let ns = op.ctx.namespace.clone();
+    let pvbs = Api::<PodVolumeBackup>::namespaced(op.ctx.client.clone(), &ns);
+    let repos = Api::<BackupRepository>::namespaced(op.ctx.client.clone(), &ns);
+    let store = c.store();
+    c.watches(
+        pvbs,
+        watcher::Config::default().labels(BACKUP_NAME_LABEL),
+        move |p| owner_by_label(&p, BACKUP_NAME_LABEL, &ns),
+    )
+    .watches(repos, watcher::Config::default(), move |_| {
+        store
+            .state()
+            .iter()
+            .filter(|b| !b.status.as_ref().is_some_and(|s| s.phase.is_final()))
+            .map(|b| ObjectRef::from_obj(b.as_ref()))
+            .collect::<Vec<_>>()
+    })
+}
+
+/// A Restore goes on when one of its PodVolumeRestores changes.
+fn restore_waits_for(c: Controller<Restore>, op: &Operator) -> Controller<Restore> {
+    let ns = op.ctx.namespace.clone();
+    let pvrs = Api::<PodVolumeRestore>::namespaced(op.ctx.client.clone(), &ns);
+    c.watches(
+        pvrs,
+        watcher::Config::default().labels(RESTORE_NAME_LABEL),
+        move |p| owner_by_label(&p, RESTORE_NAME_LABEL, &ns),
+    )
+}
+
+/// The object of the operator's namespace that `obj`'s label `label` names.
+fn owner_by_label<K, O>(obj: &O, label: &str, ns: &str) -> Option<ObjectRef<K>>
+where
+    K: Resource<DynamicType = ()>,
+    O: Resource,
+{
+    obj.labels()
+        .get(label)
+        .map(|name| ObjectRef::new(name).within(ns))
 }

@@ -16,13 +16,10 @@ struct Cli {
     /// Where to serve /metrics (Prometheus); empty to serve none.
     #[arg(long, default_value = "0.0.0.0:8085")]
     metrics_address: String,
-    /// The image of the restore-wait init container added to restored pods.
-    #[arg(
-        long,
-        env = "ARCA_AGENT_IMAGE",
-        default_value = "ghcr.io/arca-backup/arca:latest"
-    )]
-    agent_image: String,
+    /// The image of the restore-wait init container added to restored pods (default: the
+    /// image of the arca-agent DaemonSet in --namespace).
+    #[arg(long, env = "ARCA_AGENT_IMAGE")]
+    agent_image: Option<String>,
     /// Log lines as text, or as JSON objects for log aggregators (level with RUST_LOG)
     #[arg(long, env = "ARCA_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     log_format: String,

@@ -303,16 +303,29 @@ pub async fn reconcile(repo: &BackupRepository, ctx: &Context) -> Result<Reposit
     })
 }
 
-/// `Ok(Ok(()))` when `repo` is Ready (made so now if it was not), `Ok(Err(why))` when it
-/// cannot be (the reason is in its status too); `Err` when its status cannot be written.
-pub async fn ensure_ready(
-    repo: &BackupRepository,
-    ctx: &Context,
-) -> Result<Result<(), String>, String> {
-    if repo.status.as_ref().and_then(|s| s.phase) == Some(RepositoryPhase::Ready) {
-        return Ok(Ok(()));
+/// Where a repository stands, for those that use it (only its own controller makes it
+/// Ready, so that two initialisations never race).
+#[derive(Debug, PartialEq, Eq)]
+pub enum Readiness {
+    Ready,
+    /// Its controller has not looked at it yet: wait (the repository watch brings the
+    /// change).
+    Pending,
+    /// Its controller could not make it ready, for this reason.
+    NotReady(String),
+}
+
+pub fn readiness(repo: &BackupRepository) -> Readiness {
+    let status = repo.status.clone().unwrap_or_default();
+    match status.phase {
+        Some(RepositoryPhase::Ready) => Readiness::Ready,
+        Some(RepositoryPhase::NotReady) => Readiness::NotReady(
+            status
+                .message
+                .unwrap_or_else(|| "no reason recorded".to_string()),
+        ),
+        Some(RepositoryPhase::New) | None => Readiness::Pending,
     }
-    make_ready_and_record(repo, ctx).await
 }
 
 async fn make_ready_and_record(
@@ -364,10 +377,21 @@ async fn make_ready(
         )),
         Err(arca_engine::Error::NoKeys(_))
         | Err(arca_engine::Error::Storage(arca_storage::StorageError::NoRepository(_))) => {
-            arca_engine::Repository::init(backend, &pw, 2, None, ctx.kdf)
-                .await
-                .map_err(|e| format!("initialising {url}: {}", one_line(&e)))?;
-            Ok(Some(format!("initialised {url}")))
+            match arca_engine::Repository::init(backend.clone(), &pw, 2, None, ctx.kdf).await {
+                Ok(_) => Ok(Some(format!("initialised {url}"))),
+                // Initialised meanwhile by someone else with this Secret's password (an
+                // operator replica that just lost its lease): it must open now.
+                Err(arca_engine::Error::Storage(arca_storage::StorageError::RepositoryExists(
+                    _,
+                ))) => match arca_engine::Repository::open(backend, &pw).await {
+                    Ok(_) => Ok(None),
+                    Err(e) => Err(format!(
+                        "{url} was initialised by someone else: {}",
+                        one_line(&e)
+                    )),
+                },
+                Err(e) => Err(format!("initialising {url}: {}", one_line(&e))),
+            }
         }
         Err(e) => Err(format!("{url}: {}", one_line(&e))),
     }

@@ -150,6 +150,7 @@ async fn start(
     let uid = restore.uid().unwrap_or_default();
     let (mut messages, mut errors, mut warnings, mut items, mut volumes) =
         (Vec::new(), 0, 0, 0i64, 0i64);
+    let mut image: Option<String> = None;
     for m in objects {
         let source_ns = m["metadata"]["namespace"].as_str().map(String::from);
         let snapshots: Vec<(String, String)> = m["metadata"]["annotations"]
@@ -169,7 +170,11 @@ async fn start(
         let is_pod = obj["kind"] == "Pod";
         if is_pod && !snapshots.is_empty() {
             let vols: Vec<String> = snapshots.iter().map(|(v, _)| v.clone()).collect();
-            restore_plan::add_restore_wait(&mut obj, &ctx.agent_image, &uid, &vols);
+            if image.is_none() {
+                image = Some(ctx.restore_wait_image().await?);
+            }
+            let image = image.as_deref().unwrap_or_default();
+            restore_plan::add_restore_wait(&mut obj, image, &uid, &vols);
         }
         let Some(kind) = kind_of(kinds, &obj) else {
             warnings += 1;
@@ -259,7 +264,7 @@ async fn start(
         }),
     )
     .await?;
-    Ok(Outcome::Waiting(Duration::from_secs(5)))
+    Ok(Outcome::Waiting(crate::backup::VOLUMES_WAIT))
 }
 
 /// Whether labels match a selector of `k=v` terms (what the stored manifests are filtered
@@ -305,7 +310,7 @@ async fn finish(
     let running = pvrs.iter().filter(|p| !phase_of(p).is_final()).count();
     if running > 0 && !timed_out {
         let _ = patch_status(api, name, json!({"progress": {"volumesRestored": done}})).await;
-        return Ok(Outcome::Waiting(Duration::from_secs(5)));
+        return Ok(Outcome::Waiting(crate::backup::VOLUMES_WAIT));
     }
     let mut messages = status.messages.clone();
     let mut errors = status.errors;

@@ -3,11 +3,12 @@
 //! snapshots) given the restore-wait init container.
 
 use arca_api::podvolume::PVC_ORIGIN_ANNOTATION;
-use arca_api::restore::RESTORE_WAIT_CONTAINER;
+use arca_api::restore::{RESTORE_UID_LABEL, RESTORE_WAIT_CONTAINER};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
 /// Creation order: namespaces, then storage, then configuration and identities, then
+/// roles before the bindings that name them (a binding to a missing Role is refused), then
 /// services and workloads, pods, and custom resources last.
 pub fn priority(kind: &str, api_version: &str) -> u8 {
     match kind {
@@ -16,18 +17,19 @@ pub fn priority(kind: &str, api_version: &str) -> u8 {
         "StorageClass" | "PersistentVolume" => 2,
         "PersistentVolumeClaim" => 3,
         "Secret" | "ConfigMap" | "ServiceAccount" | "LimitRange" | "ResourceQuota" => 4,
-        "Role" | "RoleBinding" | "ClusterRole" | "ClusterRoleBinding" => 5,
-        "Service" | "Endpoints" | "EndpointSlice" | "Ingress" | "NetworkPolicy" => 6,
+        "Role" | "ClusterRole" => 5,
+        "RoleBinding" | "ClusterRoleBinding" => 6,
+        "Service" | "Endpoints" | "EndpointSlice" | "Ingress" | "NetworkPolicy" => 7,
         "Deployment"
         | "StatefulSet"
         | "DaemonSet"
         | "ReplicaSet"
         | "Job"
         | "CronJob"
-        | "ReplicationController" => 7,
-        "Pod" => 8,
-        _ if api_version.starts_with("v1") || !api_version.contains('.') => 9,
-        _ => 10,
+        | "ReplicationController" => 8,
+        "Pod" => 9,
+        _ if api_version.starts_with("v1") || !api_version.contains('.') => 10,
+        _ => 11,
     }
 }
 
@@ -124,6 +126,7 @@ pub fn prepare(mut obj: Value, mapping: &BTreeMap<String, String>) -> Value {
         Some("Pod") => {
             if let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) {
                 spec.remove("nodeName");
+                drop_token_volumes(spec);
             }
         }
         _ => {}
@@ -131,9 +134,56 @@ pub fn prepare(mut obj: Value, mapping: &BTreeMap<String, String>) -> Value {
     obj
 }
 
+/// Remove the service-account token volumes the old cluster's admission added, and their
+/// mounts: their Secret (a legacy token) is deleted with the old service account, so the
+/// kubelet could not start the pod, and the new cluster's admission adds its own.
+fn drop_token_volumes(spec: &mut serde_json::Map<String, Value>) {
+    let account = spec
+        .get("serviceAccountName")
+        .and_then(Value::as_str)
+        .unwrap_or("default")
+        .to_string();
+    let is_token = |v: &Value| {
+        let name = v["name"].as_str().unwrap_or("");
+        (name.starts_with("kube-api-access-") && v.get("projected").is_some())
+            || v["secret"]["secretName"]
+                .as_str()
+                .is_some_and(|s| s.starts_with(&format!("{account}-token-")))
+    };
+    let Some(Value::Array(volumes)) = spec.get_mut("volumes") else {
+        return;
+    };
+    let dropped: Vec<String> = volumes
+        .iter()
+        .filter(|v| is_token(v))
+        .filter_map(|v| v["name"].as_str().map(String::from))
+        .collect();
+    volumes.retain(|v| !is_token(v));
+    for list in ["containers", "initContainers"] {
+        if let Some(Value::Array(containers)) = spec.get_mut(list) {
+            for c in containers {
+                if let Some(Value::Array(mounts)) = c.get_mut("volumeMounts") {
+                    mounts.retain(|m| {
+                        !dropped
+                            .iter()
+                            .any(|d| m["name"].as_str() == Some(d.as_str()))
+                    });
+                }
+            }
+        }
+    }
+}
+
 /// Put the restore-wait init container first in a pod, with each restored volume mounted at
 /// `/restores/<volume>`, waiting for restore `restore_uid`.
 pub fn add_restore_wait(pod: &mut Value, image: &str, restore_uid: &str, volumes: &[String]) {
+    // The label lets each agent watch just the pods waiting for a restore.
+    if let Some(meta) = pod.get_mut("metadata").and_then(Value::as_object_mut) {
+        let labels = meta.entry("labels").or_insert_with(|| json!({}));
+        if let Some(l) = labels.as_object_mut() {
+            l.insert(RESTORE_UID_LABEL.into(), json!(restore_uid));
+        }
+    }
     let mounts: Vec<Value> = volumes
         .iter()
         .map(|v| json!({"name": v, "mountPath": format!("/restores/{v}")}))
@@ -240,8 +290,54 @@ mod tests {
     }
 
     #[test]
+    fn roles_come_before_their_bindings() {
+        assert!(
+            priority("Role", "rbac.authorization.k8s.io/v1")
+                < priority("RoleBinding", "rbac.authorization.k8s.io/v1")
+        );
+        assert!(
+            priority("ClusterRole", "rbac.authorization.k8s.io/v1")
+                < priority("ClusterRoleBinding", "rbac.authorization.k8s.io/v1")
+        );
+        assert!(
+            priority("ServiceAccount", "v1")
+                < priority("RoleBinding", "rbac.authorization.k8s.io/v1")
+        );
+    }
+
+    #[test]
+    fn restored_pods_lose_the_old_clusters_token_volumes() {
+        let pod = prepare(
+            json!({"kind": "Pod", "apiVersion": "v1", "metadata": {"name": "p", "namespace": "shop"},
+                   "spec": {"serviceAccountName": "web",
+                     "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "data"}},
+                                 {"name": "kube-api-access-x2k9", "projected": {"sources": []}},
+                                 {"name": "web-token-abcde", "secret": {"secretName": "web-token-abcde"}},
+                                 {"name": "certs", "secret": {"secretName": "certs"}}],
+                     "containers": [{"name": "c", "volumeMounts": [
+                         {"name": "data", "mountPath": "/data"},
+                         {"name": "kube-api-access-x2k9", "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount"},
+                         {"name": "web-token-abcde", "mountPath": "/t"},
+                         {"name": "certs", "mountPath": "/certs"}]}]}}),
+            &BTreeMap::new(),
+        );
+        let names = |v: &Value| -> Vec<String> {
+            v.as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x["name"].as_str().unwrap().to_string())
+                .collect()
+        };
+        assert_eq!(names(&pod["spec"]["volumes"]), ["data", "certs"]);
+        assert_eq!(
+            names(&pod["spec"]["containers"][0]["volumeMounts"]),
+            ["data", "certs"]
+        );
+    }
+
+    #[test]
     fn restore_wait_goes_first_with_every_restored_volume() {
-        let mut pod = json!({"spec": {"initContainers": [{"name": "migrate"}], "containers": []}});
+        let mut pod = json!({"metadata": {"name": "p"}, "spec": {"initContainers": [{"name": "migrate"}], "containers": []}});
         add_restore_wait(
             &mut pod,
             "arca:1",
@@ -257,6 +353,7 @@ mod tests {
             json!({"name": "cache", "mountPath": "/restores/cache"})
         );
         assert_eq!(init[1]["name"], "migrate");
+        assert_eq!(pod["metadata"]["labels"][RESTORE_UID_LABEL], "r-uid");
         // Applied twice (a retried restore), still one.
         add_restore_wait(&mut pod, "arca:1", "r-uid", &["data".into()]);
         assert_eq!(pod["spec"]["initContainers"].as_array().unwrap().len(), 2);

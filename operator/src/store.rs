@@ -4,7 +4,7 @@
 use crate::backup::RESOURCES_REPOSITORY;
 use crate::context::Context;
 use crate::repository;
-use arca_api::BackupStorageLocation;
+use arca_api::{BackupRepository, BackupStorageLocation};
 use arca_engine::backup::{BackupOptions, SelectAll};
 use arca_engine::progress::NoProgress;
 use serde_json::Value;
@@ -27,27 +27,29 @@ pub fn manifest_path(backup: &str, m: &Value) -> PathBuf {
         .join(format!("{name}.json"))
 }
 
-/// Store `manifests` of backup `backup`; returns the snapshot ID.
-pub async fn save_manifests(
+/// The resource repository of `bsl` if it is Ready; otherwise why not (`None`: its
+/// controller has not looked at it yet).
+pub async fn resource_repository(
     ctx: &Context,
     bsl: &BackupStorageLocation,
+) -> Result<Result<BackupRepository, Option<String>>, String> {
+    let repo = repository::ensure(ctx, RESOURCES_REPOSITORY, bsl).await?;
+    Ok(match repository::readiness(&repo) {
+        repository::Readiness::Ready => Ok(repo),
+        repository::Readiness::Pending => Err(None),
+        repository::Readiness::NotReady(why) => Err(Some(why)),
+    })
+}
+
+/// Store `manifests` of backup `backup` in `repo`, a Ready resource repository; returns the
+/// snapshot ID.
+pub async fn save_manifests(
+    ctx: &Context,
+    repo: &BackupRepository,
     backup: &str,
     manifests: &[Value],
 ) -> Result<String, String> {
-    let repo = repository::ensure(ctx, RESOURCES_REPOSITORY, bsl).await?;
-    if let Err(why) = repository::ensure_ready(&repo, ctx).await? {
-        return Err(format!(
-            "the resource repository of location {} is not ready: {why}",
-            repo.spec.backup_storage_location
-        ));
-    }
-    // Read again: becoming Ready may have recorded its key Secret.
-    let repo =
-        kube::Api::<arca_api::BackupRepository>::namespaced(ctx.client.clone(), &ctx.namespace)
-            .get(&kube::ResourceExt::name_any(&repo))
-            .await
-            .map_err(|e| e.to_string())?;
-    let opened = repository::open(ctx, &repo).await?;
+    let opened = repository::open(ctx, repo).await?;
     let dir = tempfile::tempdir().map_err(|e| format!("temporary directory: {e}"))?;
     for m in manifests {
         let path = dir.path().join(manifest_path(backup, m));

@@ -111,7 +111,32 @@ async fn world(store: &std::path::Path, annotation: &str) -> Context {
         .unwrap();
     let mut ctx = Context::new(client, NS);
     ctx.kdf = arca_format::keyfile::KdfParams { n: 16, r: 1, p: 1 };
+    ctx.agent_image = Some("arca:test".into());
     ctx
+}
+
+/// Reconcile a new Backup, with the repository controller making each repository it waits
+/// for ready in between (as the operator's repository watch does), until it has started.
+async fn start(ctx: &Context, name: &str) -> Outcome {
+    for _ in 0..4 {
+        let out = reconcile(&get(ctx, name).await, ctx, &kinds())
+            .await
+            .unwrap();
+        let phase = get(ctx, name)
+            .await
+            .status
+            .map(|s| s.phase)
+            .unwrap_or_default();
+        if phase != OperationPhase::New {
+            return out;
+        }
+        assert!(matches!(out, Outcome::Waiting(_)), "{out:?}");
+        let repos = Api::<BackupRepository>::namespaced(ctx.client.clone(), NS);
+        for r in repos.list(&ListParams::default()).await.unwrap().items {
+            arca_operator::repository::reconcile(&r, ctx).await.unwrap();
+        }
+    }
+    panic!("backup {name} did not start");
 }
 
 fn kinds() -> Vec<Kind> {
@@ -133,12 +158,29 @@ async fn get(ctx: &Context, name: &str) -> Backup {
 async fn volumes_then_manifests_annotated_with_their_snapshots() {
     let store = tempfile::tempdir().unwrap();
     let ctx = world(store.path(), "data,missing").await;
+    // Nothing is started until the repositories are ready, and only their controller
+    // makes them so.
     assert!(matches!(
         reconcile(&get(&ctx, "b1").await, &ctx, &kinds())
             .await
             .unwrap(),
         Outcome::Waiting(_)
     ));
+    assert_eq!(
+        get(&ctx, "b1")
+            .await
+            .status
+            .map(|s| s.phase)
+            .unwrap_or_default(),
+        OperationPhase::New
+    );
+    assert!(
+        std::fs::read_dir(store.path())
+            .map(|d| d.count())
+            .unwrap_or(0)
+            == 0
+    );
+    assert!(matches!(start(&ctx, "b1").await, Outcome::Waiting(_)));
     let st = get(&ctx, "b1").await.status.unwrap();
     assert_eq!(st.phase, OperationPhase::InProgress);
     assert_eq!(st.progress.as_ref().unwrap().total_volumes, 1);

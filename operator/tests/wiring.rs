@@ -96,7 +96,7 @@ async fn the_controller_reconciles_what_it_lists_and_comes_back_when_asked() {
     ));
     let (tx, mut rx) = mpsc::unbounded_channel();
     tokio::spawn(api_server(handle, tx));
-    let controller = tokio::spawn(watch::<Schedule, _, _>(op, on_schedule));
+    let controller = tokio::spawn(watch::<Schedule, _, _>(op, on_schedule, |c, _| c));
 
     let mut seen = Vec::new();
     let mut creates = 0;

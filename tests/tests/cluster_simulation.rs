@@ -190,7 +190,7 @@ impl Cluster {
         let client = objects(b).build().await.unwrap();
         let mut operator = arca_operator::context::Context::new(client.clone(), NS);
         operator.kdf = arca_format::keyfile::KdfParams { n: 16, r: 1, p: 1 };
-        operator.agent_image = "arca:test".into();
+        operator.agent_image = Some("arca:test".into());
         let agents = NODES
             .iter()
             .map(|n| {
