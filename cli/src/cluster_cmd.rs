@@ -17,7 +17,6 @@ use kube::{Api, ResourceExt};
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::time::Duration;
 
 #[derive(Args)]
 pub struct ClusterArgs {
@@ -375,7 +374,7 @@ where
     Ok(())
 }
 
-/// Poll until the object's phase is final; returns it.
+/// Watch the object until its phase is final; returns it.
 async fn wait_for<K>(
     client: &kube::Client,
     ns: &str,
@@ -387,18 +386,37 @@ where
     K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
         + Clone
         + serde::de::DeserializeOwned
-        + std::fmt::Debug,
+        + std::fmt::Debug
+        + Send
+        + 'static,
 {
     let api: Api<K> = Api::namespaced(client.clone(), ns);
     writeln!(out, "Waiting for {} {name} to finish…", K::kind(&()))?;
-    loop {
-        let p = phase(&get_one(&api, name).await?);
-        if p.is_final() {
-            writeln!(out, "{} {name}: {p:?}", K::kind(&()))?;
-            return Ok(p);
-        }
-        tokio::time::sleep(Duration::from_secs(2)).await;
+    out.flush()?;
+    get_one(&api, name).await?;
+    let done = kube::runtime::wait::await_condition(api, name, |o: Option<&K>| {
+        o.is_none_or(|o| phase(o).is_final())
+    })
+    .await
+    .map_err(|e| anyhow!("watching {} {name}: {e}", K::kind(&())))?;
+    let Some(obj) = done else {
+        bail!("{} {name} was deleted while waiting for it", K::kind(&()));
+    };
+    let p = phase(&obj);
+    writeln!(out, "{} {name}: {p:?}", K::kind(&()))?;
+    Ok(p)
+}
+
+/// The messages of an operation (its errors and warnings, one per line), for `describe`.
+fn message_lines(messages: &[String]) -> String {
+    if messages.is_empty() {
+        return String::new();
     }
+    let mut s = "\nErrors and warnings:\n".to_string();
+    for m in messages {
+        s += &format!("  {m}\n");
+    }
+    s
 }
 
 fn exit_for(p: OperationPhase) -> i32 {
@@ -667,6 +685,7 @@ fn describe_backup(b: &Backup, pvbs: &[PodVolumeBackup]) -> String {
     if let Some(r) = &st.failure_reason {
         s += &format!("Failure:    {r}\n");
     }
+    s += &message_lines(&st.messages);
     if !pvbs.is_empty() {
         s += "\nPod volume backups:\n";
         let mut t = Table::new(&[
@@ -799,6 +818,7 @@ async fn restore(
             if let Some(f) = &st.failure_reason {
                 s += &format!("Failure:    {f}\n");
             }
+            s += &message_lines(&st.messages);
             let pvrs = volume_restores(&client, ns, &r).await?;
             if !pvrs.is_empty() {
                 s += "\nPod volume restores:\n";
