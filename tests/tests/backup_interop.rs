@@ -55,9 +55,18 @@ fn fixture() -> Option<&'static Fixture> {
     FIXTURE
         .get_or_init(|| {
             let restic_bin = restic_or_skip()?;
+            // Snapshots hold every ancestor of the backed-up folder, with its mtime: the
+            // dedup tests compare trees of two backups, so no ancestor may change between
+            // them. `target/tmp`, shared by every test binary, changes all the time; this
+            // folder beside it is this binary's alone.
+            let parent = Path::new(env!("CARGO_TARGET_TMPDIR"))
+                .parent()
+                .expect("target/tmp has a parent")
+                .join("backup-interop");
+            fs::create_dir_all(&parent).expect("backup-interop folder");
             let tmp = tempfile::Builder::new()
-                .prefix("backup-interop-")
-                .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+                .prefix("run-")
+                .tempdir_in(&parent)
                 .expect("temp dir");
             let root = fs::canonicalize(tmp.path()).unwrap();
             // Traversable by `nobody` (the unreadable-items test runs as that user).
