@@ -3,8 +3,9 @@
 # Debian), builds the Go test bench (scripts/go-tools.sh: Kubernetes control plane, etcd, MinIO,
 # restic 0.19.1; cached machine-wide), starts the object-storage servers (scripts/servers.sh) and a
 # control plane (scripts/control-plane.sh), builds the arca binary the interop tests run, and runs
-# every test of the workspace. Prints how long each step took. Exits non-zero on any failure. CI runs it through .ci/run with CI=true, which turns a missing
-# tool into a test failure instead of a skip.
+# every test of the workspace. Prints how long each step took. Exits non-zero on any failure.
+# CI runs it through .ci/run with CI=true, which turns a missing tool into a test failure instead
+# of a skip.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
