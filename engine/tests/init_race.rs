@@ -65,10 +65,9 @@ async fn the_losing_initialisation_leaves_no_key_and_the_repository_opens() {
         .await
         .unwrap();
     let loser: DynBackend = Arc::new(LateRacer(LocalBackend::new(&root)));
-    let err = Repository::init(loser, PW, 2, None, TINY)
-        .await
-        .err()
-        .expect("a second init must fail");
+    let Err(err) = Repository::init(loser, PW, 2, None, TINY).await else {
+        panic!("a second init must fail");
+    };
     assert!(
         err.to_string().contains("already exists"),
         "unexpected error: {err}"

@@ -82,8 +82,7 @@ async fn racing_exclusive_lock_blocks_the_snapshot_write() {
     let err = repo
         .save_unpacked(FileType::Snapshot, b"{}")
         .await
-        .err()
-        .expect("the snapshot write must wait for the check and fail");
+        .expect_err("the snapshot write must wait for the check and fail");
     assert!(err.to_string().contains("exclusive"), "{err}");
     assert!(check.wait().await.is_err());
     let snapshots = std::fs::read_dir(dir.path().join("repo/snapshots"))

@@ -272,7 +272,7 @@ mod tests {
             let path = dir.path().join(format!("f{i}"));
             let f = std::fs::OpenOptions::new()
                 .write(true)
-                .create(true)
+                .create_new(true)
                 .open(&path)
                 .unwrap();
             // Aligned placement (direct middle) and unaligned (all buffered).

@@ -302,7 +302,7 @@ mod tests {
     use super::*;
 
     fn name(c: char) -> String {
-        std::iter::repeat(c).take(64).collect()
+        std::iter::repeat_n(c, 64).collect()
     }
 
     #[tokio::test]

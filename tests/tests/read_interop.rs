@@ -567,7 +567,7 @@ fn restore_subfolder_like_restic() {
                 repo,
                 &format!("sub-{what}"),
                 &snap,
-                &args!["--include", sub_s],
+                &[os("--include"), os(sub_s)],
                 &format!("{snap}:{sub_s}"),
                 &[],
             );
@@ -629,7 +629,7 @@ fn sparse_restore_has_holes_and_the_same_contents() {
             "latest",
             &[],
             "latest",
-            &args!["--sparse"],
+            &[os("--sparse")],
         );
         assert_trees_eq(&rt, &at, &format!("[{}] restore --sparse", repo.name));
         let file = at.join(rel(&f.src)).join("sparse/zero-runs.bin");
@@ -772,22 +772,22 @@ fn cat_is_restics() {
                 .filter(|l| !l.is_empty())
                 .collect()
         };
-        f.assert_same(repo, &args!["cat", "config"]);
-        f.assert_same(repo, &args!["cat", "masterkey"]);
+        f.assert_same(repo, &[os("cat"), os("config")]);
+        f.assert_same(repo, &[os("cat"), os("masterkey")]);
         for key in list("keys") {
-            f.assert_same(repo, &args!["cat", "key", &key]);
+            f.assert_same(repo, &[os("cat"), os("key"), os(&key)]);
         }
         for id in list("snapshots") {
-            f.assert_same(repo, &args!["cat", "snapshot", &id]);
-            f.assert_same(repo, &args!["cat", "snapshot", &id[..8]]);
+            f.assert_same(repo, &[os("cat"), os("snapshot"), os(&id)]);
+            f.assert_same(repo, &[os("cat"), os("snapshot"), os(&id[..8])]);
         }
         let indexes = list("index");
         assert!(!indexes.is_empty());
         for id in &indexes {
-            f.assert_same(repo, &args!["cat", "index", id]);
+            f.assert_same(repo, &[os("cat"), os("index"), os(id)]);
         }
         for id in list("packs").iter().take(3) {
-            f.assert_same(repo, &args!["cat", "pack", id]);
+            f.assert_same(repo, &[os("cat"), os("pack"), os(id)]);
         }
         let blobs = list("blobs");
         let of_type = |t: &str| -> Vec<String> {
@@ -799,7 +799,7 @@ fn cat_is_restics() {
         let (data, trees) = (of_type("data"), of_type("tree"));
         assert!(data.len() > 10 && trees.len() > 10, "{blobs:?}");
         for id in data.iter().take(6).chain(trees.iter().take(6)) {
-            f.assert_same(repo, &args!["cat", "blob", id]);
+            f.assert_same(repo, &[os("cat"), os("blob"), os(id)]);
         }
 
         // cat tree <snapshot> and <snapshot>:<path>.
@@ -869,7 +869,7 @@ fn list_is_restics() {
     let f = fixture_or_return!();
     for repo in &f.repos {
         for kind in ["packs", "index", "snapshots", "keys", "blobs"] {
-            let (r, a) = f.both(repo, &args!["list", kind]);
+            let (r, a) = f.both(repo, &[os("list"), os(kind)]);
             let (r, a) = (lines_sorted(&r), lines_sorted(&a));
             assert!(!r.is_empty(), "restic listed no {kind}");
             if kind == "snapshots" {
@@ -944,8 +944,8 @@ fn diff_is_restics() {
             assert_bytes_eq(&r, &a, &what);
             assert!(r.split(|&b| b == b'\n').count() > 3, "{what}: no changes?");
         }
-        f.assert_same(repo, &args!["diff", &s[1][..8], &s[3][..8]]);
-        f.assert_same(repo, &args!["diff", "--metadata", &s[0], &s[3]]);
+        f.assert_same(repo, &[os("diff"), os(&s[1][..8]), os(&s[3][..8])]);
+        f.assert_same(repo, &[os("diff"), os("--metadata"), os(&s[0]), os(&s[3])]);
     }
 }
 
@@ -1076,7 +1076,7 @@ fn dump_is_restics() {
         ];
         for (snap, file) in files {
             let path = f.src.join(OsStr::from_bytes(file));
-            let out = f.assert_same(repo, &args!["dump", snap, &path]);
+            let out = f.assert_same(repo, &[os("dump"), os(snap), os(&path)]);
             if snap == "latest" {
                 // Unchanged since the last backup: the dump is the source file.
                 assert_eq!(out, fs::read(&path).unwrap(), "{}", path.display());
