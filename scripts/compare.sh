@@ -9,9 +9,11 @@
 #   GENERATE_ONLY=1 ...                                # only build the dataset (kept in $WORK)
 #   ROUNDS=5 ...                                       # rounds to take the median of (default 3)
 #
-# For each tool: init, first backup, second backup of unchanged data, restore.
-# Prints wall time and peak memory (max RSS) of each step and the ratio arca/restic.
-# Needs restic on PATH and /usr/bin/time; builds arca in release mode.
+# For each tool: init, first backup, second backup of unchanged data, restore. The tools are
+# arca, Debian's restic 0.14.0 and the current restic (0.19.1, built by scripts/go-tools.sh),
+# all three in each round. Prints wall time and peak memory (max RSS) of each step and the
+# ratio arca/restic, once against each restic.
+# Needs restic on PATH, Go and /usr/bin/time; builds arca in release mode.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -28,6 +30,13 @@ command -v restic >/dev/null || { echo "restic is not installed (apt-get install
 echo "==> building arca (release)" >&2
 cargo build --release -p arca >&2
 ARCA=$PWD/target/release/arca
+echo "==> the current restic (scripts/go-tools.sh build; cached after the first time)" >&2
+mkdir -p "$WORK"
+bash scripts/go-tools.sh build "$WORK/go-tools.env" >&2
+# shellcheck disable=SC1091
+source "$WORK/go-tools.env"
+RESTIC_NEW=$ARCA_TEST_RESTIC_NEW
+RESTIC_OLD=$(command -v restic)
 
 mkdir -p "$WORK"
 DATA=$WORK/data-$MODE-$SCALE
@@ -155,8 +164,9 @@ if [ "$MODE" = s3 ]; then
   unset AWS_CA_BUNDLE
 fi
 
-restic version >&2
-# Alternate which tool goes first, so neither always runs on a machine the other warmed up.
+"$RESTIC_OLD" version >&2
+"$RESTIC_NEW" version >&2
+# Rotate which tool goes first, so neither always runs on a machine the other warmed up.
 # Between rounds: free the disk and the page cache the last round filled (several GB of
 # repositories and restored files would otherwise push the next round into memory reclaim),
 # warm the dataset again and let ext4 forget the deleted inodes.
@@ -172,29 +182,36 @@ settle() {
 for r in $(seq 1 "$ROUNDS"); do
   echo "==> round $r of $ROUNDS" >&2
   if [ "$r" -gt 1 ] && [ "$MODE" != s3 ]; then settle; fi
-  if [ $((r % 2)) = 1 ]; then
-    run_tool restic restic "$r"; run_tool arca "$ARCA" "$r"
-  else
-    run_tool arca "$ARCA" "$r"; run_tool restic restic "$r"
-  fi
+  case $((r % 3)) in
+    1) run_tool restic "$RESTIC_OLD" "$r"; run_tool arca "$ARCA" "$r"; run_tool restic19 "$RESTIC_NEW" "$r" ;;
+    2) run_tool arca "$ARCA" "$r"; run_tool restic19 "$RESTIC_NEW" "$r"; run_tool restic "$RESTIC_OLD" "$r" ;;
+    0) run_tool restic19 "$RESTIC_NEW" "$r"; run_tool restic "$RESTIC_OLD" "$r"; run_tool arca "$ARCA" "$r" ;;
+  esac
 done
 
 steps="backup1 backup2 restore"
 [ "$MODE" = many ] && steps="backup1"
 [ "$MODE" = s3 ] && steps="backup1"
-printf '\n%-8s %9s %9s %6s %10s %10s %6s %9s %9s %6s\n' step restic_s arca_s ratio restic_cpu arca_cpu ratio restic_MiB arca_MiB ratio
-for s in $steps; do
-  rt=$(pick T restic "$s") at=$(pick T arca "$s") rm=$(pick M restic "$s") am=$(pick M arca "$s")
-  rc=$(pick C restic "$s") ac=$(pick C arca "$s")
-  printf '%-8s %9.2f %9.2f %6.2f %10.2f %10.2f %6.2f %9.1f %9.1f %6.2f\n' "$s" "$rt" "$at" \
-    "$(echo "$at / $rt" | bc -l)" "$rc" "$ac" "$(echo "$ac / $rc" | bc -l)" \
-    "$(echo "$rm / 1024" | bc -l)" "$(echo "$am / 1024" | bc -l)" "$(echo "$am / $rm" | bc -l)"
-done
+table() { # baseline tool name, its label
+  local base=$1
+  printf '\n==> arca against %s\n' "$2"
+  printf '%-8s %9s %9s %6s %10s %10s %6s %9s %9s %6s\n' step base_s arca_s ratio base_cpu arca_cpu ratio base_MiB arca_MiB ratio
+  for s in $steps; do
+    rt=$(pick T "$base" "$s") at=$(pick T arca "$s") rm=$(pick M "$base" "$s") am=$(pick M arca "$s")
+    rc=$(pick C "$base" "$s") ac=$(pick C arca "$s")
+    printf '%-8s %9.2f %9.2f %6.2f %10.2f %10.2f %6.2f %9.1f %9.1f %6.2f\n' "$s" "$rt" "$at" \
+      "$(echo "$at / $rt" | bc -l)" "$rc" "$ac" "$(echo "$ac / $rc" | bc -l)" \
+      "$(echo "$rm / 1024" | bc -l)" "$(echo "$am / 1024" | bc -l)" "$(echo "$am / $rm" | bc -l)"
+  done
+  if [ "$MODE" != s3 ]; then
+    printf 'repository size after the first backup: %s %s, arca %s (ratio %.3f)\n' "$2" \
+      "$(numfmt --to=iec "${SIZE[$base]}")" "$(numfmt --to=iec "${SIZE[arca]}")" "$(echo "${SIZE[arca]} / ${SIZE[$base]}" | bc -l)"
+  fi
+}
+table restic "restic 0.14.0 (Debian)"
+table restic19 "restic 0.19.1"
 echo "(median of $ROUNDS rounds: wall seconds, CPU seconds user+system, max RSS MiB; ratio = arca / restic)"
 if [ "$MODE" = s3 ]; then
   printf 'arca with -o s3.connections=64: %.2f s, max RSS %.1f MiB (default 5 connections: %.1f MiB)\n' \
     "$(pick T arca64 backup1)" "$(echo "$(pick M arca64 backup1) / 1024" | bc -l)" "$(echo "$(pick M arca backup1) / 1024" | bc -l)"
-  exit 0
 fi
-printf 'repository size after the first backup: restic %s, arca %s (ratio %.3f)\n' \
-  "$(numfmt --to=iec "${SIZE[restic]}")" "$(numfmt --to=iec "${SIZE[arca]}")" "$(echo "${SIZE[arca]} / ${SIZE[restic]}" | bc -l)"
