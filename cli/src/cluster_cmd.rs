@@ -252,6 +252,7 @@ fn or_dash(s: Option<impl ToString>) -> String {
 
 /// Run `arca cluster …` against the cluster of the current kubeconfig.
 pub async fn run(args: ClusterArgs) -> Result<i32> {
+    arca_storage::install_tls_provider();
     let client = kube::Client::try_default()
         .await
         .map_err(|e| anyhow!("cannot reach the Kubernetes API (is a kubeconfig set?): {e}"))?;

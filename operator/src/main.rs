@@ -54,6 +54,7 @@ fn run(cli: Cli) -> Result<()> {
     };
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async {
+        arca_storage::install_tls_provider();
         let client = kube::Client::try_default()
             .await
             .map_err(|e| anyhow::anyhow!("cannot reach the Kubernetes API: {e}"))?;

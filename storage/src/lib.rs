@@ -225,11 +225,17 @@ pub fn open(repo: &str) -> Result<DynBackend, StorageError> {
     open_with(repo, &Options::default())
 }
 
+/// Make ring rustls's process-wide crypto provider. Call before any TLS client is built (the
+/// Kubernetes client too): when a build links a second provider (aws-lc through another
+/// crate's default features), rustls refuses to pick one and panics instead.
+pub fn install_tls_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 pub fn open_with(repo: &str, opts: &Options) -> Result<DynBackend, StorageError> {
     let loc = Location::parse(repo)?;
     opts.check(loc.scheme())?;
-    // rustls needs a process-wide crypto provider; ring is the one compiled in.
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    install_tls_provider();
     let inner: DynBackend = match &loc {
         Location::Local(path) => Arc::new(LocalBackend::new(path)),
         Location::Rest { .. } => Arc::new(RestBackend::open(&loc, opts)?),

@@ -51,28 +51,24 @@ pub fn fresh(kind: &str) -> Option<(String, Options, Option<tempfile::TempDir>)>
             let path = dir.path().join("repo").display().to_string();
             Some((path, opts, Some(dir)))
         }
-        "s3" => {
-            let v = server(
-                kind,
-                &[
-                    "ARCA_TEST_S3_ENDPOINT",
-                    "ARCA_TEST_S3_ACCESS_KEY",
-                    "ARCA_TEST_S3_SECRET_KEY",
-                    "ARCA_TEST_BUCKET",
-                ],
-            )?;
-            opts.env.insert(
-                "AWS_ACCESS_KEY_ID".into(),
-                v["ARCA_TEST_S3_ACCESS_KEY"].clone(),
-            );
-            opts.env.insert(
-                "AWS_SECRET_ACCESS_KEY".into(),
-                v["ARCA_TEST_S3_SECRET_KEY"].clone(),
-            );
+        // SeaweedFS and MinIO, both started by scripts/servers.sh.
+        "s3" | "minio" => {
+            let p = if kind == "s3" { "S3" } else { "MINIO" };
+            let names = [
+                format!("ARCA_TEST_{p}_ENDPOINT"),
+                format!("ARCA_TEST_{p}_ACCESS_KEY"),
+                format!("ARCA_TEST_{p}_SECRET_KEY"),
+                "ARCA_TEST_BUCKET".to_string(),
+            ];
+            let v = server(kind, &names.each_ref().map(String::as_str))?;
+            opts.env
+                .insert("AWS_ACCESS_KEY_ID".into(), v[names[1].as_str()].clone());
+            opts.env
+                .insert("AWS_SECRET_ACCESS_KEY".into(), v[names[2].as_str()].clone());
             opts.env.insert("AWS_REGION".into(), "us-east-1".into());
             let repo = format!(
                 "s3:{}/{}/{}",
-                v["ARCA_TEST_S3_ENDPOINT"],
+                v[names[0].as_str()],
                 v["ARCA_TEST_BUCKET"],
                 random_name("conf")
             );
@@ -134,7 +130,7 @@ fn payload(rng: &mut impl Rng, len: usize) -> Bytes {
 /// How many objects one listing page holds at most, where the store pages.
 fn page_size(kind: &str) -> usize {
     match kind {
-        "s3" | "gs" => 1000,
+        "s3" | "minio" | "gs" => 1000,
         "azure" => 5000,
         _ => 0,
     }
@@ -143,7 +139,7 @@ fn page_size(kind: &str) -> usize {
 /// Whether the store itself refuses a second create of the same object (the REST protocol
 /// and fake-gcs-server's simple upload have no such condition; Arca checks first there).
 fn atomic_create(kind: &str) -> bool {
-    matches!(kind, "local" | "s3" | "azure")
+    matches!(kind, "local" | "s3" | "minio" | "azure")
 }
 
 async fn run_suite(kind: &str) {
@@ -394,6 +390,11 @@ async fn conformance_local() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conformance_s3() {
     run_suite("s3").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance_minio() {
+    run_suite("minio").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -66,6 +66,23 @@ fn target(kind: &str) -> Option<Target> {
                 _dir: None,
             }
         }
+        "minio" => {
+            let v = need(&[
+                "ARCA_TEST_MINIO_ENDPOINT",
+                "ARCA_TEST_MINIO_ACCESS_KEY",
+                "ARCA_TEST_MINIO_SECRET_KEY",
+                "ARCA_TEST_BUCKET",
+            ])?;
+            Target {
+                repo: format!("s3:{}/{}/{unique}", v[0], v[3]),
+                env: vec![
+                    ("AWS_ACCESS_KEY_ID".into(), v[1].clone()),
+                    ("AWS_SECRET_ACCESS_KEY".into(), v[2].clone()),
+                    ("AWS_DEFAULT_REGION".into(), "us-east-1".into()),
+                ],
+                _dir: None,
+            }
+        }
         "azure" => {
             let v = need(&[
                 "ARCA_TEST_AZURE_ENDPOINT",
@@ -291,6 +308,16 @@ fn restic_interop(kind: &str) {
 #[test]
 fn restic_interop_s3() {
     restic_interop("s3");
+}
+
+#[test]
+fn end_to_end_minio() {
+    end_to_end("minio");
+}
+
+#[test]
+fn restic_interop_minio() {
+    restic_interop("minio");
 }
 
 #[test]

@@ -90,7 +90,7 @@ fn bench() -> Option<Bench> {
 
 async fn client_for(kubeconfig: &Path) -> Client {
     // rustls needs a process-wide crypto provider; ring, as in the binaries.
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    arca_storage::install_tls_provider();
     let kc = kube::config::Kubeconfig::read_from(kubeconfig).unwrap();
     let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
         .await
