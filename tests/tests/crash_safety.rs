@@ -886,8 +886,15 @@ fn prune_killed_at_any_moment() {
         let arca = Arca::new(&repo, PASSWORD);
         let restic = Restic::with_bin(&restic_bin, &repo, PASSWORD);
 
+        let mut cmd = arca_command(&arca, &prune_args, root);
+        if matches!(trigger, Trigger::Removed(Kind::Pack, _)) {
+            // Pack deletion takes milliseconds: on a loaded machine the poller saw it only
+            // after the prune had finished. Each storage request waits a little here, so
+            // the deletion phase lasts long enough to be caught whatever the load.
+            cmd.env("ARCA_FAULTS", "delay-ms=40");
+        }
         let out = run_and_kill(
-            arca_command(&arca, &prune_args, root),
+            cmd,
             &root.join(format!("logs/prune-{i:02}")),
             &repo,
             &base,
