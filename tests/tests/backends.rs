@@ -49,28 +49,13 @@ fn target(kind: &str) -> Option<Target> {
                 _dir: Some(dir),
             }
         }
-        "s3" => {
+        // SeaweedFS and MinIO, both started by scripts/servers.sh.
+        "s3" | "minio" => {
+            let p = if kind == "s3" { "S3" } else { "MINIO" };
             let v = need(&[
-                "ARCA_TEST_S3_ENDPOINT",
-                "ARCA_TEST_S3_ACCESS_KEY",
-                "ARCA_TEST_S3_SECRET_KEY",
-                "ARCA_TEST_BUCKET",
-            ])?;
-            Target {
-                repo: format!("s3:{}/{}/{unique}", v[0], v[3]),
-                env: vec![
-                    ("AWS_ACCESS_KEY_ID".into(), v[1].clone()),
-                    ("AWS_SECRET_ACCESS_KEY".into(), v[2].clone()),
-                    ("AWS_DEFAULT_REGION".into(), "us-east-1".into()),
-                ],
-                _dir: None,
-            }
-        }
-        "minio" => {
-            let v = need(&[
-                "ARCA_TEST_MINIO_ENDPOINT",
-                "ARCA_TEST_MINIO_ACCESS_KEY",
-                "ARCA_TEST_MINIO_SECRET_KEY",
+                &format!("ARCA_TEST_{p}_ENDPOINT"),
+                &format!("ARCA_TEST_{p}_ACCESS_KEY"),
+                &format!("ARCA_TEST_{p}_SECRET_KEY"),
                 "ARCA_TEST_BUCKET",
             ])?;
             Target {

@@ -443,20 +443,18 @@ async fn backup_namespace_lost_restore_incremental_schedule_expiry_on_a_real_api
         "metadata": {"name": "web-reader", "namespace": app},
         "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get"]}]}),
     );
-    apply(
-        &e,
-        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-        "metadata": {"name": "web-reader", "namespace": app},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "web-reader"},
-        "subjects": [{"kind": "ServiceAccount", "name": "web", "namespace": app}]}),
-    );
-    apply(
-        &e,
-        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-        "metadata": {"name": "web-edit", "namespace": app},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "edit"},
-        "subjects": [{"kind": "ServiceAccount", "name": "web", "namespace": app}]}),
-    );
+    for (binding, kind, role) in [
+        ("web-reader", "Role", "web-reader"),
+        ("web-edit", "ClusterRole", "edit"),
+    ] {
+        apply(
+            &e,
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+            "metadata": {"name": binding, "namespace": app},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": kind, "name": role},
+            "subjects": [{"kind": "ServiceAccount", "name": "web", "namespace": app}]}),
+        );
+    }
     apply(
         &e,
         json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings", "namespace": app}, "data": {"mode": "e2e"}}),
