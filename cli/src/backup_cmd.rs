@@ -255,18 +255,26 @@ pub async fn run(mut repo: Repository, a: BackupArgs, g: GlobalOptions) -> Resul
     if !a.stdin && paths.is_empty() {
         bail!("nothing to backup, please specify target files/dirs");
     }
-    // Like restic: missing targets are skipped with a warning, unless all are missing.
+    // Like restic (0.17 on): targets that are missing or cannot be reached are skipped with a
+    // warning and make the backup incomplete (exit code 3); none left is an error.
+    let mut skipped_targets = false;
     if !a.stdin {
+        let before = paths.len();
         paths.retain(|p| match std::fs::symlink_metadata(p) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 eprintln!("{} does not exist, skipping", p.display());
                 false
             }
-            _ => true,
+            Err(_) => {
+                eprintln!("{} cannot be accessed, skipping", p.display());
+                false
+            }
+            Ok(_) => true,
         });
         if paths.is_empty() {
-            bail!("all target directories/files do not exist");
+            bail!("all source directories/files do not exist");
         }
+        skipped_targets = paths.len() < before;
     }
     let mut excludes = a.exclude.clone();
     excludes.extend(read_patterns(&a.exclude_file)?);
@@ -468,7 +476,7 @@ pub async fn run(mut repo: Repository, a: BackupArgs, g: GlobalOptions) -> Resul
             None => println!("dry run: no snapshot saved"),
         }
     }
-    if !res.errors.is_empty() {
+    if !res.errors.is_empty() || skipped_targets {
         eprintln!("Warning: at least one source file could not be read");
         return Ok(EXIT_INCOMPLETE);
     }

@@ -1,7 +1,9 @@
 //! The subcommands. Each parses its flags, calls the engine and prints in restic's shape.
 
 use crate::global::{new_password, GlobalOptions};
-use crate::output::{format_bytes, go_escape, indent_json, mode_string, Bar, JsonObject, Table};
+use crate::output::{
+    format_bytes, go_duration_ms, go_escape, indent_json, mode_string, Bar, JsonObject, Table,
+};
 use anyhow::{anyhow, bail, Context, Result};
 use arca_engine::check::{self, ReadData};
 use arca_engine::filter::Patterns;
@@ -355,30 +357,10 @@ async fn snapshots_cmd(repo: Repository, a: SnapshotsArgs, g: GlobalOptions) -> 
         buf.extend_from_slice(b"]\n");
         return out(&buf).map(|_| 0);
     }
-    let mut t = Table::new(&["ID", "Time", "Host", "Tags", "Paths"]);
-    for s in &list {
-        let rows = s.tags.len().max(s.paths.len()).max(1);
-        for i in 0..rows {
-            let first = i == 0;
-            t.row(vec![
-                if first { s.id.short() } else { String::new() },
-                if first {
-                    local_time(&s.time)
-                } else {
-                    String::new()
-                },
-                if first {
-                    format!("{:<10}", s.hostname)
-                } else {
-                    String::new()
-                },
-                format!("{:<10}", s.tags.get(i).cloned().unwrap_or_default()),
-                s.paths.get(i).cloned().unwrap_or_default(),
-            ]);
-        }
-    }
-    print!("{}", t.render());
-    println!("{} snapshots", list.len());
+    print!(
+        "{}",
+        crate::snapshot_table::snapshot_table(&list, None, false)
+    );
     Ok(0)
 }
 
@@ -413,10 +395,15 @@ fn ls_node_json(path: &[u8], n: &Node) -> Vec<u8> {
     if n.mode != 0 {
         o = o.num("mode", n.mode);
     }
-    o.str("permissions", mode_string(n.mode).as_bytes())
+    o = o
+        .str("permissions", mode_string(n.mode).as_bytes())
         .str("mtime", n.mtime.format().as_bytes())
         .str("atime", n.atime.format().as_bytes())
-        .str("ctime", n.ctime.format().as_bytes())
+        .str("ctime", n.ctime.format().as_bytes());
+    if n.inode != 0 {
+        o = o.num("inode", n.inode);
+    }
+    o.str("message_type", b"node")
         .str("struct_type", b"node")
         .finish()
 }
@@ -472,17 +459,22 @@ async fn ls(mut repo: Repository, a: LsArgs, g: GlobalOptions) -> Result<i32> {
         .collect();
     let mut o = std::io::BufWriter::new(std::io::stdout().lock());
     if g.json {
-        o.write_all(&snapshot_json(&sn, &[("struct_type", "snapshot")]))?;
+        o.write_all(&snapshot_json(
+            &sn,
+            &[("message_type", "snapshot"), ("struct_type", "snapshot")],
+        ))?;
         o.write_all(b"\n")?;
     } else if !g.quiet {
-        let ts = go_time_string(&sn.time);
+        // restic's "%v filtered by %v:" of the snapshot and the listed dirs.
         writeln!(
             o,
-            "snapshot {} of [{}] filtered by [{}] at {}):",
+            "snapshot {} of [{}] at {} by {}@{} filtered by [{}]:",
             sn.id.short(),
             sn.paths.join(" "),
+            go_time_string(&sn.time),
+            sn.username,
+            sn.hostname,
             a.dirs.join(" "),
-            ts
         )?;
     }
     // restic's ls: print what is within a listed dir (the dir itself and its entries); descend
@@ -555,9 +547,12 @@ async fn cat(a: CatArgs, g: &GlobalOptions) -> Result<i32> {
         }
         "index" => {
             let id = full_id(&need_id()?)?;
-            // restic prints the index with fmt.Println: a newline follows the JSON.
+            // restic prints the index as a line: a newline is added only when it lacks one
+            // (restic's own index files end with one; 0.14 always added another).
             let mut data = repo.load_unpacked(FileType::Index, &id).await?;
-            data.push(b'\n');
+            if data.last() != Some(&b'\n') {
+                data.push(b'\n');
+            }
             out(&data)?
         }
         "snapshot" => {
@@ -730,18 +725,20 @@ async fn stats_cmd(mut repo: Repository, a: StatsArgs, g: GlobalOptions) -> Resu
     Ok(0)
 }
 
-/// restic 0.14 always prints total_file_count; newer fields stay omitempty.
+/// restic's stats JSON: every count but total_size and snapshots_count is omitempty (0.14
+/// printed total_file_count always, a zero in raw-data mode).
 #[derive(serde::Serialize)]
 struct StatsJson {
     total_size: u64,
     #[serde(skip_serializing_if = "is_zero")]
     total_uncompressed_size: u64,
-    #[serde(skip_serializing_if = "is_zero_f")]
+    #[serde(skip_serializing_if = "is_zero_f", serialize_with = "go_float")]
     compression_ratio: f64,
-    #[serde(skip_serializing_if = "is_zero_f")]
+    #[serde(skip_serializing_if = "is_zero_f", serialize_with = "go_float")]
     compression_progress: f64,
-    #[serde(skip_serializing_if = "is_zero_f")]
+    #[serde(skip_serializing_if = "is_zero_f", serialize_with = "go_float")]
     compression_space_saving: f64,
+    #[serde(skip_serializing_if = "is_zero")]
     total_file_count: u64,
     #[serde(skip_serializing_if = "is_zero")]
     total_blob_count: u64,
@@ -749,6 +746,14 @@ struct StatsJson {
 }
 fn is_zero(v: &u64) -> bool {
     *v == 0
+}
+/// A float as Go's encoding/json writes it: whole numbers without a fraction ("100").
+fn go_float<S: serde::Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        s.serialize_i64(*v as i64)
+    } else {
+        s.serialize_f64(*v)
+    }
 }
 fn is_zero_f(v: &f64) -> bool {
     *v == 0.0
@@ -970,6 +975,9 @@ fn find_node_json(path: &[u8], n: &Node) -> Vec<u8> {
     }
     if !n.group.is_empty() {
         o = o.str("group", n.group.as_bytes());
+    }
+    if n.inode != 0 {
+        o = o.num("inode", n.inode);
     }
     if n.device_id != 0 {
         o = o.num("device_id", n.device_id);
@@ -1340,7 +1348,7 @@ async fn restore_cmd(mut repo: Repository, a: RestoreArgs, g: GlobalOptions) -> 
     if !g.json {
         // restic's Snapshot.String(): paths as Go prints a []string.
         g.verbose(format!(
-            "restoring <Snapshot {} of [{}] at {} by {}@{}> to {}",
+            "restoring snapshot {} of [{}] at {} by {}@{} to {}",
             sn.id.short(),
             sn.paths.join(" "),
             go_time_string(&sn.time),
@@ -1383,8 +1391,11 @@ async fn restore_cmd(mut repo: Repository, a: RestoreArgs, g: GlobalOptions) -> 
         out(&[line, b"\n".to_vec()].concat())?;
     } else if a.verify {
         g.verbose(format!(
-            "verifying files in {}\nfinished verifying {} files in {}",
-            a.target, report.verified_files, a.target
+            "verifying files in {}\nfinished verifying {} files in {} (took {})",
+            a.target,
+            report.verified_files,
+            a.target,
+            go_duration_ms(report.verify_time)
         ));
     }
     if !report.errors.is_empty() {

@@ -6,10 +6,9 @@
 use crate::global::GlobalOptions;
 use crate::output::go_escape;
 use crate::prune_cmd::PruneArgs;
+use crate::snapshot_table::snapshot_table;
 use anyhow::{anyhow, bail, Result};
-use arca_engine::forget::{
-    self, ExpirePolicy, ForgetGroup, GroupBy, GroupKey, KeepDuration, KeepReason,
-};
+use arca_engine::forget::{self, ExpirePolicy, ForgetGroup, GroupBy, GroupKey, KeepDuration};
 use arca_engine::snapshots::{self, SnapshotFilter};
 use arca_engine::Repository;
 use arca_format::gotime::GoTime;
@@ -387,97 +386,6 @@ fn group_header(k: &GroupKey) -> String {
     format!("snapshots for ({}):\n", info.join(", "))
 }
 
-fn local_time(t: &GoTime) -> String {
-    t.0.with_timezone(&chrono::Local)
-        .format("%Y-%m-%d %H:%M:%S")
-        .to_string()
-}
-
-/// restic's `PrintSnapshots`: oldest first, a Reasons column for kept snapshots, multi-line
-/// cells, a blank line between snapshots when any has several paths, and a count footer.
-fn snapshot_table(list: &[Snapshot], reasons: Option<&[KeepReason]>, compact: bool) -> String {
-    let why: HashMap<Id, &Vec<String>> = reasons
-        .unwrap_or(&[])
-        .iter()
-        .map(|r| (r.id, &r.matches))
-        .collect();
-    let mut list: Vec<&Snapshot> = list.iter().collect();
-    list.sort_by_key(|s| s.time);
-
-    let with_reasons = reasons.is_some_and(|r| !r.is_empty()) && !compact;
-    let header: Vec<&str> = if compact {
-        vec!["ID", "Time", "Host", "Tags  "]
-    } else if with_reasons {
-        vec!["ID", "Time", "Host      ", "Tags      ", "Reasons", "Paths"]
-    } else {
-        vec!["ID", "Time", "Host      ", "Tags      ", "Paths"]
-    };
-    let mut rows: Vec<Vec<String>> = Vec::new();
-    let mut multiline = false;
-    for s in &list {
-        let mut row = vec![s.id.short(), local_time(&s.time), s.hostname.clone()];
-        if compact {
-            row.push(s.tags.join("\n"));
-        } else {
-            row.push(s.tags.join(","));
-            if with_reasons {
-                row.push(why.get(&s.id).map(|m| m.join("\n")).unwrap_or_default());
-            }
-            row.push(s.paths.join("\n"));
-            if s.paths.len() > 1 {
-                multiline = true;
-            }
-        }
-        rows.push(row);
-    }
-
-    let n = header.len();
-    let mut widths = vec![0usize; n];
-    let cells = std::iter::once(header.iter().map(|h| h.to_string()).collect::<Vec<_>>())
-        .chain(rows.iter().cloned());
-    for r in cells {
-        for (i, c) in r.iter().enumerate() {
-            for l in c.split('\n') {
-                widths[i] = widths[i].max(l.chars().count());
-            }
-        }
-    }
-    let render = |r: &[String], out: &mut String| {
-        let split: Vec<Vec<&str>> = r.iter().map(|c| c.split('\n').collect()).collect();
-        let lines = split.iter().map(Vec::len).max().unwrap_or(1);
-        for i in 0..lines {
-            let mut s = String::new();
-            for (f, parts) in split.iter().enumerate() {
-                if f > 0 {
-                    s.push_str("  ");
-                }
-                let v = parts.get(i).copied().unwrap_or("");
-                s.push_str(v);
-                let pad = widths[f].saturating_sub(v.chars().count());
-                s.extend(std::iter::repeat_n(' ', pad));
-            }
-            out.push_str(s.trim_end_matches(' '));
-            out.push('\n');
-        }
-    };
-    let rule = "-".repeat(widths.iter().sum::<usize>() + 2 * (n - 1));
-    let mut out = String::new();
-    let header: Vec<String> = header.iter().map(|h| h.to_string()).collect();
-    render(&header, &mut out);
-    out.push_str(&rule);
-    out.push('\n');
-    for (i, r) in rows.iter().enumerate() {
-        if multiline && i > 0 {
-            out.push('\n');
-        }
-        render(r, &mut out);
-    }
-    out.push_str(&rule);
-    out.push('\n');
-    out.push_str(&format!("{} snapshots\n", list.len()));
-    out
-}
-
 // ------------------------------------------------------------------ JSON output
 
 /// A snapshot as restic's `snapshots --json` prints it: stored fields, then id and short_id.
@@ -554,6 +462,7 @@ fn groups_json(groups: &[ForgetGroup]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use arca_engine::forget::KeepReason;
 
     fn snap(id: u8, time: &str, host: &str, paths: &[&str], tags: &[&str]) -> Snapshot {
         let json = serde_json::json!({
@@ -575,63 +484,6 @@ mod tests {
         assert_eq!(parse_count("7"), Ok(7));
         assert!(parse_count("-2").is_err());
         assert!(parse_count("x").is_err());
-    }
-
-    #[test]
-    fn table_shapes() {
-        // The table shows machine-local time; only check the layout around it.
-        let a = snap(0x11, "2024-01-01T10:00:00Z", "h1", &["/tmp/fx/data"], &[]);
-        let b = snap(
-            0x22,
-            "2024-02-01T10:00:00Z",
-            "h1",
-            &["/tmp/fx/data"],
-            &["foo"],
-        );
-        let reasons = vec![
-            KeepReason {
-                id: b.id,
-                matches: vec!["has tags [foo]".into(), "daily snapshot".into()],
-                counters: Default::default(),
-            },
-            KeepReason {
-                id: a.id,
-                matches: vec!["daily snapshot".into()],
-                counters: Default::default(),
-            },
-        ];
-        let t = snapshot_table(&[b.clone(), a.clone()], Some(&reasons), false);
-        let lines: Vec<&str> = t.lines().collect();
-        assert_eq!(
-            lines[0],
-            "ID        Time                 Host        Tags        Reasons         Paths"
-        );
-        assert_eq!(lines[1], "-".repeat(83), "as restic prints it");
-        assert!(lines[1].chars().all(|c| c == '-'));
-        assert!(lines[2].starts_with("11111111  "));
-        assert!(lines[2].ends_with("  h1                      daily snapshot  /tmp/fx/data"));
-        assert!(lines[3].ends_with("  h1          foo         has tags [foo]  /tmp/fx/data"));
-        assert_eq!(lines[4].trim(), "daily snapshot");
-        assert_eq!(lines[6], "2 snapshots");
-
-        let t = snapshot_table(&[b.clone(), a.clone()], None, true);
-        let lines: Vec<&str> = t.lines().collect();
-        assert_eq!(lines[0], "ID        Time                 Host  Tags");
-        assert!(lines[3].ends_with("  h1    foo"));
-
-        // Several paths: one per line, blank lines between snapshots.
-        let c = snap(0x33, "2024-03-01T10:00:00Z", "h2", &["/b", "/a"], &[]);
-        let t = snapshot_table(&[c, a], None, false);
-        let lines: Vec<&str> = t.lines().collect();
-        assert_eq!(
-            lines[0],
-            "ID        Time                 Host        Tags        Paths"
-        );
-        assert!(lines[2].starts_with("11111111"));
-        assert_eq!(lines[3], "");
-        assert!(lines[4].ends_with("/b"));
-        assert_eq!(lines[5].trim(), "/a");
-        assert_eq!(lines[7], "2 snapshots");
     }
 
     #[test]

@@ -9,6 +9,7 @@ mod global;
 mod output;
 mod prune_cmd;
 mod repair_cmd;
+mod snapshot_table;
 
 use clap::Parser;
 use global::GlobalOptions;

@@ -66,6 +66,32 @@ pub fn indent_json<T: serde::Serialize>(v: &T) -> Vec<u8> {
     out
 }
 
+/// Go's `Duration.Round(time.Millisecond).String()`: "0s", "10ms", "1.5s", "2m3.004s".
+pub fn go_duration_ms(d: std::time::Duration) -> String {
+    let ms = (d.as_micros() + 500) / 1000;
+    if ms == 0 {
+        return "0s".into();
+    }
+    if ms < 1000 {
+        return format!("{ms}ms");
+    }
+    let (secs, frac) = (ms / 1000, ms % 1000);
+    let (h, m, s) = (secs / 3600, secs % 3600 / 60, secs % 60);
+    let mut out = String::new();
+    if h > 0 {
+        out.push_str(&format!("{h}h"));
+    }
+    if h > 0 || m > 0 {
+        out.push_str(&format!("{m}m"));
+    }
+    out.push_str(&s.to_string());
+    if frac > 0 {
+        out.push_str(format!(".{frac:03}").trim_end_matches('0'));
+    }
+    out.push('s');
+    out
+}
+
 /// restic's ui.FormatBytes.
 pub fn format_bytes(c: u64) -> String {
     let b = c as f64;
@@ -212,5 +238,16 @@ mod tests {
         );
         assert_eq!(format_bytes(24), "24 B");
         assert_eq!(format_bytes(1536), "1.500 KiB");
+    }
+
+    #[test]
+    fn durations_as_go_prints_them() {
+        use std::time::Duration;
+        assert_eq!(go_duration_ms(Duration::from_micros(400)), "0s");
+        assert_eq!(go_duration_ms(Duration::from_micros(10_400)), "10ms");
+        assert_eq!(go_duration_ms(Duration::from_millis(1500)), "1.5s");
+        assert_eq!(go_duration_ms(Duration::from_millis(2000)), "2s");
+        assert_eq!(go_duration_ms(Duration::from_millis(123_004)), "2m3.004s");
+        assert_eq!(go_duration_ms(Duration::from_secs(3600)), "1h0m0s");
     }
 }

@@ -13,9 +13,11 @@
 //!   repository with a clean environment, the password only ever in `RESTIC_PASSWORD`.
 //! - [`make_dataset`]: the interop dataset (odd names, links, modes, times, sizes).
 //! - [`compare_trees`]: compare two directory trees byte for byte and bit for bit.
+//! - [`dialect`]: which restic runs (0.14 or current) and how 0.14's output differs.
 
 mod compare;
 mod dataset;
+pub mod dialect;
 mod fixtures;
 mod runner;
 mod tools;
@@ -24,6 +26,7 @@ pub use compare::{compare_trees, compare_trees_with, tree_differences, CompareOp
 pub use dataset::{
     make_dataset, make_dataset_seeded, DatasetScale, DatasetSummary, DetRng, DEFAULT_SEED,
 };
+pub use dialect::{dialect_of, Dialect};
 pub use fixtures::{
     fixture_names, fixture_tarball, fixtures_dir, swap_in_cheap_key, unpack_fixture,
     workspace_root, TempRepo, FIXTURE_PASSWORD,
