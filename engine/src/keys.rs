@@ -17,15 +17,36 @@ pub async fn write_key(
     password: &str,
     params: KdfParams,
 ) -> Result<Id> {
+    write_key_as(
+        backend,
+        master,
+        password,
+        params,
+        &sys::username(),
+        &sys::hostname(),
+    )
+    .await
+}
+
+/// [`write_key`] with the username and hostname the key file records.
+pub async fn write_key_as(
+    backend: &DynBackend,
+    master: &Key,
+    password: &str,
+    params: KdfParams,
+    username: &str,
+    hostname: &str,
+) -> Result<Id> {
     let master = master.clone();
     let pw = password.as_bytes().to_vec();
+    let (username, hostname) = (username.to_owned(), hostname.to_owned());
     let kf = tokio::task::spawn_blocking(move || {
         KeyFile::create(
             &master,
             &pw,
             params,
-            &sys::username(),
-            &sys::hostname(),
+            &username,
+            &hostname,
             Some(GoTime::now().format()),
         )
     })

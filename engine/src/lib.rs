@@ -19,6 +19,7 @@ pub mod keys;
 pub mod lock;
 pub mod progress;
 pub mod prune;
+pub mod recovery;
 pub mod repack;
 pub mod repair;
 pub mod repo;
