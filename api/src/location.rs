@@ -48,6 +48,14 @@ pub struct BackupStorageLocationSpec {
     /// ReadOnly locations are never written (for restoring from another cluster's backups).
     #[serde(default)]
     pub access_mode: AccessMode,
+    /// The Secret key holding this location's recovery key. Every repository in the location
+    /// gets, besides its random working key, a key derived from the recovery key, so that the
+    /// recovery key and the bucket alone open every repository after the cluster is lost.
+    /// When empty, the operator uses Secret `<location>-recovery-key` (key `recovery-key`),
+    /// generating a random key there if the Secret does not exist: keep a copy outside the
+    /// cluster (`arca cluster location export-recovery-key NAME`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovery_key: Option<SecretKeyRef>,
     /// How often to check that the location is reachable (default 1m).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = DURATION_PATTERN))]
@@ -101,9 +109,22 @@ pub struct BackupStorageLocationStatus {
     pub message: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_validation_time: Option<Time>,
+    /// The fingerprint (not the key) of the recovery key the repositories are given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovery_key_fingerprint: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
 }
+
+/// The key of the recovery key in the Secret the operator generates.
+pub const RECOVERY_KEY_KEY: &str = "recovery-key";
+
+/// On a recovery key Secret the operator generated (so that it says so on the location).
+pub const GENERATED_RECOVERY_KEY_ANNOTATION: &str = "arca.dev/generated-recovery-key";
+
+/// The location's condition that says its recovery key was generated in the cluster and must
+/// be kept outside it.
+pub const RECOVERY_KEY_CONDITION: &str = "RecoveryKeyGenerated";
 
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
 pub enum LocationPhase {
@@ -112,6 +133,15 @@ pub enum LocationPhase {
 }
 
 impl BackupStorageLocationSpec {
+    /// Where the recovery key of location `name` is: the Secret key the spec names, else
+    /// Secret `<name>-recovery-key`, key `recovery-key`.
+    pub fn recovery_key_ref(&self, name: &str) -> SecretKeyRef {
+        self.recovery_key.clone().unwrap_or_else(|| SecretKeyRef {
+            name: format!("{name}-recovery-key"),
+            key: RECOVERY_KEY_KEY.to_string(),
+        })
+    }
+
     /// The restic repository string of repository `name` (a namespace, say) in this
     /// location: `s3:http://host:9000/bucket/prefix/name`, `azure:container:/prefix/name`, …
     pub fn repository_url(&self, name: &str) -> String {
@@ -191,6 +221,7 @@ mod tests {
             credential: None,
             default: false,
             access_mode: AccessMode::ReadWrite,
+            recovery_key: None,
             validation_frequency: None,
         }
     }

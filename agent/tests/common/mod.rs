@@ -37,6 +37,7 @@ pub fn location(store: &Path) -> BackupStorageLocation {
             credential: None,
             default: true,
             access_mode: AccessMode::ReadWrite,
+            recovery_key: None,
             validation_frequency: None,
         },
         status: None,
