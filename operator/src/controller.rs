@@ -8,7 +8,7 @@ use crate::resources::Kind;
 use crate::{backup, gc, location, maintenance, repository, resources, restore, schedule};
 use arca_api::backup::BACKUP_NAME_LABEL;
 use arca_api::common::OperationPhase;
-use arca_api::location::LocationPhase;
+use arca_api::location::{LocationPhase, RECOVERY_KEY_CONDITION};
 use arca_api::repository::{MaintenanceResult, RepositoryPhase, ROTATE_KEY_ANNOTATION};
 use arca_api::restore::RESTORE_NAME_LABEL;
 use arca_api::{
@@ -124,8 +124,17 @@ pub async fn on_location(
     op: Arc<Operator>,
 ) -> Result<Action, ReconcileError> {
     let before = bsl.status.as_ref().and_then(|s| s.phase);
+    let said_generated = bsl.status.as_ref().is_some_and(|s| {
+        s.conditions
+            .iter()
+            .any(|c| c.type_ == RECOVERY_KEY_CONDITION)
+    });
     let (o, b) = (op.clone(), bsl.clone());
     let checked = detached(move |rt| rt.block_on(location::reconcile(&b, &o.ctx))).await?;
+    if checked.generated_recovery_key && !said_generated {
+        let note = location::generated_key_message(&bsl);
+        op.event(&*bsl, true, "RecoveryKeyGenerated", note).await;
+    }
     if Some(checked.phase) != before {
         match checked.phase {
             LocationPhase::Unavailable => {
@@ -146,7 +155,8 @@ pub async fn on_repository(
     op: Arc<Operator>,
 ) -> Result<Action, ReconcileError> {
     let name = repo.name_any();
-    if repo.status.as_ref().and_then(|s| s.phase) != Some(RepositoryPhase::Ready) {
+    let ready = repo.status.as_ref().and_then(|s| s.phase) == Some(RepositoryPhase::Ready);
+    if !ready || repository::recovery_key_outdated(&op.ctx, &repo).await {
         let (o, r) = (op.clone(), repo.clone());
         let phase = detached(move |rt| rt.block_on(repository::reconcile(&r, &o.ctx))).await?;
         if phase != RepositoryPhase::Ready {
@@ -329,7 +339,7 @@ pub async fn run(op: Arc<Operator>) {
     tracing::info!(namespace = %op.ctx.namespace, "operator running");
     futures::join!(
         watch::<BackupStorageLocation, _, _>(op.clone(), on_location, nothing),
-        watch::<BackupRepository, _, _>(op.clone(), on_repository, nothing),
+        watch::<BackupRepository, _, _>(op.clone(), on_repository, repository_waits_for),
         watch::<Backup, _, _>(op.clone(), on_backup, backup_waits_for),
         watch::<Restore, _, _>(op.clone(), on_restore, restore_waits_for),
         watch::<Schedule, _, _>(op.clone(), on_schedule, nothing),
@@ -365,6 +375,34 @@ fn backup_waits_for(c: Controller<Backup>, op: &Operator) -> Controller<Backup> 
             .iter()
             .filter(|b| !b.status.as_ref().is_some_and(|s| s.phase.is_final()))
             .map(|b| ObjectRef::from_obj(b.as_ref()))
+            .collect::<Vec<_>>()
+    })
+}
+
+/// A repository is looked at again when its location's recovery key is not the one it holds
+/// (a key replaced, or the location's first check).
+fn repository_waits_for(
+    c: Controller<BackupRepository>,
+    op: &Operator,
+) -> Controller<BackupRepository> {
+    let locations =
+        Api::<BackupStorageLocation>::namespaced(op.ctx.client.clone(), &op.ctx.namespace);
+    let store = c.store();
+    c.watches(locations, watcher::Config::default(), move |bsl| {
+        let name = bsl.name_any();
+        let wanted = bsl.status.and_then(|s| s.recovery_key_fingerprint);
+        store
+            .state()
+            .iter()
+            .filter(|r| r.spec.backup_storage_location == name)
+            .filter(|r| {
+                wanted.is_some()
+                    && r.status
+                        .as_ref()
+                        .and_then(|s| s.recovery_key_fingerprint.as_ref())
+                        != wanted.as_ref()
+            })
+            .map(|r| ObjectRef::from_obj(r.as_ref()))
             .collect::<Vec<_>>()
     })
 }

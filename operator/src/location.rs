@@ -1,13 +1,19 @@
 //! BackupStorageLocation: check periodically that the store answers with the given
-//! credentials, and say why when it does not.
+//! credentials, and say why when it does not; keep its recovery key (generated when the user
+//! gives none).
 
 use crate::context::Context;
-use arca_api::common::{now, secret_strings};
-use arca_api::location::LocationPhase;
+use arca_api::common::{now, secret_strings, set_condition};
+use arca_api::location::{
+    LocationPhase, GENERATED_RECOVERY_KEY_ANNOTATION, RECOVERY_KEY_CONDITION,
+};
+use arca_api::repository::STORAGE_LOCATION_LABEL;
 use arca_api::BackupStorageLocation;
+use arca_engine::recovery::RecoveryKey;
 use arca_storage::FileType;
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::{Patch, PatchParams};
+use k8s_openapi::ByteString;
+use kube::api::{ObjectMeta, Patch, PatchParams, PostParams};
 use kube::{Api, ResourceExt};
 use serde_json::json;
 use std::time::Duration;
@@ -35,6 +41,92 @@ pub async fn storage_options(
     Ok(options)
 }
 
+/// The location's recovery key and whether the operator generated it. When the location names
+/// no Secret and the default one is missing, a random key is generated into it (created
+/// exclusively: of two racing reconciles, the loser reads the winner's key). Errors name the
+/// Secret, never its content.
+pub async fn recovery_key(
+    ctx: &Context,
+    bsl: &BackupStorageLocation,
+) -> Result<(RecoveryKey, bool), String> {
+    let name = bsl.name_any();
+    let key_ref = bsl.spec.recovery_key_ref(&name);
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
+    let read = |secret: &Secret| -> Result<(RecoveryKey, bool), String> {
+        let generated = secret
+            .annotations()
+            .contains_key(GENERATED_RECOVERY_KEY_ANNOTATION);
+        let text = secret_strings(secret).remove(&key_ref.key).ok_or_else(|| {
+            format!(
+                "recovery key Secret {} has no key {}",
+                key_ref.name, key_ref.key
+            )
+        })?;
+        let key = RecoveryKey::parse(&text)
+            .map_err(|e| format!("recovery key in Secret {}: {e}", key_ref.name))?;
+        Ok((key, generated))
+    };
+    if let Some(secret) = secrets
+        .get_opt(&key_ref.name)
+        .await
+        .map_err(|e| format!("reading Secret {}: {e}", key_ref.name))?
+    {
+        return read(&secret);
+    }
+    if bsl.spec.recovery_key.is_some() {
+        return Err(format!("recovery key Secret {} not found", key_ref.name));
+    }
+    let key = RecoveryKey::generate();
+    let secret = Secret {
+        metadata: ObjectMeta {
+            name: Some(key_ref.name.clone()),
+            namespace: Some(ctx.namespace.clone()),
+            labels: Some([(STORAGE_LOCATION_LABEL.to_string(), name.clone())].into()),
+            annotations: Some(
+                [(
+                    GENERATED_RECOVERY_KEY_ANNOTATION.to_string(),
+                    "true".to_string(),
+                )]
+                .into(),
+            ),
+            ..Default::default()
+        },
+        data: Some(
+            [(
+                key_ref.key.clone(),
+                ByteString(key.expose().as_bytes().to_vec()),
+            )]
+            .into(),
+        ),
+        type_: Some("Opaque".into()),
+        ..Default::default()
+    };
+    match secrets.create(&PostParams::default(), &secret).await {
+        Ok(_) => {
+            tracing::info!(location = %name, secret = %key_ref.name, "generated a recovery key");
+            Ok((key, true))
+        }
+        Err(kube::Error::Api(e)) if e.code == 409 => read(
+            &secrets
+                .get(&key_ref.name)
+                .await
+                .map_err(|e| format!("reading Secret {}: {e}", key_ref.name))?,
+        ),
+        Err(e) => Err(format!("creating Secret {}: {e}", key_ref.name)),
+    }
+}
+
+/// The message of a location whose recovery key the operator generated.
+pub fn generated_key_message(bsl: &BackupStorageLocation) -> String {
+    let name = bsl.name_any();
+    format!(
+        "the operator generated this location's recovery key in Secret {}: keep a copy outside \
+         the cluster (arca cluster location export-recovery-key {name}); without it no backup \
+         in this location can be opened once the cluster is lost",
+        bsl.spec.recovery_key_ref(&name).name
+    )
+}
+
 /// Whether the location answers: list the keys of a repository path under its prefix (none
 /// need exist). Errors are the storage layer's one-line reasons (access denied, no such
 /// bucket, cannot reach).
@@ -58,15 +150,43 @@ pub struct Checked {
     pub problem: Option<String>,
     /// When to check again.
     pub again: Duration,
+    /// The recovery key is one the operator generated (it must be kept outside the cluster).
+    pub generated_recovery_key: bool,
 }
 
-/// Check one location and record the result.
+/// Check one location (its store answers, its recovery key is there) and record the result.
 pub async fn reconcile(bsl: &BackupStorageLocation, ctx: &Context) -> Result<Checked, String> {
     let name = bsl.name_any();
-    let (phase, problem) = match probe(ctx, bsl).await {
-        Ok(()) => (LocationPhase::Available, None),
-        Err(e) => (LocationPhase::Unavailable, Some(e)),
+    let recovery = recovery_key(ctx, bsl).await;
+    let problem = match (probe(ctx, bsl).await, &recovery) {
+        (Err(e), _) => Some(e),
+        (Ok(()), Err(e)) => Some(e.clone()),
+        (Ok(()), Ok(_)) => None,
     };
+    let phase = match problem {
+        Some(_) => LocationPhase::Unavailable,
+        None => LocationPhase::Available,
+    };
+    let mut conditions = bsl
+        .status
+        .as_ref()
+        .map(|s| s.conditions.clone())
+        .unwrap_or_default();
+    let generated = matches!(recovery, Ok((_, true)));
+    if generated {
+        set_condition(
+            &mut conditions,
+            RECOVERY_KEY_CONDITION,
+            true,
+            "GeneratedInCluster",
+            &generated_key_message(bsl),
+            bsl.metadata.generation,
+            now(),
+        );
+    } else {
+        conditions.retain(|c| c.type_ != RECOVERY_KEY_CONDITION);
+    }
+    let fingerprint = recovery.as_ref().ok().map(|(k, _)| k.fingerprint());
     let api: Api<BackupStorageLocation> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
     api.patch_status(
         &name,
@@ -75,6 +195,8 @@ pub async fn reconcile(bsl: &BackupStorageLocation, ctx: &Context) -> Result<Che
             "phase": phase,
             "message": problem,
             "lastValidationTime": now(),
+            "recoveryKeyFingerprint": fingerprint,
+            "conditions": conditions,
         }})),
     )
     .await
@@ -89,5 +211,6 @@ pub async fn reconcile(bsl: &BackupStorageLocation, ctx: &Context) -> Result<Che
         phase,
         problem,
         again,
+        generated_recovery_key: generated,
     })
 }

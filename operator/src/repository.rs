@@ -1,10 +1,13 @@
 //! BackupRepository: one restic-format repository per (volume namespace, storage location).
 //! Each gets its own random password, kept in a Secret of the operator's namespace, so
-//! access to one repository's key opens no other (Ark and Velero shared one static key).
+//! access to one repository's key opens no other (Ark and Velero shared one static key), and
+//! a second key derived from its location's recovery key (`arca_engine::recovery`), with
+//! which a new cluster, or a person with restic, opens it once this cluster is gone.
 
 use crate::context::{one_line, Context};
 use crate::location;
 use arca_api::common::{secret_strings, SecretKeyRef};
+use arca_api::location::AccessMode;
 use arca_api::repository::{
     RepositoryPhase, ROTATE_KEY_ANNOTATION, STORAGE_LOCATION_LABEL, VOLUME_NAMESPACE_LABEL,
 };
@@ -42,7 +45,7 @@ pub async fn ensure(
         .await
         .map_err(|e| format!("reading BackupRepository {name}: {e}"))?
     {
-        return Ok(r);
+        return follow_location(&api, r, &bsl.spec.repository_url(namespace)).await;
     }
     let repo = BackupRepository {
         metadata: ObjectMeta {
@@ -77,10 +80,44 @@ pub async fn ensure(
     }
 }
 
-/// The repository's password, generating it (and its Secret) on first use.
+/// A repository whose location now points elsewhere (another bucket, prefix or endpoint)
+/// moves with it: its URL is updated and it is made ready again there.
+async fn follow_location(
+    api: &Api<BackupRepository>,
+    repo: BackupRepository,
+    url: &str,
+) -> Result<BackupRepository, String> {
+    if repo.spec.repository_url == url {
+        return Ok(repo);
+    }
+    let name = repo.name_any();
+    tracing::info!(repository = %name, from = %repo.spec.repository_url, to = %url, "location moved");
+    api.patch(
+        &name,
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"repositoryUrl": url}})),
+    )
+    .await
+    .map_err(|e| format!("updating BackupRepository {name}: {e}"))?;
+    api.patch_status(
+        &name,
+        &PatchParams::default(),
+        &Patch::Merge(json!({"status": {
+            "phase": RepositoryPhase::New,
+            "message": format!("its location moved to {url}"),
+            "recoveryKeyFingerprint": null,
+        }})),
+    )
+    .await
+    .map_err(|e| format!("updating BackupRepository {name}: {e}"))
+}
+
+/// The repository's password, generating it (and its Secret) on first use: `fixed` if given,
+/// else a random one.
 async fn password(
     ctx: &Context,
     repo: &BackupRepository,
+    fixed: Option<&str>,
 ) -> Result<(SecretKeyRef, String), String> {
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
     let key = repo
@@ -104,7 +141,7 @@ async fn password(
     if repo.spec.key_secret.is_some() {
         return Err(format!("key Secret {} not found", key.name));
     }
-    let pw = random_password();
+    let pw = fixed.map(str::to_owned).unwrap_or_else(random_password);
     let secret = Secret {
         metadata: ObjectMeta {
             name: Some(key.name.clone()),
@@ -171,7 +208,7 @@ pub async fn open_unindexed(
     ctx: &Context,
     repo: &BackupRepository,
 ) -> Result<arca_engine::Repository, String> {
-    let (_, pw) = password(ctx, repo).await?;
+    let (_, pw) = password(ctx, repo, None).await?;
     open_backend(&backend_of(ctx, repo).await?, repo, &pw).await
 }
 
@@ -328,6 +365,14 @@ pub fn readiness(repo: &BackupRepository) -> Readiness {
     }
 }
 
+/// What making a repository ready found.
+struct Made {
+    /// Worth saying in the status (initialised, opened with the recovery key, ...).
+    message: Option<String>,
+    /// The fingerprint of the recovery key the repository now holds.
+    recovery_fingerprint: String,
+}
+
 async fn make_ready_and_record(
     repo: &BackupRepository,
     ctx: &Context,
@@ -335,14 +380,18 @@ async fn make_ready_and_record(
     let name = repo.name_any();
     let api: Api<BackupRepository> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
     let result = make_ready(repo, ctx, &api).await;
-    let (phase, message) = match &result {
-        Ok(m) => (RepositoryPhase::Ready, m.clone()),
-        Err(e) => (RepositoryPhase::NotReady, Some(e.clone())),
+    let status = match &result {
+        Ok(made) => json!({
+            "phase": RepositoryPhase::Ready,
+            "message": made.message,
+            "recoveryKeyFingerprint": made.recovery_fingerprint,
+        }),
+        Err(e) => json!({"phase": RepositoryPhase::NotReady, "message": e}),
     };
     api.patch_status(
         &name,
         &PatchParams::default(),
-        &Patch::Merge(json!({"status": {"phase": phase, "message": message}})),
+        &Patch::Merge(json!({ "status": status })),
     )
     .await
     .map_err(|e| format!("cannot update BackupRepository {name}: {e}"))?;
@@ -352,13 +401,42 @@ async fn make_ready_and_record(
     Ok(result.map(drop))
 }
 
+/// Whether a Ready repository must be opened again to give it its location's current
+/// recovery key (a key replaced, or a repository from before recovery keys). Never for a
+/// ReadOnly location, which is not written.
+pub async fn recovery_key_outdated(ctx: &Context, repo: &BackupRepository) -> bool {
+    let Ok(bsl) = location_of(ctx, repo).await else {
+        return false;
+    };
+    let wanted = bsl
+        .status
+        .as_ref()
+        .and_then(|s| s.recovery_key_fingerprint.clone());
+    let held = repo
+        .status
+        .as_ref()
+        .and_then(|s| s.recovery_key_fingerprint.clone());
+    bsl.spec.access_mode == AccessMode::ReadWrite && wanted.is_some() && wanted != held
+}
+
+/// Open the repository (creating it only where none exists), give it this cluster's working
+/// key and the location's recovery key. A repository that exists and that no key of this
+/// cluster opens is never initialised again: the error says what to do.
 async fn make_ready(
     repo: &BackupRepository,
     ctx: &Context,
     api: &Api<BackupRepository>,
-) -> Result<Option<String>, String> {
-    let backend = backend_of(ctx, repo).await?;
-    let (key, pw) = password(ctx, repo).await?;
+) -> Result<Made, String> {
+    let bsl = location_of(ctx, repo).await?;
+    let read_only = bsl.spec.access_mode == AccessMode::ReadOnly;
+    let options = location::storage_options(ctx, &bsl).await?;
+    let url = &repo.spec.repository_url;
+    let backend = arca_storage::open_with(url, &options).map_err(|e| format!("{url}: {e}"))?;
+    let (recovery, _) = location::recovery_key(ctx, &bsl).await?;
+    let path = recovery_path(&bsl, repo);
+    let recovery_pw = recovery.repository_password(&path);
+    // A ReadOnly location adds no key: its repositories are used with the recovery password.
+    let (key, pw) = password(ctx, repo, read_only.then_some(recovery_pw.as_str())).await?;
     if repo.spec.key_secret.as_ref() != Some(&key) {
         api.patch(
             &repo.name_any(),
@@ -368,23 +446,87 @@ async fn make_ready(
         .await
         .map_err(|e| format!("recording the key Secret: {e}"))?;
     }
-    let url = &repo.spec.repository_url;
+    let made = |message: Option<String>| Made {
+        message,
+        recovery_fingerprint: recovery.fingerprint(),
+    };
+    let give_recovery_key = |opened: arca_engine::Repository| {
+        let (recovery, path) = (recovery.clone(), path.clone());
+        async move {
+            let change =
+                arca_engine::recovery::ensure_recovery_key(&opened, &recovery, &path, ctx.kdf)
+                    .await
+                    .map_err(|e| format!("{url}: adding the recovery key: {}", one_line(&e)))?;
+            if change.added.is_some() || !change.removed.is_empty() {
+                tracing::info!(
+                    repository = %url,
+                    added = change.added.is_some(),
+                    removed = change.removed.len(),
+                    "recovery key updated"
+                );
+            }
+            Ok::<_, String>(())
+        }
+    };
     match arca_engine::Repository::open(backend.clone(), &pw).await {
-        Ok(_) => Ok(None),
-        Err(arca_engine::Error::WrongPassword) => Err(format!(
-            "the key in Secret {} does not open the repository at {url}",
-            key.name
-        )),
+        Ok(opened) => {
+            if !read_only {
+                give_recovery_key(opened).await?;
+            }
+            Ok(made(None))
+        }
+        Err(arca_engine::Error::WrongPassword) => {
+            // Made by another cluster (or before this one lost its Secrets): the recovery key
+            // opens it, and this cluster adds its own working key.
+            match arca_engine::Repository::open(backend.clone(), &recovery_pw).await {
+                Ok(_) if read_only => {
+                    set_password(ctx, &key, &recovery_pw).await?;
+                    Ok(made(Some(format!(
+                        "{url} opened with the location's recovery key (read-only: no key added)"
+                    ))))
+                }
+                Ok(opened) => {
+                    arca_engine::keys::add_key(&opened, &pw, ctx.kdf)
+                        .await
+                        .map_err(|e| {
+                            format!("{url}: adding this cluster's key: {}", one_line(&e))
+                        })?;
+                    give_recovery_key(opened).await?;
+                    Ok(made(Some(format!(
+                        "{url} opened with the location's recovery key; this cluster's key added"
+                    ))))
+                }
+                Err(arca_engine::Error::WrongPassword) => Err(format!(
+                    "repository {url} exists in the bucket and this cluster has no key that \
+                     opens it: give the location the recovery key it was created with"
+                )),
+                Err(e) => Err(format!("{url}: {}", one_line(&e))),
+            }
+        }
+        Err(arca_engine::Error::NoKeys(_))
+        | Err(arca_engine::Error::Storage(arca_storage::StorageError::NoRepository(_)))
+            if read_only =>
+        {
+            Err(format!(
+                "no repository at {url}, and a ReadOnly location is never initialised"
+            ))
+        }
         Err(arca_engine::Error::NoKeys(_))
         | Err(arca_engine::Error::Storage(arca_storage::StorageError::NoRepository(_))) => {
             match arca_engine::Repository::init(backend.clone(), &pw, 2, None, ctx.kdf).await {
-                Ok(_) => Ok(Some(format!("initialised {url}"))),
+                Ok(created) => {
+                    give_recovery_key(created).await?;
+                    Ok(made(Some(format!("initialised {url}"))))
+                }
                 // Initialised meanwhile by someone else with this Secret's password (an
                 // operator replica that just lost its lease): it must open now.
                 Err(arca_engine::Error::Storage(arca_storage::StorageError::RepositoryExists(
                     _,
                 ))) => match arca_engine::Repository::open(backend, &pw).await {
-                    Ok(_) => Ok(None),
+                    Ok(opened) => {
+                        give_recovery_key(opened).await?;
+                        Ok(made(None))
+                    }
                     Err(e) => Err(format!(
                         "{url} was initialised by someone else: {}",
                         one_line(&e)
@@ -395,4 +537,23 @@ async fn make_ready(
         }
         Err(e) => Err(format!("{url}: {}", one_line(&e))),
     }
+}
+
+/// The repository's path under its location, from which its recovery password is derived.
+pub fn recovery_path(bsl: &BackupStorageLocation, repo: &BackupRepository) -> String {
+    arca_engine::recovery::repository_path(bsl.spec.prefix.as_deref(), &repo.spec.volume_namespace)
+}
+
+/// Replace the password a repository's Secret holds.
+async fn set_password(ctx: &Context, key: &SecretKeyRef, pw: &str) -> Result<(), String> {
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
+    secrets
+        .patch(
+            &key.name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"data": {key.key.as_str(): base64_of(pw)}})),
+        )
+        .await
+        .map(drop)
+        .map_err(|e| format!("updating Secret {}: {e}", key.name))
 }
