@@ -3,6 +3,7 @@
 //! Schedules) and reads BackupRepositories, through the Kubernetes API (the kubeconfig of
 //! `kubectl`, or the in-cluster service account). The operator does the work.
 
+use crate::cluster_location_cmd::{self, LocationCommand};
 use crate::output::Table;
 use anyhow::{anyhow, bail, Context as _, Result};
 use arca_api::backup::SCHEDULE_NAME_LABEL;
@@ -47,6 +48,9 @@ enum ClusterCommand {
     /// Work with the per-namespace volume repositories
     #[command(subcommand)]
     Repo(RepoCommand),
+    /// A storage location's recovery key
+    #[command(subcommand)]
+    Location(LocationCommand),
 }
 
 #[derive(Subcommand)]
@@ -252,6 +256,10 @@ fn or_dash(s: Option<impl ToString>) -> String {
 
 /// Run `arca cluster …` against the cluster of the current kubeconfig.
 pub async fn run(args: ClusterArgs) -> Result<i32> {
+    // Needs no cluster: it is for the day the cluster is gone.
+    if let ClusterCommand::Location(LocationCommand::RecoveryPassword(a)) = &args.command {
+        return cluster_location_cmd::recovery_password(a, &mut std::io::stdout().lock());
+    }
     arca_storage::install_tls_provider();
     let client = kube::Client::try_default()
         .await
@@ -267,6 +275,12 @@ pub async fn exec(client: kube::Client, args: ClusterArgs, out: &mut dyn Write) 
         ClusterCommand::Backup(c) => backup(client, ns, c, out).await,
         ClusterCommand::Restore(c) => restore(client, ns, c, out).await,
         ClusterCommand::Schedule(c) => schedule(client, ns, c, out).await,
+        ClusterCommand::Location(LocationCommand::ExportRecoveryKey { name }) => {
+            cluster_location_cmd::export_recovery_key(client, ns, &name, out).await
+        }
+        ClusterCommand::Location(LocationCommand::RecoveryPassword(a)) => {
+            cluster_location_cmd::recovery_password(&a, out)
+        }
         ClusterCommand::Repo(RepoCommand::RotateKey { name }) => {
             let api: Api<BackupRepository> = Api::namespaced(client.clone(), ns);
             get_one(&api, &name).await?;

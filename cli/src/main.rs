@@ -2,6 +2,7 @@
 
 mod backup_cmd;
 mod cluster_cmd;
+mod cluster_location_cmd;
 mod commands;
 mod copy_cmd;
 mod forget_cmd;
