@@ -9,7 +9,9 @@ use crate::repository::{self, Readiness};
 use crate::resources::{self, Kind};
 use crate::selection;
 use crate::status::patch_status;
-use arca_api::backup::{BACKUP_NAME_LABEL, BACKUP_UID_LABEL, SNAPSHOT_ANNOTATION_PREFIX};
+use arca_api::backup::{
+    BackupStatus, BACKUP_NAME_LABEL, BACKUP_UID_LABEL, SNAPSHOT_ANNOTATION_PREFIX,
+};
 use arca_api::common::{now, OperationPhase, PodReference, VolumePhase};
 use arca_api::location::AccessMode;
 use arca_api::podvolume::{LINEAGE_TAG, PVC_ORIGIN_ANNOTATION, PVC_UID_LABEL};
@@ -387,33 +389,62 @@ async fn finish(
         }
     }
     let items = manifests.len() as i64;
-    let snapshot = crate::store::save_manifests(ctx, &resources_repo, name, &manifests).await?;
     messages.truncate(100);
     let phase = if errors > 0 {
         OperationPhase::PartiallyFailed
     } else {
         OperationPhase::Completed
     };
-    patch_status(
-        api,
-        name,
-        json!({
-            "phase": phase,
-            "completionTimestamp": now(),
-            "resourcesSnapshotId": snapshot,
-            "errors": errors,
-            "messages": messages,
-            "progress": {"totalItems": items, "itemsBackedUp": items, "volumesCompleted": pvbs.len() - (errors - status.errors).max(0) as usize, "bytesDone": bytes, "totalBytes": bytes},
-        }),
-    )
-    .await?;
+    let mut final_status = json!({
+        "phase": phase,
+        "completionTimestamp": now(),
+        "errors": errors,
+        "messages": messages,
+        "progress": {"totalItems": items, "itemsBackedUp": items, "volumesCompleted": pvbs.len() - (errors - status.errors).max(0) as usize, "bytesDone": bytes, "totalBytes": bytes},
+    });
+    // The record in the bucket holds the status the Backup ends with (less the snapshot's own
+    // ID, which whoever reads the record knows).
+    let mut recorded = serde_json::to_value(&status).map_err(|e| e.to_string())?;
+    json_merge(&mut recorded, &final_status);
+    let recorded: BackupStatus = serde_json::from_value(recorded).map_err(|e| e.to_string())?;
+    let record = crate::store::BackupRecord::new(backup, recorded, &pvbs);
+    let snapshot =
+        crate::store::save_manifests(ctx, &resources_repo, name, &manifests, &record).await?;
+    final_status["resourcesSnapshotId"] = json!(snapshot);
+    patch_status(api, name, final_status).await?;
     Ok(Outcome::Finished(phase))
+}
+
+/// A JSON merge patch of `patch` into `base` (objects merged key by key, anything else
+/// replaced).
+fn json_merge(base: &mut serde_json::Value, patch: &serde_json::Value) {
+    match (base, patch) {
+        (serde_json::Value::Object(b), serde_json::Value::Object(p)) => {
+            for (k, v) in p {
+                json_merge(b.entry(k.clone()).or_insert(serde_json::Value::Null), v);
+            }
+        }
+        (b, p) => *b = p.clone(),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+
+    #[test]
+    fn merging_keeps_what_the_patch_does_not_name() {
+        let mut base = json!({"phase": "InProgress", "errors": 0, "progress": {"totalVolumes": 2}});
+        json_merge(
+            &mut base,
+            &json!({"phase": "Completed", "progress": {"bytesDone": 5}}),
+        );
+        assert_eq!(
+            base,
+            json!({"phase": "Completed", "errors": 0, "progress": {"totalVolumes": 2, "bytesDone": 5}})
+        );
+    }
 
     #[test]
     fn a_pods_lineage_is_its_controller_or_its_name() {

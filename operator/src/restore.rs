@@ -78,8 +78,16 @@ async fn manifests(ctx: &Context, backup: &Backup) -> Result<Vec<Value>, String>
     if let Some(e) = report.errors.first() {
         return Err(format!("reading the resources snapshot: {e}"));
     }
+    // Only the manifests: the Backup's own record lies beside them (`<backup>/arca/`).
     let mut out = Vec::new();
-    let mut stack = vec![dir.path().to_path_buf()];
+    let resources = dir.path().join(backup.name_any()).join("resources");
+    if !resources.is_dir() {
+        return Err(format!(
+            "resources snapshot {id} has no {}/resources",
+            backup.name_any()
+        ));
+    }
+    let mut stack = vec![resources];
     while let Some(d) = stack.pop() {
         for e in std::fs::read_dir(&d).map_err(|e| e.to_string())? {
             let p = e.map_err(|e| e.to_string())?.path();

@@ -1,12 +1,16 @@
 //! Keeping a Backup's manifests as a snapshot of the location's resource repository, in the
-//! same encrypted, deduplicated format as the volume data: `restic ls` lists them.
+//! same encrypted, deduplicated format as the volume data: `restic ls` lists them. Beside them
+//! goes the Backup's own record (its spec, final status and PodVolumeBackups), from which a
+//! cluster that never saw the Backup can rebuild it.
 
 use crate::backup::RESOURCES_REPOSITORY;
 use crate::context::Context;
 use crate::repository;
-use arca_api::{BackupRepository, BackupStorageLocation};
+use arca_api::backup::BackupStatus;
+use arca_api::{Backup, BackupRepository, BackupStorageLocation, PodVolumeBackup};
 use arca_engine::backup::{BackupOptions, SelectAll};
 use arca_engine::progress::NoProgress;
+use kube::api::ObjectMeta;
 use serde_json::Value;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -27,6 +31,83 @@ pub fn manifest_path(backup: &str, m: &Value) -> PathBuf {
         .join(format!("{name}.json"))
 }
 
+/// Where a Backup's record goes in its snapshot: `<backup>/arca/backup.json` (beside
+/// `<backup>/resources/`, so no manifest path can take it).
+pub fn record_path(backup: &str) -> PathBuf {
+    PathBuf::from(backup).join("arca").join("backup.json")
+}
+
+/// What the bucket keeps of a Backup besides its manifests: the Backup with its final status
+/// and the outcome of each of its PodVolumeBackups (pod, volume, claim and its UID, snapshot,
+/// repository), without what only its cluster knows (UIDs, versions, owners).
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupRecord {
+    pub backup: Backup,
+    pub pod_volume_backups: Vec<PodVolumeBackup>,
+}
+
+impl BackupRecord {
+    pub fn new(backup: &Backup, status: BackupStatus, pvbs: &[PodVolumeBackup]) -> BackupRecord {
+        let mut backup = backup.clone();
+        backup.metadata = portable(&backup.metadata);
+        backup.status = Some(status);
+        let pod_volume_backups = pvbs
+            .iter()
+            .map(|p| {
+                let mut p = p.clone();
+                p.metadata = portable(&p.metadata);
+                p
+            })
+            .collect();
+        BackupRecord {
+            backup,
+            pod_volume_backups,
+        }
+    }
+}
+
+/// An object's metadata as another cluster can take it: name, labels and annotations.
+fn portable(m: &ObjectMeta) -> ObjectMeta {
+    ObjectMeta {
+        name: m.name.clone(),
+        labels: m.labels.clone(),
+        annotations: m.annotations.clone(),
+        ..Default::default()
+    }
+}
+
+/// The record of `backup` in `snapshot` of an opened (indexed) resource repository, `None` for
+/// a snapshot made before records were kept.
+pub async fn read_record(
+    repo: &arca_engine::Repository,
+    snapshot: &arca_format::snapshot::Snapshot,
+    backup: &str,
+) -> Result<Option<BackupRecord>, String> {
+    use arca_format::pack::BlobType;
+    let path = record_path(backup);
+    let path = path.to_str().expect("backup names are UTF-8");
+    let (_, node) = match arca_engine::walk::resolve(repo, &snapshot.tree, path).await {
+        Ok(found) => found,
+        Err(arca_engine::Error::PathNotFound(_)) => return Ok(None),
+        Err(e) => return Err(format!("reading {path}: {e}")),
+    };
+    let Some(node) = node else {
+        return Ok(None);
+    };
+    let mut json = Vec::new();
+    for id in node.content.iter().flatten() {
+        let blob = repo
+            .read_blob(BlobType::Data, id)
+            .await
+            .map_err(|e| format!("reading {path}: {e}"))?;
+        json.extend_from_slice(&blob);
+    }
+    serde_json::from_slice(&json)
+        .map(Some)
+        .map_err(|e| format!("{path} of snapshot {}: {e}", snapshot.id.short()))
+}
+
 /// The resource repository of `bsl` if it is Ready; otherwise why not (`None`: its
 /// controller has not looked at it yet).
 pub async fn resource_repository(
@@ -41,16 +122,22 @@ pub async fn resource_repository(
     })
 }
 
-/// Store `manifests` of backup `backup` in `repo`, a Ready resource repository; returns the
-/// snapshot ID.
+/// Store `manifests` of backup `backup` in `repo`, a Ready resource repository, with the
+/// Backup's record; returns the snapshot ID.
 pub async fn save_manifests(
     ctx: &Context,
     repo: &BackupRepository,
     backup: &str,
     manifests: &[Value],
+    record: &BackupRecord,
 ) -> Result<String, String> {
     let opened = repository::open(ctx, repo).await?;
     let dir = tempfile::tempdir().map_err(|e| format!("temporary directory: {e}"))?;
+    let record_file = dir.path().join(record_path(backup));
+    std::fs::create_dir_all(record_file.parent().expect("the record path has a parent"))
+        .map_err(|e| format!("{}: {e}", record_file.display()))?;
+    let json = serde_json::to_vec_pretty(record).map_err(|e| e.to_string())?;
+    std::fs::write(&record_file, json).map_err(|e| format!("{}: {e}", record_file.display()))?;
     for m in manifests {
         let path = dir.path().join(manifest_path(backup, m));
         std::fs::create_dir_all(path.parent().expect("manifest paths have parents"))

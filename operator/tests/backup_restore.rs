@@ -244,6 +244,40 @@ async fn volumes_then_manifests_annotated_with_their_snapshots() {
         .await
         .unwrap();
     assert!(sn.tags.iter().any(|t| t == "backup=b1"));
+    // Beside the manifests, the Backup's record: its spec, final status and volumes, without
+    // what only this cluster knows.
+    let record = arca_operator::store::read_record(&repo, &sn, "b1")
+        .await
+        .unwrap()
+        .expect("a record");
+    let b1 = get(&ctx, "b1").await;
+    assert_eq!(record.backup.metadata.name.as_deref(), Some("b1"));
+    assert_eq!(record.backup.metadata.uid, None);
+    assert_eq!(record.backup.metadata.resource_version, None);
+    assert_eq!(
+        serde_json::to_value(&record.backup.spec).unwrap(),
+        serde_json::to_value(&b1.spec).unwrap()
+    );
+    let recorded = record.backup.status.clone().unwrap();
+    let mut in_cluster = b1.status.clone().unwrap();
+    assert_eq!(
+        recorded.resources_snapshot_id, None,
+        "the snapshot's own ID"
+    );
+    in_cluster.resources_snapshot_id = None;
+    assert_eq!(
+        serde_json::to_value(&recorded).unwrap(),
+        serde_json::to_value(&in_cluster).unwrap()
+    );
+    assert_eq!(record.pod_volume_backups.len(), 1);
+    let rp = &record.pod_volume_backups[0];
+    assert_eq!(rp.metadata.name.as_deref(), Some("b1-web-0-data"));
+    assert_eq!(rp.spec.pvc_uid.as_deref(), Some("uid-data-claim"));
+    assert_eq!(rp.spec.repository, "shop-default");
+    assert_eq!(
+        rp.status.as_ref().unwrap().snapshot_id.as_deref(),
+        Some(snap.as_str())
+    );
     let out = tempfile::tempdir().unwrap();
     arca_engine::restore::restore(
         std::sync::Arc::new(repo),
