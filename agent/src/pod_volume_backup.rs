@@ -4,6 +4,7 @@
 use crate::access;
 use crate::context::Context;
 use crate::status::patch_status;
+use arca_api::backup::SYNCED_FROM_LABEL;
 use arca_api::common::{now, VolumePhase, VolumeProgress};
 use arca_api::podvolume::{LINEAGE_TAG, PVC_UID_LABEL};
 use arca_api::{PodVolumeBackup, PodVolumeBackupStatus};
@@ -33,7 +34,9 @@ pub enum Outcome {
 /// Handle one PodVolumeBackup.
 pub async fn reconcile(pvb: &PodVolumeBackup, ctx: &Context) -> Result<Outcome, String> {
     let status = pvb.status.clone().unwrap_or_default();
-    if pvb.spec.node != ctx.node || status.phase.is_final() {
+    // Synced from a bucket: the record of a volume backed up elsewhere, never run here.
+    let synced = pvb.labels().contains_key(SYNCED_FROM_LABEL);
+    if pvb.spec.node != ctx.node || status.phase.is_final() || synced {
         return Ok(Outcome::Ignored);
     }
     let name = pvb.name_any();

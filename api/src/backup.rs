@@ -24,6 +24,9 @@ pub const BACKUP_NAME_LABEL: &str = "arca.dev/backup-name";
 pub const BACKUP_UID_LABEL: &str = "arca.dev/backup-uid";
 /// Label put on Backups a Schedule creates.
 pub const SCHEDULE_NAME_LABEL: &str = "arca.dev/schedule-name";
+/// On Backups and PodVolumeBackups created from a location's bucket (backup sync): the
+/// location's name. Such objects are records of work done elsewhere, never run here.
+pub const SYNCED_FROM_LABEL: &str = "arca.dev/synced-from";
 
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[kube(

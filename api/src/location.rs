@@ -56,6 +56,12 @@ pub struct BackupStorageLocationSpec {
     /// cluster (`arca cluster location export-recovery-key NAME`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recovery_key: Option<SecretKeyRef>,
+    /// How often to look in the bucket for Backups this cluster does not have (made by a
+    /// cluster that is gone, or by another cluster sharing the location) and create them here
+    /// (default 1m; `0s` turns it off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = DURATION_PATTERN))]
+    pub backup_sync_period: Option<String>,
     /// How often to check that the location is reachable (default 1m).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = DURATION_PATTERN))]
@@ -109,6 +115,12 @@ pub struct BackupStorageLocationStatus {
     pub message: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_validation_time: Option<Time>,
+    /// The generation of the spec the last check saw.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// When the bucket's Backups were last compared with the cluster's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_synced_time: Option<Time>,
     /// The fingerprint (not the key) of the recovery key the repositories are given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recovery_key_fingerprint: Option<String>,
@@ -222,6 +234,7 @@ mod tests {
             default: false,
             access_mode: AccessMode::ReadWrite,
             recovery_key: None,
+            backup_sync_period: None,
             validation_frequency: None,
         }
     }

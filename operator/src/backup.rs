@@ -11,6 +11,7 @@ use crate::selection;
 use crate::status::patch_status;
 use arca_api::backup::{
     BackupStatus, BACKUP_NAME_LABEL, BACKUP_UID_LABEL, SNAPSHOT_ANNOTATION_PREFIX,
+    SYNCED_FROM_LABEL,
 };
 use arca_api::common::{now, OperationPhase, PodReference, VolumePhase};
 use arca_api::location::AccessMode;
@@ -87,6 +88,11 @@ fn pvb_name(backup: &str, pod: &str, volume: &str) -> String {
 pub async fn reconcile(backup: &Backup, ctx: &Context, kinds: &[Kind]) -> Result<Outcome, String> {
     let status = backup.status.clone().unwrap_or_default();
     let name = backup.name_any();
+    // Made from the bucket by backup sync: a record of work done elsewhere (its status is
+    // written right after it is created).
+    if backup.labels().contains_key(SYNCED_FROM_LABEL) {
+        return Ok(Outcome::Ignored);
+    }
     let api: Api<Backup> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
     let result = match status.phase {
         OperationPhase::New => start(backup, ctx, &api, &name).await,

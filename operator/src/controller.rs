@@ -123,6 +123,10 @@ pub async fn on_location(
     bsl: Arc<BackupStorageLocation>,
     op: Arc<Operator>,
 ) -> Result<Action, ReconcileError> {
+    // The location's own status patches come back as changes: no reason to check again.
+    if let Some(wait) = location::nothing_due(&op.ctx, &bsl).await {
+        return Ok(Action::requeue(wait));
+    }
     let before = bsl.status.as_ref().and_then(|s| s.phase);
     let said_generated = bsl.status.as_ref().is_some_and(|s| {
         s.conditions
@@ -134,6 +138,20 @@ pub async fn on_location(
     if checked.generated_recovery_key && !said_generated {
         let note = location::generated_key_message(&bsl);
         op.event(&*bsl, true, "RecoveryKeyGenerated", note).await;
+    }
+    match &checked.synced {
+        Some(Ok(s)) if !s.created.is_empty() || !s.removed.is_empty() => {
+            let note = format!(
+                "from the bucket: {} Backup(s) created ({}), {} removed ({})",
+                s.created.len(),
+                s.created.join(", "),
+                s.removed.len(),
+                s.removed.join(", ")
+            );
+            op.event(&*bsl, false, "BackupsSynced", note).await
+        }
+        Some(Err(e)) => op.event(&*bsl, true, "BackupSyncFailed", e.clone()).await,
+        _ => {}
     }
     if Some(checked.phase) != before {
         match checked.phase {
@@ -338,7 +356,7 @@ pub async fn watch<K, F, Fut>(
 pub async fn run(op: Arc<Operator>) {
     tracing::info!(namespace = %op.ctx.namespace, "operator running");
     futures::join!(
-        watch::<BackupStorageLocation, _, _>(op.clone(), on_location, nothing),
+        watch::<BackupStorageLocation, _, _>(op.clone(), on_location, location_waits_for),
         watch::<BackupRepository, _, _>(op.clone(), on_repository, repository_waits_for),
         watch::<Backup, _, _>(op.clone(), on_backup, backup_waits_for),
         watch::<Restore, _, _>(op.clone(), on_restore, restore_waits_for),
@@ -376,6 +394,20 @@ fn backup_waits_for(c: Controller<Backup>, op: &Operator) -> Controller<Backup> 
             .filter(|b| !b.status.as_ref().is_some_and(|s| s.phase.is_final()))
             .map(|b| ObjectRef::from_obj(b.as_ref()))
             .collect::<Vec<_>>()
+    })
+}
+
+/// A location is looked at again when its resource repository changes (made ready: the
+/// backups in its bucket can be synced now).
+fn location_waits_for(
+    c: Controller<BackupStorageLocation>,
+    op: &Operator,
+) -> Controller<BackupStorageLocation> {
+    let repos = Api::<BackupRepository>::namespaced(op.ctx.client.clone(), &op.ctx.namespace);
+    let ns = op.ctx.namespace.clone();
+    c.watches(repos, watcher::Config::default(), move |r| {
+        (r.spec.volume_namespace == backup::RESOURCES_REPOSITORY)
+            .then(|| ObjectRef::new(&r.spec.backup_storage_location).within(&ns))
     })
 }
 

@@ -8,7 +8,8 @@ use crate::backup::{storage_location, RESOURCES_REPOSITORY};
 use crate::context::{one_line, Context};
 use crate::repository;
 use crate::status::patch_status;
-use arca_api::backup::BACKUP_UID_LABEL;
+use arca_api::backup::{BACKUP_UID_LABEL, SYNCED_FROM_LABEL};
+use arca_api::location::AccessMode;
 use arca_api::{Backup, BackupRepository, PodVolumeBackup};
 use arca_format::id::Id;
 use kube::api::{DeleteParams, ListParams};
@@ -60,6 +61,14 @@ pub async fn reconcile(
     let Some(at) = expiry(backup) else {
         return Ok(Outcome::NotExpiring);
     };
+    // Only a location's read-write owner expires its backups: a ReadOnly location is never
+    // written, and what it syncs stays until its owner removes it from the bucket.
+    if backup.labels().contains_key(SYNCED_FROM_LABEL) {
+        let bsl = storage_location(ctx, backup.spec.storage_location.as_deref()).await?;
+        if bsl.spec.access_mode == AccessMode::ReadOnly {
+            return Ok(Outcome::NotExpiring);
+        }
+    }
     if at > now {
         let secs = at.duration_since(now).as_secs_f64().max(1.0);
         return Ok(Outcome::ExpiresIn(Duration::from_secs_f64(secs)));

@@ -1,7 +1,8 @@
 //! The operator: keeps storage locations checked and repositories ready (one per volume
 //! namespace and location, each with its own random key), and runs Backups, Restores and
-//! Schedules. It never touches volume data: the node agents do, through PodVolumeBackups
-//! and PodVolumeRestores.
+//! Schedules, and brings into the cluster the Backups its locations' buckets hold (backup
+//! sync). It never touches volume data: the node agents do, through PodVolumeBackups and
+//! PodVolumeRestores.
 
 pub mod backup;
 pub mod context;
@@ -18,3 +19,4 @@ pub mod schedule;
 pub mod selection;
 pub mod status;
 pub mod store;
+pub mod sync;

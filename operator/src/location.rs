@@ -1,8 +1,9 @@
 //! BackupStorageLocation: check periodically that the store answers with the given
 //! credentials, and say why when it does not; keep its recovery key (generated when the user
-//! gives none).
+//! gives none); bring in the Backups its bucket holds (backup sync, `crate::sync`).
 
 use crate::context::Context;
+use crate::sync;
 use arca_api::common::{now, secret_strings, set_condition};
 use arca_api::location::{
     LocationPhase, GENERATED_RECOVERY_KEY_ANNOTATION, RECOVERY_KEY_CONDITION,
@@ -152,6 +153,55 @@ pub struct Checked {
     pub again: Duration,
     /// The recovery key is one the operator generated (it must be kept outside the cluster).
     pub generated_recovery_key: bool,
+    /// What backup sync did, when it ran.
+    pub synced: Option<Result<sync::Synced, String>>,
+}
+
+/// The location's condition on backup sync.
+pub const SYNCED_CONDITION: &str = "BackupsSynced";
+
+/// How often the location is checked: its validation frequency, or its sync period if
+/// shorter.
+pub fn check_period(bsl: &BackupStorageLocation) -> Duration {
+    let validation = bsl
+        .spec
+        .validation_frequency
+        .as_deref()
+        .and_then(|f| humantime::parse_duration(f).ok())
+        .unwrap_or(DEFAULT_VALIDATION);
+    sync::period(bsl).map_or(validation, |p| p.min(validation))
+}
+
+/// `None` when a check of `bsl` is due: never checked, its spec changed since, its period
+/// passed, or a backup sync waits and its resource repository is ready now. Otherwise how
+/// long until the next check.
+pub async fn nothing_due(ctx: &Context, bsl: &BackupStorageLocation) -> Option<Duration> {
+    let status = bsl.status.as_ref()?;
+    let last = status.last_validation_time.as_ref()?;
+    if status.observed_generation != bsl.metadata.generation {
+        return None;
+    }
+    let since = jiff::Timestamp::now()
+        .duration_since(last.0)
+        .as_secs_f64()
+        .max(0.0);
+    let period = check_period(bsl).as_secs_f64();
+    if since >= period {
+        return None;
+    }
+    let sync_waits = sync::period(bsl).is_some() && status.last_synced_time.is_none();
+    if sync_waits && status.phase == Some(LocationPhase::Available) {
+        let resources =
+            crate::repository::name_for(crate::backup::RESOURCES_REPOSITORY, &bsl.name_any());
+        let repos: Api<arca_api::BackupRepository> =
+            Api::namespaced(ctx.client.clone(), &ctx.namespace);
+        if let Ok(Some(r)) = repos.get_opt(&resources).await {
+            if crate::repository::readiness(&r) == crate::repository::Readiness::Ready {
+                return None;
+            }
+        }
+    }
+    Some(Duration::from_secs_f64((period - since).max(1.0)))
 }
 
 /// Check one location (its store answers, its recovery key is there) and record the result.
@@ -187,6 +237,43 @@ pub async fn reconcile(bsl: &BackupStorageLocation, ctx: &Context) -> Result<Che
         conditions.retain(|c| c.type_ != RECOVERY_KEY_CONDITION);
     }
     let fingerprint = recovery.as_ref().ok().map(|(k, _)| k.fingerprint());
+    // Backup sync, when due: the bucket's Backups that the cluster lacks.
+    let mut synced = None;
+    let mut last_synced = bsl.status.as_ref().and_then(|s| s.last_synced_time.clone());
+    let sync_period = sync::period(bsl);
+    if let (LocationPhase::Available, Some(period)) = (phase, sync_period) {
+        let due = last_synced.as_ref().is_none_or(|t| {
+            jiff::Timestamp::now().duration_since(t.0).as_secs_f64() >= period.as_secs_f64()
+        });
+        if due {
+            let result = sync::sync(ctx, bsl).await;
+            match &result {
+                Ok(s) if s.waiting => {}
+                Ok(_) => {
+                    last_synced = Some(now());
+                    set_condition(
+                        &mut conditions,
+                        SYNCED_CONDITION,
+                        true,
+                        "Synced",
+                        "the cluster has every Backup the bucket holds",
+                        bsl.metadata.generation,
+                        now(),
+                    );
+                }
+                Err(e) => set_condition(
+                    &mut conditions,
+                    SYNCED_CONDITION,
+                    false,
+                    "SyncFailed",
+                    e,
+                    bsl.metadata.generation,
+                    now(),
+                ),
+            }
+            synced = Some(result);
+        }
+    }
     let api: Api<BackupStorageLocation> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
     api.patch_status(
         &name,
@@ -195,22 +282,20 @@ pub async fn reconcile(bsl: &BackupStorageLocation, ctx: &Context) -> Result<Che
             "phase": phase,
             "message": problem,
             "lastValidationTime": now(),
+            "observedGeneration": bsl.metadata.generation,
+            "lastSyncedTime": last_synced,
             "recoveryKeyFingerprint": fingerprint,
             "conditions": conditions,
         }})),
     )
     .await
     .map_err(|e| format!("cannot update BackupStorageLocation {name}: {e}"))?;
-    let again = bsl
-        .spec
-        .validation_frequency
-        .as_deref()
-        .and_then(|f| humantime::parse_duration(f).ok())
-        .unwrap_or(DEFAULT_VALIDATION);
+    let again = check_period(bsl);
     Ok(Checked {
         phase,
         problem,
         again,
         generated_recovery_key: generated,
+        synced,
     })
 }

@@ -38,6 +38,7 @@ pub fn location(store: &Path) -> BackupStorageLocation {
             default: true,
             access_mode: AccessMode::ReadWrite,
             recovery_key: None,
+            backup_sync_period: None,
             validation_frequency: None,
         },
         status: None,
