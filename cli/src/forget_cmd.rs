@@ -462,20 +462,8 @@ fn groups_json(groups: &[ForgetGroup]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::snapshot_table::test_snapshot as snap;
     use arca_engine::forget::KeepReason;
-
-    fn snap(id: u8, time: &str, host: &str, paths: &[&str], tags: &[&str]) -> Snapshot {
-        let json = serde_json::json!({
-            "time": time,
-            "tree": Id::hash(b"t").to_hex(),
-            "paths": paths,
-            "hostname": host,
-            "tags": tags,
-        });
-        let mut s = Snapshot::parse(json.to_string().as_bytes(), Id([id; 32])).unwrap();
-        s.id = Id([id; 32]);
-        s
-    }
 
     #[test]
     fn counts() {

@@ -150,22 +150,31 @@ pub fn snapshot_table(list: &[Snapshot], reasons: Option<&[KeepReason]>, compact
     out
 }
 
+/// A snapshot for the CLI's unit tests.
+#[cfg(test)]
+pub(crate) fn test_snapshot(
+    id: u8,
+    time: &str,
+    host: &str,
+    paths: &[&str],
+    tags: &[&str],
+) -> Snapshot {
+    let json = serde_json::json!({
+        "time": time,
+        "tree": Id::hash(b"t").to_hex(),
+        "paths": paths,
+        "hostname": host,
+        "tags": tags,
+    });
+    let mut s = Snapshot::parse(json.to_string().as_bytes(), Id([id; 32])).unwrap();
+    s.id = Id([id; 32]);
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn snap(id: u8, time: &str, host: &str, paths: &[&str], tags: &[&str]) -> Snapshot {
-        let json = serde_json::json!({
-            "time": time,
-            "tree": Id::hash(b"t").to_hex(),
-            "paths": paths,
-            "hostname": host,
-            "tags": tags,
-        });
-        let mut s = Snapshot::parse(json.to_string().as_bytes(), Id([id; 32])).unwrap();
-        s.id = Id([id; 32]);
-        s
-    }
+    use test_snapshot as snap;
 
     #[test]
     fn table_shapes() {

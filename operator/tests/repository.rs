@@ -2,6 +2,7 @@
 //! that is missing gives a status with the reason. Against an in-memory API server
 //! (kube-fake-client) and real repositories on disk.
 
+mod common;
 use arca_api::common::SecretRef;
 use arca_api::location::{LocationPhase, Provider};
 use arca_api::repository::RepositoryPhase;
@@ -9,11 +10,10 @@ use arca_api::*;
 use arca_engine::recovery::RecoveryKey;
 use arca_operator::context::Context;
 use arca_operator::{location, repository};
+use common::listing;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::ObjectMeta;
 use kube::{Api, ResourceExt};
-use std::collections::BTreeSet;
-use std::path::Path;
 
 const NS: &str = "arca-system";
 
@@ -44,25 +44,6 @@ async fn client(objects: Vec<BackupStorageLocation>) -> kube::Client {
         b = b.with_object(o);
     }
     b.build().await.unwrap()
-}
-
-/// Every file under `dir`: (relative path, size).
-fn listing(dir: &Path) -> BTreeSet<(String, u64)> {
-    fn walk(root: &Path, dir: &Path, out: &mut BTreeSet<(String, u64)>) {
-        for e in std::fs::read_dir(dir).unwrap() {
-            let e = e.unwrap();
-            let m = e.metadata().unwrap();
-            if m.is_dir() {
-                walk(root, &e.path(), out);
-            } else {
-                let rel = e.path().strip_prefix(root).unwrap().display().to_string();
-                out.insert((rel, m.len()));
-            }
-        }
-    }
-    let mut out = BTreeSet::new();
-    walk(dir, dir, &mut out);
-    out
 }
 
 /// The recovery key of `location`, as the operator keeps it.

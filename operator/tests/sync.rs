@@ -3,6 +3,7 @@
 //! cluster that only synced it. Against in-memory API servers (kube-fake-client), one per
 //! cluster, and a real repository on disk standing for the bucket.
 
+mod common;
 use arca_api::backup::{BackupSpec, BackupStatus, SYNCED_FROM_LABEL};
 use arca_api::common::{OperationPhase, PodReference, SecretKeyRef, VolumePhase};
 use arca_api::location::{AccessMode, Provider};
@@ -13,6 +14,7 @@ use arca_engine::recovery::RecoveryKey;
 use arca_operator::context::Context;
 use arca_operator::store::BackupRecord;
 use arca_operator::{backup, location, repository, store, sync};
+use common::listing;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::ObjectMeta;
@@ -284,22 +286,4 @@ async fn a_read_only_location_syncs_without_writing() {
         arca_operator::gc::Outcome::NotExpiring
     );
     assert_eq!(listing(bucket.path()), before);
-}
-
-fn listing(dir: &Path) -> std::collections::BTreeSet<(String, u64)> {
-    fn walk(root: &Path, dir: &Path, out: &mut std::collections::BTreeSet<(String, u64)>) {
-        for e in std::fs::read_dir(dir).unwrap() {
-            let e = e.unwrap();
-            let m = e.metadata().unwrap();
-            if m.is_dir() {
-                walk(root, &e.path(), out);
-            } else {
-                let rel = e.path().strip_prefix(root).unwrap().display().to_string();
-                out.insert((rel, m.len()));
-            }
-        }
-    }
-    let mut out = std::collections::BTreeSet::new();
-    walk(dir, dir, &mut out);
-    out
 }
