@@ -5,6 +5,7 @@
 //! location's resource repository, and finish as Completed or PartiallyFailed.
 
 use crate::context::Context;
+use crate::naming::volume_operation_name;
 use crate::repository::{self, Readiness};
 use crate::resources::{self, Kind};
 use crate::selection;
@@ -72,16 +73,6 @@ pub async fn storage_location(
                 "no BackupStorageLocation is marked default; name one in the Backup".to_string()
             }),
     }
-}
-
-/// A PodVolumeBackup name: `<backup>-<pod>-<volume>`, shortened with a hash if too long.
-fn pvb_name(backup: &str, pod: &str, volume: &str) -> String {
-    let full = format!("{backup}-{pod}-{volume}");
-    if full.len() <= 253 {
-        return full;
-    }
-    let digest = arca_format::id::Id::hash(full.as_bytes()).to_hex();
-    format!("{}-{}", &full[..200], &digest[..16])
 }
 
 /// Handle one Backup. `kinds` lists the resource kinds to collect (from discovery).
@@ -212,7 +203,7 @@ async fn start(
             }
             let pvb = PodVolumeBackup {
                 metadata: ObjectMeta {
-                    name: Some(pvb_name(name, &pod.name_any(), &v)),
+                    name: Some(volume_operation_name(name, &ns, &pod.name_any(), &v)),
                     namespace: Some(ctx.namespace.clone()),
                     labels: Some(labels),
                     ..Default::default()

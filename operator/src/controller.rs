@@ -439,15 +439,30 @@ fn repository_waits_for(
     })
 }
 
-/// A Restore goes on when one of its PodVolumeRestores changes.
+/// A Restore goes on when one of its PodVolumeRestores changes, and a new one when a
+/// repository it waits for becomes ready.
 fn restore_waits_for(c: Controller<Restore>, op: &Operator) -> Controller<Restore> {
     let ns = op.ctx.namespace.clone();
     let pvrs = Api::<PodVolumeRestore>::namespaced(op.ctx.client.clone(), &ns);
+    let repos = Api::<BackupRepository>::namespaced(op.ctx.client.clone(), &ns);
+    let store = c.store();
     c.watches(
         pvrs,
         watcher::Config::default().labels(RESTORE_NAME_LABEL),
         move |p| owner_by_label(&p, RESTORE_NAME_LABEL, &ns),
     )
+    .watches(repos, watcher::Config::default(), move |_| {
+        store
+            .state()
+            .iter()
+            .filter(|r| {
+                r.status
+                    .as_ref()
+                    .is_none_or(|s| s.phase == OperationPhase::New)
+            })
+            .map(|r| ObjectRef::from_obj(r.as_ref()))
+            .collect::<Vec<_>>()
+    })
 }
 
 /// The object of the operator's namespace that `obj`'s label `label` names.

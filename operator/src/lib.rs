@@ -11,6 +11,7 @@ pub mod gc;
 pub mod location;
 pub mod maintenance;
 pub mod metrics;
+pub mod naming;
 pub mod repository;
 pub mod resources;
 pub mod restore;

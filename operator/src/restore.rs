@@ -5,6 +5,7 @@
 
 use crate::backup::{storage_location, RESOURCES_REPOSITORY};
 use crate::context::Context;
+use crate::naming::volume_operation_name;
 use crate::resources::Kind;
 use crate::status::patch_status;
 use crate::{repository, restore_plan, selection};
@@ -155,6 +156,33 @@ async fn start(
         ns_ok && res_ok && labels_ok
     });
     restore_plan::order(&mut objects);
+    // The repositories the volumes come from, ready before anything is created (a cluster
+    // restoring another's backup has no BackupRepository for them yet: its controller opens
+    // them with the location's recovery key).
+    let sources: std::collections::BTreeSet<String> = objects
+        .iter()
+        .filter(|m| m["kind"] == "Pod")
+        .filter(|m| {
+            m["metadata"]["annotations"]
+                .as_object()
+                .is_some_and(|a| a.keys().any(|k| k.starts_with(SNAPSHOT_ANNOTATION_PREFIX)))
+        })
+        .filter_map(|m| m["metadata"]["namespace"].as_str().map(String::from))
+        .collect();
+    for source in &sources {
+        let repo = repository::ensure(ctx, source, &bsl).await?;
+        match repository::readiness(&repo) {
+            repository::Readiness::Ready => {}
+            repository::Readiness::Pending => {
+                return Ok(Outcome::Waiting(crate::backup::REPOSITORY_WAIT))
+            }
+            repository::Readiness::NotReady(why) => {
+                return Err(format!(
+                    "the repository of namespace {source} is not ready: {why}"
+                ))
+            }
+        }
+    }
     let uid = restore.uid().unwrap_or_default();
     let (mut messages, mut errors, mut warnings, mut items, mut volumes) =
         (Vec::new(), 0, 0, 0i64, 0i64);
@@ -225,7 +253,12 @@ async fn start(
             for (volume, snapshot) in &snapshots {
                 let pvr = PodVolumeRestore {
                     metadata: ObjectMeta {
-                        name: Some(format!("{name}-{}-{volume}", pod.name_any())),
+                        name: Some(volume_operation_name(
+                            name,
+                            &pod.namespace().unwrap_or_default(),
+                            &pod.name_any(),
+                            volume,
+                        )),
                         namespace: Some(ctx.namespace.clone()),
                         labels: Some(BTreeMap::from([
                             (RESTORE_NAME_LABEL.to_string(), name.to_string()),

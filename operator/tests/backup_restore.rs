@@ -9,6 +9,7 @@ use arca_api::location::Provider;
 use arca_api::*;
 use arca_operator::backup::{reconcile, Outcome};
 use arca_operator::context::Context;
+use arca_operator::naming::volume_operation_name;
 use arca_operator::resources::Kind;
 use k8s_openapi::api::core::v1::{
     ConfigMap, PersistentVolumeClaim, PersistentVolumeClaimVolumeSource, Pod, PodSpec, Volume,
@@ -195,7 +196,10 @@ async fn volumes_then_manifests_annotated_with_their_snapshots() {
     let list = pvbs.list(&ListParams::default()).await.unwrap().items;
     assert_eq!(list.len(), 1);
     let pvb = &list[0];
-    assert_eq!(pvb.metadata.name.as_deref(), Some("b1-web-0-data"));
+    assert_eq!(
+        pvb.metadata.name.as_deref(),
+        Some(volume_operation_name("b1", "shop", "web-0", "data").as_str())
+    );
     assert_eq!(pvb.spec.node, "node-a");
     assert_eq!(pvb.spec.pvc_uid.as_deref(), Some("uid-data-claim"));
     assert_eq!(pvb.spec.repository, "shop-default");
@@ -219,7 +223,7 @@ async fn volumes_then_manifests_annotated_with_their_snapshots() {
     ));
     // The agent finishes it.
     let snap = "ab".repeat(32);
-    pvbs.patch_status("b1-web-0-data", &PatchParams::default(), &Patch::Merge(json!({"status": {"phase": VolumePhase::Completed, "snapshotId": snap, "progress": {"totalBytes": 10, "bytesDone": 10, "totalFiles": 1, "filesDone": 1}}})))
+    pvbs.patch_status(&volume_operation_name("b1", "shop", "web-0", "data"), &PatchParams::default(), &Patch::Merge(json!({"status": {"phase": VolumePhase::Completed, "snapshotId": snap, "progress": {"totalBytes": 10, "bytesDone": 10, "totalFiles": 1, "filesDone": 1}}})))
         .await
         .unwrap();
     assert_eq!(
@@ -271,7 +275,10 @@ async fn volumes_then_manifests_annotated_with_their_snapshots() {
     );
     assert_eq!(record.pod_volume_backups.len(), 1);
     let rp = &record.pod_volume_backups[0];
-    assert_eq!(rp.metadata.name.as_deref(), Some("b1-web-0-data"));
+    assert_eq!(
+        rp.metadata.name.as_deref(),
+        Some(volume_operation_name("b1", "shop", "web-0", "data").as_str())
+    );
     assert_eq!(rp.spec.pvc_uid.as_deref(), Some("uid-data-claim"));
     assert_eq!(rp.spec.repository, "shop-default");
     assert_eq!(
@@ -360,7 +367,7 @@ async fn volumes_then_manifests_annotated_with_their_snapshots() {
             .await
             .is_ok());
         let pvr = Api::<PodVolumeRestore>::namespaced(ctx.client.clone(), NS)
-            .get(&format!("{name}-web-0-data"))
+            .get(&volume_operation_name(name, ns, "web-0", "data"))
             .await
             .unwrap();
         assert_eq!(pvr.spec.snapshot_id, snap);
@@ -372,7 +379,7 @@ async fn volumes_then_manifests_annotated_with_their_snapshots() {
         // The agent restores the volume; the Restore completes.
         Api::<PodVolumeRestore>::namespaced(ctx.client.clone(), NS)
             .patch_status(
-                &format!("{name}-web-0-data"),
+                &volume_operation_name(name, ns, "web-0", "data"),
                 &PatchParams::default(),
                 &Patch::Merge(json!({"status": {"phase": VolumePhase::Completed}})),
             )

@@ -429,7 +429,9 @@ impl Cluster {
     /// The PodVolumeBackup of `backup` for `pod`'s `volume`.
     async fn pvb(&self, backup: &str, pod: &str, volume: &str) -> PodVolumeBackupStatus {
         self.api::<PodVolumeBackup>(NS)
-            .get(&format!("{backup}-{pod}-{volume}"))
+            .get(&arca_operator::naming::volume_operation_name(
+                backup, APP, pod, volume,
+            ))
             .await
             .unwrap()
             .status
