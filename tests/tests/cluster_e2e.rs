@@ -14,421 +14,22 @@
 //! The control plane is one per run of the suite, so the whole cycle is one test: steps run
 //! in order, and a second operator beside it would fight over the same objects.
 
+mod cluster;
 use arca_api::backup::{BACKUP_NAME_LABEL, SCHEDULE_NAME_LABEL};
 use arca_api::common::{OperationPhase, VolumePhase};
 use arca_api::location::LocationPhase;
 use arca_api::*;
 use arca_tests::*;
+use cluster::*;
 use k8s_openapi::api::apps::v1::DaemonSet;
-use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Secret};
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
-use kube::runtime::wait::await_condition;
-use kube::{Api, Client, ResourceExt};
+use kube::api::{DeleteParams, ListParams, PostParams};
+use kube::{Api, ResourceExt};
 use rand::RngCore;
 use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
-
-const NS: &str = "arca-system";
-/// Longest wait for one step: below the controllers' 60 s safety-net requeue, so only a
-/// watch can move a step in time.
-const STEP: Duration = Duration::from_secs(40);
-/// Where the agent's process is in `E2e::procs` (started first).
-const AGENT: usize = 0;
-
-/// What scripts/control-plane.sh and scripts/servers.sh started.
-struct Bench {
-    kubeconfig: PathBuf,
-    kubectl: PathBuf,
-    server: String,
-    ca: PathBuf,
-    minio: [String; 3],
-    bucket: String,
-}
-
-fn env(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.is_empty())
-}
-
-fn bench() -> Option<Bench> {
-    let names = [
-        "ARCA_TEST_KUBECONFIG",
-        "ARCA_TEST_KUBECTL",
-        "ARCA_TEST_KUBE_SERVER",
-        "ARCA_TEST_KUBE_CA",
-        "ARCA_TEST_MINIO_ENDPOINT",
-        "ARCA_TEST_MINIO_ACCESS_KEY",
-        "ARCA_TEST_MINIO_SECRET_KEY",
-        "ARCA_TEST_BUCKET",
-    ];
-    let mut v = Vec::new();
-    for n in names {
-        match env(n) {
-            Some(x) => v.push(x),
-            None => {
-                let msg = format!(
-                    "the end-to-end test needs {n} (bash scripts/test.sh starts the control \
-                     plane and MinIO)"
-                );
-                assert!(!is_ci(), "{msg}");
-                eprintln!("SKIPPED: {msg}");
-                return None;
-            }
-        }
-    }
-    Some(Bench {
-        kubeconfig: v[0].clone().into(),
-        kubectl: v[1].clone().into(),
-        server: v[2].clone(),
-        ca: v[3].clone().into(),
-        minio: [v[4].clone(), v[5].clone(), v[6].clone()],
-        bucket: v[7].clone(),
-    })
-}
-
-async fn client_for(kubeconfig: &Path) -> Client {
-    // rustls needs a process-wide crypto provider; ring, as in the binaries.
-    arca_storage::install_tls_provider();
-    let kc = kube::config::Kubeconfig::read_from(kubeconfig).unwrap();
-    let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
-        .await
-        .unwrap();
-    Client::try_from(config).unwrap()
-}
-
-/// A process that is killed when the test ends, its stderr kept in a file.
-struct Proc {
-    name: &'static str,
-    child: Child,
-    log: PathBuf,
-}
-
-impl Proc {
-    fn start(name: &'static str, mut cmd: Command, log: PathBuf) -> Proc {
-        let file = std::fs::File::create(&log).unwrap();
-        cmd.stdout(file.try_clone().unwrap()).stderr(file);
-        let child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
-        Proc { name, child, log }
-    }
-
-    /// The log so far, without terminal colour codes.
-    fn text(&self) -> String {
-        let raw = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let mut out = String::with_capacity(raw.len());
-        let mut chars = raw.chars();
-        while let Some(c) = chars.next() {
-            if c == '\u{1b}' {
-                // ESC [ … letter
-                for d in chars.by_ref() {
-                    if d.is_ascii_alphabetic() {
-                        break;
-                    }
-                }
-            } else {
-                out.push(c);
-            }
-        }
-        out
-    }
-
-    fn tail(&self) -> String {
-        let t = self.text();
-        let lines: Vec<&str> = t.lines().collect();
-        let from = lines.len().saturating_sub(40);
-        format!(
-            "--- {} (last lines) ---\n{}",
-            self.name,
-            lines[from..].join("\n")
-        )
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The cluster of one test run: the admin client, the bench, the node's pods directory and
-/// the two Arca processes.
-struct E2e {
-    bench: Bench,
-    admin: Client,
-    dir: tempfile::TempDir,
-    node: String,
-    app: String,
-    procs: Vec<Proc>,
-}
-
-impl E2e {
-    fn pods_dir(&self) -> PathBuf {
-        self.dir.path().join("kubelet-pods")
-    }
-
-    fn logs(&self) -> String {
-        self.procs
-            .iter()
-            .map(Proc::tail)
-            .collect::<Vec<_>>()
-            .join("\n")
-    }
-
-    fn kubectl(&self, args: &[&str]) -> std::process::Output {
-        Command::new(&self.bench.kubectl)
-            .arg("--kubeconfig")
-            .arg(&self.bench.kubeconfig)
-            .args(args)
-            .output()
-            .unwrap()
-    }
-
-    /// `arca cluster …` as the admin, with a deadline.
-    fn arca_cluster(&self, args: &[&str]) -> std::process::Output {
-        let mut child = Command::new(arca_bin())
-            .arg("cluster")
-            .args(args)
-            .env("KUBECONFIG", &self.bench.kubeconfig)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + STEP * 2;
-        loop {
-            if child.try_wait().unwrap().is_some() {
-                return child.wait_with_output().unwrap();
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let out = child.wait_with_output().unwrap();
-                panic!(
-                    "arca cluster {args:?} did not finish in time: {}\n{}",
-                    String::from_utf8_lossy(&out.stdout),
-                    self.logs()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn api<K>(&self, ns: &str) -> Api<K>
-    where
-        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
-    {
-        Api::namespaced(self.admin.clone(), ns)
-    }
-
-    /// Wait (watching) until `cond` holds for object `name`, at most one step's time.
-    async fn until<K>(&self, api: Api<K>, name: &str, what: &str, cond: impl Fn(&K) -> bool) -> K
-    where
-        K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
-    {
-        let found = tokio::time::timeout(
-            STEP,
-            await_condition(api, name, move |o: Option<&K>| o.is_some_and(&cond)),
-        )
-        .await;
-        match found {
-            Ok(Ok(Some(o))) => o,
-            Ok(other) => panic!("{what}: watch ended: {other:?}\n{}", self.logs()),
-            Err(_) => panic!("{what}: not within {STEP:?}\n{}", self.logs()),
-        }
-    }
-
-    /// Wait (watching) until object `name` is gone.
-    async fn until_gone<K>(&self, api: Api<K>, name: &str, what: &str)
-    where
-        K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
-    {
-        let gone = tokio::time::timeout(
-            STEP,
-            await_condition(api, name, |o: Option<&K>| o.is_none()),
-        )
-        .await;
-        assert!(
-            matches!(gone, Ok(Ok(_))),
-            "{what}: still there after {STEP:?}\n{}",
-            self.logs()
-        );
-    }
-
-    /// Wait until a line of process `proc`'s log contains every one of `parts`.
-    async fn until_logged(&self, proc: usize, parts: &[&str], what: &str) {
-        let deadline = Instant::now() + STEP;
-        while Instant::now() < deadline {
-            if self.procs[proc]
-                .text()
-                .lines()
-                .any(|l| parts.iter().all(|p| l.contains(p)))
-            {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("{what}: no log line with {parts:?}\n{}", self.logs());
-    }
-
-    /// The kubelet's folder of volume `volume` (plugin folder `plugin`) of pod `uid`.
-    fn volume_dir(&self, uid: &str, plugin: &str, volume: &str) -> PathBuf {
-        self.pods_dir()
-            .join(uid)
-            .join("volumes")
-            .join(plugin)
-            .join(volume)
-    }
-
-    /// As the kubelet: the pod's volume folders exist and the pod runs (`init_running`: its
-    /// first init container runs instead, as for a restored pod).
-    async fn kubelet_starts(&self, pod: &Pod, init_running: bool) -> String {
-        let uid = pod.uid().unwrap();
-        for (plugin, v) in [
-            ("kubernetes.io~csi", "data"),
-            ("kubernetes.io~empty-dir", "cache"),
-        ] {
-            std::fs::create_dir_all(self.volume_dir(&uid, plugin, v)).unwrap();
-        }
-        let status = if init_running {
-            let first = pod.spec.as_ref().unwrap().init_containers.as_ref().unwrap()[0]
-                .name
-                .clone();
-            json!({"phase": "Pending", "initContainerStatuses": [{
-                "name": first, "ready": false, "restartCount": 0, "image": "x", "imageID": "",
-                "state": {"running": {"startedAt": jiff::Timestamp::now().to_string()}}}]})
-        } else {
-            json!({"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]})
-        };
-        self.api::<Pod>(&self.app)
-            .patch_status(
-                &pod.name_any(),
-                &PatchParams::default(),
-                &Patch::Merge(json!({ "status": status })),
-            )
-            .await
-            .unwrap();
-        uid
-    }
-
-    /// A repository's restic password, from the Secret the operator made for it.
-    async fn repository_password(&self, repo: &BackupRepository) -> String {
-        let key = repo.spec.key_secret.clone().expect("a key Secret");
-        let s = self.api::<Secret>(NS).get(&key.name).await.unwrap();
-        String::from_utf8(s.data.unwrap()[&key.key].0.clone()).unwrap()
-    }
-
-    /// Every file of the given repositories of location `bsl`: (repository, type and name,
-    /// size), the config included.
-    async fn bucket_listing(
-        &self,
-        bsl: &BackupStorageLocation,
-        repos: &[&str],
-    ) -> std::collections::BTreeSet<(String, String, u64)> {
-        let mut options =
-            arca_storage::options::Options::parse(bsl.spec.options().iter().map(String::as_str))
-                .unwrap();
-        options.env = [
-            ("AWS_ACCESS_KEY_ID".to_string(), self.bench.minio[1].clone()),
-            (
-                "AWS_SECRET_ACCESS_KEY".to_string(),
-                self.bench.minio[2].clone(),
-            ),
-        ]
-        .into();
-        let mut out = std::collections::BTreeSet::new();
-        for repo in repos {
-            let backend =
-                arca_storage::open_with(&bsl.spec.repository_url(repo), &options).unwrap();
-            let config = backend
-                .stat(arca_storage::FileType::Config, "config")
-                .await
-                .unwrap();
-            out.insert((repo.to_string(), "config".into(), config.size));
-            for t in arca_storage::FileType::ALL {
-                if t == arca_storage::FileType::Config {
-                    continue;
-                }
-                for f in backend.list(t).await.unwrap() {
-                    out.insert((repo.to_string(), format!("{t:?}/{}", f.name), f.size));
-                }
-            }
-        }
-        out
-    }
-
-    /// `arca` on a repository of the MinIO location.
-    async fn arca_on(&self, repo: &str) -> Arca {
-        let r = self.api::<BackupRepository>(NS).get(repo).await.unwrap();
-        let pw = self.repository_password(&r).await;
-        let mut a = Arca::new(&r.spec.repository_url, &pw);
-        a.env("AWS_ACCESS_KEY_ID", &self.bench.minio[1])
-            .env("AWS_SECRET_ACCESS_KEY", &self.bench.minio[2])
-            .env("AWS_DEFAULT_REGION", "us-east-1");
-        a
-    }
-}
-
-/// A kubeconfig that authenticates as ServiceAccount `sa` of arca-system with a token the
-/// API server issues (`kubectl create token`).
-fn service_account_kubeconfig(e: &E2e, sa: &str) -> PathBuf {
-    let out = e.kubectl(&["create", "token", sa, "-n", NS, "--duration", "2h"]);
-    assert!(
-        out.status.success(),
-        "kubectl create token {sa}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
-    let path = e.dir.path().join(format!("{sa}.kubeconfig"));
-    let cfg = json!({
-        "apiVersion": "v1", "kind": "Config",
-        "clusters": [{"name": "bench", "cluster": {"server": e.bench.server, "certificate-authority": e.bench.ca}}],
-        "users": [{"name": sa, "user": {"token": token}}],
-        "contexts": [{"name": sa, "context": {"cluster": "bench", "user": sa, "namespace": NS}}],
-        "current-context": sa,
-    });
-    std::fs::write(&path, serde_json::to_vec(&cfg).unwrap()).unwrap();
-    path
-}
-
-/// Apply a manifest given as JSON with the admin's kubectl.
-fn apply(e: &E2e, obj: Value) {
-    let path = e
-        .dir
-        .path()
-        .join(format!("manifest-{}.json", rand::thread_rng().next_u64()));
-    std::fs::write(&path, serde_json::to_vec(&obj).unwrap()).unwrap();
-    let out = e.kubectl(&["apply", "-f", path.to_str().unwrap()]);
-    assert!(
-        out.status.success(),
-        "kubectl apply {obj}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn write_files(dir: &Path, seed: u64) {
-    let mut rng = DetRng::new(seed);
-    std::fs::create_dir_all(dir.join("nested/deeper")).unwrap();
-    std::fs::write(dir.join("big.bin"), rng.bytes(3 << 20)).unwrap();
-    std::fs::write(dir.join("nested/notes.txt"), b"hello from the volume\n").unwrap();
-    std::fs::write(dir.join("nested/deeper/small.bin"), rng.bytes(1000)).unwrap();
-}
-
-fn ok(out: &std::process::Output, what: &str) -> String {
-    assert!(
-        out.status.success(),
-        "{what} failed ({}): {}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn phase_of_backup(b: &Backup) -> OperationPhase {
-    b.status.as_ref().map(|s| s.phase).unwrap_or_default()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backup_namespace_lost_restore_incremental_schedule_expiry_on_a_real_api_server() {
@@ -890,7 +491,10 @@ async fn backup_namespace_lost_restore_incremental_schedule_expiry_on_a_real_api
     for v in ["data", "cache"] {
         e.until_logged(
             AGENT,
-            &[&format!("pvr={r1_name}-web-0-{v}"), "outcome=Waiting"],
+            &[
+                &format!("pvr={}", pvr_name(&r1_name, &app, v)),
+                "outcome=Waiting",
+            ],
             "the agent waits for the unscheduled pod",
         )
         .await;
@@ -936,7 +540,7 @@ async fn backup_namespace_lost_restore_incremental_schedule_expiry_on_a_real_api
         let done = e
             .until(
                 pvrs.clone(),
-                &format!("{r1_name}-web-0-{v}"),
+                &pvr_name(&r1_name, &app, v),
                 "volume restored",
                 |p: &PodVolumeRestore| p.status.as_ref().is_some_and(|s| s.phase.is_final()),
             )
@@ -1031,7 +635,7 @@ async fn backup_namespace_lost_restore_incremental_schedule_expiry_on_a_real_api
     ok(&out, "arca cluster backup create b2 --wait");
     let b2_data = e
         .api::<PodVolumeBackup>(NS)
-        .get(&format!("{b2}-web-0-data"))
+        .get(&pvr_name(&b2, &app, "data"))
         .await
         .unwrap()
         .status
@@ -1124,15 +728,16 @@ async fn backup_namespace_lost_restore_incremental_schedule_expiry_on_a_real_api
             .text()
             .lines()
             .filter(|l| {
-                l.contains(&format!("pvr={r1_name}-web-0-{v}")) && l.contains("outcome=Completed")
+                l.contains(&format!("pvr={}", pvr_name(&r1_name, &app, v)))
+                    && l.contains("outcome=Completed")
             })
             .count();
         assert_eq!(runs, 1, "volume {v} restored {runs} times\n{}", e.logs());
     }
 }
 
-/// A binary of this workspace next to the test executable.
-fn workspace_bin_path(name: &str) -> PathBuf {
-    let agent = agent_bin();
-    agent.with_file_name(name)
+/// The name of the operator's PodVolumeBackup or PodVolumeRestore of `operation` for volume
+/// `volume` of pod web-0 in `namespace`.
+fn pvr_name(operation: &str, namespace: &str, volume: &str) -> String {
+    arca_operator::naming::volume_operation_name(operation, namespace, "web-0", volume)
 }

@@ -1,0 +1,565 @@
+//! What the end-to-end tests on a real control plane share: the bench (control plane and
+//! MinIO, from scripts/control-plane.sh and scripts/servers.sh), the Arca processes under their
+//! ServiceAccounts, and the test's stand-ins for the kubelet and the scheduler.
+
+#![allow(dead_code)] // each test binary uses a part
+
+use arca_api::common::OperationPhase;
+use arca_api::*;
+use arca_tests::*;
+use k8s_openapi::api::core::v1::{Pod, Secret};
+use kube::api::{Patch, PatchParams};
+use kube::runtime::wait::await_condition;
+use kube::{Api, Client, ResourceExt};
+use rand::RngCore;
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const NS: &str = "arca-system";
+/// Longest wait for one step: below the controllers' 60 s safety-net requeue, so only a
+/// watch can move a step in time.
+pub const STEP: Duration = Duration::from_secs(40);
+/// Where the agent's process is in `E2e::procs` (started first).
+pub const AGENT: usize = 0;
+
+/// What scripts/control-plane.sh and scripts/servers.sh started.
+pub struct Bench {
+    pub kubeconfig: PathBuf,
+    pub kubectl: PathBuf,
+    pub server: String,
+    pub ca: PathBuf,
+    pub minio: [String; 3],
+    pub bucket: String,
+}
+
+/// A control plane of a test's own (scripts/control-plane.sh), stopped when dropped.
+pub struct ControlPlane {
+    pub dir: PathBuf,
+}
+
+impl ControlPlane {
+    pub fn start(dir: &Path) -> ControlPlane {
+        std::fs::create_dir_all(dir).unwrap();
+        let out = Command::new("bash")
+            .arg(workspace_root().join("scripts/control-plane.sh"))
+            .arg("start")
+            .arg(dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "scripts/control-plane.sh start: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        ControlPlane {
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    /// The bench of this control plane, with the suite's MinIO.
+    pub fn bench(&self, minio_from: &Bench) -> Bench {
+        let text = std::fs::read_to_string(self.dir.join("env")).unwrap();
+        let var = |name: &str| -> String {
+            text.lines()
+                .find_map(|l| l.strip_prefix(&format!("export {name}=")))
+                .unwrap_or_else(|| panic!("{name} missing from {}/env", self.dir.display()))
+                .trim_matches(|c| c == '\'' || c == '"')
+                .to_string()
+        };
+        Bench {
+            kubeconfig: var("ARCA_TEST_KUBECONFIG").into(),
+            kubectl: minio_from.kubectl.clone(),
+            server: var("ARCA_TEST_KUBE_SERVER"),
+            ca: var("ARCA_TEST_KUBE_CA").into(),
+            minio: minio_from.minio.clone(),
+            bucket: minio_from.bucket.clone(),
+        }
+    }
+
+    /// Stop it, its etcd data with it (the cluster is lost).
+    pub fn stop(&self) {
+        let _ = Command::new("bash")
+            .arg(workspace_root().join("scripts/control-plane.sh"))
+            .arg("stop")
+            .arg(&self.dir)
+            .output();
+    }
+}
+
+impl Drop for ControlPlane {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+pub fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+pub fn bench() -> Option<Bench> {
+    let names = [
+        "ARCA_TEST_KUBECONFIG",
+        "ARCA_TEST_KUBECTL",
+        "ARCA_TEST_KUBE_SERVER",
+        "ARCA_TEST_KUBE_CA",
+        "ARCA_TEST_MINIO_ENDPOINT",
+        "ARCA_TEST_MINIO_ACCESS_KEY",
+        "ARCA_TEST_MINIO_SECRET_KEY",
+        "ARCA_TEST_BUCKET",
+    ];
+    let mut v = Vec::new();
+    for n in names {
+        match env(n) {
+            Some(x) => v.push(x),
+            None => {
+                let msg = format!(
+                    "the end-to-end test needs {n} (bash scripts/test.sh starts the control \
+                     plane and MinIO)"
+                );
+                assert!(!is_ci(), "{msg}");
+                eprintln!("SKIPPED: {msg}");
+                return None;
+            }
+        }
+    }
+    Some(Bench {
+        kubeconfig: v[0].clone().into(),
+        kubectl: v[1].clone().into(),
+        server: v[2].clone(),
+        ca: v[3].clone().into(),
+        minio: [v[4].clone(), v[5].clone(), v[6].clone()],
+        bucket: v[7].clone(),
+    })
+}
+
+pub async fn client_for(kubeconfig: &Path) -> Client {
+    // rustls needs a process-wide crypto provider; ring, as in the binaries.
+    arca_storage::install_tls_provider();
+    let kc = kube::config::Kubeconfig::read_from(kubeconfig).unwrap();
+    let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+        .await
+        .unwrap();
+    Client::try_from(config).unwrap()
+}
+
+/// A process that is killed when the test ends, its stderr kept in a file.
+pub struct Proc {
+    pub name: &'static str,
+    pub child: Child,
+    pub log: PathBuf,
+}
+
+impl Proc {
+    pub fn start(name: &'static str, mut cmd: Command, log: PathBuf) -> Proc {
+        let file = std::fs::File::create(&log).unwrap();
+        cmd.stdout(file.try_clone().unwrap()).stderr(file);
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        Proc { name, child, log }
+    }
+
+    /// The log so far, without terminal colour codes.
+    pub fn text(&self) -> String {
+        let raw = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let mut out = String::with_capacity(raw.len());
+        let mut chars = raw.chars();
+        while let Some(c) = chars.next() {
+            if c == '\u{1b}' {
+                // ESC [ … letter
+                for d in chars.by_ref() {
+                    if d.is_ascii_alphabetic() {
+                        break;
+                    }
+                }
+            } else {
+                out.push(c);
+            }
+        }
+        out
+    }
+
+    pub fn tail(&self) -> String {
+        let t = self.text();
+        let lines: Vec<&str> = t.lines().collect();
+        let from = lines.len().saturating_sub(40);
+        format!(
+            "--- {} (last lines) ---\n{}",
+            self.name,
+            lines[from..].join("\n")
+        )
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The cluster of one test run: the admin client, the bench, the node's pods directory and
+/// the two Arca processes.
+pub struct E2e {
+    pub bench: Bench,
+    pub admin: Client,
+    pub dir: tempfile::TempDir,
+    pub node: String,
+    pub app: String,
+    pub procs: Vec<Proc>,
+}
+
+impl E2e {
+    pub fn pods_dir(&self) -> PathBuf {
+        self.dir.path().join("kubelet-pods")
+    }
+
+    pub fn logs(&self) -> String {
+        self.procs
+            .iter()
+            .map(Proc::tail)
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    pub fn kubectl(&self, args: &[&str]) -> std::process::Output {
+        Command::new(&self.bench.kubectl)
+            .arg("--kubeconfig")
+            .arg(&self.bench.kubeconfig)
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    /// `arca cluster …` as the admin, with a deadline.
+    pub fn arca_cluster(&self, args: &[&str]) -> std::process::Output {
+        let mut child = Command::new(arca_bin())
+            .arg("cluster")
+            .args(args)
+            .env("KUBECONFIG", &self.bench.kubeconfig)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + STEP * 2;
+        loop {
+            if child.try_wait().unwrap().is_some() {
+                return child.wait_with_output().unwrap();
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let out = child.wait_with_output().unwrap();
+                panic!(
+                    "arca cluster {args:?} did not finish in time: {}\n{}",
+                    String::from_utf8_lossy(&out.stdout),
+                    self.logs()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn api<K>(&self, ns: &str) -> Api<K>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+    {
+        Api::namespaced(self.admin.clone(), ns)
+    }
+
+    /// Wait (watching) until `cond` holds for object `name`, at most one step's time.
+    pub async fn until<K>(
+        &self,
+        api: Api<K>,
+        name: &str,
+        what: &str,
+        cond: impl Fn(&K) -> bool,
+    ) -> K
+    where
+        K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
+    {
+        let found = tokio::time::timeout(
+            STEP,
+            await_condition(api, name, move |o: Option<&K>| o.is_some_and(&cond)),
+        )
+        .await;
+        match found {
+            Ok(Ok(Some(o))) => o,
+            Ok(other) => panic!("{what}: watch ended: {other:?}\n{}", self.logs()),
+            Err(_) => panic!("{what}: not within {STEP:?}\n{}", self.logs()),
+        }
+    }
+
+    /// Wait (watching) until object `name` is gone.
+    pub async fn until_gone<K>(&self, api: Api<K>, name: &str, what: &str)
+    where
+        K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
+    {
+        let gone = tokio::time::timeout(
+            STEP,
+            await_condition(api, name, |o: Option<&K>| o.is_none()),
+        )
+        .await;
+        assert!(
+            matches!(gone, Ok(Ok(_))),
+            "{what}: still there after {STEP:?}\n{}",
+            self.logs()
+        );
+    }
+
+    /// Wait until a line of process `proc`'s log contains every one of `parts`.
+    pub async fn until_logged(&self, proc: usize, parts: &[&str], what: &str) {
+        let deadline = Instant::now() + STEP;
+        while Instant::now() < deadline {
+            if self.procs[proc]
+                .text()
+                .lines()
+                .any(|l| parts.iter().all(|p| l.contains(p)))
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("{what}: no log line with {parts:?}\n{}", self.logs());
+    }
+
+    /// The kubelet's folder of volume `volume` (plugin folder `plugin`) of pod `uid`.
+    pub fn volume_dir(&self, uid: &str, plugin: &str, volume: &str) -> PathBuf {
+        self.pods_dir()
+            .join(uid)
+            .join("volumes")
+            .join(plugin)
+            .join(volume)
+    }
+
+    /// As the kubelet: the pod's volume folders exist and the pod runs (`init_running`: its
+    /// first init container runs instead, as for a restored pod).
+    pub async fn kubelet_starts(&self, pod: &Pod, init_running: bool) -> String {
+        self.kubelet_starts_in(&self.app, pod, init_running).await
+    }
+
+    /// [`E2e::kubelet_starts`] for a pod of namespace `ns`.
+    pub async fn kubelet_starts_in(&self, ns: &str, pod: &Pod, init_running: bool) -> String {
+        let uid = pod.uid().unwrap();
+        for (plugin, v) in [
+            ("kubernetes.io~csi", "data"),
+            ("kubernetes.io~empty-dir", "cache"),
+        ] {
+            std::fs::create_dir_all(self.volume_dir(&uid, plugin, v)).unwrap();
+        }
+        let status = if init_running {
+            let first = pod.spec.as_ref().unwrap().init_containers.as_ref().unwrap()[0]
+                .name
+                .clone();
+            json!({"phase": "Pending", "initContainerStatuses": [{
+                "name": first, "ready": false, "restartCount": 0, "image": "x", "imageID": "",
+                "state": {"running": {"startedAt": jiff::Timestamp::now().to_string()}}}]})
+        } else {
+            json!({"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]})
+        };
+        self.api::<Pod>(ns)
+            .patch_status(
+                &pod.name_any(),
+                &PatchParams::default(),
+                &Patch::Merge(json!({ "status": status })),
+            )
+            .await
+            .unwrap();
+        uid
+    }
+
+    /// A repository's restic password, from the Secret the operator made for it.
+    pub async fn repository_password(&self, repo: &BackupRepository) -> String {
+        let key = repo.spec.key_secret.clone().expect("a key Secret");
+        let s = self.api::<Secret>(NS).get(&key.name).await.unwrap();
+        String::from_utf8(s.data.unwrap()[&key.key].0.clone()).unwrap()
+    }
+
+    /// Every file of the given repositories of location `bsl`: (repository, type and name,
+    /// size), the config included.
+    pub async fn bucket_listing(
+        &self,
+        bsl: &BackupStorageLocation,
+        repos: &[&str],
+    ) -> std::collections::BTreeSet<(String, String, u64)> {
+        let mut options =
+            arca_storage::options::Options::parse(bsl.spec.options().iter().map(String::as_str))
+                .unwrap();
+        options.env = [
+            ("AWS_ACCESS_KEY_ID".to_string(), self.bench.minio[1].clone()),
+            (
+                "AWS_SECRET_ACCESS_KEY".to_string(),
+                self.bench.minio[2].clone(),
+            ),
+        ]
+        .into();
+        let mut out = std::collections::BTreeSet::new();
+        for repo in repos {
+            let backend =
+                arca_storage::open_with(&bsl.spec.repository_url(repo), &options).unwrap();
+            let config = backend
+                .stat(arca_storage::FileType::Config, "config")
+                .await
+                .unwrap();
+            out.insert((repo.to_string(), "config".into(), config.size));
+            for t in arca_storage::FileType::ALL {
+                if t == arca_storage::FileType::Config {
+                    continue;
+                }
+                for f in backend.list(t).await.unwrap() {
+                    out.insert((repo.to_string(), format!("{t:?}/{}", f.name), f.size));
+                }
+            }
+        }
+        out
+    }
+
+    /// `arca` on a repository of the MinIO location.
+    pub async fn arca_on(&self, repo: &str) -> Arca {
+        let r = self.api::<BackupRepository>(NS).get(repo).await.unwrap();
+        let pw = self.repository_password(&r).await;
+        let mut a = Arca::new(&r.spec.repository_url, &pw);
+        a.env("AWS_ACCESS_KEY_ID", &self.bench.minio[1])
+            .env("AWS_SECRET_ACCESS_KEY", &self.bench.minio[2])
+            .env("AWS_DEFAULT_REGION", "us-east-1");
+        a
+    }
+}
+
+/// A kubeconfig that authenticates as ServiceAccount `sa` of arca-system with a token the
+/// API server issues (`kubectl create token`).
+pub fn service_account_kubeconfig(e: &E2e, sa: &str) -> PathBuf {
+    let out = e.kubectl(&["create", "token", sa, "-n", NS, "--duration", "2h"]);
+    assert!(
+        out.status.success(),
+        "kubectl create token {sa}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let path = e.dir.path().join(format!("{sa}.kubeconfig"));
+    let cfg = json!({
+        "apiVersion": "v1", "kind": "Config",
+        "clusters": [{"name": "bench", "cluster": {"server": e.bench.server, "certificate-authority": e.bench.ca}}],
+        "users": [{"name": sa, "user": {"token": token}}],
+        "contexts": [{"name": sa, "context": {"cluster": "bench", "user": sa, "namespace": NS}}],
+        "current-context": sa,
+    });
+    std::fs::write(&path, serde_json::to_vec(&cfg).unwrap()).unwrap();
+    path
+}
+
+/// Apply a manifest given as JSON with the admin's kubectl.
+pub fn apply(e: &E2e, obj: Value) {
+    let path = e
+        .dir
+        .path()
+        .join(format!("manifest-{}.json", rand::thread_rng().next_u64()));
+    std::fs::write(&path, serde_json::to_vec(&obj).unwrap()).unwrap();
+    let out = e.kubectl(&["apply", "-f", path.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "kubectl apply {obj}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+pub fn write_files(dir: &Path, seed: u64) {
+    let mut rng = DetRng::new(seed);
+    std::fs::create_dir_all(dir.join("nested/deeper")).unwrap();
+    std::fs::write(dir.join("big.bin"), rng.bytes(3 << 20)).unwrap();
+    std::fs::write(dir.join("nested/notes.txt"), b"hello from the volume\n").unwrap();
+    std::fs::write(dir.join("nested/deeper/small.bin"), rng.bytes(1000)).unwrap();
+}
+
+pub fn ok(out: &std::process::Output, what: &str) -> String {
+    assert!(
+        out.status.success(),
+        "{what} failed ({}): {}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn phase_of_backup(b: &Backup) -> OperationPhase {
+    b.status.as_ref().map(|s| s.phase).unwrap_or_default()
+}
+
+/// A binary of this workspace next to the test executable.
+pub fn workspace_bin_path(name: &str) -> PathBuf {
+    let agent = agent_bin();
+    agent.with_file_name(name)
+}
+
+/// `kubectl apply -k deploy/` as shipped, with kubectl's default validation, and the CRDs
+/// Established.
+pub fn install_deploy(e: &E2e) {
+    let deploy = workspace_root().join("deploy");
+    let out = e.kubectl(&["apply", "-k", deploy.to_str().unwrap()]);
+    ok(&out, "kubectl apply -k deploy/");
+    let out = e.kubectl(&[
+        "wait",
+        "--for",
+        "condition=Established",
+        "crd",
+        "--all",
+        "--timeout",
+        "60s",
+    ]);
+    ok(&out, "kubectl wait for the CRDs");
+}
+
+/// Start `arca-agent` (for the test's node) and `arca-operator` as processes, each with a
+/// token of its own ServiceAccount. The agent is `procs[AGENT]`.
+pub fn start_arca(e: &mut E2e) {
+    let operator_kc = service_account_kubeconfig(e, "arca-operator");
+    let agent_kc = service_account_kubeconfig(e, "arca-agent");
+    let mut agent = Command::new(agent_bin());
+    agent
+        .args([
+            "run",
+            "--node",
+            &e.node,
+            "--namespace",
+            NS,
+            "--kubelet-pods",
+        ])
+        .arg(e.pods_dir())
+        .env("KUBECONFIG", &agent_kc)
+        .env("NO_COLOR", "1")
+        .env("RUST_LOG", "info");
+    let agent_log = e.dir.path().join("agent.log");
+    e.procs.push(Proc::start("arca-agent", agent, agent_log));
+    let mut operator = Command::new(workspace_bin_path("arca-operator"));
+    operator
+        .args(["--namespace", NS, "--metrics-address", ""])
+        .env("KUBECONFIG", &operator_kc)
+        .env("NO_COLOR", "1")
+        .env("RUST_LOG", "info");
+    let operator_log = e.dir.path().join("operator.log");
+    e.procs
+        .push(Proc::start("arca-operator", operator, operator_log));
+}
+
+/// The MinIO credentials Secret and a location on the bench's bucket under `prefix`; `extra`
+/// is merged into its spec.
+pub fn minio_location(e: &E2e, name: &str, prefix: &str, extra: Value) {
+    apply(
+        e,
+        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "minio-credentials", "namespace": NS},
+        "stringData": {"AWS_ACCESS_KEY_ID": e.bench.minio[1], "AWS_SECRET_ACCESS_KEY": e.bench.minio[2]}}),
+    );
+    let mut spec = json!({"provider": "s3", "bucket": e.bench.bucket, "prefix": prefix, "default": true,
+        "config": {"endpoint": e.bench.minio[0], "region": "us-east-1", "pathStyle": true},
+        "credential": {"name": "minio-credentials"}});
+    for (k, v) in extra.as_object().into_iter().flatten() {
+        spec[k] = v.clone();
+    }
+    apply(
+        e,
+        json!({"apiVersion": "arca.dev/v1alpha1", "kind": "BackupStorageLocation",
+        "metadata": {"name": name, "namespace": NS}, "spec": spec}),
+    );
+}
