@@ -3,7 +3,9 @@
 //! cluster B, a second empty control plane, only `deploy/`, the location, its credentials and
 //! the recovery key exported from A are created; the Backup must come back by backup sync, a
 //! Restore of it must give every file and the manifests back, and the next backup of a
-//! restored claim must find its parent among A's snapshots.
+//! restored claim must find its parent among A's snapshots. Before B, a cluster C migrates
+//! the same Backup through the location marked ReadOnly: the bucket's files (names and sizes,
+//! locks and keys included) must be the same after its sync and restore as before.
 //!
 //! As in `cluster_e2e.rs`, the test is the kubelet and the scheduler, and the Arca processes
 //! run under their own ServiceAccounts.
@@ -87,6 +89,90 @@ async fn application(e: &E2e, ns: &str, seed: u64, originals: &Path) -> PathBuf 
     copy
 }
 
+/// Restore Backup `backup` as `restore` in cluster `e` (as the scheduler and kubelet: bind each
+/// restored pod, start its restore-wait container, run the real helper), then compare every
+/// volume with its copy and check the manifests; returns (namespace, restored data folder).
+async fn restore_everything(
+    e: &E2e,
+    restore: &str,
+    backup: &str,
+    namespaces: &[String],
+    copies: &[PathBuf],
+) -> Vec<(String, PathBuf)> {
+    arca_ok(e, &["restore", "create", restore, "--from-backup", backup]);
+    let mounts = e.dir.path().join("restores");
+    let mut data_dirs = Vec::new();
+    for (ns, copy) in namespaces.iter().zip(copies) {
+        let pod = e
+            .until(e.api::<Pod>(ns), "web-0", "restored pod", |_| true)
+            .await;
+        e.api::<Pod>(ns)
+            .create_subresource::<Value, Value>(
+                "binding",
+                "web-0",
+                &PostParams::default(),
+                &json!({"apiVersion": "v1", "kind": "Binding", "metadata": {"name": "web-0"},
+                        "target": {"apiVersion": "v1", "kind": "Node", "name": e.node}}),
+            )
+            .await
+            .unwrap();
+        let pod = e.api::<Pod>(ns).get(&pod.name_any()).await.unwrap();
+        let uid = e.kubelet_starts_in(ns, &pod, true).await;
+        for v in ["data", "cache"] {
+            let done = e
+                .until(
+                    e.api::<PodVolumeRestore>(NS),
+                    &arca_operator::naming::volume_operation_name(restore, ns, "web-0", v),
+                    "volume restored",
+                    |p: &PodVolumeRestore| p.status.as_ref().is_some_and(|s| s.phase.is_final()),
+                )
+                .await;
+            let s = done.status.unwrap();
+            assert_eq!(
+                s.phase,
+                VolumePhase::Completed,
+                "{:?}\n{}",
+                s.message,
+                e.logs()
+            );
+        }
+        let here = mounts.join(ns);
+        std::fs::create_dir_all(&here).unwrap();
+        let data = e.volume_dir(&uid, "kubernetes.io~csi", "data");
+        let cache = e.volume_dir(&uid, "kubernetes.io~empty-dir", "cache");
+        std::os::unix::fs::symlink(&data, here.join("data")).unwrap();
+        std::os::unix::fs::symlink(&cache, here.join("cache")).unwrap();
+        let r = e.api::<Restore>(NS).get(restore).await.unwrap();
+        let out = Command::new(agent_bin())
+            .args(["restore-wait", &r.uid().unwrap(), "--timeout", "20s"])
+            .args(["--interval", "50ms", "--restores-dir"])
+            .arg(&here)
+            .output()
+            .unwrap();
+        ok(&out, "arca-agent restore-wait");
+        let opts = CompareOptions {
+            root_metadata: false,
+            ..Default::default()
+        };
+        compare_trees_with(&copy.join("data"), &data, &opts).unwrap();
+        compare_trees_with(&copy.join("cache"), &cache, &opts).unwrap();
+        let cm = e.api::<ConfigMap>(ns).get("settings").await.unwrap();
+        assert!(cm.data.unwrap().contains_key("seed"));
+        data_dirs.push((ns.clone(), data));
+    }
+    let r = e
+        .until(
+            e.api::<Restore>(NS),
+            restore,
+            "restore finished",
+            |r: &Restore| r.status.as_ref().is_some_and(|s| s.phase.is_final()),
+        )
+        .await;
+    let rs = r.status.unwrap();
+    assert_eq!(rs.phase, OperationPhase::Completed, "{:?}", rs.messages);
+    data_dirs
+}
+
 /// `arca cluster …` against cluster `e`, which must succeed.
 fn arca_ok(e: &E2e, args: &[&str]) -> String {
     ok(
@@ -163,6 +249,53 @@ async fn the_whole_cluster_is_lost_and_a_new_one_restores_everything_from_the_bu
     std::fs::remove_dir_all(&cp_a.dir).unwrap();
     drop(a);
 
+    // --- Migration: cluster C restores from the location marked ReadOnly, and the bucket is
+    // the same before and after (no key, no lock, no snapshot written). -----------------------
+    let (cp_c, mut c) = new_cluster(&base, root.path(), "c", &suffix).await;
+    apply(
+        &c,
+        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "dr-recovery", "namespace": NS},
+        "stringData": {"recovery-key": recovery_key}}),
+    );
+    minio_location(
+        &c,
+        "default",
+        &prefix,
+        json!({"accessMode": "ReadOnly", "recoveryKey": {"name": "dr-recovery", "key": "recovery-key"}}),
+    );
+    let bsl = c
+        .api::<BackupStorageLocation>(NS)
+        .get("default")
+        .await
+        .unwrap();
+    let repos: Vec<&str> = namespaces
+        .iter()
+        .map(String::as_str)
+        .chain(["resources.arca"])
+        .collect();
+    let before = c.bucket_listing(&bsl, &repos).await;
+    start_arca(&mut c);
+    c.until(
+        c.api::<Backup>(NS),
+        "dr1",
+        "Backup dr1 synced (ReadOnly)",
+        |x: &Backup| {
+            x.status
+                .as_ref()
+                .is_some_and(|s| s.phase == OperationPhase::Completed)
+        },
+    )
+    .await;
+    restore_everything(&c, "r-migrate", "dr1", &namespaces, &copies).await;
+    assert_eq!(
+        c.bucket_listing(&bsl, &repos).await,
+        before,
+        "a ReadOnly location changed the bucket"
+    );
+    c.procs.clear();
+    drop(cp_c);
+    drop(c);
+
     // --- Cluster B: deploy/, the credentials, the recovery key and the location. -------------
     let (_cp_b, mut b) = new_cluster(&base, root.path(), "b", &suffix).await;
     apply(
@@ -197,80 +330,10 @@ async fn the_whole_cluster_is_lost_and_a_new_one_restores_everything_from_the_bu
     );
 
     // --- A Restore of it: every namespace, every file, the manifests. ------------------------
-    arca_ok(&b, &["restore", "create", "r-dr", "--from-backup", "dr1"]);
-    let mounts = b.dir.path().join("restores");
-    let mut new_data_dirs = Vec::new();
-    for (ns, copy) in namespaces.iter().zip(&copies) {
-        let pod = b
-            .until(b.api::<Pod>(ns), "web-0", "restored pod", |_| true)
-            .await;
-        b.api::<Pod>(ns)
-            .create_subresource::<Value, Value>(
-                "binding",
-                "web-0",
-                &PostParams::default(),
-                &json!({"apiVersion": "v1", "kind": "Binding", "metadata": {"name": "web-0"},
-                        "target": {"apiVersion": "v1", "kind": "Node", "name": b.node}}),
-            )
-            .await
-            .unwrap();
-        let pod = b.api::<Pod>(ns).get(&pod.name_any()).await.unwrap();
-        let uid = b.kubelet_starts_in(ns, &pod, true).await;
-        for v in ["data", "cache"] {
-            let done = b
-                .until(
-                    b.api::<PodVolumeRestore>(NS),
-                    &arca_operator::naming::volume_operation_name("r-dr", ns, "web-0", v),
-                    "volume restored",
-                    |p: &PodVolumeRestore| p.status.as_ref().is_some_and(|s| s.phase.is_final()),
-                )
-                .await;
-            let s = done.status.unwrap();
-            assert_eq!(
-                s.phase,
-                VolumePhase::Completed,
-                "{:?}\n{}",
-                s.message,
-                b.logs()
-            );
-        }
-        let here = mounts.join(ns);
-        std::fs::create_dir_all(&here).unwrap();
-        let data = b.volume_dir(&uid, "kubernetes.io~csi", "data");
-        let cache = b.volume_dir(&uid, "kubernetes.io~empty-dir", "cache");
-        std::os::unix::fs::symlink(&data, here.join("data")).unwrap();
-        std::os::unix::fs::symlink(&cache, here.join("cache")).unwrap();
-        let r = b.api::<Restore>(NS).get("r-dr").await.unwrap();
-        let out = Command::new(agent_bin())
-            .args(["restore-wait", &r.uid().unwrap(), "--timeout", "20s"])
-            .args(["--interval", "50ms", "--restores-dir"])
-            .arg(&here)
-            .output()
-            .unwrap();
-        ok(&out, "arca-agent restore-wait");
-        let opts = CompareOptions {
-            root_metadata: false,
-            ..Default::default()
-        };
-        compare_trees_with(&copy.join("data"), &data, &opts).unwrap();
-        compare_trees_with(&copy.join("cache"), &cache, &opts).unwrap();
-        let cm = b.api::<ConfigMap>(ns).get("settings").await.unwrap();
-        assert!(cm.data.unwrap().contains_key("seed"));
-        new_data_dirs.push((ns.clone(), uid, data));
-    }
-    let r = b
-        .until(
-            b.api::<Restore>(NS),
-            "r-dr",
-            "restore finished",
-            |r: &Restore| r.status.as_ref().is_some_and(|s| s.phase.is_final()),
-        )
-        .await;
-    let rs = r.status.unwrap();
-    assert_eq!(rs.phase, OperationPhase::Completed, "{:?}", rs.messages);
+    let new_data_dirs = restore_everything(&b, "r-dr", "dr1", &namespaces, &copies).await;
 
     // --- The next backup of a restored claim is incremental: its parent is A's snapshot. -----
-    let (ns, _uid, data) = &new_data_dirs[0];
+    let (ns, data) = &new_data_dirs[0];
     std::fs::write(data.join("nested/notes.txt"), b"changed in cluster B\n").unwrap();
     let pod = b.api::<Pod>(ns).get("web-0").await.unwrap();
     b.kubelet_starts_in(ns, &pod, false).await;
