@@ -633,6 +633,10 @@ async fn a_replaced_recovery_key_is_added_before_the_old_one_goes() {
     location::reconcile(&loc, &ctx).await.unwrap();
     assert!(repository::recovery_key_outdated(&ctx, &r).await);
 
+    // Interrupted before anything was written: the old key opens, the new not yet.
+    assert!(opens(&url, &old.repository_password("shop")).await);
+    assert!(!opens(&url, &new.repository_password("shop")).await);
+
     // Interrupted after the new key file was written: both open.
     let opened = arca_engine::Repository::open(
         arca_storage::open(&url).unwrap(),

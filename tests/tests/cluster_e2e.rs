@@ -454,6 +454,44 @@ async fn backup_namespace_lost_restore_incremental_schedule_expiry_on_a_real_api
             p.name
         );
     }
+    // Nor in an Event or a status.
+    let seen = [
+        serde_json::to_string(
+            &e.api::<k8s_openapi::api::core::v1::Event>(NS)
+                .list(&ListParams::default())
+                .await
+                .unwrap()
+                .items,
+        )
+        .unwrap(),
+        serde_json::to_string(&bsls.list(&ListParams::default()).await.unwrap().items).unwrap(),
+        serde_json::to_string(
+            &e.api::<BackupRepository>(NS)
+                .list(&ListParams::default())
+                .await
+                .unwrap()
+                .items,
+        )
+        .unwrap(),
+        serde_json::to_string(
+            &e.api::<Backup>(NS)
+                .list(&ListParams::default())
+                .await
+                .unwrap()
+                .items,
+        )
+        .unwrap(),
+    ];
+    for text in &seen {
+        assert!(
+            !text.contains(&recovery_key),
+            "the recovery key in an Event or status"
+        );
+        assert!(
+            !text.contains(&recovery_password),
+            "a recovery password in an Event or status"
+        );
+    }
 
     // --- The namespace is lost, really: the namespace controller deletes its objects; the
     // test, as the kubelet, confirms the pod's end. ----------------------------------------
