@@ -75,6 +75,21 @@ pub async fn storage_location(
     }
 }
 
+/// How long a Backup waits for a repository that is not ready yet (its store failing for a
+/// while: its controller keeps trying) before it fails with the repository's last word.
+pub const REPOSITORY_PATIENCE: Duration = Duration::from_secs(600);
+
+fn out_of_patience(backup: &Backup) -> bool {
+    backup
+        .metadata
+        .creation_timestamp
+        .as_ref()
+        .is_some_and(|t| {
+            jiff::Timestamp::now().duration_since(t.0).as_secs_f64()
+                > REPOSITORY_PATIENCE.as_secs_f64()
+        })
+}
+
 /// Handle one Backup. `kinds` lists the resource kinds to collect (from discovery).
 pub async fn reconcile(backup: &Backup, ctx: &Context, kinds: &[Kind]) -> Result<Outcome, String> {
     let status = backup.status.clone().unwrap_or_default();
@@ -134,14 +149,17 @@ async fn start(
     let resources_repo = repository::ensure(ctx, RESOURCES_REPOSITORY, &bsl).await?;
     match repository::readiness(&resources_repo) {
         Readiness::Ready => {}
-        Readiness::Pending => return Ok(Outcome::Waiting(REPOSITORY_WAIT)),
-        Readiness::NotReady(why) => {
+        Readiness::Pending if !out_of_patience(backup) => {
+            return Ok(Outcome::Waiting(REPOSITORY_WAIT))
+        }
+        Readiness::Pending | Readiness::NotReady(_) => {
             return fail(
                 api,
                 name,
                 format!(
-                    "the resource repository of location {} is not ready: {why}",
-                    bsl.name_any()
+                    "the resource repository of location {} is not ready: {}",
+                    bsl.name_any(),
+                    repository::unready_reason(&resources_repo)
                 ),
             )
             .await
@@ -185,10 +203,15 @@ async fn start(
         let repo = repository::ensure(ctx, &ns, &bsl).await?;
         match repository::readiness(&repo) {
             Readiness::Ready => {}
-            Readiness::Pending => return Ok(Outcome::Waiting(REPOSITORY_WAIT)),
-            Readiness::NotReady(why) => {
+            Readiness::Pending if !out_of_patience(backup) => {
+                return Ok(Outcome::Waiting(REPOSITORY_WAIT))
+            }
+            Readiness::Pending | Readiness::NotReady(_) => {
                 errors += vols.len() as i32;
-                messages.push(format!("repository of namespace {ns} is not ready: {why}"));
+                messages.push(format!(
+                    "repository of namespace {ns} is not ready: {}",
+                    repository::unready_reason(&repo)
+                ));
                 continue;
             }
         }

@@ -177,6 +177,10 @@ pub async fn on_repository(
     if !ready || repository::recovery_key_outdated(&op.ctx, &repo).await {
         let (o, r) = (op.clone(), repo.clone());
         let phase = detached(move |rt| rt.block_on(repository::reconcile(&r, &o.ctx))).await?;
+        if phase == RepositoryPhase::New {
+            // The store failed for a while: again soon; those who need it wait meanwhile.
+            return Ok(Action::requeue(Duration::from_secs(5)));
+        }
         if phase != RepositoryPhase::Ready {
             op.event(
                 &*repo,

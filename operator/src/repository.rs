@@ -332,10 +332,12 @@ fn base64_of(s: &str) -> String {
 }
 
 /// Make the repository Ready: its key exists, and the repository opens with it (created if
-/// the store has none yet). Returns the phase recorded.
+/// the store has none yet). Returns the phase recorded: New when the store failed for a while
+/// (try again soon).
 pub async fn reconcile(repo: &BackupRepository, ctx: &Context) -> Result<RepositoryPhase, String> {
     Ok(match make_ready_and_record(repo, ctx).await? {
         Ok(()) => RepositoryPhase::Ready,
+        Err(e) if e.transient => RepositoryPhase::New,
         Err(_) => RepositoryPhase::NotReady,
     })
 }
@@ -350,6 +352,14 @@ pub enum Readiness {
     Pending,
     /// Its controller could not make it ready, for this reason.
     NotReady(String),
+}
+
+/// What a repository that is not Ready says about it.
+pub fn unready_reason(repo: &BackupRepository) -> String {
+    repo.status
+        .as_ref()
+        .and_then(|s| s.message.clone())
+        .unwrap_or_else(|| "its controller has not made it ready yet".to_string())
 }
 
 pub fn readiness(repo: &BackupRepository) -> Readiness {
@@ -376,17 +386,23 @@ struct Made {
 async fn make_ready_and_record(
     repo: &BackupRepository,
     ctx: &Context,
-) -> Result<Result<(), String>, String> {
+) -> Result<Result<(), Unready>, String> {
     let name = repo.name_any();
     let api: Api<BackupRepository> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
     let result = make_ready(repo, ctx, &api).await;
+    // A store that failed for a while leaves the repository pending (those who need it wait,
+    // and its controller tries again soon); any other reason makes it NotReady, with the reason.
     let status = match &result {
         Ok(made) => json!({
             "phase": RepositoryPhase::Ready,
             "message": made.message,
             "recoveryKeyFingerprint": made.recovery_fingerprint,
         }),
-        Err(e) => json!({"phase": RepositoryPhase::NotReady, "message": e}),
+        Err(e) if e.transient => json!({
+            "phase": RepositoryPhase::New,
+            "message": format!("will try again: {}", e.message),
+        }),
+        Err(e) => json!({"phase": RepositoryPhase::NotReady, "message": e.message}),
     };
     api.patch_status(
         &name,
@@ -396,9 +412,35 @@ async fn make_ready_and_record(
     .await
     .map_err(|e| format!("cannot update BackupRepository {name}: {e}"))?;
     if let Err(e) = &result {
-        tracing::warn!(repository = %name, "not ready: {e}");
+        tracing::warn!(repository = %name, transient = e.transient, "not ready: {}", e.message);
     }
     Ok(result.map(drop))
+}
+
+/// Why a repository is not ready, and whether trying again soon may help (the store failed
+/// for a while: a 5xx, a dropped connection) or not (no key opens it, no credentials, ...).
+#[derive(Debug)]
+pub struct Unready {
+    pub message: String,
+    pub transient: bool,
+}
+
+impl From<String> for Unready {
+    fn from(message: String) -> Unready {
+        Unready {
+            message,
+            transient: false,
+        }
+    }
+}
+
+/// An engine error as [`Unready`], transient when the store's failure was: `what` says what
+/// was being done.
+fn unready(e: &arca_engine::Error, what: String) -> Unready {
+    Unready {
+        message: format!("{what}: {}", one_line(e)),
+        transient: matches!(e, arca_engine::Error::Storage(s) if s.is_transient()),
+    }
 }
 
 /// Whether a Ready repository must be opened again to give it its location's current
@@ -426,7 +468,7 @@ async fn make_ready(
     repo: &BackupRepository,
     ctx: &Context,
     api: &Api<BackupRepository>,
-) -> Result<Made, String> {
+) -> Result<Made, Unready> {
     let bsl = location_of(ctx, repo).await?;
     let read_only = bsl.spec.access_mode == AccessMode::ReadOnly;
     let options = location::storage_options(ctx, &bsl).await?;
@@ -456,7 +498,7 @@ async fn make_ready(
             let change =
                 arca_engine::recovery::ensure_recovery_key(&opened, &recovery, &path, ctx.kdf)
                     .await
-                    .map_err(|e| format!("{url}: adding the recovery key: {}", one_line(&e)))?;
+                    .map_err(|e| unready(&e, format!("{url}: adding the recovery key")))?;
             if change.added.is_some() || !change.removed.is_empty() {
                 tracing::info!(
                     repository = %url,
@@ -465,7 +507,7 @@ async fn make_ready(
                     "recovery key updated"
                 );
             }
-            Ok::<_, String>(())
+            Ok::<_, Unready>(())
         }
     };
     match arca_engine::Repository::open(backend.clone(), &pw).await {
@@ -488,9 +530,7 @@ async fn make_ready(
                 Ok(opened) => {
                     arca_engine::keys::add_key(&opened, &pw, ctx.kdf)
                         .await
-                        .map_err(|e| {
-                            format!("{url}: adding this cluster's key: {}", one_line(&e))
-                        })?;
+                        .map_err(|e| unready(&e, format!("{url}: adding this cluster's key")))?;
                     give_recovery_key(opened).await?;
                     Ok(made(Some(format!(
                         "{url} opened with the location's recovery key; this cluster's key added"
@@ -499,17 +539,19 @@ async fn make_ready(
                 Err(arca_engine::Error::WrongPassword) => Err(format!(
                     "repository {url} exists in the bucket and this cluster has no key that \
                      opens it: give the location the recovery key it was created with"
-                )),
-                Err(e) => Err(format!("{url}: {}", one_line(&e))),
+                )
+                .into()),
+                Err(e) => Err(unready(&e, url.to_string())),
             }
         }
         Err(arca_engine::Error::NoKeys(_))
         | Err(arca_engine::Error::Storage(arca_storage::StorageError::NoRepository(_)))
             if read_only =>
         {
-            Err(format!(
-                "no repository at {url}, and a ReadOnly location is never initialised"
-            ))
+            Err(
+                format!("no repository at {url}, and a ReadOnly location is never initialised")
+                    .into(),
+            )
         }
         Err(arca_engine::Error::NoKeys(_))
         | Err(arca_engine::Error::Storage(arca_storage::StorageError::NoRepository(_))) => {
@@ -527,15 +569,15 @@ async fn make_ready(
                         give_recovery_key(opened).await?;
                         Ok(made(None))
                     }
-                    Err(e) => Err(format!(
-                        "{url} was initialised by someone else: {}",
-                        one_line(&e)
+                    Err(e) => Err(unready(
+                        &e,
+                        format!("{url} was initialised by someone else"),
                     )),
                 },
-                Err(e) => Err(format!("initialising {url}: {}", one_line(&e))),
+                Err(e) => Err(unready(&e, format!("initialising {url}"))),
             }
         }
-        Err(e) => Err(format!("{url}: {}", one_line(&e))),
+        Err(e) => Err(unready(&e, url.to_string())),
     }
 }
 
