@@ -14,7 +14,7 @@ mod cluster;
 use cluster::*;
 
 use arca_api::backup::{BACKUP_NAME_LABEL, SYNCED_FROM_LABEL};
-use arca_api::common::{OperationPhase, VolumePhase};
+use arca_api::common::OperationPhase;
 use arca_api::location::LocationPhase;
 use arca_api::*;
 use arca_tests::*;
@@ -119,22 +119,10 @@ async fn restore_everything(
         let pod = e.api::<Pod>(ns).get(&pod.name_any()).await.unwrap();
         let uid = e.kubelet_starts_in(ns, &pod, true).await;
         for v in ["data", "cache"] {
-            let done = e
-                .until(
-                    e.api::<PodVolumeRestore>(NS),
-                    &arca_operator::naming::volume_operation_name(restore, ns, "web-0", v),
-                    "volume restored",
-                    |p: &PodVolumeRestore| p.status.as_ref().is_some_and(|s| s.phase.is_final()),
-                )
-                .await;
-            let s = done.status.unwrap();
-            assert_eq!(
-                s.phase,
-                VolumePhase::Completed,
-                "{:?}\n{}",
-                s.message,
-                e.logs()
-            );
+            e.until_volume_restored(&arca_operator::naming::volume_operation_name(
+                restore, ns, "web-0", v,
+            ))
+            .await;
         }
         let here = mounts.join(ns);
         std::fs::create_dir_all(&here).unwrap();

@@ -47,19 +47,7 @@ async fn backup_namespace_lost_restore_incremental_schedule_expiry_on_a_real_api
     std::fs::create_dir_all(e.pods_dir()).unwrap();
 
     // --- Install exactly as a user does, with kubectl's default validation. ---------------
-    let deploy = workspace_root().join("deploy");
-    let out = e.kubectl(&["apply", "-k", deploy.to_str().unwrap()]);
-    ok(&out, "kubectl apply -k deploy/");
-    let out = e.kubectl(&[
-        "wait",
-        "--for",
-        "condition=Established",
-        "crd",
-        "--all",
-        "--timeout",
-        "60s",
-    ]);
-    ok(&out, "kubectl wait for the CRDs");
+    install_deploy(&e);
 
     // --- A node, and the application: a pod with a claim and an emptyDir, a service ------
     // account with a Role and bindings (one to the `edit` ClusterRole).
@@ -168,33 +156,7 @@ async fn backup_namespace_lost_restore_incremental_schedule_expiry_on_a_real_api
     }
 
     // --- The operator and the agent, as their own ServiceAccounts. ------------------------
-    let operator_kc = service_account_kubeconfig(&e, "arca-operator");
-    let agent_kc = service_account_kubeconfig(&e, "arca-agent");
-    let mut agent = Command::new(agent_bin());
-    agent
-        .args([
-            "run",
-            "--node",
-            &e.node,
-            "--namespace",
-            NS,
-            "--kubelet-pods",
-        ])
-        .arg(e.pods_dir())
-        .env("KUBECONFIG", &agent_kc)
-        .env("NO_COLOR", "1")
-        .env("RUST_LOG", "info");
-    let agent_log = e.dir.path().join("agent.log");
-    e.procs.push(Proc::start("arca-agent", agent, agent_log));
-    let mut operator = Command::new(workspace_bin_path("arca-operator"));
-    operator
-        .args(["--namespace", NS, "--metrics-address", ""])
-        .env("KUBECONFIG", &operator_kc)
-        .env("NO_COLOR", "1")
-        .env("RUST_LOG", "info");
-    let operator_log = e.dir.path().join("operator.log");
-    e.procs
-        .push(Proc::start("arca-operator", operator, operator_log));
+    start_arca(&mut e);
 
     // --- Locations: the good one Available, the other Unavailable with its reason, and no
     // secret in that reason. -----------------------------------------------------------
@@ -573,24 +535,8 @@ async fn backup_namespace_lost_restore_incremental_schedule_expiry_on_a_real_api
         .unwrap();
     let pod = e.api::<Pod>(&app).get("web-0").await.unwrap();
     let new_uid = e.kubelet_starts(&pod, true).await;
-    let pvrs = e.api::<PodVolumeRestore>(NS);
     for v in ["data", "cache"] {
-        let done = e
-            .until(
-                pvrs.clone(),
-                &pvr_name(&r1_name, &app, v),
-                "volume restored",
-                |p: &PodVolumeRestore| p.status.as_ref().is_some_and(|s| s.phase.is_final()),
-            )
-            .await;
-        let s = done.status.unwrap();
-        assert_eq!(
-            s.phase,
-            VolumePhase::Completed,
-            "{:?}\n{}",
-            s.message,
-            e.logs()
-        );
+        let s = e.until_volume_restored(&pvr_name(&r1_name, &app, v)).await;
         assert_eq!(s.message, None, "a restore that ran once says nothing more");
     }
     // The pod's restore-wait container, the real helper, against the restored volumes.

@@ -291,6 +291,30 @@ impl E2e {
         }
     }
 
+    /// Wait (watching) until PodVolumeRestore `name` is finished; it must have Completed.
+    pub async fn until_volume_restored(
+        &self,
+        name: &str,
+    ) -> arca_api::podvolume::PodVolumeRestoreStatus {
+        let done = self
+            .until(
+                self.api::<PodVolumeRestore>(NS),
+                name,
+                "volume restored",
+                |p: &PodVolumeRestore| p.status.as_ref().is_some_and(|s| s.phase.is_final()),
+            )
+            .await;
+        let s = done.status.unwrap();
+        assert_eq!(
+            s.phase,
+            arca_api::common::VolumePhase::Completed,
+            "{:?}\n{}",
+            s.message,
+            self.logs()
+        );
+        s
+    }
+
     /// Wait (watching) until object `name` is gone.
     pub async fn until_gone<K>(&self, api: Api<K>, name: &str, what: &str)
     where
