@@ -74,7 +74,8 @@ pub async fn sync(ctx: &Context, bsl: &BackupStorageLocation) -> Result<Synced, 
             })
         }
     };
-    let opened = repository::open(ctx, &repo).await?;
+    // Listing snapshots needs no index; it is loaded only when there are records to read.
+    let mut opened = repository::open_unindexed(ctx, &repo).await?;
     let in_bucket = by_backup(
         arca_engine::snapshots::load_all(&opened)
             .await
@@ -87,10 +88,17 @@ pub async fn sync(ctx: &Context, bsl: &BackupStorageLocation) -> Result<Synced, 
         .map_err(|e| format!("listing Backups: {e}"))?
         .items;
     let mut out = Synced::default();
-    for (name, sn) in &in_bucket {
-        if in_cluster.iter().any(|b| b.name_any() == *name) {
-            continue;
-        }
+    let missing: Vec<(&String, &Snapshot)> = in_bucket
+        .iter()
+        .filter(|(name, _)| !in_cluster.iter().any(|b| b.name_any() == **name))
+        .collect();
+    if !missing.is_empty() {
+        opened
+            .load_index(&arca_engine::progress::NoProgress)
+            .await
+            .map_err(|e| format!("loading the resource repository's index: {e}"))?;
+    }
+    for (name, sn) in missing {
         let record = store::read_record(&opened, sn, name).await?;
         create(ctx, &location, name, sn, record).await?;
         out.created.push(name.clone());
