@@ -35,7 +35,7 @@ pub struct BackupArgs {
     #[arg(long)]
     tag: Vec<String>,
     /// set the hostname for the snapshot manually
-    #[arg(short = 'H', long, env = "RESTIC_HOST")]
+    #[arg(short = 'H', long, env = "RESTIC_HOST", hide_env_values = true)]
     host: Option<String>,
     /// use this parent snapshot (default: latest snapshot of the same host and paths)
     #[arg(long)]

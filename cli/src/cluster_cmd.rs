@@ -27,7 +27,8 @@ pub struct ClusterArgs {
         short = 'n',
         env = "ARCA_NAMESPACE",
         default_value = "arca-system",
-        global = true
+        global = true,
+        hide_env_values = true
     )]
     namespace: String,
     #[command(subcommand)]

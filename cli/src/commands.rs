@@ -20,6 +20,7 @@ use arca_format::pack::BlobType;
 use arca_format::snapshot::Snapshot;
 use arca_format::tree::{Node, NodeType};
 use arca_format::Id;
+use arca_storage::location::redacted;
 use arca_storage::FileType;
 use clap::{Args, Subcommand};
 use std::io::Write;
@@ -213,6 +214,7 @@ async fn init(a: InitArgs, g: &GlobalOptions) -> Result<i32> {
     let pw = match (&a.new_password_file, &g.password_file) {
         (Some(f), _) => new_password(Some(f), false)?,
         (None, Some(f)) => new_password(Some(f), false)?,
+        (None, None) if g.password_command.is_some() => g.password()?,
         (None, None) => new_password(None, true)?,
     };
     if pw.is_empty() {
@@ -228,18 +230,19 @@ async fn init(a: InitArgs, g: &GlobalOptions) -> Result<i32> {
     };
     let repo = Repository::init(backend, &pw, version, polynomial, KdfParams::DEFAULT)
         .await
-        .with_context(|| format!("create repository at {loc}"))?;
+        .with_context(|| format!("create repository at {}", redacted(&loc)))?;
     if g.json {
         let j = JsonObject::new()
             .str("message_type", b"initialized")
             .str("id", repo.config().id.as_bytes())
-            .str("repository", loc.as_bytes())
+            .str("repository", redacted(&loc).as_bytes())
             .finish();
         out(&[j, b"\n".to_vec()].concat())?;
     } else if !g.quiet {
         println!(
-            "created restic repository {} at {loc}",
-            &repo.config().id[..10.min(repo.config().id.len())]
+            "created restic repository {} at {}",
+            &repo.config().id[..10.min(repo.config().id.len())],
+            redacted(&loc)
         );
         println!();
         println!("Please note that knowledge of your password is required to access");
@@ -857,11 +860,13 @@ async fn tar_entry<W: Write>(
     match n.node_type {
         NodeType::File => {
             h.set_entry_type(tar::EntryType::Regular);
-            h.set_size(n.size);
-            let mut data = Vec::with_capacity(n.size as usize);
+            // The size the tree claims is not trusted for memory or for the header: the
+            // entry is as long as the content really is.
+            let mut data = Vec::new();
             for id in n.content.iter().flatten() {
                 data.extend_from_slice(&repo.read_blob(BlobType::Data, id).await?);
             }
+            h.set_size(data.len() as u64);
             tar.append_data(&mut h, path(name), &data[..])?;
         }
         NodeType::Dir => {

@@ -14,16 +14,20 @@ use std::sync::Arc;
 #[derive(Args, Clone, Default)]
 pub struct FromRepoArgs {
     /// source repository to copy snapshots from (or its chunker parameters)
-    #[arg(long = "from-repo", env = "RESTIC_FROM_REPOSITORY")]
+    #[arg(
+        long = "from-repo",
+        env = "RESTIC_FROM_REPOSITORY",
+        hide_env_values = true
+    )]
     pub from_repo: Option<String>,
     /// file from which to read the source repository location
-    #[arg(long, env = "RESTIC_FROM_REPOSITORY_FILE")]
+    #[arg(long, env = "RESTIC_FROM_REPOSITORY_FILE", hide_env_values = true)]
     pub from_repository_file: Option<String>,
     /// file to read the source repository password from
-    #[arg(long, env = "RESTIC_FROM_PASSWORD_FILE")]
+    #[arg(long, env = "RESTIC_FROM_PASSWORD_FILE", hide_env_values = true)]
     pub from_password_file: Option<String>,
     /// shell command to obtain the source repository password from
-    #[arg(long, env = "RESTIC_FROM_PASSWORD_COMMAND")]
+    #[arg(long, env = "RESTIC_FROM_PASSWORD_COMMAND", hide_env_values = true)]
     pub from_password_command: Option<String>,
 }
 
@@ -47,7 +51,12 @@ impl FromRepoArgs {
         Repository::open(backend, &pw)
             .await
             .map_err(|e| anyhow!(e))
-            .with_context(|| format!("source repository {loc}"))
+            .with_context(|| {
+                format!(
+                    "source repository {}",
+                    arca_storage::location::redacted(&loc)
+                )
+            })
     }
 }
 

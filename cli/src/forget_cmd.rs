@@ -87,7 +87,12 @@ pub struct ForgetArgs {
     unsafe_allow_remove_all: bool,
 
     /// only consider snapshots for this host (can be specified multiple times)
-    #[arg(long = "host", value_name = "host", env = "RESTIC_HOST")]
+    #[arg(
+        long = "host",
+        value_name = "host",
+        env = "RESTIC_HOST",
+        hide_env_values = true
+    )]
     host: Vec<String>,
     /// deprecated: use --host
     #[arg(long = "hostname", value_name = "hostname", hide = true)]

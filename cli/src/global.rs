@@ -16,13 +16,29 @@ pub struct GlobalOptions {
     )]
     pub repo: Option<String>,
     /// File to read the repository location from
-    #[arg(long, env = "RESTIC_REPOSITORY_FILE", global = true)]
+    #[arg(
+        long,
+        env = "RESTIC_REPOSITORY_FILE",
+        global = true,
+        hide_env_values = true
+    )]
     pub repository_file: Option<String>,
     /// File to read the repository password from
-    #[arg(short = 'p', long, env = "RESTIC_PASSWORD_FILE", global = true)]
+    #[arg(
+        short = 'p',
+        long,
+        env = "RESTIC_PASSWORD_FILE",
+        global = true,
+        hide_env_values = true
+    )]
     pub password_file: Option<String>,
     /// Shell command to obtain the repository password from
-    #[arg(long, env = "RESTIC_PASSWORD_COMMAND", global = true)]
+    #[arg(
+        long,
+        env = "RESTIC_PASSWORD_COMMAND",
+        global = true,
+        hide_env_values = true
+    )]
     pub password_command: Option<String>,
     /// Set output mode to JSON for commands that support it
     #[arg(long, global = true)]
@@ -41,23 +57,30 @@ pub struct GlobalOptions {
         long,
         global = true,
         env = "RESTIC_COMPRESSION",
-        default_value = "auto"
+        default_value = "auto",
+        hide_env_values = true
     )]
     pub compression: String,
     /// set target pack size in MiB, created pack files may be larger
-    #[arg(long, global = true, env = "RESTIC_PACK_SIZE")]
+    #[arg(long, global = true, env = "RESTIC_PACK_SIZE", hide_env_values = true)]
     pub pack_size: Option<u32>,
     /// set extended option (key=value, can be specified multiple times), e.g. -o s3.connections=8
     #[arg(short = 'o', long = "option", global = true, value_name = "KEY=VALUE")]
     pub option: Vec<String>,
     /// file to load root certificates from (default: use system certificates)
-    #[arg(long, global = true, env = "RESTIC_CACERT", value_name = "FILE")]
+    #[arg(
+        long,
+        global = true,
+        env = "RESTIC_CACERT",
+        value_name = "FILE",
+        hide_env_values = true
+    )]
     pub cacert: Option<std::path::PathBuf>,
     /// Accepted for compatibility with restic; Arca keeps no local cache
     #[arg(long, global = true)]
     pub no_cache: bool,
     /// Accepted for compatibility with restic
-    #[arg(long, global = true, env = "RESTIC_CACHE_DIR")]
+    #[arg(long, global = true, env = "RESTIC_CACHE_DIR", hide_env_values = true)]
     pub cache_dir: Option<String>,
 }
 
@@ -107,9 +130,8 @@ impl GlobalOptions {
             }
         }
         if let Some(f) = &self.repository_file {
-            let s = std::fs::read_to_string(f)
-                .with_context(|| format!("reading repository file {f}"))?;
-            return Ok(s.trim_end_matches(['\n', '\r']).to_string());
+            let s = read_text_file(f).with_context(|| format!("reading repository file {f}"))?;
+            return Ok(s.trim().to_string());
         }
         bail!("Please specify repository location (-r or --repository-file)")
     }
@@ -133,20 +155,20 @@ impl GlobalOptions {
             bail!("Password file and command are mutually exclusive options");
         }
         if let Some(cmd) = &self.password_command {
+            // The command is not repeated in errors: it may hold the password itself.
             let out = std::process::Command::new("sh")
                 .arg("-c")
                 .arg(cmd)
+                .stderr(std::process::Stdio::inherit())
                 .output()
-                .with_context(|| format!("running password command {cmd:?}"))?;
+                .context("cannot run the password command")?;
             if !out.status.success() {
-                bail!("password command {cmd:?} failed: {}", out.status);
+                bail!("the password command failed: {}", out.status);
             }
-            return Ok(first_line(&String::from_utf8_lossy(&out.stdout)));
+            return Ok(String::from_utf8_lossy(&out.stdout).trim().to_string());
         }
         if let Some(f) = &self.password_file {
-            let s =
-                std::fs::read_to_string(f).with_context(|| format!("reading password file {f}"))?;
-            return Ok(first_line(&s));
+            return read_password_file(f);
         }
         if let Ok(p) = std::env::var(env) {
             if !p.is_empty() {
@@ -211,20 +233,38 @@ impl GlobalOptions {
         let repo = Repository::open(backend, &password)
             .await
             .map_err(|e| anyhow!(e))
-            .with_context(|| format!("repository {loc}"))?;
+            .with_context(|| format!("repository {}", arca_storage::location::redacted(&loc)))?;
         Ok(repo)
     }
 }
 
-fn first_line(s: &str) -> String {
-    s.lines().next().unwrap_or("").to_string()
+/// A password file as restic reads it: the whole text, a byte-order mark dropped, UTF-16
+/// converted, surrounding whitespace (a trailing newline, spaces) trimmed.
+pub fn read_password_file(f: &str) -> Result<String> {
+    let s = read_text_file(f).with_context(|| format!("reading password file {f}"))?;
+    Ok(s.trim().to_string())
+}
+
+/// A text file as restic's `textfile.Read` takes it: UTF-8 with or without a byte-order
+/// mark, or UTF-16 with one.
+fn read_text_file(f: &str) -> Result<String> {
+    let bytes = std::fs::read(f)?;
+    let utf16 = |b: &[u8], read: fn([u8; 2]) -> u16| {
+        let units: Vec<u16> = b.chunks_exact(2).map(|c| read([c[0], c[1]])).collect();
+        String::from_utf16(&units).map_err(|_| anyhow!("not valid UTF-16"))
+    };
+    match bytes.as_slice() {
+        [0xEF, 0xBB, 0xBF, rest @ ..] => Ok(String::from_utf8_lossy(rest).into_owned()),
+        [0xFF, 0xFE, rest @ ..] => utf16(rest, u16::from_le_bytes),
+        [0xFE, 0xFF, rest @ ..] => utf16(rest, u16::from_be_bytes),
+        b => Ok(String::from_utf8_lossy(b).into_owned()),
+    }
 }
 
 /// A new password: from --new-password-file, else RESTIC_PASSWORD for init, else prompt twice.
 pub fn new_password(file: Option<&str>, allow_env: bool) -> Result<String> {
     if let Some(f) = file {
-        let s = std::fs::read_to_string(f).with_context(|| format!("reading password file {f}"))?;
-        return Ok(first_line(&s));
+        return read_password_file(f);
     }
     if allow_env {
         if let Ok(p) = std::env::var("RESTIC_PASSWORD") {

@@ -83,13 +83,24 @@ impl GcsBackend {
             _ => {
                 let mut b = object_store::gcp::GoogleCloudStorageBuilder::from_env()
                     .with_bucket_name(bucket);
-                if let Some(path) = &creds_file {
-                    b = b.with_application_credentials(path);
+                // The variable holds a key file's path (the CLI, as restic) or the key
+                // file's content (a cluster Secret): a JSON object is content.
+                let content = creds_file
+                    .as_deref()
+                    .filter(|v| v.trim_start().starts_with('{'));
+                match (&creds_file, content) {
+                    (_, Some(json)) => b = b.with_service_account_key(json),
+                    (Some(path), None) => b = b.with_application_credentials(path),
+                    (None, None) => {}
                 }
                 b.build()
                     .map_err(|e| StorageError::Auth {
                         location: loc.to_string(),
-                        detail: one_line(&e.to_string()),
+                        // Whatever the library quotes of the credentials is cut out.
+                        detail: match content {
+                            Some(json) => one_line(&e.to_string().replace(json, "<key>")),
+                            None => one_line(&e.to_string()),
+                        },
                     })?
                     .credentials()
                     .clone()
@@ -186,7 +197,7 @@ impl GcsBackend {
                 location: self.location.clone(),
                 detail: format!("{status}: {reason}"),
             },
-            StatusCode::RANGE_NOT_SATISFIABLE => StorageError::ShortRead {
+            StatusCode::RANGE_NOT_SATISFIABLE => StorageError::PastEnd {
                 ty,
                 name: name.to_string(),
                 offset: 0,
@@ -370,7 +381,7 @@ impl Backend for GcsBackend {
             data
         };
         if data.len() as u64 != length {
-            return Err(StorageError::ShortRead {
+            return Err(StorageError::PastEnd {
                 ty,
                 name: name.to_string(),
                 offset,
@@ -447,5 +458,43 @@ impl Backend for GcsBackend {
             name: name.to_string(),
             size,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What users put in a location's Secret: the key file's content, not a path. It is
+    /// used as a key, and nothing of it shows in the error when it is no good.
+    #[test]
+    fn credentials_given_as_content_are_a_key_and_never_echoed() {
+        let secret = "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQDSECRETSECRET";
+        let key = serde_json::json!({
+            "type": "service_account",
+            "project_id": "p",
+            "private_key_id": "0123",
+            "private_key": format!("-----BEGIN PRIVATE KEY-----\n{secret}\n-----END PRIVATE KEY-----\n"),
+            "client_email": "arca@p.iam.gserviceaccount.com",
+            "client_id": "1",
+            "token_uri": "http://127.0.0.1:9/token",
+        })
+        .to_string();
+        let mut opts = Options::default();
+        opts.env
+            .insert("GOOGLE_APPLICATION_CREDENTIALS".into(), key.clone());
+        let loc = Location::parse("gs:bucket:/prefix").unwrap();
+        match GcsBackend::open(&loc, &opts) {
+            Ok(_) => {}
+            Err(e) => {
+                let msg = e.to_string();
+                assert!(!msg.contains(secret), "the key leaked: {msg}");
+                assert!(!msg.contains("PRIVATE KEY"), "the key leaked: {msg}");
+                assert!(
+                    !msg.to_lowercase().contains("no such file"),
+                    "the content was taken for a path: {msg}"
+                );
+            }
+        }
     }
 }

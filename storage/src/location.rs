@@ -152,6 +152,30 @@ fn parse_rest(rest: &str) -> Result<Location, String> {
     })
 }
 
+/// A repository string as it may be shown: a password in a URL's user part replaced by
+/// `***` (`rest:https://user:***@host/`), as restic shows it; everything else as given.
+pub fn redacted(repo: &str) -> String {
+    let Some(scheme_end) = repo.find("://") else {
+        return repo.to_string();
+    };
+    let authority_start = scheme_end + 3;
+    let authority_len = repo[authority_start..]
+        .find(['/', '?', '#'])
+        .unwrap_or(repo.len() - authority_start);
+    let authority = &repo[authority_start..authority_start + authority_len];
+    let Some(at) = authority.rfind('@') else {
+        return repo.to_string();
+    };
+    let Some((user, _password)) = authority[..at].split_once(':') else {
+        return repo.to_string();
+    };
+    format!(
+        "{}{user}:***{}",
+        &repo[..authority_start],
+        &repo[authority_start + at..]
+    )
+}
+
 impl fmt::Display for Location {
     /// The location for messages, without credentials.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -284,6 +308,25 @@ mod tests {
             Location::parse("sftp:host:/repo"),
             Err(StorageError::Unsupported(_))
         ));
+    }
+
+    #[test]
+    fn redacted_hides_passwords_in_urls_as_restic_does() {
+        for (given, shown) in [
+            (
+                "rest:https://user:secret@host:8000/repo",
+                "rest:https://user:***@host:8000/repo",
+            ),
+            ("rest:http://u:p%40ss@h/", "rest:http://u:***@h/"),
+            ("rest:http://a:b:c@h", "rest:http://a:***@h"),
+            ("rest:http://user@host/", "rest:http://user@host/"),
+            ("rest:http://host/x@y", "rest:http://host/x@y"),
+            ("s3:https://k:s@host/bucket", "s3:https://k:***@host/bucket"),
+            ("/srv/repo@2", "/srv/repo@2"),
+            ("sftp:user@host:/repo", "sftp:user@host:/repo"),
+        ] {
+            assert_eq!(redacted(given), shown, "{given}");
+        }
     }
 
     #[test]

@@ -19,7 +19,11 @@ const DEFAULT_CONNECTIONS: usize = 5;
 
 pub struct RestBackend {
     client: Client,
+    /// The server URL without credentials: request URLs (which reqwest puts in its errors)
+    /// never hold a password.
     base: Url,
+    /// Basic-auth user and password, from the URL or RESTIC_REST_USERNAME/PASSWORD.
+    auth: Option<(String, Option<String>)>,
     location: String,
     connections: usize,
     limit: Arc<Semaphore>,
@@ -36,15 +40,32 @@ impl RestBackend {
         let Location::Rest { url } = loc else {
             unreachable!("RestBackend::open is only called for rest: locations")
         };
-        let base = Url::parse(url).map_err(|e| StorageError::InvalidLocation {
+        let mut base = Url::parse(url).map_err(|e| StorageError::InvalidLocation {
             location: loc.to_string(),
             reason: e.to_string(),
         })?;
+        // As restic: the environment's credentials apply only when the URL names none.
+        let auth = match (base.username(), base.password()) {
+            ("", None) => {
+                let user = opts.env_var("RESTIC_REST_USERNAME");
+                let pass = opts.env_var("RESTIC_REST_PASSWORD");
+                (user.is_some() || pass.is_some()).then(|| (user.unwrap_or_default(), pass))
+            }
+            (user, pass) => Some((percent_decode(user), pass.map(percent_decode))),
+        };
+        let stripped = base.set_username("").is_ok() && base.set_password(None).is_ok();
+        if !stripped {
+            return Err(StorageError::InvalidLocation {
+                location: loc.to_string(),
+                reason: "cannot take the credentials out of the URL".into(),
+            });
+        }
         let client = http_client(opts, "rest", loc)?;
         let connections = opts.connections("rest", DEFAULT_CONNECTIONS)?;
         Ok(RestBackend {
             client,
             base,
+            auth,
             location: loc.to_string(),
             connections,
             limit: Arc::new(Semaphore::new(connections)),
@@ -68,9 +89,9 @@ impl RestBackend {
     /// Send with the credentials from the URL, under the connection limit.
     async fn send(&self, req: reqwest::RequestBuilder) -> Result<reqwest::Response> {
         let _permit = self.limit.acquire().await.expect("semaphore never closed");
-        let req = match (self.base.username(), self.base.password()) {
-            ("", None) => req,
-            (user, pass) => req.basic_auth(percent_decode(user), pass.map(percent_decode)),
+        let req = match &self.auth {
+            None => req,
+            Some((user, pass)) => req.basic_auth(user, pass.as_ref()),
         };
         req.send().await.map_err(|e| self.transport_error(e))
     }
@@ -78,7 +99,7 @@ impl RestBackend {
     fn transport_error(&self, e: reqwest::Error) -> StorageError {
         StorageError::Unreachable {
             location: self.location.clone(),
-            detail: one_line(&error_chain(&e)),
+            detail: one_line(&error_chain(&e.without_url())),
         }
     }
 
@@ -224,7 +245,7 @@ impl Backend for RestBackend {
             .await?;
         let status = resp.status();
         if status == StatusCode::RANGE_NOT_SATISFIABLE {
-            return Err(StorageError::ShortRead {
+            return Err(StorageError::PastEnd {
                 ty,
                 name: name.to_string(),
                 offset,
@@ -244,7 +265,7 @@ impl Backend for RestBackend {
             data
         };
         if data.len() as u64 != length {
-            return Err(StorageError::ShortRead {
+            return Err(StorageError::PastEnd {
                 ty,
                 name: name.to_string(),
                 offset,
