@@ -88,6 +88,11 @@ impl FaultyBackend {
         }
     }
 
+    /// How many requests reached this wrapper.
+    pub fn requests(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+
     fn roll(&self, p: f64) -> bool {
         p > 0.0 && self.rng.lock().expect("rng mutex").gen_bool(p)
     }

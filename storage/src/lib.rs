@@ -106,7 +106,18 @@ pub enum StorageError {
     Remote { location: String, detail: String },
     #[error("invalid file name {0:?}")]
     InvalidName(String),
+    /// The store holds less than a range asks for: a bad index entry or a damaged file,
+    /// not something to try again.
     #[error("range {offset}+{length} is past the end of {ty} {name} ({size} bytes)")]
+    PastEnd {
+        ty: FileType,
+        name: String,
+        offset: u64,
+        length: u64,
+        size: u64,
+    },
+    /// A transfer ended early: less came than the store said it was sending.
+    #[error("read of {ty} {name} ended early: {size} of {length} bytes from offset {offset}")]
     ShortRead {
         ty: FileType,
         name: String,

@@ -376,7 +376,7 @@ impl Backend for ObjectBackend {
             .map_err(|e| match self.error(ty, name, e) {
                 // A range past the end: report it as a short read, like the local backend.
                 StorageError::Remote { detail, .. } if detail.to_lowercase().contains("range") => {
-                    StorageError::ShortRead {
+                    StorageError::PastEnd {
                         ty,
                         name: name.to_string(),
                         offset,
@@ -387,7 +387,7 @@ impl Backend for ObjectBackend {
                 other => other,
             })?;
         if data.len() as u64 != length {
-            return Err(StorageError::ShortRead {
+            return Err(StorageError::PastEnd {
                 ty,
                 name: name.to_string(),
                 offset,

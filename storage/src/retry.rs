@@ -146,3 +146,45 @@ impl Backend for RetryBackend {
             .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::faults::{FaultConfig, FaultyBackend};
+    use std::sync::Arc;
+
+    #[tokio::test]
+    async fn a_range_past_the_end_is_answered_at_once_and_a_dropped_request_is_retried() {
+        let dir = tempfile::tempdir().unwrap();
+        let local: DynBackend = Arc::new(crate::LocalBackend::new(dir.path()));
+        let name = "ab".repeat(32);
+        local
+            .write(
+                FileType::Pack,
+                &name,
+                Bytes::from_static(b"0123456789"),
+                false,
+            )
+            .await
+            .unwrap();
+        let fail_first = FaultConfig {
+            fail_nth: vec![1],
+            ..FaultConfig::default()
+        };
+        let counted = Arc::new(FaultyBackend::new(local, fail_first));
+        let quick = ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(1))
+            .with_max_times(5);
+        let b = RetryBackend::with_policy(counted.clone(), quick);
+
+        // Request 1 is dropped and retried; request 2 reads.
+        let got = b.read_range(FileType::Pack, &name, 2, 3).await.unwrap();
+        assert_eq!(&got[..], b"234");
+        assert_eq!(counted.requests(), 2);
+
+        // A bad index entry pointing past the end: one request, no retries.
+        let err = b.read_range(FileType::Pack, &name, 8, 3).await.unwrap_err();
+        assert!(matches!(err, StorageError::PastEnd { .. }), "{err}");
+        assert_eq!(counted.requests(), 3, "not retried");
+    }
+}

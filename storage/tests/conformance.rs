@@ -237,7 +237,9 @@ async fn run_suite(kind: &str) {
     }
     for (off, len) in [(99_990u64, 20u64), (100_000, 1), (200_000, 5)] {
         match b.read_range(FileType::Pack, &name, off, len).await {
-            Err(StorageError::ShortRead { .. }) => {}
+            Err(e @ StorageError::PastEnd { .. }) => {
+                assert!(!e.is_transient(), "{kind}: {e} is not worth retrying")
+            }
             other => panic!(
                 "{kind}: range {off}+{len} past the end: {:?}",
                 other.map(|d| d.len())
