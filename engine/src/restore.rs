@@ -11,7 +11,7 @@ use crate::progress::Progress;
 use crate::repo::{decode_blob_into, BlobScratch, Repository};
 use crate::walk::{walk, Visit};
 use arca_format::pack::{BlobType, PackedBlob};
-use arca_format::tree::{unix_mode_from_go, Node, NodeType};
+use arca_format::tree::{Node, NodeType};
 use arca_format::Id;
 use arca_storage::FileType;
 use futures::StreamExt;
@@ -23,6 +23,9 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
+
+mod metadata;
+use metadata::set_metadata;
 
 /// The ID of a MinSize (512 KiB) all-zero chunk, skipped with `--sparse`.
 pub const ZERO_CHUNK_ID: &str = "07854d2fef297a06ba81685e660c332de36d5d18d546927d30daad6d7fda1541";
@@ -140,7 +143,7 @@ pub async fn restore(
     let mut made: HashSet<PathBuf> = HashSet::new();
     for it in items.iter().filter(|i| i.node.node_type == NodeType::Dir) {
         let p = target_path(&opts.target, &it.rel);
-        match ensure_dir(&opts.target, &p) {
+        match ensure_dir(&opts.target, &p, opts.overwrite) {
             Ok(()) => {
                 made.insert(p);
             }
@@ -159,7 +162,7 @@ pub async fn restore(
         let path = target_path(&opts.target, &it.rel);
         if let Some(parent) = path.parent() {
             if !made.contains(parent) {
-                match ensure_dir(&opts.target, parent) {
+                match ensure_dir(&opts.target, parent, opts.overwrite) {
                     Ok(()) => {
                         made.insert(parent.to_path_buf());
                     }
@@ -206,7 +209,8 @@ pub async fn restore(
         });
         file_items.push(i);
     }
-    let total: u64 = files.iter().map(|f| f.size).sum();
+    // Sizes come from the trees, which may claim anything: no wrapping sum.
+    let total: u64 = files.iter().fold(0u64, |t, f| t.saturating_add(f.size));
     progress.set_total(total);
     // Creating thousands of files is kernel work on the CPU while the contents mostly wait
     // for the disk: the files are created in the background while the contents are
@@ -237,8 +241,15 @@ pub async fn restore(
     report.bytes = total;
 
     for (first, link) in &hardlinks {
-        if link.symlink_metadata().is_ok() {
-            let _ = fs::remove_file(link);
+        if opts.overwrite == Overwrite::Never && link.symlink_metadata().is_ok() {
+            report.skipped += 1;
+            continue;
+        }
+        if let Err(e) = remove_for_replacement(link) {
+            report
+                .errors
+                .push(format!("{}: cannot replace: {e}", link.display()));
+            continue;
         }
         match fs::hard_link(first, link) {
             Ok(()) => report.files += 1,
@@ -249,8 +260,19 @@ pub async fn restore(
     }
 
     // Other node types, then metadata: files and others, then directories bottom-up.
+    // Existing items that the overwrite mode keeps are left alone, metadata included.
+    let mut kept: HashSet<&[u8]> = HashSet::new();
     for it in &items {
         let p = target_path(&opts.target, &it.rel);
+        let other = matches!(
+            it.node.node_type,
+            NodeType::Symlink | NodeType::Fifo | NodeType::Dev | NodeType::Chardev
+        );
+        if other && keep_existing_other(&p, &it.node, opts.overwrite) {
+            kept.insert(&it.rel);
+            report.skipped += 1;
+            continue;
+        }
         let res = match it.node.node_type {
             NodeType::Symlink => create_symlink(&p, it.node.link_target_bytes()),
             NodeType::Fifo => make_node(&p, libc::S_IFIFO, 0),
@@ -260,8 +282,14 @@ pub async fn restore(
         };
         match res {
             Ok(true) => report.others += 1,
-            Ok(false) => {}
-            Err(e) => report.errors.push(format!("{}: {e}", p.display())),
+            Ok(false) => {
+                kept.insert(&it.rel);
+            }
+            Err(e) => {
+                // Whatever is there was not made by this restore: its metadata stays.
+                kept.insert(&it.rel);
+                report.errors.push(format!("{}: {e}", p.display()));
+            }
         }
     }
     let meta_errors: Vec<String> = file_items
@@ -281,24 +309,23 @@ pub async fn restore(
         matches!(
             i.node.node_type,
             NodeType::Symlink | NodeType::Fifo | NodeType::Dev | NodeType::Chardev
-        )
+        ) && !kept.contains(i.rel.as_slice())
     }) {
         let p = target_path(&opts.target, &it.rel);
-        if p.symlink_metadata().is_ok() {
-            set_metadata(&p, &it.node, &mut report.errors);
-        }
+        set_metadata(&p, &it.node, &mut report.errors);
     }
+    // Only directories that are directories in the target (made or found by `ensure_dir`);
+    // what stood in the way of one was reported then and is not touched.
     for it in items
         .iter()
         .rev()
         .filter(|i| i.node.node_type == NodeType::Dir)
     {
-        set_metadata(
-            &target_path(&opts.target, &it.rel),
-            &it.node,
-            &mut report.errors,
-        );
-        report.dirs += 1;
+        let p = target_path(&opts.target, &it.rel);
+        if made.contains(&p) {
+            set_metadata(&p, &it.node, &mut report.errors);
+            report.dirs += 1;
+        }
     }
 
     if opts.verify {
@@ -373,28 +400,38 @@ async fn plan(
     Ok(items)
 }
 
-/// Create a directory (and parents) inside `target`, refusing to follow symlinks.
-fn ensure_dir(target: &Path, dir: &Path) -> std::result::Result<(), String> {
+/// Create a directory (and parents) inside `target`, never following a symlink. A file,
+/// link or special file in the way is replaced when the overwrite mode replaces things
+/// (`always`, `if-changed`, as restic 0.17+), and kept, with an error, otherwise.
+fn ensure_dir(target: &Path, dir: &Path, overwrite: Overwrite) -> std::result::Result<(), String> {
     let rel = dir
         .strip_prefix(target)
         .map_err(|_| format!("{}: outside the target", dir.display()))?;
+    let replaces = matches!(overwrite, Overwrite::Always | Overwrite::IfChanged);
     let mut cur = target.to_path_buf();
     for c in rel.components() {
         cur.push(c);
-        match cur.symlink_metadata() {
-            Ok(md) if md.is_dir() => {}
+        let missing = match cur.symlink_metadata() {
+            Ok(md) if md.is_dir() => false,
+            Ok(_) if replaces => {
+                fs::remove_file(&cur).map_err(|e| {
+                    format!("{}: cannot replace with a directory: {e}", cur.display())
+                })?;
+                true
+            }
             Ok(_) => {
                 return Err(format!(
                     "{}: exists and is not a directory, not restoring into it",
                     cur.display()
                 ))
             }
-            Err(_) => {
-                fs::DirBuilder::new()
-                    .mode(0o700)
-                    .create(&cur)
-                    .map_err(|e| format!("{}: cannot create directory: {e}", cur.display()))?;
-            }
+            Err(_) => true,
+        };
+        if missing {
+            fs::DirBuilder::new()
+                .mode(0o700)
+                .create(&cur)
+                .map_err(|e| format!("{}: cannot create directory: {e}", cur.display()))?;
         }
     }
     Ok(())
@@ -426,7 +463,8 @@ fn create_file(path: &Path, size: u64, allocate: bool) -> std::result::Result<fs
     if let Ok(md) = path.symlink_metadata() {
         if !md.is_file() || md.nlink() > 1 {
             // Replace links and other types instead of writing through them.
-            remove_any(path).map_err(|e| format!("{}: cannot replace: {e}", path.display()))?;
+            remove_for_replacement(path)
+                .map_err(|e| format!("{}: cannot replace: {e}", path.display()))?;
         }
     }
     let f = fs::OpenOptions::new()
@@ -485,11 +523,31 @@ fn preallocate(_f: &fs::File, _size: u64) -> bool {
 
 use std::os::unix::fs::MetadataExt;
 
-fn remove_any(path: &Path) -> std::io::Result<()> {
-    match path.symlink_metadata() {
-        Ok(md) if md.is_dir() => fs::remove_dir_all(path),
+/// Clear the way for a new item: a file, link or special file is removed, a directory only
+/// when it is empty. A directory with something in it is never removed (as restic 0.17+
+/// without `--delete`): restoring into a populated target must not lose what is there.
+fn remove_for_replacement(path: &Path) -> std::io::Result<()> {
+    let removed = match path.symlink_metadata() {
+        Ok(md) if md.is_dir() => fs::remove_dir(path),
         Ok(_) => fs::remove_file(path),
         Err(_) => Ok(()),
+    };
+    match removed {
+        Err(e) if e.raw_os_error() == Some(libc::ENOTEMPTY) => Err(std::io::Error::new(
+            e.kind(),
+            "a directory with contents is in the way, not replaced",
+        )),
+        other => other,
+    }
+}
+
+/// Whether an existing item at `path` stays as it is under the overwrite mode, for items
+/// other than regular files (which [`skip_existing`] decides with their size and time).
+fn keep_existing_other(path: &Path, node: &Node, mode: Overwrite) -> bool {
+    match mode {
+        Overwrite::Always | Overwrite::IfChanged => false,
+        Overwrite::Never => path.symlink_metadata().is_ok(),
+        Overwrite::IfNewer => skip_existing(path, node, mode),
     }
 }
 
@@ -677,7 +735,7 @@ async fn write_contents(
 }
 
 fn create_symlink(path: &Path, target: &[u8]) -> std::io::Result<bool> {
-    remove_any(path)?;
+    remove_for_replacement(path)?;
     std::os::unix::fs::symlink(OsStr::from_bytes(target), path)?;
     Ok(true)
 }
@@ -687,7 +745,7 @@ fn make_node(path: &Path, kind: libc::mode_t, dev: u64) -> std::io::Result<bool>
         // Device nodes need root; restic skips them likewise.
         return Ok(false);
     }
-    remove_any(path)?;
+    remove_for_replacement(path)?;
     let c = std::ffi::CString::new(path.as_os_str().as_bytes())
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "path contains NUL"))?;
     // SAFETY: c is a valid NUL-terminated path.
@@ -696,40 +754,6 @@ fn make_node(path: &Path, kind: libc::mode_t, dev: u64) -> std::io::Result<bool>
         return Err(std::io::Error::last_os_error());
     }
     Ok(true)
-}
-
-/// Ownership (as root), mode, extended attributes and times, in that order
-/// (chown clears setuid bits, so mode comes after it).
-fn set_metadata(path: &Path, node: &Node, errors: &mut Vec<String>) {
-    let is_link = node.node_type == NodeType::Symlink;
-    if crate::sys::is_root() {
-        let r = std::os::unix::fs::lchown(path, Some(node.uid), Some(node.gid));
-        if let Err(e) = r {
-            errors.push(format!("{}: lchown: {e}", path.display()));
-        }
-    }
-    if !is_link {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = unix_mode_from_go(node.mode);
-        if let Err(e) = fs::set_permissions(path, fs::Permissions::from_mode(mode)) {
-            errors.push(format!("{}: chmod: {e}", path.display()));
-        }
-    }
-    for xa in &node.extended_attributes {
-        if let Err(e) = xattr::set(path, &xa.name, &xa.value) {
-            errors.push(format!("{}: setxattr {}: {e}", path.display(), xa.name));
-        }
-    }
-    let mtime =
-        filetime::FileTime::from_unix_time(node.mtime.unix_secs(), node.mtime.unix_nanos_part());
-    let atime =
-        filetime::FileTime::from_unix_time(node.atime.unix_secs(), node.atime.unix_nanos_part());
-    // utimensat(AT_SYMLINK_NOFOLLOW) for every type: `set_file_times` opens the path, which
-    // blocks forever on a FIFO and would open device nodes.
-    let r = filetime::set_symlink_file_times(path, atime, mtime);
-    if let Err(e) = r {
-        errors.push(format!("{}: set times: {e}", path.display()));
-    }
 }
 
 /// Re-read every written file and compare each blob with its ID.

@@ -57,7 +57,9 @@ pub async fn stats(repo: &Repository, snapshots: &[Snapshot], mode: StatsMode) -
                     let counted_once =
                         node.links == 1 || node.node_type == NodeType::Dir || node.inode == 0;
                     if counted_once || links.insert((node.inode, node.device_id)) {
-                        st.total_size += node.size;
+                        // Sizes come from the trees: a damaged or hostile one may claim
+                        // anything, and the sum must not wrap or panic.
+                        st.total_size = st.total_size.saturating_add(node.size);
                     }
                     Ok(Visit::Descend)
                 })

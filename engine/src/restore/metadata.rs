@@ -1,0 +1,194 @@
+//! Owner, mode, extended attributes and times of a restored item, set on the item itself and
+//! never through a symbolic link.
+//!
+//! The item is opened with `O_PATH | O_NOFOLLOW` and checked to be of the kind restored
+//! there; everything is then set through `/proc/self/fd/N`, which names that very inode. So a
+//! symbolic link found (or swapped in) where a directory or file was restored is reported,
+//! not followed out of the target. Symbolic links themselves get the calls that act on the
+//! link (`lchown`, `lsetxattr`, `utimensat(AT_SYMLINK_NOFOLLOW)`).
+
+use arca_format::tree::{unix_mode_from_go, Node, NodeType};
+use std::ffi::CString;
+use std::fs;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+/// Ownership (as root), mode, extended attributes and times, in that order (chown clears
+/// setuid bits, so mode comes after it). Problems are added to `errors`.
+pub(super) fn set_metadata(path: &Path, node: &Node, errors: &mut Vec<String>) {
+    let result = if node.node_type == NodeType::Symlink {
+        set_on_link(path, node, errors)
+    } else {
+        set_on_inode(path, node, errors)
+    };
+    if let Err(e) = result {
+        errors.push(format!("{}: {e}", path.display()));
+    }
+}
+
+fn set_on_inode(path: &Path, node: &Node, errors: &mut Vec<String>) -> Result<(), String> {
+    let handle = open_path(path).map_err(|e| format!("cannot open to set metadata: {e}"))?;
+    let kind = file_kind(&handle).map_err(|e| format!("stat: {e}"))?;
+    if kind != expected_kind(&node.node_type) {
+        return Err(if kind == libc::S_IFLNK {
+            "is a symbolic link, not what was restored there; not following it".to_string()
+        } else {
+            "is not what was restored there; its metadata is left alone".to_string()
+        });
+    }
+    let inode = PathBuf::from(format!("/proc/self/fd/{}", handle.as_raw_fd()));
+    let say = |what: &str, e: std::io::Error| format!("{}: {what}: {e}", path.display());
+    if crate::sys::is_root() {
+        if let Err(e) = std::os::unix::fs::chown(&inode, Some(node.uid), Some(node.gid)) {
+            errors.push(say("chown", e));
+        }
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let mode = fs::Permissions::from_mode(unix_mode_from_go(node.mode));
+    if let Err(e) = fs::set_permissions(&inode, mode) {
+        errors.push(say("chmod", e));
+    }
+    for xa in &node.extended_attributes {
+        if let Err(e) = xattr::set_deref(&inode, &xa.name, &xa.value) {
+            errors.push(say(&format!("setxattr {}", xa.name), e));
+        }
+    }
+    if let Err(e) = set_times(&inode, node, 0) {
+        errors.push(say("set times", e));
+    }
+    Ok(())
+}
+
+fn set_on_link(path: &Path, node: &Node, errors: &mut Vec<String>) -> Result<(), String> {
+    let md = path
+        .symlink_metadata()
+        .map_err(|e| format!("cannot set metadata: {e}"))?;
+    if !md.file_type().is_symlink() {
+        return Err("is not the symbolic link restored there; its metadata is left alone".into());
+    }
+    let say = |what: &str, e: std::io::Error| format!("{}: {what}: {e}", path.display());
+    if crate::sys::is_root() {
+        if let Err(e) = std::os::unix::fs::lchown(path, Some(node.uid), Some(node.gid)) {
+            errors.push(say("lchown", e));
+        }
+    }
+    for xa in &node.extended_attributes {
+        if let Err(e) = xattr::set(path, &xa.name, &xa.value) {
+            errors.push(say(&format!("setxattr {}", xa.name), e));
+        }
+    }
+    if let Err(e) = set_times(path, node, libc::AT_SYMLINK_NOFOLLOW) {
+        errors.push(say("set times", e));
+    }
+    Ok(())
+}
+
+fn expected_kind(t: &NodeType) -> libc::mode_t {
+    match t {
+        NodeType::Dir => libc::S_IFDIR,
+        NodeType::Symlink => libc::S_IFLNK,
+        NodeType::Fifo => libc::S_IFIFO,
+        NodeType::Dev => libc::S_IFBLK,
+        NodeType::Chardev => libc::S_IFCHR,
+        NodeType::Socket => libc::S_IFSOCK,
+        _ => libc::S_IFREG,
+    }
+}
+
+/// A handle on the item at `path` itself (never what a symbolic link there points to).
+fn open_path(path: &Path) -> std::io::Result<OwnedFd> {
+    let c = c_path(path)?;
+    // SAFETY: a valid NUL-terminated path; the descriptor is owned by the result.
+    let fd = unsafe {
+        libc::open(
+            c.as_ptr(),
+            libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: fd is a fresh descriptor nobody else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+fn file_kind(fd: &OwnedFd) -> std::io::Result<libc::mode_t> {
+    // SAFETY: stat is plain data; fstat fills it for a valid descriptor.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    if unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(st.st_mode & libc::S_IFMT)
+}
+
+/// `utimensat` with the node's access and modification times (a FIFO or device is never
+/// opened for it, which could block or act on a device).
+fn set_times(path: &Path, node: &Node, flags: libc::c_int) -> std::io::Result<()> {
+    let ts = |secs: i64, nanos: u32| libc::timespec {
+        tv_sec: secs as libc::time_t,
+        tv_nsec: nanos as _,
+    };
+    let times = [
+        ts(node.atime.unix_secs(), node.atime.unix_nanos_part()),
+        ts(node.mtime.unix_secs(), node.mtime.unix_nanos_part()),
+    ];
+    let c = c_path(path)?;
+    // SAFETY: a valid path and a two-element timespec array, as utimensat requires.
+    if unsafe { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), times.as_ptr(), flags) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+fn c_path(path: &Path) -> std::io::Result<CString> {
+    CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "path contains NUL"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn dir_node(mode: u32) -> Node {
+        let mut n = Node::new(b"a".to_vec(), NodeType::Dir);
+        let t = arca_format::gotime::GoTime::from_unix(1_000_000_000, 5);
+        (n.mtime, n.atime) = (t, t);
+        n.mode = arca_format::tree::go_mode_from_unix(libc::S_IFDIR | mode);
+        n
+    }
+
+    #[test]
+    fn a_symlink_where_a_directory_was_restored_is_not_followed() {
+        let t = tempfile::tempdir().unwrap();
+        let outside = t.path().join("outside");
+        fs::create_dir(&outside).unwrap();
+        fs::set_permissions(&outside, fs::Permissions::from_mode(0o700)).unwrap();
+        let target = t.path().join("target");
+        fs::create_dir(&target).unwrap();
+        std::os::unix::fs::symlink(&outside, target.join("a")).unwrap();
+
+        let mut errors = Vec::new();
+        set_metadata(&target.join("a"), &dir_node(0o2777), &mut errors);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(errors[0].contains("symbolic link"), "{errors:?}");
+        let mode = fs::metadata(&outside).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode, 0o700, "the folder outside the target was changed");
+    }
+
+    #[test]
+    fn a_directory_gets_its_mode_and_times() {
+        let t = tempfile::tempdir().unwrap();
+        let d = t.path().join("a");
+        fs::create_dir(&d).unwrap();
+        let node = dir_node(0o751);
+        let mut errors = Vec::new();
+        set_metadata(&d, &node, &mut errors);
+        assert!(errors.is_empty(), "{errors:?}");
+        let md = fs::metadata(&d).unwrap();
+        assert_eq!(md.permissions().mode() & 0o7777, 0o751);
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!((md.mtime(), md.mtime_nsec()), (1_000_000_000, 5));
+    }
+}
