@@ -613,3 +613,35 @@ async fn check_flags_malformed_tree_nodes_as_restic_does() {
         }
     }
 }
+
+/// Sizes in a tree are whatever its writer claimed: summed, they must neither wrap nor
+/// panic (debug builds check overflow), and nothing allocates by them.
+#[tokio::test]
+async fn sizes_that_overflow_when_summed_are_no_panic() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo_path = tmp.path().join("repo");
+    let huge = u64::MAX / 2 + 1;
+    let root = Tree::new(vec![
+        file_node(b"a", Id::hash(PAYLOAD), huge),
+        file_node(b"b", Id::hash(PAYLOAD), huge),
+    ]);
+    make_repository(&repo_path, &[root]).await;
+    let arca = Arca::new(&repo_path, EVIL_PASSWORD);
+
+    let stats = arca.run_json(["stats", "--json"]);
+    assert_eq!(stats["total_size"], serde_json::json!(u64::MAX), "{stats}");
+    let listing = arca.run_string(["ls", "-l", "latest"]);
+    assert!(listing.contains(&huge.to_string()), "{listing}");
+    for args in [
+        vec!["dump", "latest", "/a"],
+        vec!["restore", "latest", "--target"],
+    ] {
+        let mut cmd = arca.cmd(&args);
+        if args[0] == "restore" {
+            cmd = cmd.arg(tmp.path().join("target"));
+        }
+        let out = cmd.output();
+        let err = stderr(&out);
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+}
