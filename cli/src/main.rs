@@ -29,6 +29,25 @@ struct Cli {
     command: commands::Command,
 }
 
+/// restic's exit code after SIGINT or SIGTERM.
+const EXIT_INTERRUPTED: i32 = 130;
+
+/// Resolves on SIGINT or SIGTERM with the signal's name.
+async fn interrupted() -> &'static str {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        // Without handlers the default action (exit) stays: nothing to wait for here.
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = int.recv() => "interrupt",
+        _ = term.recv() => "terminated",
+    }
+}
+
 fn main() {
     let cli = Cli::parse();
     // glibc gives every thread that allocates its own arena; with a worker pool plus
@@ -51,13 +70,28 @@ fn main() {
         .max_blocking_threads(64)
         .build()
         .expect("tokio runtime");
-    let code = match rt.block_on(commands::run(cli.command, cli.global)) {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("Fatal: {}", global::one_line(&e));
-            global::exit_code(&e)
+    let code = rt.block_on(async {
+        tokio::select! {
+            done = commands::run(cli.command, cli.global) => match done {
+                Ok(code) => code,
+                Err(e) => {
+                    eprintln!("Fatal: {}", global::one_line(&e));
+                    global::exit_code(&e)
+                }
+            },
+            why = arca_engine::lock::lost() => {
+                eprintln!("Fatal: {why}");
+                1
+            }
+            signal = interrupted() => {
+                // As restic: the lock files go, so other hosts need not wait for them to
+                // go stale (30 minutes).
+                eprintln!("signal {signal} received, cleaning up");
+                arca_engine::lock::remove_held(std::time::Duration::from_secs(10)).await;
+                EXIT_INTERRUPTED
+            }
         }
-    };
+    });
     // Do not wait for background tasks (lock refresh) on the way out.
     rt.shutdown_background();
     std::process::exit(code);

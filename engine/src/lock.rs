@@ -5,17 +5,92 @@ use crate::error::{Error, Result};
 use crate::repo::{save_unpacked, Repository};
 use crate::sys;
 use arca_format::gotime::GoTime;
-use arca_format::lock::{Lock, REFRESH_EVERY_SECS};
+use arca_format::lock::{Lock, REFRESH_EVERY_SECS, STALE_AFTER_SECS};
 use arca_format::Id;
 use arca_storage::{DynBackend, FileType};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
+
+/// How long a lock may go without a successful refresh before the work under it must stop:
+/// restic's rule (0.16+), leaving a margin before other hosts may take the lock as stale.
+pub const REFRESH_DEADLINE: Duration =
+    Duration::from_secs(STALE_AFTER_SECS as u64 - REFRESH_EVERY_SECS * 3 / 2);
+
+/// Every lock this process holds (its backend and current file), so that an interrupted
+/// process can remove them on the way out, and the news that one of them could not be
+/// refreshed in time.
+struct Held {
+    locks: Mutex<Vec<(u64, DynBackend, Arc<Mutex<Id>>)>>,
+    next: std::sync::atomic::AtomicU64,
+    lost: tokio::sync::watch::Sender<Option<String>>,
+}
+
+fn held() -> &'static Held {
+    static HELD: OnceLock<Held> = OnceLock::new();
+    HELD.get_or_init(|| Held {
+        locks: Mutex::new(Vec::new()),
+        next: std::sync::atomic::AtomicU64::new(0),
+        lost: tokio::sync::watch::channel(None).0,
+    })
+}
+
+/// Resolves when a lock of this process could not be refreshed for [`REFRESH_DEADLINE`]:
+/// another host may soon take it as stale (and prune), so the work under it must stop.
+pub async fn lost() -> String {
+    let mut rx = held().lost.subscribe();
+    let why = match rx.wait_for(|v| v.is_some()).await {
+        Ok(v) => v.clone().unwrap_or_default(),
+        // The sender lives in a static: never dropped.
+        Err(_) => std::future::pending().await,
+    };
+    why
+}
+
+/// Remove every lock file this process holds (on SIGINT/SIGTERM, before exiting), each
+/// attempt bounded by `patience`. Returns how many were removed.
+pub async fn remove_held(patience: Duration) -> usize {
+    let locks: Vec<(DynBackend, Id)> = held()
+        .locks
+        .lock()
+        .expect("held locks mutex")
+        .iter()
+        .map(|(_, b, id)| (b.clone(), *id.lock().expect("lock id mutex")))
+        .collect();
+    let mut removed = 0;
+    for (backend, id) in locks {
+        let name = id.to_hex();
+        let attempt = backend.remove(FileType::Lock, &name);
+        if matches!(tokio::time::timeout(patience, attempt).await, Ok(Ok(()))) {
+            removed += 1;
+        }
+    }
+    removed
+}
+
+fn register(backend: DynBackend, current: Arc<Mutex<Id>>) -> u64 {
+    let h = held();
+    let n = h.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    h.locks
+        .lock()
+        .expect("held locks mutex")
+        .push((n, backend, current));
+    n
+}
+
+fn unregister(n: u64) {
+    held()
+        .locks
+        .lock()
+        .expect("held locks mutex")
+        .retain(|(m, _, _)| *m != n);
+}
 
 /// A held lock. Refreshes itself in the background until released.
 pub struct LockGuard {
     backend: DynBackend,
     current: Arc<Mutex<Id>>,
     refresher: tokio::task::JoinHandle<()>,
+    registration: u64,
 }
 
 fn new_lock(exclusive: bool) -> Lock {
@@ -101,6 +176,7 @@ impl LockGuard {
             Ok(()) => Ok(guard),
             Err(e) => {
                 guard.refresher.abort();
+                unregister(guard.registration);
                 let _ = guard
                     .backend
                     .remove(FileType::Lock, &guard.id().to_hex())
@@ -141,11 +217,13 @@ impl LockGuard {
         });
         let current = Arc::new(Mutex::new(id));
         let refresher = spawn_refresher(repo, exclusive, current.clone());
+        let registration = register(repo.backend().clone(), current.clone());
         Ok((
             LockGuard {
                 backend: repo.backend().clone(),
                 current,
                 refresher,
+                registration,
             },
             LockCheck(rx),
         ))
@@ -158,13 +236,16 @@ impl LockGuard {
     /// Stop refreshing and remove the lock file.
     pub async fn release(self) -> Result<()> {
         self.refresher.abort();
+        unregister(self.registration);
         let id = self.id();
         self.backend.remove(FileType::Lock, &id.to_hex()).await?;
         Ok(())
     }
 }
 
-/// Every five minutes write a fresh lock and remove the old one, as restic does.
+/// Every five minutes write a fresh lock and remove the old one, as restic does. A failed
+/// refresh is tried again every minute; after [`REFRESH_DEADLINE`] without one, [`lost`]
+/// tells the work under the lock to stop.
 fn spawn_refresher(
     repo: &Repository,
     exclusive: bool,
@@ -174,14 +255,30 @@ fn spawn_refresher(
     let key = repo.key().clone();
     let version = repo.version();
     tokio::spawn(async move {
+        let mut refreshed = tokio::time::Instant::now();
+        let mut wait = Duration::from_secs(REFRESH_EVERY_SECS);
         loop {
-            tokio::time::sleep(Duration::from_secs(REFRESH_EVERY_SECS)).await;
+            tokio::time::sleep(wait).await;
             let json = new_lock(exclusive).to_json();
-            let Ok(id) = save_unpacked(&backend, &key, version, FileType::Lock, &json).await else {
-                continue;
-            };
-            let old = std::mem::replace(&mut *current.lock().expect("lock id mutex"), id);
-            let _ = backend.remove(FileType::Lock, &old.to_hex()).await;
+            match save_unpacked(&backend, &key, version, FileType::Lock, &json).await {
+                Ok(id) => {
+                    refreshed = tokio::time::Instant::now();
+                    wait = Duration::from_secs(REFRESH_EVERY_SECS);
+                    let old = std::mem::replace(&mut *current.lock().expect("lock id mutex"), id);
+                    let _ = backend.remove(FileType::Lock, &old.to_hex()).await;
+                }
+                Err(e) => {
+                    if refreshed.elapsed() >= REFRESH_DEADLINE {
+                        held().lost.send_replace(Some(format!(
+                            "the repository lock could not be refreshed for {} minutes \
+                             (last error: {e}); stopping before another host takes it as stale",
+                            REFRESH_DEADLINE.as_secs() / 60
+                        )));
+                        return;
+                    }
+                    wait = Duration::from_secs(60);
+                }
+            }
         }
     })
 }

@@ -113,3 +113,86 @@ async fn confirmed_shared_lock_lets_the_snapshot_through() {
         "only the other process's lock remains"
     );
 }
+
+/// A local store whose lock writes can be made to fail, as a store that went away would.
+struct LockWritesFail {
+    inner: arca_storage::DynBackend,
+    failing: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl arca_storage::Backend for LockWritesFail {
+    fn location(&self) -> String {
+        self.inner.location()
+    }
+    async fn create(&self) -> arca_storage::Result<()> {
+        self.inner.create().await
+    }
+    async fn list(&self, ty: FileType) -> arca_storage::Result<Vec<arca_storage::FileInfo>> {
+        self.inner.list(ty).await
+    }
+    async fn read(&self, ty: FileType, name: &str) -> arca_storage::Result<bytes::Bytes> {
+        self.inner.read(ty, name).await
+    }
+    async fn read_range(
+        &self,
+        ty: FileType,
+        name: &str,
+        offset: u64,
+        length: u64,
+    ) -> arca_storage::Result<bytes::Bytes> {
+        self.inner.read_range(ty, name, offset, length).await
+    }
+    async fn write(
+        &self,
+        ty: FileType,
+        name: &str,
+        data: bytes::Bytes,
+        exclusive: bool,
+    ) -> arca_storage::Result<()> {
+        if ty == FileType::Lock && self.failing.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(arca_storage::StorageError::Unreachable {
+                location: self.location(),
+                detail: "connection refused".into(),
+            });
+        }
+        self.inner.write(ty, name, data, exclusive).await
+    }
+    async fn remove(&self, ty: FileType, name: &str) -> arca_storage::Result<()> {
+        self.inner.remove(ty, name).await
+    }
+    async fn stat(&self, ty: FileType, name: &str) -> arca_storage::Result<arca_storage::FileInfo> {
+        self.inner.stat(ty, name).await
+    }
+}
+
+/// restic 0.16+: when the lock cannot be refreshed for long enough that others may take it
+/// as stale, the work under it stops; until then, failed refreshes are only retried.
+#[tokio::test(start_paused = true)]
+async fn a_lock_that_cannot_be_refreshed_stops_the_work_under_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(LockWritesFail {
+        inner: Arc::new(arca_storage::LocalBackend::new(dir.path().join("repo"))),
+        failing: false.into(),
+    });
+    let repo = Repository::init(store.clone(), PW, 2, None, TINY)
+        .await
+        .unwrap();
+    let guard = LockGuard::acquire(&repo, false).await.unwrap();
+    store
+        .failing
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let started = tokio::time::Instant::now();
+    let why = arca_engine::lock::lost().await;
+    let after = started.elapsed();
+    assert!(why.contains("could not be refreshed"), "{why}");
+    assert!(!why.contains("pw"), "{why}");
+    // Not before the deadline (failed refreshes are retried), and not after the lock went
+    // stale for other hosts (30 minutes). Paused virtual time: no wall-clock dependence.
+    assert!(
+        after >= arca_engine::lock::REFRESH_DEADLINE,
+        "gave up after {after:?}"
+    );
+    assert!(after < std::time::Duration::from_secs(30 * 60), "{after:?}");
+    guard.release().await.unwrap();
+}
