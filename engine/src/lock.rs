@@ -20,10 +20,13 @@ pub const REFRESH_DEADLINE: Duration =
 /// process can remove them on the way out, and the news that one of them could not be
 /// refreshed in time.
 struct Held {
-    locks: Mutex<Vec<(u64, DynBackend, Arc<Mutex<Id>>)>>,
+    locks: Mutex<Vec<HeldLock>>,
     next: std::sync::atomic::AtomicU64,
     lost: tokio::sync::watch::Sender<Option<String>>,
 }
+
+/// A registration number, the lock's store, and its current file (the refresher replaces it).
+type HeldLock = (u64, DynBackend, Arc<Mutex<Id>>);
 
 fn held() -> &'static Held {
     static HELD: OnceLock<Held> = OnceLock::new();
