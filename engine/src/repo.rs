@@ -38,6 +38,9 @@ impl Repository {
             return Err(Error::NoKeys(backend.location()));
         }
         let mut found = None;
+        // A key file that cannot be used (damaged, or asking for absurd scrypt work) does
+        // not stop the others from being tried; it is reported if none opens.
+        let mut unusable = None;
         for info in keys {
             let Ok(id) = info.name.parse::<Id>() else {
                 continue;
@@ -54,14 +57,18 @@ impl Repository {
                 }
                 Err(KeyError::WrongPassword) => continue,
                 Err(source) => {
-                    return Err(Error::Key {
+                    unusable.get_or_insert(Error::Key {
                         id: id.to_hex(),
                         source,
-                    })
+                    });
                 }
             }
         }
-        let (key_id, key) = found.ok_or(Error::WrongPassword)?;
+        let (key_id, key) = match (found, unusable) {
+            (Some(found), _) => found,
+            (None, Some(e)) => return Err(e),
+            (None, None) => return Err(Error::WrongPassword),
+        };
         let plain = key
             .open(&config_bytes)
             .map_err(|e| Error::Config(format!("cannot decrypt: {e}")))?;

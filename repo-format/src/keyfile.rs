@@ -19,6 +19,11 @@ pub enum KeyError {
     UnsupportedKdf(String),
     #[error("key file has invalid scrypt parameters N={n}, r={r}, p={p}")]
     BadParams { n: u64, r: u32, p: u32 },
+    #[error(
+        "key file asks for scrypt work N={n}, r={r}, p={p}, beyond anything restic writes \
+         (N·r·p at most 2^24, 128·N·r at most 256 MiB): not tried"
+    )]
+    TooCostly { n: u64, r: u32, p: u32 },
     #[error("key file salt is {0} bytes, want 64")]
     BadSalt(usize),
     #[error("key file field {0} is not valid base64")]
@@ -26,6 +31,11 @@ pub enum KeyError {
     #[error("key file data is corrupted: {0}")]
     Corrupt(String),
 }
+
+/// The most memory (128·N·r bytes) a key file's scrypt may ask for: 8 times restic's most.
+pub const MAX_SCRYPT_MEMORY: u128 = 256 << 20;
+/// The most work (N·r·p) a key file's scrypt may ask for: restic's N and r with p up to 64.
+pub const MAX_SCRYPT_WORK: u128 = 1 << 24;
 
 /// scrypt parameters as restic stores them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,8 +54,8 @@ impl KdfParams {
     };
 
     /// Check the parameters as Go's x/crypto/scrypt does (N a power of two above 1,
-    /// r·p < 2^30), and bound memory (128·r·N and 128·r·p) so a hostile key file cannot
-    /// make us allocate without limit.
+    /// r·p < 2^30), and bound memory and work so a hostile key file can neither make us
+    /// allocate without limit nor stall every open.
     fn check(self) -> Result<(), KeyError> {
         let bad = KeyError::BadParams {
             n: self.n,
@@ -55,11 +65,20 @@ impl KdfParams {
         if self.n < 2 || !self.n.is_power_of_two() || self.r == 0 || self.p == 0 {
             return Err(bad);
         }
-        let mem = 128u128 * self.r as u128 * self.n as u128;
-        let blocks = 128u128 * self.r as u128 * self.p as u128;
-        if mem > (1u128 << 31) || blocks > (1u128 << 31) || self.r as u64 * self.p as u64 >= 1 << 30
-        {
+        if self.r as u64 * self.p as u64 >= 1 << 30 {
             return Err(bad);
+        }
+        // restic calibrates r=8 and N for at most 60 MiB (N ≤ 2^15), then raises p until
+        // half a second passes. Anything far beyond that is a key file made to stall every
+        // open (or to exhaust memory), which restic would take minutes over.
+        let mem = 128u128 * self.r as u128 * self.n as u128;
+        let work = self.n as u128 * self.r as u128 * self.p as u128;
+        if mem > MAX_SCRYPT_MEMORY || work > MAX_SCRYPT_WORK {
+            return Err(KeyError::TooCostly {
+                n: self.n,
+                r: self.r,
+                p: self.p,
+            });
         }
         Ok(())
     }
@@ -354,11 +373,35 @@ mod tests {
         )
         .unwrap();
         kf.n = 1 << 40;
-        assert!(matches!(kf.open(b"pw"), Err(KeyError::BadParams { .. })));
+        assert!(matches!(kf.open(b"pw"), Err(KeyError::TooCostly { .. })));
         kf.n = 3;
         assert!(matches!(kf.open(b"pw"), Err(KeyError::BadParams { .. })));
         kf.n = 16;
-        kf.p = (1 << 29) - 1;
+        kf.p = 1 << 30;
         assert!(matches!(kf.open(b"pw"), Err(KeyError::BadParams { .. })));
+        kf.p = (1 << 29) - 1;
+        assert!(matches!(kf.open(b"pw"), Err(KeyError::TooCostly { .. })));
+        // Cheap in memory, minutes of work on every open (restic takes them too): refused
+        // at once, with the parameters named.
+        (kf.n, kf.r, kf.p) = (1 << 16, 1, 1 << 20);
+        let err = kf.open(b"pw").unwrap_err();
+        assert!(matches!(err, KeyError::TooCostly { .. }), "{err}");
+        assert!(err.to_string().contains("N=65536, r=1, p=1048576"), "{err}");
+    }
+
+    #[test]
+    fn everything_restic_calibrates_is_accepted() {
+        // r=8, N up to 2^15 (60 MiB), p raised until half a second: generous headroom.
+        for p in [1, 2, 16, 64] {
+            let params = KdfParams {
+                n: 1 << 15,
+                r: 8,
+                p,
+            };
+            assert!(params.check().is_ok(), "{params:?}");
+        }
+        for n in [1 << 10, 1 << 14, 1 << 17] {
+            assert!(KdfParams { n, r: 8, p: 1 }.check().is_ok(), "N={n}");
+        }
     }
 }

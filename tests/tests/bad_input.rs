@@ -277,6 +277,35 @@ fn corrupted_key_file() {
     assert!(!line.contains("wrong password"), "{line}");
 }
 
+/// A key file asking for scrypt work no restic ever wrote (N=2^16, r=1, p=2^20: minutes on
+/// every open, for restic too) is not tried: the other key opens the repository at once, and
+/// alone it is named in one line.
+#[test]
+fn a_key_file_made_to_stall_every_open_is_not_tried() {
+    let repo = fixture();
+    let keys = repo.path().join("keys");
+    let mut json: serde_json::Value =
+        serde_json::from_slice(&fs::read(keys.join(KEY)).unwrap()).unwrap();
+    json["N"] = 65536.into();
+    json["r"] = 1.into();
+    json["p"] = 1_048_576.into();
+    let hostile = serde_json::to_vec(&json).unwrap();
+    let name = Id::hash(&hostile).to_hex();
+    fs::write(keys.join(&name), &hostile).unwrap();
+
+    arca(&repo).run(["snapshots"]);
+
+    fs::remove_file(keys.join(KEY)).unwrap();
+    let out = arca(&repo).output(["snapshots"]);
+    let line = fatal_line(
+        "hostile key alone",
+        &out,
+        true,
+        &["key", &name, "N=65536, r=1, p=1048576"],
+    );
+    assert!(!line.contains("wrong password"), "{line}");
+}
+
 #[test]
 fn truncated_and_corrupted_config_file() {
     for (what, damage) in [
