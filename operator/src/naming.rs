@@ -8,9 +8,29 @@ use arca_format::id::Id;
 /// so that pods of the same name in two namespaces never share one (a create that finds the
 /// name taken is taken as done).
 pub fn volume_operation_name(operation: &str, namespace: &str, pod: &str, volume: &str) -> String {
-    let digest = Id::hash(format!("{namespace}/{pod}/{volume}").as_bytes()).to_hex();
-    let mut readable = format!("{operation}-{pod}-{volume}");
-    // 253 characters at most; cut at a character boundary (names are ASCII, but be safe).
+    unique_name(
+        &format!("{operation}-{pod}-{volume}"),
+        &format!("{namespace}/{pod}/{volume}"),
+    )
+}
+
+/// The name of the BackupRepository of volume namespace `namespace` in storage location
+/// `location`: readable (`<namespace>-<location>`) and unique per pair, so namespace `team-a`
+/// in location `prod` and namespace `team` in location `a-prod` never share a repository (or
+/// its key).
+pub fn repository_name(namespace: &str, location: &str) -> String {
+    unique_name(
+        &format!("{namespace}-{location}"),
+        &format!("{namespace}/{location}"),
+    )
+}
+
+/// `readable`, cut to fit, then a dash and 10 hex digits of the hash of `identity` (whose
+/// parts are joined by `/`, which no Kubernetes name contains, so distinct parts give
+/// distinct identities). At most 253 characters, an object name's limit.
+fn unique_name(readable: &str, identity: &str) -> String {
+    let digest = Id::hash(identity.as_bytes()).to_hex();
+    let mut readable = readable.to_string();
     let keep = 253 - 11;
     if readable.len() > keep {
         let mut cut = keep;
@@ -19,7 +39,11 @@ pub fn volume_operation_name(operation: &str, namespace: &str, pod: &str, volume
         }
         readable.truncate(cut);
     }
-    format!("{}-{}", readable.trim_end_matches('-'), &digest[..10])
+    format!(
+        "{}-{}",
+        readable.trim_end_matches(['-', '.']),
+        &digest[..10]
+    )
 }
 
 #[cfg(test)]
@@ -39,6 +63,23 @@ mod tests {
             volume_operation_name("x", "a", "b-c", "data")
         );
         let long = volume_operation_name(&"b".repeat(200), "ns", &"p".repeat(100), "data");
+        assert!(long.len() <= 253, "{}", long.len());
+    }
+
+    #[test]
+    fn repository_names_are_one_per_namespace_and_location() {
+        assert_ne!(
+            repository_name("team-a", "prod"),
+            repository_name("team", "a-prod")
+        );
+        assert_ne!(
+            repository_name("resources.arca", "default"),
+            repository_name("resources", "arca.default")
+        );
+        let name = repository_name("shop", "default");
+        assert!(name.starts_with("shop-default-"), "{name}");
+        assert_eq!(name, repository_name("shop", "default"));
+        let long = repository_name(&"n".repeat(63), &"l".repeat(253));
         assert!(long.len() <= 253, "{}", long.len());
     }
 }

@@ -21,9 +21,10 @@ use serde_json::json;
 /// The key, within a repository's Secret, that holds its password.
 pub const PASSWORD_KEY: &str = "repository-password";
 
-/// The name of the repository of `namespace` in `location`.
+/// The name of the repository of `namespace` in `location` (one per pair, see
+/// [`crate::naming::repository_name`]).
 pub fn name_for(namespace: &str, location: &str) -> String {
-    format!("{namespace}-{location}")
+    crate::naming::repository_name(namespace, location)
 }
 
 /// A new random repository password: 32 random bytes, hex-encoded.
@@ -45,6 +46,7 @@ pub async fn ensure(
         .await
         .map_err(|e| format!("reading BackupRepository {name}: {e}"))?
     {
+        check_owner(&r, namespace, &location)?;
         return follow_location(&api, r, &bsl.spec.repository_url(namespace)).await;
     }
     let repo = BackupRepository {
@@ -72,12 +74,31 @@ pub async fn ensure(
     match api.create(&PostParams::default(), &repo).await {
         Ok(r) => Ok(r),
         // Created meanwhile by another reconcile: use that one.
-        Err(kube::Error::Api(e)) if e.code == 409 => api
-            .get(&name)
-            .await
-            .map_err(|e| format!("reading BackupRepository {name}: {e}")),
+        Err(kube::Error::Api(e)) if e.code == 409 => {
+            let r = api
+                .get(&name)
+                .await
+                .map_err(|e| format!("reading BackupRepository {name}: {e}"))?;
+            check_owner(&r, namespace, &repo.spec.backup_storage_location)?;
+            Ok(r)
+        }
         Err(e) => Err(format!("creating BackupRepository {name}: {e}")),
     }
+}
+
+/// The name is unique per pair, but the object is checked all the same: a repository (and
+/// its key) is only ever handed out for the namespace and location it is for.
+fn check_owner(r: &BackupRepository, namespace: &str, location: &str) -> Result<(), String> {
+    if r.spec.volume_namespace == namespace && r.spec.backup_storage_location == location {
+        return Ok(());
+    }
+    Err(format!(
+        "BackupRepository {} is for namespace {:?} in location {:?}, not for namespace \
+         {namespace:?} in location {location:?}; not using it",
+        r.name_any(),
+        r.spec.volume_namespace,
+        r.spec.backup_storage_location
+    ))
 }
 
 /// A repository whose location now points elsewhere (another bucket, prefix or endpoint)

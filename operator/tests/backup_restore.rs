@@ -10,6 +10,7 @@ use arca_api::*;
 use arca_operator::backup::{reconcile, Outcome};
 use arca_operator::context::Context;
 use arca_operator::naming::volume_operation_name;
+use arca_operator::repository::name_for;
 use arca_operator::resources::Kind;
 use k8s_openapi::api::core::v1::{
     ConfigMap, PersistentVolumeClaim, PersistentVolumeClaimVolumeSource, Pod, PodSpec, Volume,
@@ -202,11 +203,11 @@ async fn volumes_then_manifests_annotated_with_their_snapshots() {
     );
     assert_eq!(pvb.spec.node, "node-a");
     assert_eq!(pvb.spec.pvc_uid.as_deref(), Some("uid-data-claim"));
-    assert_eq!(pvb.spec.repository, "shop-default");
+    assert_eq!(pvb.spec.repository, name_for("shop", "default"));
     assert_eq!(pvb.spec.pod.uid, "uid-web-0");
     // The namespace's repository was made ready on the way, with its own key.
     let repo = Api::<BackupRepository>::namespaced(ctx.client.clone(), NS)
-        .get("shop-default")
+        .get(&name_for("shop", "default"))
         .await
         .unwrap();
     assert_eq!(
@@ -240,7 +241,7 @@ async fn volumes_then_manifests_annotated_with_their_snapshots() {
 
     // The manifests are a snapshot of the resource repository; the pod carries its snapshot.
     let res = Api::<BackupRepository>::namespaced(ctx.client.clone(), NS)
-        .get("resources.arca-default")
+        .get(&name_for("resources.arca", "default"))
         .await
         .unwrap();
     let repo = arca_operator::repository::open(&ctx, &res).await.unwrap();
@@ -280,7 +281,7 @@ async fn volumes_then_manifests_annotated_with_their_snapshots() {
         Some(volume_operation_name("b1", "shop", "web-0", "data").as_str())
     );
     assert_eq!(rp.spec.pvc_uid.as_deref(), Some("uid-data-claim"));
-    assert_eq!(rp.spec.repository, "shop-default");
+    assert_eq!(rp.spec.repository, name_for("shop", "default"));
     assert_eq!(
         rp.status.as_ref().unwrap().snapshot_id.as_deref(),
         Some(snap.as_str())
@@ -372,7 +373,7 @@ async fn volumes_then_manifests_annotated_with_their_snapshots() {
             .unwrap();
         assert_eq!(pvr.spec.snapshot_id, snap);
         assert_eq!(pvr.spec.source_namespace, "shop");
-        assert_eq!(pvr.spec.repository, "shop-default");
+        assert_eq!(pvr.spec.repository, name_for("shop", "default"));
         assert_eq!(pvr.spec.pod.namespace, ns);
         assert_eq!(pvr.spec.pod.uid, pod.metadata.uid.clone().unwrap());
         assert_eq!(pvr.spec.restore_uid, format!("uid-{name}"));

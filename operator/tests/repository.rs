@@ -9,6 +9,7 @@ use arca_api::repository::RepositoryPhase;
 use arca_api::*;
 use arca_engine::recovery::RecoveryKey;
 use arca_operator::context::Context;
+use arca_operator::repository::name_for;
 use arca_operator::{location, repository};
 use common::listing;
 use k8s_openapi::api::core::v1::Secret;
@@ -118,8 +119,8 @@ async fn each_namespace_gets_a_repository_with_its_own_random_key() {
         );
     }
     let (shop_pw, blog_pw) = (
-        password_of(&ctx, "shop-default").await,
-        password_of(&ctx, "blog-default").await,
+        password_of(&ctx, &name_for("shop", "default")).await,
+        password_of(&ctx, &name_for("blog", "default")).await,
     );
     assert_ne!(shop_pw, blog_pw);
     assert_eq!(shop_pw.len(), 64);
@@ -141,16 +142,19 @@ async fn each_namespace_gets_a_repository_with_its_own_random_key() {
     ));
 
     // Reconciling again keeps the key (a new one would lock the data out).
-    let shop = repos.get("shop-default").await.unwrap();
+    let shop = repos.get(&name_for("shop", "default")).await.unwrap();
     assert_eq!(
         shop.spec.key_secret.as_ref().unwrap().name,
-        "shop-default-key"
+        format!("{}-key", name_for("shop", "default"))
     );
     assert_eq!(
         repository::reconcile(&shop, &ctx).await.unwrap(),
         RepositoryPhase::Ready
     );
-    assert_eq!(password_of(&ctx, "shop-default").await, shop_pw);
+    assert_eq!(
+        password_of(&ctx, &name_for("shop", "default")).await,
+        shop_pw
+    );
 }
 
 #[tokio::test]
@@ -163,7 +167,10 @@ async fn a_key_that_does_not_open_the_repository_is_recovered_never_replaced() {
     let before = listing(store.path());
     // Someone overwrites the key Secret.
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), NS);
-    let mut s = secrets.get("shop-default-key").await.unwrap();
+    let mut s = secrets
+        .get(&format!("{}-key", name_for("shop", "default")))
+        .await
+        .unwrap();
     s.data = Some(
         [(
             repository::PASSWORD_KEY.to_string(),
@@ -172,11 +179,15 @@ async fn a_key_that_does_not_open_the_repository_is_recovered_never_replaced() {
         .into(),
     );
     secrets
-        .replace("shop-default-key", &Default::default(), &s)
+        .replace(
+            &format!("{}-key", name_for("shop", "default")),
+            &Default::default(),
+            &s,
+        )
         .await
         .unwrap();
     let r = Api::<BackupRepository>::namespaced(ctx.client.clone(), NS)
-        .get("shop-default")
+        .get(&name_for("shop", "default"))
         .await
         .unwrap();
     // The location's recovery key opens it, and the Secret's password becomes a key of it.
@@ -185,7 +196,7 @@ async fn a_key_that_does_not_open_the_repository_is_recovered_never_replaced() {
         RepositoryPhase::Ready
     );
     let st = Api::<BackupRepository>::namespaced(ctx.client.clone(), NS)
-        .get("shop-default")
+        .get(&name_for("shop", "default"))
         .await
         .unwrap()
         .status
@@ -244,7 +255,7 @@ async fn missing_locations_and_credentials_give_a_reason() {
         RepositoryPhase::NotReady
     );
     let st = Api::<BackupRepository>::namespaced(ctx.client.clone(), NS)
-        .get("shop-gone")
+        .get(&name_for("shop", "gone"))
         .await
         .unwrap()
         .status
@@ -271,22 +282,26 @@ async fn a_key_rotation_replaces_the_password_and_survives_an_interruption() {
         async move { arca_engine::Repository::open(arca_storage::open(&url).unwrap(), &pw).await }
     };
     let keys = || async {
-        arca_engine::keys::list_keys(&open(password_of(&ctx, "shop-default").await).await.unwrap())
-            .await
-            .unwrap()
-            .len()
+        arca_engine::keys::list_keys(
+            &open(password_of(&ctx, &name_for("shop", "default")).await)
+                .await
+                .unwrap(),
+        )
+        .await
+        .unwrap()
+        .len()
     };
     let annotate = || async {
         repos
-            .patch("shop-default", &PatchParams::default(), &Patch::Merge(serde_json::json!({"metadata": {"annotations": {ROTATE_KEY_ANNOTATION: "now"}}})))
+            .patch(&name_for("shop", "default"), &PatchParams::default(), &Patch::Merge(serde_json::json!({"metadata": {"annotations": {ROTATE_KEY_ANNOTATION: "now"}}})))
             .await
             .unwrap()
     };
 
-    let first = password_of(&ctx, "shop-default").await;
+    let first = password_of(&ctx, &name_for("shop", "default")).await;
     let r = annotate().await;
     repository::rotate_key(&r, &ctx).await.unwrap();
-    let second = password_of(&ctx, "shop-default").await;
+    let second = password_of(&ctx, &name_for("shop", "default")).await;
     assert_ne!(first, second);
     assert_eq!(second.len(), 64);
     assert!(open(second.clone()).await.is_ok());
@@ -299,13 +314,13 @@ async fn a_key_rotation_replaces_the_password_and_survives_an_interruption() {
         2,
         "the old key is gone, the recovery key stays"
     );
-    let r = repos.get("shop-default").await.unwrap();
+    let r = repos.get(&name_for("shop", "default")).await.unwrap();
     assert!(
         !r.annotations().contains_key(ROTATE_KEY_ANNOTATION),
         "the request is cleared"
     );
     let s = Api::<Secret>::namespaced(ctx.client.clone(), NS)
-        .get("shop-default-key")
+        .get(&format!("{}-key", name_for("shop", "default")))
         .await
         .unwrap();
     assert_eq!(
@@ -333,7 +348,7 @@ async fn a_key_rotation_replaces_the_password_and_survives_an_interruption() {
         .unwrap();
     Api::<Secret>::namespaced(ctx.client.clone(), NS)
         .patch(
-            "shop-default-key",
+            &format!("{}-key", name_for("shop", "default")),
             &PatchParams::default(),
             &Patch::Merge(
                 serde_json::json!({"data": {"pending-repository-password": base64_of(&third)}}),
@@ -342,7 +357,7 @@ async fn a_key_rotation_replaces_the_password_and_survives_an_interruption() {
         .await
         .unwrap();
     repository::rotate_key(&r, &ctx).await.unwrap();
-    assert_eq!(password_of(&ctx, "shop-default").await, third);
+    assert_eq!(password_of(&ctx, &name_for("shop", "default")).await, third);
     assert_eq!(keys().await, 2);
     // The recovery key survived both rotations.
     let recovery = recovery_key_of(&ctx, "default").await;
@@ -416,8 +431,20 @@ async fn every_repository_gets_a_key_derived_from_the_locations_recovery_key() {
     // Isolation: no repository's recovery password or working key opens another.
     assert!(!opens(&url("shop"), &blog_recovery).await);
     assert!(!opens(&url("blog"), &shop_recovery).await);
-    assert!(!opens(&url("blog"), &password_of(&ctx, "shop-default").await).await);
-    assert!(!opens(&url("shop"), &password_of(&ctx, "blog-default").await).await);
+    assert!(
+        !opens(
+            &url("blog"),
+            &password_of(&ctx, &name_for("shop", "default")).await
+        )
+        .await
+    );
+    assert!(
+        !opens(
+            &url("shop"),
+            &password_of(&ctx, &name_for("blog", "default")).await
+        )
+        .await
+    );
     assert!(!opens(&url("shop"), key.expose()).await);
 
     // The recovery key is in no status.
@@ -451,7 +478,7 @@ async fn a_new_cluster_opens_the_repositories_with_the_recovery_key() {
         repository::reconcile(&r, &a).await.unwrap(),
         RepositoryPhase::Ready
     );
-    let a_pw = password_of(&a, "shop-default").await;
+    let a_pw = password_of(&a, &name_for("shop", "default")).await;
 
     let b = context(client(vec![loc.clone()]).await);
     Api::<Secret>::namespaced(b.client.clone(), NS)
@@ -465,7 +492,7 @@ async fn a_new_cluster_opens_the_repositories_with_the_recovery_key() {
         repository::reconcile(&r, &b).await.unwrap(),
         RepositoryPhase::Ready
     );
-    let b_pw = password_of(&b, "shop-default").await;
+    let b_pw = password_of(&b, &name_for("shop", "default")).await;
     assert_ne!(a_pw, b_pw, "cluster B has a working key of its own");
     let url = format!("{}/shop", store.path().display());
     assert!(opens(&url, &a_pw).await && opens(&url, &b_pw).await);
@@ -497,7 +524,12 @@ async fn without_its_recovery_key_a_repository_is_never_overwritten() {
         repository::reconcile(&r, &b).await.unwrap(),
         RepositoryPhase::NotReady
     );
-    let st = repos.get("shop-default").await.unwrap().status.unwrap();
+    let st = repos
+        .get(&name_for("shop", "default"))
+        .await
+        .unwrap()
+        .status
+        .unwrap();
     assert_eq!(st.message.as_deref(), Some(want.as_str()));
     assert_eq!(listing(store.path()), before);
 
@@ -534,7 +566,12 @@ async fn without_its_recovery_key_a_repository_is_never_overwritten() {
         repository::reconcile(&r, &b).await.unwrap(),
         RepositoryPhase::NotReady
     );
-    let st = repos.get("shop-default").await.unwrap().status.unwrap();
+    let st = repos
+        .get(&name_for("shop", "default"))
+        .await
+        .unwrap()
+        .status
+        .unwrap();
     assert_eq!(st.message.as_deref(), Some(want.as_str()));
     assert_eq!(listing(store.path()), before);
 }
@@ -575,7 +612,7 @@ async fn a_read_only_location_opens_with_the_recovery_key_and_writes_nothing() {
         RepositoryPhase::Ready
     );
     assert_eq!(
-        password_of(&b, "shop-old-cluster").await,
+        password_of(&b, &name_for("shop", "old-cluster")).await,
         key.repository_password("shop"),
         "the agents use the recovery password"
     );
@@ -586,7 +623,7 @@ async fn a_read_only_location_opens_with_the_recovery_key_and_writes_nothing() {
         RepositoryPhase::NotReady
     );
     let st = Api::<BackupRepository>::namespaced(b.client.clone(), NS)
-        .get("blog-old-cluster")
+        .get(&name_for("blog", "old-cluster"))
         .await
         .unwrap()
         .status
@@ -614,7 +651,7 @@ async fn a_replaced_recovery_key_is_added_before_the_old_one_goes() {
     repository::reconcile(&r, &ctx).await.unwrap();
     let url = format!("{}/shop", store.path().display());
     let repos: Api<BackupRepository> = Api::namespaced(ctx.client.clone(), NS);
-    let r = repos.get("shop-default").await.unwrap();
+    let r = repos.get(&name_for("shop", "default")).await.unwrap();
     assert!(!repository::recovery_key_outdated(&ctx, &r).await);
 
     // The user puts a new key in the Secret.
@@ -640,7 +677,7 @@ async fn a_replaced_recovery_key_is_added_before_the_old_one_goes() {
     // Interrupted after the new key file was written: both open.
     let opened = arca_engine::Repository::open(
         arca_storage::open(&url).unwrap(),
-        &password_of(&ctx, "shop-default").await,
+        &password_of(&ctx, &name_for("shop", "default")).await,
     )
     .await
     .unwrap();
@@ -664,8 +701,8 @@ async fn a_replaced_recovery_key_is_added_before_the_old_one_goes() {
     );
     assert!(!opens(&url, &old.repository_password("shop")).await);
     assert!(opens(&url, &new.repository_password("shop")).await);
-    assert!(opens(&url, &password_of(&ctx, "shop-default").await).await);
-    let r = repos.get("shop-default").await.unwrap();
+    assert!(opens(&url, &password_of(&ctx, &name_for("shop", "default")).await).await);
+    let r = repos.get(&name_for("shop", "default")).await.unwrap();
     assert_eq!(
         r.status.as_ref().unwrap().recovery_key_fingerprint,
         Some(new.fingerprint())
@@ -698,7 +735,48 @@ async fn repositories_follow_their_location_to_a_new_prefix() {
         repository::reconcile(&r, &ctx).await.unwrap(),
         RepositoryPhase::Ready
     );
-    assert!(opens(&url, &password_of(&ctx, "shop-default").await).await);
+    assert!(opens(&url, &password_of(&ctx, &name_for("shop", "default")).await).await);
     let after = listing(store.path());
     assert!(before.is_subset(&after), "the old repository is untouched");
+}
+
+/// Namespace `team-a` in location `prod` and namespace `team` in location `a-prod` once
+/// mapped to one repository name, and so to one repository and key. They get two; and a
+/// repository object found under a name is only used for the pair it is for.
+#[tokio::test]
+async fn repository_names_never_join_two_namespaces() {
+    let (one, two) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let prod = bsl("prod", &one.path().display().to_string(), None);
+    let a_prod = bsl("a-prod", &two.path().display().to_string(), None);
+    let ctx = context(client(vec![prod.clone(), a_prod.clone()]).await);
+
+    let first = repository::ensure(&ctx, "team-a", &prod).await.unwrap();
+    let second = repository::ensure(&ctx, "team", &a_prod).await.unwrap();
+    assert_ne!(first.name_any(), second.name_any());
+    assert_eq!(
+        (
+            second.spec.volume_namespace.as_str(),
+            second.spec.backup_storage_location.as_str()
+        ),
+        ("team", "a-prod")
+    );
+
+    // An object under the pair's name that is for another pair (made by hand, or left by an
+    // older naming) is refused with the reason, not handed out.
+    let repos: Api<BackupRepository> = Api::namespaced(ctx.client.clone(), NS);
+    let mut stranger = first.clone();
+    stranger.metadata = ObjectMeta {
+        name: Some(name_for("blog", "prod")),
+        namespace: Some(NS.into()),
+        ..Default::default()
+    };
+    repos
+        .create(&kube::api::PostParams::default(), &stranger)
+        .await
+        .unwrap();
+    let err = repository::ensure(&ctx, "blog", &prod).await.unwrap_err();
+    assert!(
+        err.contains("is for namespace \"team-a\"") && err.contains("not using it"),
+        "{err}"
+    );
 }

@@ -12,6 +12,7 @@ use arca_api::repository::RepositoryPhase;
 use arca_api::*;
 use arca_engine::recovery::RecoveryKey;
 use arca_operator::context::Context;
+use arca_operator::repository::name_for;
 use arca_operator::store::BackupRecord;
 use arca_operator::{backup, location, repository, store, sync};
 use common::listing;
@@ -164,7 +165,7 @@ async fn a_new_cluster_finds_the_buckets_backups_and_loses_those_that_left_it() 
     let first = sync::sync(&b, &bsl).await.unwrap();
     assert!(first.waiting && first.created.is_empty(), "{first:?}");
     let res = Api::<BackupRepository>::namespaced(b.client.clone(), NS)
-        .get("resources.arca-default")
+        .get(&name_for("resources.arca", "default"))
         .await
         .unwrap();
     assert_eq!(
@@ -214,7 +215,8 @@ async fn a_new_cluster_finds_the_buckets_backups_and_loses_those_that_left_it() 
     );
     assert_eq!(p.labels()[SYNCED_FROM_LABEL], "default");
     assert_eq!(
-        p.spec.repository, "shop-default",
+        p.spec.repository,
+        name_for("shop", "default"),
         "this cluster's repository name"
     );
     assert_eq!(p.spec.pvc_uid.as_deref(), Some("old-claim-uid"));
@@ -228,7 +230,7 @@ async fn a_new_cluster_finds_the_buckets_backups_and_loses_those_that_left_it() 
 
     // Cluster A expires b1 (its snapshot leaves the bucket): B removes what it synced.
     let res_a = Api::<BackupRepository>::namespaced(a.client.clone(), NS)
-        .get("resources.arca-default")
+        .get(&name_for("resources.arca", "default"))
         .await
         .unwrap();
     let opened = repository::open(&a, &res_a).await.unwrap();
@@ -266,7 +268,7 @@ async fn a_read_only_location_syncs_without_writing() {
     let b = cluster(&ro, &key).await;
     assert!(sync::sync(&b, &ro).await.unwrap().waiting);
     let res = Api::<BackupRepository>::namespaced(b.client.clone(), NS)
-        .get("resources.arca-default")
+        .get(&name_for("resources.arca", "default"))
         .await
         .unwrap();
     assert_eq!(

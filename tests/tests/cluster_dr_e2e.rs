@@ -353,7 +353,9 @@ async fn the_whole_cluster_is_lost_and_a_new_one_restores_everything_from_the_bu
         .find(|p| p.spec.volume == "data")
         .and_then(|p| p.status?.snapshot_id)
         .expect("dr2's data snapshot");
-    let arca = b.arca_on(&format!("{ns}-default")).await;
+    let arca = b
+        .arca_on(&arca_operator::repository::name_for(ns, "default"))
+        .await;
     let snaps = arca.run_json(["snapshots", "--json"]);
     let snap = snaps
         .as_array()

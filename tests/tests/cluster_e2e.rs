@@ -235,7 +235,7 @@ async fn backup_namespace_lost_restore_incremental_schedule_expiry_on_a_real_api
     );
     // One initialisation: the working key, which opens the repository, and the recovery
     // key; one snapshot per volume.
-    let repo_name = format!("{app}-default");
+    let repo_name = arca_operator::repository::name_for(&app, "default");
     let arca = e.arca_on(&repo_name).await;
     let keys = arca.run_json(["key", "list", "--json"]);
     let users: Vec<&str> = keys

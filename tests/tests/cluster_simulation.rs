@@ -17,6 +17,7 @@ use arca_api::common::{OperationPhase, ResourceScope, SecretRef, VolumePhase};
 use arca_api::location::{LocationConfig, LocationPhase, Provider};
 use arca_api::restore::RESTORE_WAIT_CONTAINER;
 use arca_api::*;
+use arca_operator::repository::name_for;
 use arca_operator::resources::Kind;
 use arca_tests::*;
 use k8s_openapi::api::core::v1::{
@@ -682,7 +683,7 @@ async fn backup_delete_restore_then_an_incremental_backup() {
     let s = cluster.pvb("b2", "web-0", "data").await;
     let repo = cluster
         .api::<BackupRepository>(NS)
-        .get("shop-default")
+        .get(&name_for("shop", "default"))
         .await
         .unwrap();
     let opened = arca_operator::repository::open(&cluster.operator, &repo)
@@ -713,7 +714,7 @@ async fn backup_delete_restore_then_an_incremental_backup() {
     // --- The real restic reads what the operator and agents wrote -------------------------
     let repo = cluster
         .api::<BackupRepository>(NS)
-        .get("shop-default")
+        .get(&name_for("shop", "default"))
         .await
         .unwrap();
     let key = repo.spec.key_secret.clone().unwrap();
@@ -782,7 +783,7 @@ async fn backup_delete_restore_then_an_incremental_backup() {
         .unwrap();
     let repo = cluster
         .api::<BackupRepository>(NS)
-        .get("shop-default")
+        .get(&name_for("shop", "default"))
         .await
         .unwrap();
     assert_eq!(
@@ -795,7 +796,7 @@ async fn backup_delete_restore_then_an_incremental_backup() {
     );
     let st = cluster
         .api::<BackupRepository>(NS)
-        .get("shop-default")
+        .get(&name_for("shop", "default"))
         .await
         .unwrap()
         .status
@@ -810,7 +811,7 @@ async fn backup_delete_restore_then_an_incremental_backup() {
     );
     let repo = cluster
         .api::<BackupRepository>(NS)
-        .get("shop-default")
+        .get(&name_for("shop", "default"))
         .await
         .unwrap();
     assert!(matches!(
