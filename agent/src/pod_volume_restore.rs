@@ -149,17 +149,67 @@ impl Progress for Bytes {
 }
 
 /// Leave the done marker (or the failure marker holding `failure`) in the volume.
+///
+/// The volume belongs to the tenant (and holds what the snapshot put there): `.arca` may be
+/// a symlink to anywhere, swapped in at any moment. The agent runs as root, so the marker is
+/// written relative to a handle on `.arca` opened without following links, never by path.
 fn mark(volume: &Path, restore_uid: &str, failure: Option<&str>) -> Result<(), String> {
     let dir = volume.join(MARKER_DIR);
-    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let (file, content) = match failure {
-        None => (dir.join(restore_uid), String::new()),
+    let say = |e: std::io::Error| format!("{}: {e}", dir.display());
+    match std::fs::symlink_metadata(&dir) {
+        Ok(md) if md.is_dir() => {}
+        // A link or file in the way is the tenant's or the snapshot's: replaced, not followed.
+        Ok(_) => std::fs::remove_file(&dir).map_err(say)?,
+        Err(_) => {}
+    }
+    match std::fs::create_dir(&dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        other => other.map_err(say)?,
+    }
+    let (name, content) = match failure {
+        None => (restore_uid.to_string(), String::new()),
         Some(reason) => (
-            dir.join(format!("{restore_uid}{FAILED_MARKER_SUFFIX}")),
+            format!("{restore_uid}{FAILED_MARKER_SUFFIX}"),
             format!("{reason}\n"),
         ),
     };
-    std::fs::write(&file, content).map_err(|e| format!("{}: {e}", file.display()))
+    write_in_dir(&dir, &name, content.as_bytes()).map_err(say)
+}
+
+/// Write `name` inside directory `dir`, following no symlink: `dir` itself is opened with
+/// `O_NOFOLLOW | O_DIRECTORY` and the file created relative to it, also `O_NOFOLLOW`.
+fn write_in_dir(dir: &Path, name: &str, content: &[u8]) -> std::io::Result<()> {
+    use std::ffi::CString;
+    use std::io::Write;
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    use std::os::unix::ffi::OsStrExt;
+    let invalid = |_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "NUL in name");
+    let dir_c = CString::new(dir.as_os_str().as_bytes()).map_err(invalid)?;
+    let name_c = CString::new(name).map_err(invalid)?;
+    // SAFETY: valid NUL-terminated strings; each descriptor is owned once opened.
+    let dir_fd = unsafe {
+        libc::open(
+            dir_c.as_ptr(),
+            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+        )
+    };
+    if dir_fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let dir_fd = unsafe { OwnedFd::from_raw_fd(dir_fd) };
+    let fd = unsafe {
+        libc::openat(
+            dir_fd.as_raw_fd(),
+            name_c.as_ptr(),
+            libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+            0o644 as libc::c_uint,
+        )
+    };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let mut file = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+    file.write_all(content)
 }
 
 async fn run(

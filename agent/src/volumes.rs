@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 
 /// The directory of volume `volume` of the pod with UID `pod_uid`, or why it cannot be used.
 pub fn volume_dir(kubelet_pods: &Path, pod_uid: &str, volume: &str) -> Result<PathBuf, String> {
-    if pod_uid.is_empty() || pod_uid.contains('/') || volume.is_empty() || volume.contains('/') {
+    // Both come from objects a tenant may write: only what Kubernetes itself allows (a UID,
+    // a DNS label) is joined to a path, so `..` or `a/b` can never leave the pods folder.
+    if !is_uid(pod_uid) || !is_dns_label(volume) {
         return Err(format!(
             "invalid pod UID {pod_uid:?} or volume name {volume:?}"
         ));
@@ -50,6 +52,25 @@ pub fn volume_dir(kubelet_pods: &Path, pod_uid: &str, volume: &str) -> Result<Pa
     }
 }
 
+/// A pod UID (a UUID from the API server): letters, digits, dashes; never a dot or slash.
+fn is_uid(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 128
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// A volume name as Kubernetes validates it (RFC 1123 label): lower-case letters, digits
+/// and dashes, starting and ending alphanumeric, at most 63 characters.
+fn is_dns_label(s: &str) -> bool {
+    let ok = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes().all(|b| ok(b) || b == b'-')
+        && s.bytes().next().is_some_and(ok)
+        && s.bytes().last().is_some_and(ok)
+}
+
 /// Check at start-up that `kubelet_pods` looks like the kubelet's pods directory: it exists,
 /// and each of `expected_uids` (pods the API server places on this node) has its directory
 /// there. A wrong path fails here with one clear line, not later on every volume.
@@ -78,4 +99,38 @@ pub fn check_kubelet_pods(kubelet_pods: &Path, expected_uids: &[String]) -> Resu
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_that_could_leave_the_pods_folder_are_refused() {
+        let pods = tempfile::tempdir().unwrap();
+        let uid = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0";
+        std::fs::create_dir_all(
+            pods.path()
+                .join(uid)
+                .join("volumes/kubernetes.io~empty-dir/data"),
+        )
+        .unwrap();
+        assert!(volume_dir(pods.path(), uid, "data").is_ok());
+        for (uid, volume) in [
+            (uid, ".."),
+            (uid, "."),
+            (uid, "a/b"),
+            (uid, "Data"),
+            (uid, ""),
+            ("..", "data"),
+            ("../x", "data"),
+            ("", "data"),
+        ] {
+            let err = volume_dir(pods.path(), uid, volume).unwrap_err();
+            assert!(
+                err.starts_with("invalid pod UID"),
+                "{uid:?} {volume:?}: {err}"
+            );
+        }
+    }
 }

@@ -235,3 +235,31 @@ async fn a_restore_whose_pod_is_not_scheduled_yet_waits_on_every_node() {
     );
     assert!(get_pvr(&w, "r1").await.status.is_none());
 }
+
+/// The volume is the tenant's: a `.arca` symlink put there (by the tenant, or by the restored
+/// snapshot) is not followed by the root agent writing its marker.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_marker_symlink_in_the_volume_is_not_followed() {
+    let w = world_with(true, vec![], |b| {
+        b.with_resource::<PodVolumeRestore>()
+            .with_status_subresource::<PodVolumeRestore>()
+            .with_object(pod("uid-new", "node-a", true))
+            .with_object(pvr("r1", "uid-new", &"ab".repeat(32)))
+    })
+    .await;
+    let vol = w.pods.join("uid-new/volumes/kubernetes.io~csi/data");
+    std::fs::create_dir_all(&vol).unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(outside.path(), vol.join(".arca")).unwrap();
+    let ctx = context(&w);
+    let out = reconcile(&get_pvr(&w, "r1").await, &ctx).await.unwrap();
+    assert!(matches!(out, Outcome::Failed(_)), "{out:?}");
+    assert_eq!(
+        std::fs::read_dir(outside.path()).unwrap().count(),
+        0,
+        "the marker was written through the symlink"
+    );
+    let markers = std::fs::symlink_metadata(vol.join(".arca")).unwrap();
+    assert!(markers.is_dir(), "the marker folder is a real folder");
+    assert!(vol.join(".arca/restore-uid-1.failed").is_file());
+}
