@@ -400,12 +400,8 @@ async fn finish(
     let mut manifests = resources::collect(&ctx.client, kinds, &backup.spec.scope).await?;
     for m in &mut manifests {
         if m["kind"] == "Pod" {
-            if let Some(list) = m["metadata"]["uid"].as_str().and_then(|u| snapshots.get(u)) {
-                for (volume, id) in list {
-                    m["metadata"]["annotations"][format!("{SNAPSHOT_ANNOTATION_PREFIX}{volume}")] =
-                        json!(id);
-                }
-            }
+            let taken = m["metadata"]["uid"].as_str().and_then(|u| snapshots.get(u));
+            record_snapshots(m, taken.map(Vec::as_slice).unwrap_or_default());
         }
     }
     let items = manifests.len() as i64;
@@ -448,9 +444,37 @@ fn json_merge(base: &mut serde_json::Value, patch: &serde_json::Value) {
     }
 }
 
+/// Record in a backed-up pod's manifest the snapshot of each volume this Backup took, and
+/// nothing else of that name: annotations a tenant set on the pod beforehand would
+/// otherwise be trusted at restore.
+fn record_snapshots(pod: &mut serde_json::Value, taken: &[(String, String)]) {
+    if let Some(a) = pod["metadata"]["annotations"].as_object_mut() {
+        a.retain(|k, _| !k.starts_with(SNAPSHOT_ANNOTATION_PREFIX));
+    }
+    for (volume, id) in taken {
+        pod["metadata"]["annotations"][format!("{SNAPSHOT_ANNOTATION_PREFIX}{volume}")] = json!(id);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_snapshots_taken_are_recorded() {
+        let mut pod = json!({"metadata": {"annotations": {
+            "snapshot.arca.dev/data": "set-by-the-tenant",
+            "snapshot.arca.dev/other": "set-by-the-tenant",
+            "keep": "me"}}});
+        record_snapshots(&mut pod, &[("data".into(), "ab".repeat(32))]);
+        assert_eq!(
+            pod["metadata"]["annotations"],
+            json!({"snapshot.arca.dev/data": "ab".repeat(32), "keep": "me"})
+        );
+        let mut pod = json!({"metadata": {"annotations": {"snapshot.arca.dev/data": "x"}}});
+        record_snapshots(&mut pod, &[]);
+        assert_eq!(pod["metadata"]["annotations"], json!({}));
+    }
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 
     #[test]

@@ -9,7 +9,6 @@ use crate::naming::volume_operation_name;
 use crate::resources::Kind;
 use crate::status::patch_status;
 use crate::{repository, restore_plan, selection};
-use arca_api::backup::SNAPSHOT_ANNOTATION_PREFIX;
 use arca_api::common::{now, OperationPhase, PodReference};
 use arca_api::restore::{RESTORE_NAME_LABEL, RESTORE_UID_LABEL};
 use arca_api::{Backup, PodVolumeRestore, PodVolumeRestoreSpec, Restore};
@@ -162,11 +161,7 @@ async fn start(
     let sources: std::collections::BTreeSet<String> = objects
         .iter()
         .filter(|m| m["kind"] == "Pod")
-        .filter(|m| {
-            m["metadata"]["annotations"]
-                .as_object()
-                .is_some_and(|a| a.keys().any(|k| k.starts_with(SNAPSHOT_ANNOTATION_PREFIX)))
-        })
+        .filter(|m| !restore_plan::volume_snapshots(m).is_empty())
         .filter_map(|m| m["metadata"]["namespace"].as_str().map(String::from))
         .collect();
     for source in &sources {
@@ -189,19 +184,7 @@ async fn start(
     let mut image: Option<String> = None;
     for m in objects {
         let source_ns = m["metadata"]["namespace"].as_str().map(String::from);
-        let snapshots: Vec<(String, String)> = m["metadata"]["annotations"]
-            .as_object()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|(k, v)| {
-                        Some((
-                            k.strip_prefix(SNAPSHOT_ANNOTATION_PREFIX)?.to_string(),
-                            v.as_str()?.to_string(),
-                        ))
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
+        let snapshots = restore_plan::volume_snapshots(&m);
         let mut obj = restore_plan::prepare(m, &spec.namespace_mapping);
         let is_pod = obj["kind"] == "Pod";
         if is_pod && !snapshots.is_empty() {

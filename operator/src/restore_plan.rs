@@ -2,6 +2,7 @@
 //! what the old cluster assigned, moved by the namespace mapping, and (for pods with volume
 //! snapshots) given the restore-wait init container.
 
+use arca_api::backup::SNAPSHOT_ANNOTATION_PREFIX;
 use arca_api::podvolume::PVC_ORIGIN_ANNOTATION;
 use arca_api::restore::{RESTORE_UID_LABEL, RESTORE_WAIT_CONTAINER};
 use serde_json::{json, Value};
@@ -176,6 +177,27 @@ fn drop_token_volumes(spec: &mut serde_json::Map<String, Value>) {
 
 /// Put the restore-wait init container first in a pod, with each restored volume mounted at
 /// `/restores/<volume>`, waiting for restore `restore_uid`.
+/// The volume snapshots a backed-up pod's annotations name: only for volumes the pod has,
+/// and only well-formed snapshot IDs (older backups may hold annotations a tenant set).
+pub fn volume_snapshots(pod: &Value) -> Vec<(String, String)> {
+    let volumes: Vec<&str> = pod["spec"]["volumes"]
+        .as_array()
+        .map(|v| v.iter().filter_map(|v| v["name"].as_str()).collect())
+        .unwrap_or_default();
+    let Some(annotations) = pod["metadata"]["annotations"].as_object() else {
+        return Vec::new();
+    };
+    annotations
+        .iter()
+        .filter_map(|(k, v)| {
+            let volume = k.strip_prefix(SNAPSHOT_ANNOTATION_PREFIX)?;
+            let id = v.as_str()?;
+            let well_formed = id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit());
+            (volumes.contains(&volume) && well_formed).then(|| (volume.to_string(), id.to_string()))
+        })
+        .collect()
+}
+
 pub fn add_restore_wait(pod: &mut Value, image: &str, restore_uid: &str, volumes: &[String]) {
     // The label lets each agent watch just the pods waiting for a restore.
     if let Some(meta) = pod.get_mut("metadata").and_then(Value::as_object_mut) {
@@ -208,6 +230,20 @@ pub fn add_restore_wait(pod: &mut Value, image: &str, restore_uid: &str, volumes
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_snapshots_of_the_pods_own_volumes_with_sound_ids_are_restored() {
+        let id = "ab".repeat(32);
+        let pod = json!({
+            "metadata": {"annotations": {
+                "snapshot.arca.dev/data": id,
+                "snapshot.arca.dev/not-a-volume": id,
+                "snapshot.arca.dev/cache": "../../etc",
+                "other": id}},
+            "spec": {"volumes": [{"name": "data"}, {"name": "cache"}]}});
+        assert_eq!(volume_snapshots(&pod), vec![("data".to_string(), id)]);
+        assert!(volume_snapshots(&json!({"metadata": {}})).is_empty());
+    }
 
     #[test]
     fn objects_come_back_in_dependency_order() {
