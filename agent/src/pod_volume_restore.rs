@@ -116,8 +116,8 @@ pub async fn reconcile(pvr: &PodVolumeRestore, ctx: &Context) -> Result<Outcome,
     let result = run(pvr, ctx, &api, &name, resumed, access).await;
     // The in-flight mark (`_running`) stays until the outcome is recorded.
     match result {
-        Ok(progress) => {
-            patch_status(&api, &name, json!({"phase": VolumePhase::Completed, "completionTimestamp": now(), "progress": progress})).await?;
+        Ok((progress, note)) => {
+            patch_status(&api, &name, json!({"phase": VolumePhase::Completed, "completionTimestamp": now(), "progress": progress, "message": note})).await?;
             Ok(Outcome::Completed)
         }
         Err(msg) => {
@@ -219,7 +219,7 @@ async fn run(
     name: &str,
     resumed: bool,
     access: Result<access::RepoAccess, String>,
-) -> Result<VolumeProgress, String> {
+) -> Result<(VolumeProgress, Option<String>), String> {
     let spec = &pvr.spec;
     let dir = crate::volumes::volume_dir(&ctx.kubelet_pods, &spec.pod.uid, &spec.volume)?;
     // From here on a failure also goes into the volume, for the waiting init container.
@@ -242,7 +242,7 @@ async fn restore_into(
     resumed: bool,
     dir: &Path,
     access: &access::RepoAccess,
-) -> Result<VolumeProgress, String> {
+) -> Result<(VolumeProgress, Option<String>), String> {
     let spec = &pvr.spec;
     let _slot = ctx.transfers.acquire().await.map_err(|e| e.to_string())?;
     patch_status(
@@ -262,7 +262,8 @@ async fn restore_into(
         .map_err(|e| format!("snapshot {}: {e}", spec.snapshot_id))?;
     // A marker left by an earlier attempt must not be taken for this one's.
     let _ = std::fs::remove_dir_all(dir.join(MARKER_DIR));
-    let opts = RestoreOptions::everything(dir.to_path_buf());
+    let mut opts = RestoreOptions::everything(dir.to_path_buf());
+    opts.privileged_files = spec.allow_privileged_files;
     let bytes = Arc::new(Bytes::default());
     let repo = Arc::new(repo);
     let work = restore::restore(repo, snapshot.tree, &opts, bytes.as_ref());
@@ -288,5 +289,13 @@ async fn restore_into(
             report.errors.len()
         ));
     }
-    Ok(progress(&bytes, report.files as i64))
+    // What was left out on purpose is said, not counted as a failure.
+    let note = report.withheld.first().map(|first| {
+        format!(
+            "{} privileged item(s) left out (first: {first}); the Restore's \
+             allowPrivilegedFiles restores them",
+            report.withheld.len()
+        )
+    });
+    Ok((progress(&bytes, report.files as i64), note))
 }

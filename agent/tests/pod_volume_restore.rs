@@ -67,6 +67,7 @@ fn pvr(name: &str, pod_uid: &str, snapshot: &str) -> PodVolumeRestore {
             source_namespace: "shop".into(),
             restore_uid: "restore-uid-1".into(),
             cancel: false,
+            allow_privileged_files: false,
         },
         status: None,
     }
@@ -262,4 +263,74 @@ async fn a_marker_symlink_in_the_volume_is_not_followed() {
     let markers = std::fs::symlink_metadata(vol.join(".arca")).unwrap();
     assert!(markers.is_dir(), "the marker folder is a real folder");
     assert!(vol.join(".arca/restore-uid-1.failed").is_file());
+}
+
+/// The agent restores as root into a volume whose contents a tenant chose: by default a
+/// setuid file comes back without its setuid bit and a device node not at all, and the
+/// status says so; `allowPrivilegedFiles` restores them as they were.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn privileged_files_are_left_out_unless_the_restore_allows_them() {
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    let w = world_with(true, vec![pvb("b1", "node-a", "uid-1", "data")], |b| {
+        b.with_resource::<PodVolumeRestore>()
+            .with_status_subresource::<PodVolumeRestore>()
+    })
+    .await;
+    let old_vol = w.pods.join("uid-1/volumes/kubernetes.io~csi/data");
+    let tool = old_vol.join("tool");
+    std::fs::write(&tool, b"#!/bin/sh\n").unwrap();
+    std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o4755)).unwrap();
+    let root = unsafe { libc::geteuid() } == 0;
+    if root {
+        let dev = std::ffi::CString::new(old_vol.join("null").to_str().unwrap()).unwrap();
+        // SAFETY: a valid path; makes a character device like /dev/null.
+        let rc = unsafe { libc::mknod(dev.as_ptr(), libc::S_IFCHR | 0o666, libc::makedev(1, 3)) };
+        assert_eq!(rc, 0, "mknod as root");
+    }
+    let ctx = context(&w);
+    let out = arca_agent::pod_volume_backup::reconcile(&get(&w, "b1").await, &ctx)
+        .await
+        .unwrap();
+    assert_eq!(out, arca_agent::pod_volume_backup::Outcome::Completed);
+    let snapshot = get(&w, "b1").await.status.unwrap().snapshot_id.unwrap();
+
+    let pods: Api<Pod> = Api::namespaced(w.client.clone(), "shop");
+    pods.create(&Default::default(), &pod("uid-new", "node-a", true))
+        .await
+        .unwrap();
+    let restores: Api<PodVolumeRestore> = Api::namespaced(w.client.clone(), NS);
+    for (name, allow) in [("r1", false), ("r2", true)] {
+        let vol = w
+            .pods
+            .join(format!("uid-new/volumes/kubernetes.io~csi/data-{name}"));
+        std::fs::create_dir_all(&vol).unwrap();
+        let mut r = pvr(name, "uid-new", &snapshot);
+        r.spec.volume = format!("data-{name}");
+        r.spec.allow_privileged_files = allow;
+        restores.create(&Default::default(), &r).await.unwrap();
+        assert_eq!(
+            reconcile(&get_pvr(&w, name).await, &ctx).await.unwrap(),
+            Outcome::Completed
+        );
+        let mode = std::fs::metadata(vol.join("tool"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o7777;
+        let st = get_pvr(&w, name).await.status.unwrap();
+        if allow {
+            assert_eq!(mode, 0o4755, "{name}");
+            if root {
+                let dev = std::fs::symlink_metadata(vol.join("null")).unwrap();
+                assert!(dev.file_type().is_char_device(), "{name}");
+            }
+        } else {
+            assert_eq!(mode, 0o755, "{name}: setuid dropped");
+            assert!(!vol.join("null").exists(), "{name}: no device node");
+            if root {
+                let msg = st.message.unwrap_or_default();
+                assert!(msg.contains("privileged item(s) left out"), "{msg}");
+            }
+        }
+    }
 }

@@ -136,6 +136,10 @@ pub struct PodVolumeRestoreSpec {
     pub restore_uid: String,
     #[serde(default)]
     pub cancel: bool,
+    /// Restore device nodes, setuid/setgid bits and file capabilities (the Restore's
+    /// `allowPrivilegedFiles`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_privileged_files: bool,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]

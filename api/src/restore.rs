@@ -49,6 +49,11 @@ pub struct RestoreSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = DURATION_PATTERN))]
     pub pod_volume_operation_timeout: Option<String>,
+    /// Restore device nodes, setuid/setgid bits and file capabilities into pod volumes as
+    /// the snapshots hold them. Off by default: the agent restores as root, and a volume's
+    /// contents are whatever its pod's users put there.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_privileged_files: bool,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]

@@ -176,6 +176,10 @@ struct RestoreCreateArgs {
     /// Restore namespaces under other names (`from:to[,from:to]`)
     #[arg(long, value_delimiter = ',')]
     namespace_mappings: Vec<String>,
+    /// Restore device nodes, setuid/setgid bits and file capabilities into pod volumes
+    /// (left out by default: the agent restores as root)
+    #[arg(long)]
+    allow_privileged_files: bool,
     /// Wait for the restore to finish
     #[arg(long)]
     wait: bool,
@@ -760,6 +764,7 @@ async fn restore(
                     scope: a.scope.scope()?,
                     namespace_mapping: mapping,
                     pod_volume_operation_timeout: None,
+                    allow_privileged_files: a.allow_privileged_files,
                 },
                 status: None,
             };

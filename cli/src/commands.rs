@@ -1376,6 +1376,8 @@ async fn restore_cmd(mut repo: Repository, a: RestoreArgs, g: GlobalOptions) -> 
             .backend()
             .connections()
             .clamp(3, arca_engine::writer::MAX_UPLOADS),
+        // As restic: the user running the restore gets what the snapshot holds.
+        privileged_files: true,
     };
     let bar = Bar::new(g.show_progress(), true, "restore");
     let repo = Arc::new(repo);

@@ -60,10 +60,15 @@ pub struct RestoreOptions {
     pub verify: bool,
     /// How many packs to fetch and write at once.
     pub concurrency: usize,
+    /// Restore device nodes, setuid and setgid bits and file capabilities
+    /// (`security.capability`) as the snapshot has them. Off for restores into pods, whose
+    /// snapshots a tenant controls: a root restore must not hand them privileges.
+    pub privileged_files: bool,
 }
 
 impl RestoreOptions {
-    /// Everything, into `target`, overwriting what is there (what the cluster agents need).
+    /// Everything, into `target`, overwriting what is there, without privileged files (what
+    /// the cluster agents need).
     pub fn everything(target: PathBuf) -> RestoreOptions {
         let none = || Patterns::new(&[], false).expect("no patterns is valid");
         RestoreOptions {
@@ -74,6 +79,7 @@ impl RestoreOptions {
             overwrite: Overwrite::Always,
             verify: false,
             concurrency: 3,
+            privileged_files: false,
         }
     }
 }
@@ -90,6 +96,8 @@ pub struct RestoreReport {
     pub verify_time: std::time::Duration,
     /// Problems with single items; the rest was restored.
     pub errors: Vec<String>,
+    /// Privileged parts left out on purpose ([`RestoreOptions::privileged_files`] off).
+    pub withheld: Vec<String>,
 }
 
 struct Item {
@@ -273,6 +281,14 @@ pub async fn restore(
             report.skipped += 1;
             continue;
         }
+        let device = matches!(it.node.node_type, NodeType::Dev | NodeType::Chardev);
+        if device && !opts.privileged_files {
+            kept.insert(&it.rel);
+            report
+                .withheld
+                .push(format!("{}: device node not restored", p.display()));
+            continue;
+        }
         let res = match it.node.node_type {
             NodeType::Symlink => create_symlink(&p, it.node.link_target_bytes()),
             NodeType::Fifo => make_node(&p, libc::S_IFIFO, 0),
@@ -299,6 +315,7 @@ pub async fn restore(
             set_metadata(
                 &target_path(&opts.target, &items[i].rel),
                 &items[i].node,
+                opts.privileged_files,
                 &mut errs,
             );
             errs
@@ -312,7 +329,7 @@ pub async fn restore(
         ) && !kept.contains(i.rel.as_slice())
     }) {
         let p = target_path(&opts.target, &it.rel);
-        set_metadata(&p, &it.node, &mut report.errors);
+        set_metadata(&p, &it.node, opts.privileged_files, &mut report.errors);
     }
     // Only directories that are directories in the target (made or found by `ensure_dir`);
     // what stood in the way of one was reported then and is not touched.
@@ -323,7 +340,7 @@ pub async fn restore(
     {
         let p = target_path(&opts.target, &it.rel);
         if made.contains(&p) {
-            set_metadata(&p, &it.node, &mut report.errors);
+            set_metadata(&p, &it.node, opts.privileged_files, &mut report.errors);
             report.dirs += 1;
         }
     }

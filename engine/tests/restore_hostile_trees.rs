@@ -61,6 +61,7 @@ async fn restore_into(repo: Arc<Repository>, root: Id, target: &Path) -> Restore
         overwrite: Overwrite::Always,
         verify: true,
         concurrency: 2,
+        privileged_files: true,
     };
     let run = restore(repo, root, &opts, &NoProgress);
     tokio::time::timeout(std::time::Duration::from_secs(60), run)

@@ -263,6 +263,7 @@ async fn start(
                         source_namespace: source_ns.clone(),
                         restore_uid: uid.clone(),
                         cancel: false,
+                        allow_privileged_files: spec.allow_privileged_files,
                     },
                     status: None,
                 };

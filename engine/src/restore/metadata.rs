@@ -14,20 +14,29 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
+/// The extended attribute holding a file's capabilities.
+const CAPABILITY_XATTR: &str = "security.capability";
+
 /// Ownership (as root), mode, extended attributes and times, in that order (chown clears
-/// setuid bits, so mode comes after it). Problems are added to `errors`.
-pub(super) fn set_metadata(path: &Path, node: &Node, errors: &mut Vec<String>) {
+/// setuid bits, so mode comes after it). Without `privileged`, setuid and setgid bits of
+/// non-directories and file capabilities are left out. Problems are added to `errors`.
+pub(super) fn set_metadata(path: &Path, node: &Node, privileged: bool, errors: &mut Vec<String>) {
     let result = if node.node_type == NodeType::Symlink {
         set_on_link(path, node, errors)
     } else {
-        set_on_inode(path, node, errors)
+        set_on_inode(path, node, privileged, errors)
     };
     if let Err(e) = result {
         errors.push(format!("{}: {e}", path.display()));
     }
 }
 
-fn set_on_inode(path: &Path, node: &Node, errors: &mut Vec<String>) -> Result<(), String> {
+fn set_on_inode(
+    path: &Path,
+    node: &Node,
+    privileged: bool,
+    errors: &mut Vec<String>,
+) -> Result<(), String> {
     let handle = open_path(path).map_err(|e| format!("cannot open to set metadata: {e}"))?;
     let kind = file_kind(&handle).map_err(|e| format!("stat: {e}"))?;
     if kind != expected_kind(&node.node_type) {
@@ -45,11 +54,17 @@ fn set_on_inode(path: &Path, node: &Node, errors: &mut Vec<String>) -> Result<()
         }
     }
     use std::os::unix::fs::PermissionsExt;
-    let mode = fs::Permissions::from_mode(unix_mode_from_go(node.mode));
-    if let Err(e) = fs::set_permissions(&inode, mode) {
+    let mut mode = unix_mode_from_go(node.mode);
+    if !privileged && node.node_type != NodeType::Dir {
+        mode &= !(libc::S_ISUID | libc::S_ISGID);
+    }
+    if let Err(e) = fs::set_permissions(&inode, fs::Permissions::from_mode(mode)) {
         errors.push(say("chmod", e));
     }
     for xa in &node.extended_attributes {
+        if !privileged && xa.name == CAPABILITY_XATTR {
+            continue;
+        }
         if let Err(e) = xattr::set_deref(&inode, &xa.name, &xa.value) {
             errors.push(say(&format!("setxattr {}", xa.name), e));
         }
@@ -170,11 +185,34 @@ mod tests {
         std::os::unix::fs::symlink(&outside, target.join("a")).unwrap();
 
         let mut errors = Vec::new();
-        set_metadata(&target.join("a"), &dir_node(0o2777), &mut errors);
+        set_metadata(&target.join("a"), &dir_node(0o2777), true, &mut errors);
         assert_eq!(errors.len(), 1, "{errors:?}");
         assert!(errors[0].contains("symbolic link"), "{errors:?}");
         let mode = fs::metadata(&outside).unwrap().permissions().mode() & 0o7777;
         assert_eq!(mode, 0o700, "the folder outside the target was changed");
+    }
+
+    #[test]
+    fn without_privilege_setuid_and_setgid_files_lose_those_bits() {
+        let t = tempfile::tempdir().unwrap();
+        let (f, d) = (t.path().join("f"), t.path().join("d"));
+        fs::write(&f, "x").unwrap();
+        fs::create_dir(&d).unwrap();
+        let mut file = Node::new(b"f".to_vec(), NodeType::File);
+        file.mode = arca_format::tree::go_mode_from_unix(libc::S_IFREG | 0o6755);
+        let mut errors = Vec::new();
+        set_metadata(&f, &file, false, &mut errors);
+        set_metadata(&d, &dir_node(0o2775), false, &mut errors);
+        assert!(errors.is_empty(), "{errors:?}");
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode(&f), 0o755, "setuid and setgid dropped");
+        assert_eq!(
+            mode(&d),
+            0o2775,
+            "a directory's setgid (group inheritance) stays"
+        );
+        set_metadata(&f, &file, true, &mut errors);
+        assert_eq!(mode(&f), 0o6755, "kept when privileged files are asked for");
     }
 
     #[test]
@@ -184,7 +222,7 @@ mod tests {
         fs::create_dir(&d).unwrap();
         let node = dir_node(0o751);
         let mut errors = Vec::new();
-        set_metadata(&d, &node, &mut errors);
+        set_metadata(&d, &node, true, &mut errors);
         assert!(errors.is_empty(), "{errors:?}");
         let md = fs::metadata(&d).unwrap();
         assert_eq!(md.permissions().mode() & 0o7777, 0o751);
