@@ -54,6 +54,12 @@ pub struct RestoreSpec {
     /// contents are whatever its pod's users put there.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub allow_privileged_files: bool,
+    /// Whether cluster-scoped objects of the backup (ClusterRoles and their bindings,
+    /// webhooks, PersistentVolumes, …) are restored. Unset: only when the Restore covers every
+    /// namespace, as Velero does; a Restore of some namespaces never brings back cluster-wide
+    /// grants (the Namespace objects in scope are always restored).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub include_cluster_resources: Option<bool>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]

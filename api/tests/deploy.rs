@@ -128,3 +128,64 @@ fn manifests_parse_into_kubernetes_types() {
         .unwrap();
     assert_eq!(mount.mount_propagation.as_deref(), Some("HostToContainer"));
 }
+
+/// No wildcard verb anywhere, and a wildcard group or resource only in read-only rules (the
+/// operator's discovery-driven `list`): nothing grants exec, proxy, tokens or writes by
+/// wildcard. The agent may not escalate or write beyond its own objects' status.
+#[test]
+fn rbac_has_no_wildcard_beyond_read_only_discovery() {
+    let text = std::fs::read_to_string(deploy_dir().join("rbac.yaml")).unwrap();
+    let docs: Vec<Value> = serde_saphyr::from_multiple(&text).unwrap();
+    let mut wildcard_rules = 0;
+    for doc in docs
+        .iter()
+        .filter(|d| d["kind"] == "ClusterRole" || d["kind"] == "Role")
+    {
+        let name = format!("{} {}", doc["kind"], doc["metadata"]["name"]);
+        for rule in doc["rules"].as_array().unwrap() {
+            let strings = |field: &str| -> Vec<String> {
+                rule[field]
+                    .as_array()
+                    .map(|a| a.iter().map(|v| v.as_str().unwrap().to_string()).collect())
+                    .unwrap_or_default()
+            };
+            let verbs = strings("verbs");
+            assert!(
+                !verbs.iter().any(|v| v == "*"),
+                "{name}: wildcard verb in {rule}"
+            );
+            let wild = strings("apiGroups").iter().any(|g| g == "*")
+                || strings("resources").iter().any(|r| r.contains('*'));
+            if wild {
+                wildcard_rules += 1;
+                assert_eq!(
+                    verbs,
+                    ["list"],
+                    "{name}: a wildcard rule may only list: {rule}"
+                );
+                assert_eq!(doc["metadata"]["name"], "arca-operator", "{name}: {rule}");
+            }
+        }
+        if doc["metadata"]["name"] == "arca-agent" {
+            for rule in doc["rules"].as_array().unwrap() {
+                for v in rule["verbs"].as_array().unwrap() {
+                    assert!(
+                        ["get", "list", "watch", "patch"].contains(&v.as_str().unwrap()),
+                        "{name}: {rule}"
+                    );
+                }
+                if rule["verbs"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|v| v == "patch")
+                {
+                    for r in rule["resources"].as_array().unwrap() {
+                        assert!(r.as_str().unwrap().ends_with("/status"), "{name}: {rule}");
+                    }
+                }
+            }
+        }
+    }
+    assert_eq!(wildcard_rules, 1, "exactly the operator's discovery rule");
+}

@@ -180,6 +180,10 @@ struct RestoreCreateArgs {
     /// (left out by default: the agent restores as root)
     #[arg(long)]
     allow_privileged_files: bool,
+    /// Restore cluster-scoped objects (ClusterRoles, bindings, webhooks, …); default: only
+    /// when every namespace is restored
+    #[arg(long)]
+    include_cluster_resources: Option<bool>,
     /// Wait for the restore to finish
     #[arg(long)]
     wait: bool,
@@ -765,6 +769,7 @@ async fn restore(
                     namespace_mapping: mapping,
                     pod_volume_operation_timeout: None,
                     allow_privileged_files: a.allow_privileged_files,
+                    include_cluster_resources: a.include_cluster_resources,
                 },
                 status: None,
             };

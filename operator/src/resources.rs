@@ -77,7 +77,7 @@ pub fn selector_string(s: &LabelSelector) -> String {
 }
 
 /// Whether the scope names every namespace (then cluster-scoped objects are stored too).
-fn whole_cluster(scope: &ResourceScope) -> bool {
+pub fn whole_cluster(scope: &ResourceScope) -> bool {
     scope.included_namespaces.is_empty() || scope.included_namespaces.iter().any(|n| n == "*")
 }
 

@@ -104,6 +104,22 @@ async fn manifests(ctx: &Context, backup: &Backup) -> Result<Vec<Value>, String>
     Ok(out)
 }
 
+/// Whether the Restore's namespaces (and `includeClusterResources`) take `m`: a namespaced
+/// object by its namespace; a Namespace with its namespace; anything else cluster-scoped
+/// only when asked for, or by default when every namespace is restored (a namespace's
+/// restore must not recreate cluster-wide grants revoked since).
+pub fn namespace_scope_allows(spec: &arca_api::RestoreSpec, m: &Value) -> bool {
+    match m["metadata"]["namespace"].as_str() {
+        Some(ns) => selection::namespace_in_scope(&spec.scope, ns),
+        None if m["kind"] == "Namespace" && m["apiVersion"] == "v1" => m["metadata"]["name"]
+            .as_str()
+            .is_some_and(|n| selection::namespace_in_scope(&spec.scope, n)),
+        None => spec
+            .include_cluster_resources
+            .unwrap_or_else(|| crate::resources::whole_cluster(&spec.scope)),
+    }
+}
+
 fn kind_of<'a>(kinds: &'a [Kind], m: &Value) -> Option<&'a Kind> {
     kinds.iter().find(|k| {
         Some(k.resource.kind.as_str()) == m["kind"].as_str()
@@ -143,9 +159,7 @@ async fn start(
         .as_ref()
         .map(crate::resources::selector_string);
     objects.retain(|m| {
-        let ns_ok = m["metadata"]["namespace"]
-            .as_str()
-            .is_none_or(|ns| selection::namespace_in_scope(&spec.scope, ns));
+        let ns_ok = namespace_scope_allows(spec, m);
         let res_ok = kind_of(kinds, m).is_some_and(|k| {
             selection::resource_in_scope(&spec.scope, &k.resource.plural, &k.resource.group)
         });
@@ -220,6 +234,19 @@ async fn start(
                     "{} {}: already exists, left as it is",
                     obj["kind"],
                     dynamic.name_any()
+                ));
+                None
+            }
+            Err(kube::Error::Api(e)) if e.code == 403 => {
+                errors += 1;
+                let r = &kind.resource;
+                let group = if r.group.is_empty() { "core" } else { &r.group };
+                messages.push(format!(
+                    "{} {}: the operator may not create {} ({group} API group); add them \
+                     to the arca-operator ClusterRole's Restore rules to restore them",
+                    obj["kind"],
+                    dynamic.name_any(),
+                    r.plural
                 ));
                 None
             }
@@ -362,4 +389,33 @@ async fn finish(
     };
     patch_status(api, name, json!({"phase": phase, "completionTimestamp": now(), "errors": errors, "messages": messages, "progress": {"volumesRestored": done}})).await?;
     Ok(Outcome::Finished(phase))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_namespace_restore_brings_back_no_cluster_wide_grants_unless_asked() {
+        let binding = json!({"apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRoleBinding", "metadata": {"name": "shop-admin"}});
+        let shop = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}});
+        let blog = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "blog"}});
+        let pod = json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "web-0", "namespace": "shop"}});
+        let mut spec = arca_api::RestoreSpec::default();
+        spec.scope.included_namespaces = vec!["shop".into()];
+        let allowed = |spec: &arca_api::RestoreSpec| {
+            [&binding, &shop, &blog, &pod].map(|m| namespace_scope_allows(spec, m))
+        };
+        assert_eq!(allowed(&spec), [false, true, false, true]);
+        spec.include_cluster_resources = Some(true);
+        assert_eq!(allowed(&spec), [true, true, false, true]);
+        // The whole cluster: cluster-scoped objects by default, unless turned off.
+        let mut all = arca_api::RestoreSpec::default();
+        assert_eq!(allowed(&all), [true, true, true, true]);
+        all.include_cluster_resources = Some(false);
+        assert_eq!(allowed(&all), [false, true, true, true]);
+    }
 }
