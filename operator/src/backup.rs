@@ -92,7 +92,6 @@ fn out_of_patience(backup: &Backup) -> bool {
 
 /// Handle one Backup. `kinds` lists the resource kinds to collect (from discovery).
 pub async fn reconcile(backup: &Backup, ctx: &Context, kinds: &[Kind]) -> Result<Outcome, String> {
-    let status = backup.status.clone().unwrap_or_default();
     let name = backup.name_any();
     // Made from the bucket by backup sync: a record of work done elsewhere (its status is
     // written right after it is created).
@@ -100,9 +99,15 @@ pub async fn reconcile(backup: &Backup, ctx: &Context, kinds: &[Kind]) -> Result
         return Ok(Outcome::Ignored);
     }
     let api: Api<Backup> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
+    // As for Restores: decide on a fresh read, not on a cache that may predate our own
+    // last status update.
+    let Some(backup) = crate::context::fresh(&api, &name, backup.uid()).await? else {
+        return Ok(Outcome::Ignored);
+    };
+    let status = backup.status.clone().unwrap_or_default();
     let result = match status.phase {
-        OperationPhase::New => start(backup, ctx, &api, &name).await,
-        OperationPhase::InProgress => finish(backup, ctx, &api, &name, kinds).await,
+        OperationPhase::New => start(&backup, ctx, &api, &name).await,
+        OperationPhase::InProgress => finish(&backup, ctx, &api, &name, kinds).await,
         _ => return Ok(Outcome::Ignored),
     };
     // A Backup that cannot go on says why and stops, rather than being retried forever

@@ -68,3 +68,20 @@ pub fn one_line(e: &dyn std::error::Error) -> String {
     }
     s
 }
+
+/// The object `name` as the API server has it now, if it is still the one with `uid` (not
+/// deleted, not replaced by another of the same name).
+pub async fn fresh<K>(
+    api: &kube::Api<K>,
+    name: &str,
+    uid: Option<String>,
+) -> Result<Option<K>, String>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let current = api
+        .get_opt(name)
+        .await
+        .map_err(|e| format!("cannot read {name}: {e}"))?;
+    Ok(current.filter(|c| c.meta().uid == uid))
+}

@@ -35,15 +35,20 @@ pub async fn reconcile(
     ctx: &Context,
     kinds: &[Kind],
 ) -> Result<Outcome, String> {
-    let status = restore.status.clone().unwrap_or_default();
     let name = restore.name_any();
     let api: Api<Restore> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
+    // The controller's cache may not hold our own last status update yet (a requeue can come
+    // before the watch event): decide on a fresh read, or a started Restore starts again.
+    let Some(restore) = crate::context::fresh(&api, &name, restore.uid()).await? else {
+        return Ok(Outcome::Ignored);
+    };
+    let status = restore.status.clone().unwrap_or_default();
     match status.phase {
-        OperationPhase::New => match start(restore, ctx, &api, &name, kinds).await {
+        OperationPhase::New => match start(&restore, ctx, &api, &name, kinds).await {
             Ok(o) => Ok(o),
             Err(e) => fail(&api, &name, e).await,
         },
-        OperationPhase::InProgress => finish(restore, ctx, &api, &name).await,
+        OperationPhase::InProgress => finish(&restore, ctx, &api, &name).await,
         _ => Ok(Outcome::Ignored),
     }
 }
