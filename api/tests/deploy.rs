@@ -189,3 +189,52 @@ fn rbac_has_no_wildcard_beyond_read_only_discovery() {
     }
     assert_eq!(wildcard_rules, 1, "exactly the operator's discovery rule");
 }
+
+/// What kubectl's client-side validation (1.27 to 1.32) and older API servers refused in
+/// the CRDs (issue 12): a `null` among enum values, and defaults under `status`. kubectl
+/// 1.36 no longer validates client-side, so the end-to-end test cannot see it: this can.
+#[test]
+fn crds_have_no_null_enum_value_and_no_status_default() {
+    fn walk(v: &Value, under_status: bool, at: &str, problems: &mut Vec<String>) {
+        match v {
+            Value::Object(m) => {
+                if let Some(Value::Array(values)) = m.get("enum") {
+                    if values.iter().any(Value::is_null) {
+                        problems.push(format!("{at}: null among enum values"));
+                    }
+                }
+                if under_status && m.contains_key("default") {
+                    problems.push(format!("{at}: a default under status"));
+                }
+                for (k, child) in m {
+                    let status = under_status || (k == "status" && at.ends_with("properties"));
+                    walk(child, status, &format!("{at}.{k}"), problems);
+                }
+            }
+            Value::Array(items) => {
+                for (i, child) in items.iter().enumerate() {
+                    walk(child, under_status, &format!("{at}[{i}]"), problems);
+                }
+            }
+            _ => {}
+        }
+    }
+    let text = std::fs::read_to_string(deploy_dir().join("crds.yaml")).unwrap();
+    let docs: Vec<Value> = serde_saphyr::from_multiple(&text).unwrap();
+    let mut problems = Vec::new();
+    for doc in docs.iter().filter(|d| !d.is_null()) {
+        walk(
+            doc,
+            false,
+            doc["metadata"]["name"].as_str().unwrap(),
+            &mut problems,
+        );
+        assert_ne!(
+            doc["spec"]["preserveUnknownFields"],
+            Value::Bool(true),
+            "{}",
+            doc["metadata"]["name"]
+        );
+    }
+    assert!(problems.is_empty(), "{problems:#?}");
+}
