@@ -38,6 +38,7 @@ async fn new_cluster(base: &Bench, root: &Path, name: &str, suffix: &str) -> (Co
         node: format!("node-{name}-{suffix}"),
         app: String::new(),
         procs: Vec::new(),
+        printed: Default::default(),
     };
     std::fs::create_dir_all(e.pods_dir()).unwrap();
     install_deploy(&e);
@@ -370,7 +371,8 @@ async fn the_whole_cluster_is_lost_and_a_new_one_restores_everything_from_the_bu
         added < 100_000,
         "only the changed file is new: {added} bytes added"
     );
-    // The recovery key is in no log line of cluster B's processes.
+    // The recovery key is in no log line of cluster B's processes, and no secret of cluster
+    // B (its storage credentials, recovery key and repository passwords) was shown anywhere.
     for p in &b.procs {
         assert!(
             !p.text().contains(&recovery_key),
@@ -378,4 +380,5 @@ async fn the_whole_cluster_is_lost_and_a_new_one_restores_everything_from_the_bu
             p.name
         );
     }
+    b.assert_no_secret_shown(&[recovery_key.clone()]).await;
 }

@@ -43,6 +43,7 @@ async fn backup_namespace_lost_restore_incremental_schedule_expiry_on_a_real_api
         node: format!("node-{suffix}"),
         app: format!("shop-{suffix}"),
         procs: Vec::new(),
+        printed: Default::default(),
     };
     std::fs::create_dir_all(e.pods_dir()).unwrap();
 
@@ -482,6 +483,27 @@ async fn backup_namespace_lost_restore_incremental_schedule_expiry_on_a_real_api
     std::fs::remove_dir_all(e.pods_dir().join(&uid)).unwrap();
 
     // --- Restore r1; the pod is scheduled only after the agent has seen its restore. ------
+    // The agent DaemonSet gets an image of its own, so that the restore-wait image can only
+    // have come from it (the shipped manifests name one image for everything).
+    let agent_image = format!("registry.invalid/arca-agent:e2e-{suffix}");
+    let out = e.kubectl(&[
+        "-n",
+        NS,
+        "set",
+        "image",
+        "daemonset/arca-agent",
+        &format!("agent={agent_image}"),
+    ]);
+    ok(&out, "kubectl set image daemonset/arca-agent");
+    // And a warning is certain: the ConfigMap is back before the restore.
+    apply(
+        &e,
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": app}}),
+    );
+    apply(
+        &e,
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings", "namespace": app}, "data": {"mode": "e2e"}}),
+    );
     let out = e.arca_cluster(&["restore", "create", &r1_name, "--from-backup", &b1]);
     ok(&out, "arca cluster restore create r1");
     let pod = e
@@ -504,12 +526,13 @@ async fn backup_namespace_lost_restore_incremental_schedule_expiry_on_a_real_api
         .get("arca-agent")
         .await
         .unwrap();
-    let agent_image = ds.spec.unwrap().template.spec.unwrap().containers[0]
+    let ds_image = ds.spec.unwrap().template.spec.unwrap().containers[0]
         .image
         .clone();
+    assert_eq!(ds_image.as_deref(), Some(agent_image.as_str()));
     let init = &pod.spec.as_ref().unwrap().init_containers.as_ref().unwrap()[0];
     assert_eq!(init.name, "restore-wait");
-    assert_eq!(init.image, agent_image);
+    assert_eq!(init.image.as_deref(), Some(agent_image.as_str()));
     // The old cluster's token volume is gone; the new cluster's admission gave its own.
     let volumes: Vec<String> = pod
         .spec
@@ -583,12 +606,40 @@ async fn backup_namespace_lost_restore_incremental_schedule_expiry_on_a_real_api
         .await;
     let st = r1.status.unwrap();
     assert_eq!(st.phase, OperationPhase::Completed, "{:?}", st.messages);
-    // Roles before their bindings, and a binding to `edit` allowed.
-    e.api::<Role>(&app).get("web-reader").await.unwrap();
+    // Started once: a second start finds everything "already exists" and overwrites the
+    // counts (the operator once decided on a stale cache).
+    let progress = st.progress.clone().unwrap_or_default();
+    assert!(
+        progress.items_restored > 0,
+        "{progress:?} {:?}",
+        st.messages
+    );
+    assert_eq!(progress.total_volumes, 2, "{progress:?}");
+    assert!(
+        !st.messages
+            .iter()
+            .any(|m| m.contains("Pod web-0") || m.contains("PersistentVolumeClaim data")),
+        "restored twice: {:?}",
+        st.messages
+    );
+    // Roles before their bindings (created first: a lower resourceVersion), and a binding
+    // to `edit` allowed.
+    let role = e.api::<Role>(&app).get("web-reader").await.unwrap();
+    let version = |v: Option<String>| v.unwrap().parse::<u64>().unwrap();
+    let role_version = version(role.metadata.resource_version);
     for b in ["web-reader", "web-edit"] {
-        e.api::<RoleBinding>(&app).get(b).await.unwrap();
+        let binding = e.api::<RoleBinding>(&app).get(b).await.unwrap();
+        assert!(
+            version(binding.metadata.resource_version) > role_version,
+            "RoleBinding {b} was created before its Role"
+        );
     }
-    // `describe` lists each warning it counts.
+    // `describe` lists each warning it counts (the ConfigMap made before the restore is one).
+    assert!(
+        st.messages.iter().any(|m| m.contains("settings")),
+        "{:?}",
+        st.messages
+    );
     let described = ok(
         &e.arca_cluster(&["restore", "describe", &r1_name]),
         "restore describe",
@@ -717,7 +768,30 @@ async fn backup_namespace_lost_restore_incremental_schedule_expiry_on_a_real_api
             })
             .count();
         assert_eq!(runs, 1, "volume {v} restored {runs} times\n{}", e.logs());
+        let runs = e.procs[AGENT]
+            .text()
+            .lines()
+            .filter(|l| {
+                l.contains(&format!("pvb={}", pvr_name(&b1, &app, v)))
+                    && l.contains("outcome=Completed")
+            })
+            .count();
+        assert_eq!(
+            runs,
+            1,
+            "volume {v} backed up {runs} times by b1\n{}",
+            e.logs()
+        );
     }
+    assert!(
+        !e.procs[AGENT]
+            .text()
+            .contains("resumed after an agent restart"),
+        "a run resumed although the agent never restarted"
+    );
+
+    // After everything, the wrong credentials included: no secret was shown anywhere.
+    e.assert_no_secret_shown(&[recovery_password.clone()]).await;
 }
 
 /// The name of the operator's PodVolumeBackup or PodVolumeRestore of `operation` for volume

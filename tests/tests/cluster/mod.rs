@@ -209,6 +209,8 @@ pub struct E2e {
     pub node: String,
     pub app: String,
     pub procs: Vec<Proc>,
+    /// Everything `arca cluster` printed (stdout and stderr), for the secrets sweep.
+    pub printed: std::sync::Mutex<Vec<String>>,
 }
 
 impl E2e {
@@ -222,6 +224,73 @@ impl E2e {
             .map(Proc::tail)
             .collect::<Vec<_>>()
             .join("\n")
+    }
+
+    /// Every secret value the cluster holds in arca-system (storage credentials, repository
+    /// passwords, recovery keys; 8 characters and longer) plus `also`, looked for in
+    /// everything the operator, the agent and `arca cluster` printed or logged, in the
+    /// status of every Arca object and in every Event: found nowhere.
+    pub async fn assert_no_secret_shown(&self, also: &[String]) {
+        use kube::api::ListParams;
+        let mut secrets: Vec<String> = also.to_vec();
+        for s in self
+            .api::<Secret>(NS)
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+        {
+            secrets.extend(arca_api::common::secret_strings(&s).into_values());
+        }
+        secrets.retain(|s| s.trim().len() >= 8);
+        assert!(
+            secrets.len() >= 4,
+            "the sweep has secrets to look for: {}",
+            secrets.len()
+        );
+        let mut shown: Vec<(String, String)> = Vec::new();
+        for p in &self.procs {
+            shown.push((format!("{} log", p.name), p.text()));
+        }
+        for (i, text) in self.printed.lock().unwrap().iter().enumerate() {
+            shown.push((format!("arca cluster output {i}"), text.clone()));
+        }
+        async fn all<K>(client: &Client) -> String
+        where
+            K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned,
+            K: serde::Serialize + std::fmt::Debug,
+        {
+            let api: Api<K> = Api::all(client.clone());
+            serde_json::to_string(&api.list(&ListParams::default()).await.unwrap().items).unwrap()
+        }
+        let c = &self.admin;
+        shown.push(("locations".into(), all::<BackupStorageLocation>(c).await));
+        shown.push(("repositories".into(), all::<BackupRepository>(c).await));
+        shown.push(("backups".into(), all::<Backup>(c).await));
+        shown.push(("restores".into(), all::<Restore>(c).await));
+        shown.push(("schedules".into(), all::<Schedule>(c).await));
+        shown.push(("pod volume backups".into(), all::<PodVolumeBackup>(c).await));
+        shown.push((
+            "pod volume restores".into(),
+            all::<PodVolumeRestore>(c).await,
+        ));
+        shown.push((
+            "core Events".into(),
+            all::<k8s_openapi::api::core::v1::Event>(c).await,
+        ));
+        shown.push((
+            "events.k8s.io Events".into(),
+            all::<k8s_openapi::api::events::v1::Event>(c).await,
+        ));
+        for (what, text) in &shown {
+            for secret in &secrets {
+                assert!(
+                    !text.contains(secret.as_str()),
+                    "a secret ({} characters, starting {:?}) is shown in {what}",
+                    secret.len(),
+                    &secret[..3]
+                );
+            }
+        }
     }
 
     pub fn kubectl(&self, args: &[&str]) -> std::process::Output {
@@ -246,7 +315,19 @@ impl E2e {
         let deadline = Instant::now() + STEP * 2;
         loop {
             if child.try_wait().unwrap().is_some() {
-                return child.wait_with_output().unwrap();
+                let out = child.wait_with_output().unwrap();
+                // The two commands whose job is to print a secret are left out of the sweep.
+                let prints_a_secret = args
+                    .iter()
+                    .any(|a| *a == "export-recovery-key" || *a == "recovery-password");
+                if !prints_a_secret {
+                    self.printed.lock().unwrap().push(format!(
+                        "{}{}",
+                        String::from_utf8_lossy(&out.stdout),
+                        String::from_utf8_lossy(&out.stderr)
+                    ));
+                }
+                return out;
             }
             if Instant::now() > deadline {
                 let _ = child.kill();
