@@ -380,5 +380,6 @@ async fn the_whole_cluster_is_lost_and_a_new_one_restores_everything_from_the_bu
             p.name
         );
     }
-    b.assert_no_secret_shown(&[recovery_key.clone()]).await;
+    b.assert_no_secret_shown(std::slice::from_ref(&recovery_key))
+        .await;
 }

@@ -791,7 +791,8 @@ async fn backup_namespace_lost_restore_incremental_schedule_expiry_on_a_real_api
     );
 
     // After everything, the wrong credentials included: no secret was shown anywhere.
-    e.assert_no_secret_shown(&[recovery_password.clone()]).await;
+    e.assert_no_secret_shown(std::slice::from_ref(&recovery_password))
+        .await;
 }
 
 /// The name of the operator's PodVolumeBackup or PodVolumeRestore of `operation` for volume
