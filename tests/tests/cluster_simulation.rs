@@ -700,10 +700,12 @@ async fn backup_delete_restore_then_an_incremental_backup() {
     .await
     .unwrap();
     let again = cluster.root.join("b2-web-0-data");
+    let mut everything = arca_engine::restore::RestoreOptions::everything(again.clone());
+    everything.privileged_files = true;
     arca_engine::restore::restore(
         std::sync::Arc::new(opened),
         sn.tree,
-        &arca_engine::restore::RestoreOptions::everything(again.clone()),
+        &everything,
         &arca_engine::progress::NoProgress,
     )
     .await
