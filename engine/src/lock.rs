@@ -63,8 +63,17 @@ pub async fn remove_held(patience: Duration) -> usize {
     for (backend, id) in locks {
         let name = id.to_hex();
         let attempt = backend.remove(FileType::Lock, &name);
-        if matches!(tokio::time::timeout(patience, attempt).await, Ok(Ok(()))) {
-            removed += 1;
+        match tokio::time::timeout(patience, attempt).await {
+            Ok(Ok(())) => removed += 1,
+            // Not there yet: the interrupted write may still land. Look once more.
+            Ok(Err(e)) if e.is_not_found() => {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                let again = backend.remove(FileType::Lock, &name);
+                if matches!(tokio::time::timeout(patience, again).await, Ok(Ok(()))) {
+                    removed += 1;
+                }
+            }
+            _ => {}
         }
     }
     removed
@@ -198,9 +207,24 @@ impl LockGuard {
         if let Some((id, l)) = find_conflict(repo, exclusive, None).await? {
             return Err(Error::Locked(describe(&id, &l)));
         }
-        let id = repo
-            .save_unpacked(FileType::Lock, &new_lock(exclusive).to_json())
-            .await?;
+        // Registered before it is written: a signal that comes while the write is under
+        // way still finds it to remove (the write itself may land just after; see
+        // `remove_held`).
+        let sealed = repo.key().seal(&arca_format::compression::encode_unpacked(
+            &new_lock(exclusive).to_json(),
+            repo.version(),
+        ));
+        let id = Id::hash(&sealed);
+        let current = Arc::new(Mutex::new(id));
+        let registration = register(repo.backend().clone(), current.clone());
+        let written = repo
+            .backend()
+            .write(FileType::Lock, &id.to_hex(), sealed.into(), false)
+            .await;
+        if let Err(e) = written {
+            unregister(registration);
+            return Err(e.into());
+        }
         let (tx, rx) = tokio::sync::watch::channel(None);
         let detached = repo.detached();
         tokio::spawn(async move {
@@ -218,9 +242,7 @@ impl LockGuard {
             };
             let _ = tx.send(Some(outcome));
         });
-        let current = Arc::new(Mutex::new(id));
         let refresher = spawn_refresher(repo, exclusive, current.clone());
-        let registration = register(repo.backend().clone(), current.clone());
         Ok((
             LockGuard {
                 backend: repo.backend().clone(),
