@@ -18,8 +18,9 @@
 # Typical use:  dir=$(mktemp -d); trap 'scripts/control-plane.sh stop "$dir"' EXIT
 #               scripts/control-plane.sh start "$dir" >/dev/null; source "$dir/env"
 #
-# DIR/env exports ARCA_TEST_KUBECONFIG, ARCA_TEST_KUBE_SERVER (https://127.0.0.1:PORT) and
-# ARCA_TEST_KUBE_CA. The binaries come from ARCA_TEST_ETCD, ARCA_TEST_KUBE_APISERVER,
+# DIR/env exports ARCA_TEST_KUBECONFIG, ARCA_TEST_KUBE_SERVER (https://127.0.0.1:PORT),
+# ARCA_TEST_KUBE_CA and ARCA_TEST_KUBE_AUDIT_LOG (JSON lines: every request on arca.dev objects,
+# at the Metadata level). The binaries come from ARCA_TEST_ETCD, ARCA_TEST_KUBE_APISERVER,
 # ARCA_TEST_KUBE_CONTROLLER_MANAGER and ARCA_TEST_KUBECTL (set by `scripts/go-tools.sh build`).
 # DIR holds the CA (ca.crt, ca.key), the certificates and keys (apiserver, admin,
 # controller-manager), the service-account key pair (sa.key, sa.pub), etcd/ (data), *.log, the
@@ -206,6 +207,19 @@ start() {
     --unsafe-no-fsync --log-level warn
   wait_until etcd "$DIR/etcd.log" "healthy answer on $etcd_url/health" http_ok "$etcd_url/health"
 
+  # The audit log records who did what to Arca's objects (get, list, watch, patch...), so
+  # the tests can tell a watch from a polling loop; other groups are left out.
+  cat >"$DIR/audit-policy.yaml" <<'EOF'
+apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+- level: Metadata
+  resources:
+  - group: arca.dev
+- level: None
+EOF
+
   # --cert-dir: where it would write certificates it makes itself (none: they are all given).
   spawn kube-apiserver "$DIR/kube-apiserver.log" "$ARCA_TEST_KUBE_APISERVER" \
     --bind-address=127.0.0.1 --advertise-address=127.0.0.1 --secure-port="$api_port" \
@@ -219,7 +233,9 @@ start() {
     --service-account-signing-key-file="$DIR/sa.key" \
     --service-cluster-ip-range="$SERVICE_RANGE" \
     --allow-privileged=true --profiling=false \
-    --endpoint-reconciler-type=none
+    --endpoint-reconciler-type=none \
+    --audit-policy-file="$DIR/audit-policy.yaml" --audit-log-path="$DIR/audit.log" \
+    --audit-log-format=json --audit-log-mode=blocking
   kubeconfig "$DIR/kubeconfig" "$server" admin
   wait_until kube-apiserver "$DIR/kube-apiserver.log" "ready answer on $server/readyz" \
     kubectl get --raw /readyz
@@ -251,6 +267,7 @@ start() {
     printf 'export ARCA_TEST_KUBECONFIG=%q\n' "$DIR/kubeconfig"
     printf 'export ARCA_TEST_KUBE_SERVER=%q\n' "$server"
     printf 'export ARCA_TEST_KUBE_CA=%q\n' "$DIR/ca.crt"
+    printf 'export ARCA_TEST_KUBE_AUDIT_LOG=%q\n' "$DIR/audit.log"
   } >"$DIR/env.tmp"
   mv "$DIR/env.tmp" "$DIR/env"
   say "etcd, kube-apiserver ($server) and kube-controller-manager up in $((SECONDS - t0)) s; environment in $DIR/env"

@@ -23,6 +23,7 @@ use kube::runtime::watcher;
 use kube::{Api, Resource, ResourceExt};
 use std::sync::Arc;
 use std::time::Duration;
+use tracing::Instrument;
 
 /// Finished objects are looked at again at least this often (expiry, maintenance).
 const MAX_REQUEUE: Duration = Duration::from_secs(3600);
@@ -348,10 +349,17 @@ pub async fn watch<K, F, Fut>(
     F: FnMut(Arc<K>, Arc<Operator>) -> Fut,
     Fut: std::future::Future<Output = Result<Action, ReconcileError>> + Send + 'static,
 {
+    let mut reconcile = reconcile;
+    // kube-rs is inside its "reconciling object" span (which names the object and why it
+    // is reconciled) only while the future is made: carry that span into the work, so that
+    // each line it logs says what woke it (a change, a child's change, or a timer).
+    let traced = move |obj: Arc<K>, op: Arc<Operator>| {
+        reconcile(obj, op).instrument(tracing::Span::current())
+    };
     let api = Api::<K>::namespaced(op.ctx.client.clone(), &op.ctx.namespace);
     also(Controller::new(api, watcher::Config::default()), &op)
         .shutdown_on_signal()
-        .run(reconcile, retry, op)
+        .run(traced, retry, op)
         .for_each(|_| async {})
         .await
 }

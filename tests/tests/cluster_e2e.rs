@@ -194,6 +194,7 @@ async fn backup_namespace_lost_restore_incremental_schedule_expiry_on_a_real_api
     let schedule = format!("every-minute-{suffix}");
 
     // --- Backup b1, waited for by `arca cluster … --wait` (a watch). ----------------------
+    let cli_started = jiff::Timestamp::now();
     let out = e.arca_cluster(&[
         "backup",
         "create",
@@ -203,6 +204,22 @@ async fn backup_namespace_lost_restore_incremental_schedule_expiry_on_a_real_api
         "--wait",
     ]);
     ok(&out, "arca cluster backup create b1 --wait");
+    // The CLI waited on a watch, not by reading the Backup again and again.
+    let cli_verbs = e.audited_verbs(
+        ADMIN_USER,
+        "backups",
+        &b1,
+        cli_started,
+        jiff::Timestamp::now(),
+    );
+    assert!(
+        cli_verbs.iter().any(|v| v == "watch"),
+        "arca cluster --wait made no watch: {cli_verbs:?}"
+    );
+    assert!(
+        cli_verbs.iter().filter(|v| *v == "get").count() <= 2,
+        "arca cluster --wait polled: {cli_verbs:?}"
+    );
     let b1_obj = e.api::<Backup>(NS).get(&b1).await.unwrap();
     let st = b1_obj.status.clone().unwrap();
     assert_eq!(
@@ -229,6 +246,7 @@ async fn backup_namespace_lost_restore_incremental_schedule_expiry_on_a_real_api
         last_volume_done = last_volume_done.max(s.completion_timestamp.unwrap().0);
     }
     // The Backup finished because its volumes did (a watch), not at its next requeue.
+    e.assert_finished_by_a_change(&format!("backup={b1}"));
     let finished = st.completion_timestamp.unwrap().0;
     assert!(
         finished.duration_since(last_volume_done).as_secs_f64() < 10.0,
@@ -606,6 +624,8 @@ async fn backup_namespace_lost_restore_incremental_schedule_expiry_on_a_real_api
         .await;
     let st = r1.status.unwrap();
     assert_eq!(st.phase, OperationPhase::Completed, "{:?}", st.messages);
+    // Finished because its volumes did (a watch), not at a requeue.
+    e.assert_finished_by_a_change(&format!("restore={r1_name}"));
     // Started once: a second start finds everything "already exists" and overwrites the
     // counts (the operator once decided on a stale cache).
     let progress = st.progress.clone().unwrap_or_default();
@@ -668,13 +688,12 @@ async fn backup_namespace_lost_restore_incremental_schedule_expiry_on_a_real_api
         "--wait",
     ]);
     ok(&out, "arca cluster backup create b2 --wait");
-    let b2_data = e
+    let b2_data_pvb = e
         .api::<PodVolumeBackup>(NS)
         .get(&pvr_name(&b2, &app, "data"))
         .await
-        .unwrap()
-        .status
         .unwrap();
+    let b2_data = b2_data_pvb.status.clone().unwrap();
     assert_eq!(
         b2_data.parent_snapshot_id.as_deref(),
         Some(data_snapshot.as_str())
@@ -789,6 +808,63 @@ async fn backup_namespace_lost_restore_incremental_schedule_expiry_on_a_real_api
             .contains("resumed after an agent restart"),
         "a run resumed although the agent never restarted"
     );
+
+    // --- A repository briefly not Ready: a volume backup waits for it, then runs. ----------
+    // With the operator stopped, nothing makes the repository Ready again until it is back.
+    e.stop_operator();
+    ok(
+        &e.kubectl(&[
+            "-n",
+            NS,
+            "patch",
+            "backuprepository",
+            &repo_name,
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            r#"{"status":{"phase":"NotReady","message":"e2e: the store did not answer"}}"#,
+        ]),
+        "mark the repository NotReady",
+    );
+    let waiting = format!("waiting-{suffix}");
+    let mut spec = b2_data_pvb.spec.clone();
+    spec.tags.insert("backup".into(), waiting.clone());
+    let pvb = PodVolumeBackup::new(&waiting, spec);
+    e.api::<PodVolumeBackup>(NS)
+        .create(&PostParams::default(), &pvb)
+        .await
+        .unwrap();
+    e.until_logged(
+        AGENT,
+        &[&format!("pvb={waiting}"), "WaitingForRepository"],
+        "the volume backup waits for its repository",
+    )
+    .await;
+    let phase = e
+        .api::<PodVolumeBackup>(NS)
+        .get(&waiting)
+        .await
+        .unwrap()
+        .status
+        .map(|s| s.phase);
+    assert!(
+        !phase.is_some_and(|p| p.is_final()),
+        "a volume backup ended while its repository was not ready: {phase:?}"
+    );
+    e.start_operator_again();
+    let done = e
+        .until(
+            e.api::<PodVolumeBackup>(NS),
+            &waiting,
+            "the waiting volume backup ran once its repository was Ready",
+            |p: &PodVolumeBackup| p.status.as_ref().is_some_and(|s| s.phase.is_final()),
+        )
+        .await
+        .status
+        .unwrap();
+    assert_eq!(done.phase, VolumePhase::Completed, "{done:?}");
+    assert_eq!(done.message, None, "{done:?}");
+    assert!(done.snapshot_id.is_some(), "{done:?}");
 
     // After everything, the wrong credentials included: no secret was shown anywhere.
     e.assert_no_secret_shown(std::slice::from_ref(&recovery_password))

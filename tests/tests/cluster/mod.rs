@@ -23,6 +23,10 @@ pub const NS: &str = "arca-system";
 pub const STEP: Duration = Duration::from_secs(40);
 /// Where the agent's process is in `E2e::procs` (started first).
 pub const AGENT: usize = 0;
+/// Where the first operator's process is in `E2e::procs`.
+pub const OPERATOR: usize = 1;
+/// The admin's user name in the audit log (the CN of scripts/control-plane.sh's certificate).
+pub const ADMIN_USER: &str = "arca-test-admin";
 
 /// What scripts/control-plane.sh and scripts/servers.sh started.
 pub struct Bench {
@@ -32,6 +36,8 @@ pub struct Bench {
     pub ca: PathBuf,
     pub minio: [String; 3],
     pub bucket: String,
+    /// The API server's audit log (JSON lines, requests on arca.dev objects).
+    pub audit_log: PathBuf,
 }
 
 /// A control plane of a test's own (scripts/control-plane.sh), stopped when dropped.
@@ -75,6 +81,7 @@ impl ControlPlane {
             ca: var("ARCA_TEST_KUBE_CA").into(),
             minio: minio_from.minio.clone(),
             bucket: minio_from.bucket.clone(),
+            audit_log: var("ARCA_TEST_KUBE_AUDIT_LOG").into(),
         }
     }
 
@@ -108,6 +115,7 @@ pub fn bench() -> Option<Bench> {
         "ARCA_TEST_MINIO_ACCESS_KEY",
         "ARCA_TEST_MINIO_SECRET_KEY",
         "ARCA_TEST_BUCKET",
+        "ARCA_TEST_KUBE_AUDIT_LOG",
     ];
     let mut v = Vec::new();
     for n in names {
@@ -131,6 +139,7 @@ pub fn bench() -> Option<Bench> {
         ca: v[3].clone().into(),
         minio: [v[4].clone(), v[5].clone(), v[6].clone()],
         bucket: v[7].clone(),
+        audit_log: v[8].clone().into(),
     })
 }
 
@@ -413,6 +422,70 @@ impl E2e {
         );
     }
 
+    /// The verbs of the audit log's requests by `user` on `resource` object `name` (a get,
+    /// or a list or watch narrowed to it by name) received between `from` and `to`, one per
+    /// request.
+    pub fn audited_verbs(
+        &self,
+        user: &str,
+        resource: &str,
+        name: &str,
+        from: jiff::Timestamp,
+        to: jiff::Timestamp,
+    ) -> Vec<String> {
+        let text = std::fs::read_to_string(&self.bench.audit_log)
+            .unwrap_or_else(|e| panic!("audit log {}: {e}", self.bench.audit_log.display()));
+        let mut seen = std::collections::BTreeMap::new();
+        for line in text.lines() {
+            let Ok(ev) = serde_json::from_str::<Value>(line) else {
+                continue; // a line being written
+            };
+            let at: Option<jiff::Timestamp> = ev["requestReceivedTimestamp"]
+                .as_str()
+                .and_then(|t| t.parse().ok());
+            let matches = ev["user"]["username"] == user
+                && ev["objectRef"]["resource"] == resource
+                && ev["objectRef"]["name"] == name
+                && at.is_some_and(|t| from <= t && t <= to);
+            if matches {
+                let verb = ev["verb"].as_str().unwrap_or_default().to_string();
+                seen.insert(ev["auditID"].to_string(), verb);
+            }
+        }
+        seen.into_values().collect()
+    }
+
+    /// The operator's log line of the reconcile of `kind_field` (`backup=NAME`,
+    /// `restore=NAME`) that finished it, with the span that says what woke that reconcile.
+    /// The finish must follow a change (the object's own or a child's, seen by a watch), not
+    /// a timer.
+    pub fn assert_finished_by_a_change(&self, kind_field: &str) {
+        let text = self.procs[OPERATOR].text();
+        let line = text
+            .lines()
+            .find(|l| {
+                l.split_whitespace().any(|w| w == kind_field) && l.contains("outcome=Finished")
+            })
+            .unwrap_or_else(|| panic!("no finishing reconcile of {kind_field}\n{}", self.logs()));
+        assert!(
+            line.contains("object.reason=related object updated")
+                || line.contains("object.reason=object updated"),
+            "{kind_field} was finished by a reconcile that no change woke: {line}"
+        );
+    }
+
+    /// Stop the operator (its log is kept).
+    pub fn stop_operator(&mut self) {
+        let op = &mut self.procs[OPERATOR];
+        let _ = op.child.kill();
+        let _ = op.child.wait();
+    }
+
+    /// Start another operator after [`E2e::stop_operator`], logging to a file of its own.
+    pub fn start_operator_again(&mut self) {
+        start_operator(self, "arca-operator (restarted)", "operator-restarted.log");
+    }
+
     /// Wait until a line of process `proc`'s log contains every one of `parts`.
     pub async fn until_logged(&self, proc: usize, parts: &[&str], what: &str) {
         let deadline = Instant::now() + STEP;
@@ -619,7 +692,6 @@ pub fn install_deploy(e: &E2e) {
 /// Start `arca-agent` (for the test's node) and `arca-operator` as processes, each with a
 /// token of its own ServiceAccount. The agent is `procs[AGENT]`.
 pub fn start_arca(e: &mut E2e) {
-    let operator_kc = service_account_kubeconfig(e, "arca-operator");
     let agent_kc = service_account_kubeconfig(e, "arca-agent");
     let mut agent = Command::new(agent_bin());
     agent
@@ -637,15 +709,21 @@ pub fn start_arca(e: &mut E2e) {
         .env("RUST_LOG", "info");
     let agent_log = e.dir.path().join("agent.log");
     e.procs.push(Proc::start("arca-agent", agent, agent_log));
+    start_operator(e, "arca-operator", "operator.log");
+}
+
+/// Start `arca-operator` as a process with a token of its ServiceAccount, logging to `log`
+/// in the test's folder.
+fn start_operator(e: &mut E2e, name: &'static str, log: &str) {
+    let operator_kc = service_account_kubeconfig(e, "arca-operator");
     let mut operator = Command::new(workspace_bin_path("arca-operator"));
     operator
         .args(["--namespace", NS, "--metrics-address", ""])
         .env("KUBECONFIG", &operator_kc)
         .env("NO_COLOR", "1")
         .env("RUST_LOG", "info");
-    let operator_log = e.dir.path().join("operator.log");
-    e.procs
-        .push(Proc::start("arca-operator", operator, operator_log));
+    let operator_log = e.dir.path().join(log);
+    e.procs.push(Proc::start(name, operator, operator_log));
 }
 
 /// The MinIO credentials Secret and a location on the bench's bucket under `prefix`; `extra`
