@@ -20,12 +20,14 @@ use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
 mod metadata;
+mod target;
 use metadata::set_metadata;
+use target::Target;
 
 /// The ID of a MinSize (512 KiB) all-zero chunk, skipped with `--sparse`.
 pub const ZERO_CHUNK_ID: &str = "07854d2fef297a06ba81685e660c332de36d5d18d546927d30daad6d7fda1541";
@@ -107,12 +109,32 @@ struct Item {
 }
 
 struct PlannedFile {
-    path: PathBuf,
+    /// Relative to the target.
+    rel: PathBuf,
     size: u64,
     content: Vec<Id>,
     /// Set by whoever creates the file: the background pass, or the first job to write to
     /// it if that comes first.
     created: OnceLock<std::result::Result<(), String>>,
+}
+
+/// The longest path (relative to the target) restore makes: the kernel's limit for one
+/// path (`PATH_MAX`, the terminating NUL included). A deeper item could not be created by
+/// path anyway, so it is reported once, with everything below it, instead of failing once
+/// per item; this also bounds restore's memory when a tree is thousands of levels deep.
+const MAX_PATH: usize = 4095;
+
+/// A path of any length, shortened for a message to its start and end.
+fn shortened(rel: &[u8]) -> String {
+    const KEEP: usize = 120;
+    if rel.len() <= 2 * KEEP {
+        return String::from_utf8_lossy(rel).into_owned();
+    }
+    format!(
+        "{}…{}",
+        String::from_utf8_lossy(&rel[..KEEP]),
+        String::from_utf8_lossy(&rel[rel.len() - KEEP..])
+    )
 }
 
 /// Names that would step outside the directory they are in are refused.
@@ -127,8 +149,9 @@ fn check_name(name: &[u8]) -> std::result::Result<(), String> {
     Ok(())
 }
 
-fn target_path(target: &Path, rel: &[u8]) -> PathBuf {
-    target.join(OsStr::from_bytes(rel.strip_prefix(b"/").unwrap_or(rel)))
+/// An item's path relative to the target (its snapshot path without the leading `/`).
+fn rel_path(rel: &[u8]) -> PathBuf {
+    PathBuf::from(OsStr::from_bytes(rel.strip_prefix(b"/").unwrap_or(rel)))
 }
 
 pub async fn restore(
@@ -139,23 +162,16 @@ pub async fn restore(
 ) -> Result<RestoreReport> {
     let mut report = RestoreReport::default();
     let items = plan(&repo, &root, opts, &mut report).await?;
-    // restic creates the target private (0700) when it does not exist.
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(&opts.target)
-        .map_err(Error::io(&opts.target))?;
+    // restic creates the target private (0700) when it does not exist. Everything below
+    // is made relative to this handle, never through a symbolic link (see `target`).
+    let target = Arc::new(Target::create(&opts.target).map_err(Error::io(&opts.target))?);
 
     // Directories first (created private; final modes come at the end). Remember which
     // exist so the files below do not check their parents again.
     let mut made: HashSet<PathBuf> = HashSet::new();
     for it in items.iter().filter(|i| i.node.node_type == NodeType::Dir) {
-        let p = target_path(&opts.target, &it.rel);
-        match ensure_dir(&opts.target, &p, opts.overwrite) {
-            Ok(()) => {
-                made.insert(p);
-            }
-            Err(e) => report.errors.push(e),
+        if let Err(e) = ensure_dir(&target, &mut made, &rel_path(&it.rel), opts.overwrite) {
+            report.errors.push(e);
         }
     }
 
@@ -167,18 +183,11 @@ pub async fn restore(
         if it.node.node_type != NodeType::File {
             continue;
         }
-        let path = target_path(&opts.target, &it.rel);
+        let path = rel_path(&it.rel);
         if let Some(parent) = path.parent() {
-            if !made.contains(parent) {
-                match ensure_dir(&opts.target, parent, opts.overwrite) {
-                    Ok(()) => {
-                        made.insert(parent.to_path_buf());
-                    }
-                    Err(e) => {
-                        report.errors.push(e);
-                        continue;
-                    }
-                }
+            if let Err(e) = ensure_dir(&target, &mut made, parent, opts.overwrite) {
+                report.errors.push(e);
+                continue;
             }
         }
         if it.node.links > 1 && it.node.inode != 0 {
@@ -199,7 +208,7 @@ pub async fn restore(
     } else {
         wanted
             .par_iter()
-            .map(|(i, path)| skip_existing(path, &items[*i].node, opts.overwrite))
+            .map(|(i, path)| skip_existing(&target, path, &items[*i].node, opts.overwrite))
             .collect()
     };
     let mut files: Vec<PlannedFile> = Vec::new();
@@ -210,7 +219,7 @@ pub async fn restore(
             continue;
         }
         files.push(PlannedFile {
-            path,
+            rel: path,
             size: items[i].node.size,
             content: items[i].node.content.clone().unwrap_or_default(),
             created: OnceLock::new(),
@@ -226,15 +235,15 @@ pub async fn restore(
     let files = Arc::new(files);
     let allocate = !opts.sparse;
     let creating = {
-        let files = files.clone();
+        let (files, target) = (files.clone(), target.clone());
         tokio::task::spawn_blocking(move || {
             files.par_iter().for_each(|f| {
                 f.created
-                    .get_or_init(|| create_file(&f.path, f.size, allocate).map(drop));
+                    .get_or_init(|| create_file(&target, f, allocate).map(drop));
             })
         })
     };
-    let write_errors = write_contents(&repo, &files, opts, progress).await;
+    let write_errors = write_contents(&repo, &target, &files, opts, progress).await;
     creating.await.expect("file creation does not panic");
     report.errors.extend(write_errors?);
     let mut restored_items = Vec::with_capacity(file_items.len());
@@ -249,21 +258,22 @@ pub async fn restore(
     report.bytes = total;
 
     for (first, link) in &hardlinks {
-        if opts.overwrite == Overwrite::Never && link.symlink_metadata().is_ok() {
+        let shown = target.shown(link);
+        if opts.overwrite == Overwrite::Never && !matches!(target.lstat(link), Ok(None)) {
             report.skipped += 1;
             continue;
         }
-        if let Err(e) = remove_for_replacement(link) {
+        if let Err(e) = remove_for_replacement(&target, link) {
             report
                 .errors
-                .push(format!("{}: cannot replace: {e}", link.display()));
+                .push(format!("{}: cannot replace: {e}", shown.display()));
             continue;
         }
-        match fs::hard_link(first, link) {
+        match target.hard_link(first, link) {
             Ok(()) => report.files += 1,
             Err(e) => report
                 .errors
-                .push(format!("{}: cannot create hard link: {e}", link.display())),
+                .push(format!("{}: cannot create hard link: {e}", shown.display())),
         }
     }
 
@@ -271,12 +281,12 @@ pub async fn restore(
     // Existing items that the overwrite mode keeps are left alone, metadata included.
     let mut kept: HashSet<&[u8]> = HashSet::new();
     for it in &items {
-        let p = target_path(&opts.target, &it.rel);
+        let p = rel_path(&it.rel);
         let other = matches!(
             it.node.node_type,
             NodeType::Symlink | NodeType::Fifo | NodeType::Dev | NodeType::Chardev
         );
-        if other && keep_existing_other(&p, &it.node, opts.overwrite) {
+        if other && keep_existing_other(&target, &p, &it.node, opts.overwrite) {
             kept.insert(&it.rel);
             report.skipped += 1;
             continue;
@@ -284,16 +294,17 @@ pub async fn restore(
         let device = matches!(it.node.node_type, NodeType::Dev | NodeType::Chardev);
         if device && !opts.privileged_files {
             kept.insert(&it.rel);
-            report
-                .withheld
-                .push(format!("{}: device node not restored", p.display()));
+            report.withheld.push(format!(
+                "{}: device node not restored",
+                target.shown(&p).display()
+            ));
             continue;
         }
         let res = match it.node.node_type {
-            NodeType::Symlink => create_symlink(&p, it.node.link_target_bytes()),
-            NodeType::Fifo => make_node(&p, libc::S_IFIFO, 0),
-            NodeType::Dev => make_node(&p, libc::S_IFBLK, it.node.device),
-            NodeType::Chardev => make_node(&p, libc::S_IFCHR, it.node.device),
+            NodeType::Symlink => create_symlink(&target, &p, it.node.link_target_bytes()),
+            NodeType::Fifo => make_node(&target, &p, libc::S_IFIFO, 0),
+            NodeType::Dev => make_node(&target, &p, libc::S_IFBLK, it.node.device),
+            NodeType::Chardev => make_node(&target, &p, libc::S_IFCHR, it.node.device),
             _ => continue,
         };
         match res {
@@ -304,7 +315,9 @@ pub async fn restore(
             Err(e) => {
                 // Whatever is there was not made by this restore: its metadata stays.
                 kept.insert(&it.rel);
-                report.errors.push(format!("{}: {e}", p.display()));
+                report
+                    .errors
+                    .push(format!("{}: {e}", target.shown(&p).display()));
             }
         }
     }
@@ -313,7 +326,8 @@ pub async fn restore(
         .flat_map_iter(|&i| {
             let mut errs = Vec::new();
             set_metadata(
-                &target_path(&opts.target, &items[i].rel),
+                &target,
+                &rel_path(&items[i].rel),
                 &items[i].node,
                 opts.privileged_files,
                 &mut errs,
@@ -328,8 +342,14 @@ pub async fn restore(
             NodeType::Symlink | NodeType::Fifo | NodeType::Dev | NodeType::Chardev
         ) && !kept.contains(i.rel.as_slice())
     }) {
-        let p = target_path(&opts.target, &it.rel);
-        set_metadata(&p, &it.node, opts.privileged_files, &mut report.errors);
+        let p = rel_path(&it.rel);
+        set_metadata(
+            &target,
+            &p,
+            &it.node,
+            opts.privileged_files,
+            &mut report.errors,
+        );
     }
     // Only directories that are directories in the target (made or found by `ensure_dir`);
     // what stood in the way of one was reported then and is not touched.
@@ -338,16 +358,24 @@ pub async fn restore(
         .rev()
         .filter(|i| i.node.node_type == NodeType::Dir)
     {
-        let p = target_path(&opts.target, &it.rel);
+        let p = rel_path(&it.rel);
         if made.contains(&p) {
-            set_metadata(&p, &it.node, opts.privileged_files, &mut report.errors);
+            set_metadata(
+                &target,
+                &p,
+                &it.node,
+                opts.privileged_files,
+                &mut report.errors,
+            );
             report.dirs += 1;
         }
     }
 
     if opts.verify {
         let started = std::time::Instant::now();
-        report.errors.extend(verify_files(&repo, &files).await);
+        report
+            .errors
+            .extend(verify_files(&repo, &target, &files).await);
         report.verify_time = started.elapsed();
         // restic (0.17 on) counts the files whose content it wrote: further names of a hard
         // link share the inode checked through the first name and are not counted.
@@ -375,6 +403,13 @@ async fn plan(
                 break;
             }
             pending.pop();
+        }
+        if rel.len() > MAX_PATH {
+            errors.push(format!(
+                "{}: path longer than {MAX_PATH} bytes, not restored, nor what is below it",
+                shortened(rel)
+            ));
+            return Ok(Visit::Skip);
         }
         if let Err(e) = check_name(&node.name) {
             errors.push(format!(
@@ -417,57 +452,67 @@ async fn plan(
     Ok(items)
 }
 
-/// Create a directory (and parents) inside `target`, never following a symlink. A file,
-/// link or special file in the way is replaced when the overwrite mode replaces things
-/// (`always`, `if-changed`, as restic 0.17+), and kept, with an error, otherwise.
-fn ensure_dir(target: &Path, dir: &Path, overwrite: Overwrite) -> std::result::Result<(), String> {
-    let rel = dir
-        .strip_prefix(target)
-        .map_err(|_| format!("{}: outside the target", dir.display()))?;
+/// Make sure directory `dir` (relative to the target) and its parents are directories,
+/// creating what is missing, never following a symbolic link; each one checked is added to
+/// `made`, and those already there are not looked at again. A file, link or special file in
+/// the way is replaced when the overwrite mode replaces things (`always`, `if-changed`, as
+/// restic 0.17+), and kept, with an error, otherwise.
+fn ensure_dir(
+    target: &Target,
+    made: &mut HashSet<PathBuf>,
+    dir: &Path,
+    overwrite: Overwrite,
+) -> std::result::Result<(), String> {
     let replaces = matches!(overwrite, Overwrite::Always | Overwrite::IfChanged);
-    let mut cur = target.to_path_buf();
-    for c in rel.components() {
+    let mut cur = PathBuf::new();
+    for c in dir.components() {
         cur.push(c);
-        let missing = match cur.symlink_metadata() {
-            Ok(md) if md.is_dir() => false,
-            Ok(_) if replaces => {
-                fs::remove_file(&cur).map_err(|e| {
-                    format!("{}: cannot replace with a directory: {e}", cur.display())
-                })?;
+        if made.contains(&cur) {
+            continue;
+        }
+        let shown = || target.shown(&cur).display().to_string();
+        let found = target
+            .lstat(&cur)
+            .map_err(|e| format!("{}: cannot look at: {e}", shown()))?;
+        let missing = match found {
+            Some(st) if st.st_mode & libc::S_IFMT == libc::S_IFDIR => false,
+            Some(_) if replaces => {
+                target
+                    .remove(&cur, false)
+                    .map_err(|e| format!("{}: cannot replace with a directory: {e}", shown()))?;
                 true
             }
-            Ok(_) => {
+            Some(_) => {
                 return Err(format!(
                     "{}: exists and is not a directory, not restoring into it",
-                    cur.display()
+                    shown()
                 ))
             }
-            Err(_) => true,
+            None => true,
         };
         if missing {
-            fs::DirBuilder::new()
-                .mode(0o700)
-                .create(&cur)
-                .map_err(|e| format!("{}: cannot create directory: {e}", cur.display()))?;
+            target
+                .mkdir(&cur)
+                .map_err(|e| format!("{}: cannot create directory: {e}", shown()))?;
         }
+        made.insert(cur.clone());
     }
     Ok(())
 }
 
-use std::os::unix::fs::DirBuilderExt;
-
-fn skip_existing(path: &Path, node: &Node, mode: Overwrite) -> bool {
-    let Ok(md) = path.symlink_metadata() else {
+fn skip_existing(target: &Target, rel: &Path, node: &Node, mode: Overwrite) -> bool {
+    let Ok(Some(st)) = target.lstat(rel) else {
+        // Nothing there, or what leads there is not a plain folder: writing will say which.
         return false;
     };
-    let mtime = filetime::FileTime::from_last_modification_time(&md);
     let node_mtime = (node.mtime.unix_secs(), node.mtime.unix_nanos_part());
-    let existing = (mtime.unix_seconds(), mtime.nanoseconds());
+    let existing = (st.st_mtime, st.st_mtime_nsec as u32);
+    let is_file = st.st_mode & libc::S_IFMT == libc::S_IFREG;
     match mode {
         Overwrite::Always => false,
         Overwrite::Never => true,
         Overwrite::IfNewer => existing >= node_mtime,
-        Overwrite::IfChanged => md.is_file() && md.len() == node.size && existing == node_mtime,
+        Overwrite::IfChanged => is_file && st.st_size as u64 == node.size && existing == node_mtime,
     }
 }
 
@@ -476,35 +521,40 @@ fn skip_existing(path: &Path, node: &Node, mode: Overwrite) -> bool {
 /// blocks share the file's lock, while writes into a hole take it exclusively and hold it
 /// while the device works, so jobs writing different parts of one large file would
 /// otherwise take turns. (A sparse restore must leave holes, so it does not allocate.)
-fn create_file(path: &Path, size: u64, allocate: bool) -> std::result::Result<fs::File, String> {
-    if let Ok(md) = path.symlink_metadata() {
-        if !md.is_file() || md.nlink() > 1 {
+fn create_file(
+    target: &Target,
+    f: &PlannedFile,
+    allocate: bool,
+) -> std::result::Result<fs::File, String> {
+    let (rel, size) = (&f.rel, f.size);
+    let shown = || target.shown(rel).display().to_string();
+    if let Ok(Some(st)) = target.lstat(rel) {
+        if st.st_mode & libc::S_IFMT != libc::S_IFREG || st.st_nlink > 1 {
             // Replace links and other types instead of writing through them.
-            remove_for_replacement(path)
-                .map_err(|e| format!("{}: cannot replace: {e}", path.display()))?;
+            remove_for_replacement(target, rel)
+                .map_err(|e| format!("{}: cannot replace: {e}", shown()))?;
         }
     }
-    let f = fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .custom_flags(libc::O_NOFOLLOW)
-        .mode(0o600)
-        .open(path)
-        .map_err(|e| format!("{}: cannot create: {e}", path.display()))?;
-    if !(allocate && size >= arca_storage::direct::DIRECT_MIN as u64 && preallocate(&f, size)) {
-        f.set_len(size)
-            .map_err(|e| format!("{}: cannot set size: {e}", path.display()))?;
+    let file = target
+        .create_file(rel)
+        .map_err(|e| format!("{}: cannot create: {e}", shown()))?;
+    if !(allocate && size >= arca_storage::direct::DIRECT_MIN as u64 && preallocate(&file, size)) {
+        file.set_len(size)
+            .map_err(|e| format!("{}: cannot set size: {e}", shown()))?;
     }
-    Ok(f)
+    Ok(file)
 }
 
 /// A file to write a job's blobs into: created here if nobody has yet, or opened.
 /// `None` when its creation failed; that is reported once, after the contents.
-fn open_target(f: &PlannedFile, allocate: bool) -> Option<std::result::Result<fs::File, String>> {
+fn open_target(
+    target: &Target,
+    f: &PlannedFile,
+    allocate: bool,
+) -> Option<std::result::Result<fs::File, String>> {
     let mut fresh = None;
     let state = f.created.get_or_init(|| {
-        create_file(&f.path, f.size, allocate).map(|file| {
+        create_file(target, f, allocate).map(|file| {
             fresh = Some(file);
         })
     });
@@ -513,11 +563,9 @@ fn open_target(f: &PlannedFile, allocate: bool) -> Option<std::result::Result<fs
     }
     state.as_ref().ok()?;
     Some(
-        fs::OpenOptions::new()
-            .write(true)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&f.path)
-            .map_err(|e| format!("{}: {e}", f.path.display())),
+        target
+            .open_write(&f.rel)
+            .map_err(|e| format!("{}: {e}", target.shown(&f.rel).display())),
     )
 }
 
@@ -538,16 +586,13 @@ fn preallocate(_f: &fs::File, _size: u64) -> bool {
     false
 }
 
-use std::os::unix::fs::MetadataExt;
-
 /// Clear the way for a new item: a file, link or special file is removed, a directory only
 /// when it is empty. A directory with something in it is never removed (as restic 0.17+
 /// without `--delete`): restoring into a populated target must not lose what is there.
-fn remove_for_replacement(path: &Path) -> std::io::Result<()> {
-    let removed = match path.symlink_metadata() {
-        Ok(md) if md.is_dir() => fs::remove_dir(path),
-        Ok(_) => fs::remove_file(path),
-        Err(_) => Ok(()),
+fn remove_for_replacement(target: &Target, rel: &Path) -> std::io::Result<()> {
+    let removed = match target.lstat(rel)? {
+        Some(st) => target.remove(rel, st.st_mode & libc::S_IFMT == libc::S_IFDIR),
+        None => Ok(()),
     };
     match removed {
         Err(e) if e.raw_os_error() == Some(libc::ENOTEMPTY) => Err(std::io::Error::new(
@@ -560,11 +605,11 @@ fn remove_for_replacement(path: &Path) -> std::io::Result<()> {
 
 /// Whether an existing item at `path` stays as it is under the overwrite mode, for items
 /// other than regular files (which [`skip_existing`] decides with their size and time).
-fn keep_existing_other(path: &Path, node: &Node, mode: Overwrite) -> bool {
+fn keep_existing_other(target: &Target, rel: &Path, node: &Node, mode: Overwrite) -> bool {
     match mode {
         Overwrite::Always | Overwrite::IfChanged => false,
-        Overwrite::Never => path.symlink_metadata().is_ok(),
-        Overwrite::IfNewer => skip_existing(path, node, mode),
+        Overwrite::Never => !matches!(target.lstat(rel), Ok(None)),
+        Overwrite::IfNewer => skip_existing(target, rel, node, mode),
     }
 }
 
@@ -578,6 +623,7 @@ type Stretch = (u32, Vec<(PackedBlob, Targets)>);
 
 async fn write_contents(
     repo: &Arc<Repository>,
+    target: &Arc<Target>,
     files: &Arc<Vec<PlannedFile>>,
     opts: &RestoreOptions,
     progress: &dyn Progress,
@@ -593,7 +639,7 @@ async fn write_contents(
             let Some(e) = index.lookup(BlobType::Data, id) else {
                 errors.push(format!(
                     "{}: data blob {id} not found in index",
-                    f.path.display()
+                    target.shown(&f.rel).display()
                 ));
                 break;
             };
@@ -656,6 +702,7 @@ async fn write_contents(
         let scratches = scratches.clone();
         let repo = repo.clone();
         let files = files.clone();
+        let target = target.clone();
         let errors = errors.clone();
         let pack_id = index.pack_id(pack);
         async move {
@@ -713,7 +760,7 @@ async fn write_contents(
                                 let f = match open.entry(fi) {
                                     std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
                                     std::collections::hash_map::Entry::Vacant(v) => {
-                                        match open_target(&files[fi], !sparse) {
+                                        match open_target(&target, &files[fi], !sparse) {
                                             Some(Ok(f)) => v.insert(f),
                                             Some(Err(e)) => {
                                                 errors.lock().expect("errors mutex").push(e);
@@ -725,10 +772,10 @@ async fn write_contents(
                                 };
                                 // Large aligned stretches bypass the page cache.
                                 if let Err(e) = arca_storage::direct::write_all_at(f, plain, off) {
-                                    errors
-                                        .lock()
-                                        .expect("errors mutex")
-                                        .push(format!("{}: write: {e}", files[fi].path.display()));
+                                    errors.lock().expect("errors mutex").push(format!(
+                                        "{}: write: {e}",
+                                        target.shown(&files[fi].rel).display()
+                                    ));
                                 }
                             }
                             written += plain.len() as u64;
@@ -751,30 +798,28 @@ async fn write_contents(
     Ok(errs)
 }
 
-fn create_symlink(path: &Path, target: &[u8]) -> std::io::Result<bool> {
-    remove_for_replacement(path)?;
-    std::os::unix::fs::symlink(OsStr::from_bytes(target), path)?;
+fn create_symlink(target: &Target, rel: &Path, points_to: &[u8]) -> std::io::Result<bool> {
+    remove_for_replacement(target, rel)?;
+    target.symlink(rel, OsStr::from_bytes(points_to))?;
     Ok(true)
 }
 
-fn make_node(path: &Path, kind: libc::mode_t, dev: u64) -> std::io::Result<bool> {
+fn make_node(target: &Target, rel: &Path, kind: libc::mode_t, dev: u64) -> std::io::Result<bool> {
     if kind != libc::S_IFIFO && !crate::sys::is_root() {
         // Device nodes need root; restic skips them likewise.
         return Ok(false);
     }
-    remove_for_replacement(path)?;
-    let c = std::ffi::CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "path contains NUL"))?;
-    // SAFETY: c is a valid NUL-terminated path.
-    let rc = unsafe { libc::mknod(c.as_ptr(), kind | 0o600, dev as libc::dev_t) };
-    if rc != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
+    remove_for_replacement(target, rel)?;
+    target.mknod(rel, kind, dev)?;
     Ok(true)
 }
 
 /// Re-read every written file and compare each blob with its ID.
-async fn verify_files(repo: &Arc<Repository>, files: &[PlannedFile]) -> Vec<String> {
+async fn verify_files(
+    repo: &Arc<Repository>,
+    target: &Arc<Target>,
+    files: &[PlannedFile],
+) -> Vec<String> {
     let index = repo.index().clone();
     let work: Vec<(PathBuf, Vec<(Id, u64)>)> = files
         .iter()
@@ -792,14 +837,16 @@ async fn verify_files(repo: &Arc<Repository>, files: &[PlannedFile]) -> Vec<Stri
                     )
                 })
                 .collect();
-            (f.path.clone(), blobs)
+            (f.rel.clone(), blobs)
         })
         .collect();
+    let target = target.clone();
     tokio::task::spawn_blocking(move || {
         use rayon::prelude::*;
         work.par_iter()
-            .filter_map(|(path, blobs)| {
-                let f = match fs::File::open(path) {
+            .filter_map(|(rel, blobs)| {
+                let path = target.shown(rel);
+                let f = match target.open_read(rel) {
                     Ok(f) => f,
                     Err(e) => return Some(format!("{}: verify: {e}", path.display())),
                 };
@@ -838,14 +885,22 @@ async fn verify_files(repo: &Arc<Repository>, files: &[PlannedFile]) -> Vec<Stri
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::MetadataExt;
 
     #[test]
     fn created_files_have_their_size_and_large_ones_are_allocated_unless_sparse() {
         let dir = tempfile::tempdir().expect("temporary directory");
+        let target = Target::create(dir.path()).expect("target");
         let size = 3 * arca_storage::direct::DIRECT_MIN as u64 + 17;
         let (full, holey) = (dir.path().join("full"), dir.path().join("holey"));
-        drop(create_file(&full, size, true).expect("create"));
-        drop(create_file(&holey, size, false).expect("create"));
+        let planned = |name: &str, size: u64| PlannedFile {
+            rel: PathBuf::from(name),
+            size,
+            content: Vec::new(),
+            created: OnceLock::new(),
+        };
+        drop(create_file(&target, &planned("full", size), true).expect("create"));
+        drop(create_file(&target, &planned("holey", size), false).expect("create"));
         for p in [&full, &holey] {
             assert_eq!(fs::metadata(p).unwrap().len(), size, "{}", p.display());
         }
@@ -863,7 +918,7 @@ mod tests {
             assert!(fs::metadata(&full).unwrap().blocks() * 512 >= size);
         }
         // Creating again over an existing file truncates it to the new size.
-        drop(create_file(&full, 5, true).expect("re-create"));
+        drop(create_file(&target, &planned("full", 5), true).expect("re-create"));
         assert_eq!(fs::metadata(&full).unwrap().len(), 5);
     }
 }
