@@ -8,7 +8,7 @@
 //! per worker and the node lists of directories in progress.
 
 use crate::error::{Error, Result};
-use crate::fsnode::{node_from_metadata, node_type, NameCache};
+use crate::fsnode::{node_from_metadata, node_type, FileStat, Loc, NameCache};
 use crate::progress::Progress;
 use crate::repo::Repository;
 use crate::writer::{BlobWriter, WriterOptions};
@@ -20,11 +20,12 @@ use arca_format::tree::{Node, NodeType, Tree};
 use arca_format::Id;
 use arca_storage::FileType;
 use rayon::prelude::*;
+use rustix::fs::OFlags;
 use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};
-use std::fs::Metadata;
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::ffi::OsStringExt;
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -35,8 +36,8 @@ pub trait Selector: Send + Sync {
     fn select_by_name(&self, _path: &Path) -> bool {
         true
     }
-    /// Check with metadata; `parent_dev` is the device of the directory holding it.
-    fn select(&self, _path: &Path, _md: &Metadata) -> bool {
+    /// Check with the item's status.
+    fn select(&self, _path: &Path, _md: &FileStat) -> bool {
         true
     }
 }
@@ -109,6 +110,9 @@ struct TargetTree {
     path: Option<PathBuf>,
     /// For an intermediate directory: where to read its metadata.
     info_path: Option<PathBuf>,
+    /// Backing up one folder's contents: that folder's handle, in which its entries (the
+    /// leaves) are looked at.
+    folder: Option<OwnedFd>,
 }
 
 fn clean(p: &Path) -> PathBuf {
@@ -208,17 +212,24 @@ impl TargetTree {
             )));
         };
         let dir = absolute(dir);
+        // The folder itself is the caller's to choose (it may be reached through links).
+        let folder = rustix::fs::open(
+            &dir,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        )
+        .map_err(|e| Error::io(&dir)(e.into()))?;
         let mut t = TargetTree::default();
-        for e in std::fs::read_dir(&dir).map_err(Error::io(&dir))? {
-            let e = e.map_err(Error::io(&dir))?;
+        for name in entry_names(&folder).map_err(Error::io(&dir))? {
             t.nodes.insert(
-                e.file_name().as_bytes().to_vec(),
+                name.as_bytes().to_vec(),
                 TargetTree {
-                    path: Some(dir.join(e.file_name())),
+                    path: Some(dir.join(&name)),
                     ..TargetTree::default()
                 },
             );
         }
+        t.folder = Some(folder);
         Ok(t)
     }
 
@@ -271,14 +282,37 @@ impl TargetTree {
 }
 
 /// restic's rule: a file changed if type, size, mtime, ctime or inode differ.
-fn file_changed(md: &Metadata, old: &Node) -> bool {
+fn file_changed(md: &FileStat, old: &Node) -> bool {
     old.node_type != NodeType::File
         || old.size != md.size()
-        || old.mtime.unix_secs() != md.mtime()
-        || old.mtime.unix_nanos_part() != md.mtime_nsec() as u32
-        || old.ctime.unix_secs() != md.ctime()
-        || old.ctime.unix_nanos_part() != md.ctime_nsec() as u32
+        || (old.mtime.unix_secs(), old.mtime.unix_nanos_part()) != md.mtime()
+        || (old.ctime.unix_secs(), old.ctime.unix_nanos_part()) != md.ctime()
         || old.inode != md.ino()
+}
+
+/// Open the item at `loc` (never following it) and make sure it is the one `md` describes:
+/// an item replaced between the look and the open is reported, not read.
+fn open_checked(loc: &Loc, md: &FileStat, flags: OFlags) -> std::io::Result<OwnedFd> {
+    let fd = loc.open(flags)?;
+    let now = rustix::fs::fstat(&fd)?;
+    if (now.st_dev, now.st_ino) != (md.dev(), md.ino()) {
+        return Err(std::io::Error::other(
+            "replaced by another item while being read; not saved",
+        ));
+    }
+    Ok(fd)
+}
+
+/// The names in the open folder `dir`, without `.` and `..`.
+fn entry_names(dir: &OwnedFd) -> std::io::Result<Vec<OsString>> {
+    let mut names = Vec::new();
+    for e in rustix::fs::Dir::read_from(dir)? {
+        let name = e?.file_name().to_bytes().to_vec();
+        if name != b"." && name != b".." {
+            names.push(OsString::from_vec(name));
+        }
+    }
+    Ok(names)
 }
 
 impl Archiver<'_> {
@@ -336,15 +370,24 @@ impl Archiver<'_> {
                     .as_ref()
                     .and_then(|p| p.nodes.iter().find(|n| &n.name == *name).cloned());
                 if let Some(path) = &sub.path {
-                    return Ok(self.save_path(path, name, old.as_ref()));
+                    let at = t
+                        .folder
+                        .as_ref()
+                        .map(|f| (f.as_fd(), OsStr::from_bytes(name)));
+                    let loc = Loc { path, at };
+                    return Ok(self.save_path(loc, name, old.as_ref()));
                 }
                 let info = sub
                     .info_path
                     .as_ref()
                     .expect("intermediate dirs have an info path");
                 // restic follows symlinks for the directories above a target.
-                let md = std::fs::metadata(info).map_err(Error::io(info))?;
-                let mut node = node_from_metadata(info, &md, self.opts.with_atime, &self.names)
+                let md = FileStat::following(info).map_err(Error::io(info))?;
+                let loc = Loc {
+                    path: info,
+                    at: None,
+                };
+                let mut node = node_from_metadata(&loc, &md, self.opts.with_atime, &self.names)
                     .map_err(Error::io(info))?;
                 node.name = name.to_vec();
                 let old_tree = self.load_tree(old.as_ref().and_then(|o| o.subtree));
@@ -373,12 +416,13 @@ impl Archiver<'_> {
     }
 
     /// Save one file-system item; None if excluded or unreadable (reported).
-    fn save_path(&self, path: &Path, name: &[u8], old: Option<&Node>) -> Option<Node> {
+    fn save_path(&self, loc: Loc, name: &[u8], old: Option<&Node>) -> Option<Node> {
+        let path = loc.path;
         let sel = self.select_path(path);
         if !self.opts.selector.select_by_name(&sel) {
             return None;
         }
-        let md = match std::fs::symlink_metadata(path) {
+        let md = match loc.stat() {
             Ok(md) => md,
             Err(e) => {
                 self.error(path, e);
@@ -392,7 +436,7 @@ impl Archiver<'_> {
         if t == NodeType::Socket {
             return None;
         }
-        let mut node = match node_from_metadata(path, &md, self.opts.with_atime, &self.names) {
+        let mut node = match node_from_metadata(&loc, &md, self.opts.with_atime, &self.names) {
             Ok(n) => n,
             Err(e) => {
                 self.error(path, e);
@@ -417,7 +461,7 @@ impl Archiver<'_> {
                         self.progress.add(md.size());
                         c
                     }
-                    None => match self.save_file(path) {
+                    None => match self.save_file(&loc, &md) {
                         Ok(c) => c,
                         Err(e) => {
                             self.error(path, e);
@@ -439,7 +483,7 @@ impl Archiver<'_> {
             }
             NodeType::Dir => {
                 let old_tree = self.load_tree(old.and_then(|o| o.subtree));
-                match self.save_dir(path, old_tree) {
+                match self.save_dir(&loc, &md, old_tree) {
                     Ok(id) => node.subtree = Some(id),
                     Err(e) => {
                         self.error(path, e);
@@ -453,12 +497,12 @@ impl Archiver<'_> {
         Some(node)
     }
 
-    fn save_dir(&self, dir: &Path, parent: Option<Tree>) -> Result<Id> {
-        let mut names: Vec<OsString> = std::fs::read_dir(dir)
-            .map_err(Error::io(dir))?
-            .map(|e| e.map(|e| e.file_name()))
-            .collect::<std::io::Result<_>>()
-            .map_err(Error::io(dir))?;
+    /// Save a folder: its entries are looked at relative to the folder's own handle.
+    fn save_dir(&self, loc: &Loc, md: &FileStat, parent: Option<Tree>) -> Result<Id> {
+        let dir = loc.path;
+        let handle =
+            open_checked(loc, md, OFlags::RDONLY | OFlags::DIRECTORY).map_err(Error::io(dir))?;
+        let mut names = entry_names(&handle).map_err(Error::io(dir))?;
         names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
         let old_nodes: Vec<Node> = parent.map(|t| t.nodes).unwrap_or_default();
         let find_old = |name: &[u8]| {
@@ -470,17 +514,21 @@ impl Archiver<'_> {
         let nodes: Vec<Option<Node>> = names
             .par_iter()
             .with_max_len(1)
-            .map(|name| self.save_path(&dir.join(name), name.as_bytes(), find_old(name.as_bytes())))
+            .map(|name| {
+                let path = dir.join(name);
+                let loc = Loc {
+                    path: &path,
+                    at: Some((handle.as_fd(), name.as_os_str())),
+                };
+                self.save_path(loc, name.as_bytes(), find_old(name.as_bytes()))
+            })
             .collect();
         self.save_tree(nodes.into_iter().flatten().collect())
     }
 
     /// Chunk a file and store its blobs; returns the content list.
-    fn save_file(&self, path: &Path) -> std::io::Result<Vec<Id>> {
-        let f = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags_nofollow()
-            .open(path)?;
+    fn save_file(&self, loc: &Loc, md: &FileStat) -> std::io::Result<Vec<Id>> {
+        let f = std::fs::File::from(open_checked(loc, md, OFlags::RDONLY)?);
         let mut content = Vec::new();
         for chunk in ChunkIter::new(f, &self.tables) {
             let chunk = chunk?;
@@ -492,16 +540,6 @@ impl Archiver<'_> {
             content.push(id);
         }
         Ok(content)
-    }
-}
-
-trait NoFollow {
-    fn custom_flags_nofollow(&mut self) -> &mut Self;
-}
-impl NoFollow for std::fs::OpenOptions {
-    fn custom_flags_nofollow(&mut self) -> &mut Self {
-        use std::os::unix::fs::OpenOptionsExt;
-        self.custom_flags(libc::O_NOFOLLOW)
     }
 }
 
@@ -745,7 +783,7 @@ pub fn scan(paths: &[PathBuf], selector: &dyn Selector, progress: &dyn Progress)
         if !selector.select_by_name(&p) {
             continue;
         }
-        let Ok(md) = std::fs::symlink_metadata(&p) else {
+        let Ok(md) = (Loc { path: &p, at: None }).stat() else {
             continue;
         };
         if !selector.select(&p, &md) {

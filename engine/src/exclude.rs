@@ -3,7 +3,6 @@
 use crate::backup::Selector;
 use crate::filter::Patterns;
 use std::collections::{HashMap, HashSet};
-use std::fs::Metadata;
 use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -105,7 +104,7 @@ impl Selector for ExcludeRules {
         true
     }
 
-    fn select(&self, path: &Path, md: &Metadata) -> bool {
+    fn select(&self, path: &Path, md: &crate::fsnode::FileStat) -> bool {
         if let Some(limit) = self.larger_than {
             if md.is_file() && md.size() > limit {
                 return false;
