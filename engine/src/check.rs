@@ -258,48 +258,110 @@ async fn check_snapshots(repo: &Repository, index: &Index, report: &mut CheckRep
     Ok(())
 }
 
-/// Read a whole pack and check its hash, header, and every blob in it.
-async fn read_pack(repo: &Repository, id: &Id, size: u64, indexed: &[PackedBlob]) -> Vec<String> {
-    let data = match repo.backend().read(FileType::Pack, &id.to_hex()).await {
-        Ok(d) => d,
-        Err(e) => return vec![format!("cannot read: {e}")],
-    };
-    let key = repo.key().clone();
-    let allow_compressed = repo.version() >= 2;
-    let indexed = indexed.to_vec();
-    let id = *id;
-    tokio::task::spawn_blocking(move || {
-        verify_pack(&key, &id, &data, size, &indexed, allow_compressed)
-    })
-    .await
-    .expect("pack verification does not panic")
-}
+/// Bytes of a pack that `--read-data` reads at once: a pack is streamed in pieces of this
+/// size, so memory per pack in flight is a piece and the blob being checked, whatever the
+/// pack's size (restic streams too).
+const READ_PIECE: u64 = 8 << 20;
 
-fn verify_pack(
-    key: &arca_format::crypto::Key,
-    id: &Id,
-    data: &[u8],
-    size: u64,
-    indexed: &[PackedBlob],
-    allow_compressed: bool,
-) -> Vec<String> {
+/// Read a pack from start to end and check its hash, its header against the index, and
+/// every blob in it.
+async fn read_pack(repo: &Repository, id: &Id, size: u64, indexed: &[PackedBlob]) -> Vec<String> {
+    let name = id.to_hex();
+    let backend = repo.backend();
+    let read = |offset: u64, length: u64| {
+        let name = name.clone();
+        async move {
+            let data = backend
+                .read_range(FileType::Pack, &name, offset, length)
+                .await
+                .map_err(|e| format!("cannot read: {e}"))?;
+            if data.len() as u64 != length {
+                return Err(format!(
+                    "read {} bytes at offset {offset}, expected {length}",
+                    data.len()
+                ));
+            }
+            Ok(data)
+        }
+    };
     let mut errs = Vec::new();
-    if data.len() as u64 != size {
-        errs.push(format!("read {} bytes, listed as {size}", data.len()));
+    // The header first, from the pack's end: it says where each blob lies.
+    let header = match read_header(repo, &read, size).await {
+        Ok(h) => h,
+        Err(e) => {
+            errs.push(format!("header: {e}"));
+            Vec::new()
+        }
+    };
+    errs.extend(compare_with_index(&header, indexed));
+    let mut blobs = header;
+    blobs.sort_by_key(|b| b.offset);
+    let mut stream = PackStream {
+        key: repo.key().clone(),
+        blobs,
+        next: 0,
+        buf: Vec::new(),
+        buf_start: 0,
+        hasher: <sha2::Sha256 as sha2::Digest>::new(),
+        errs,
+    };
+    let mut pos = 0u64;
+    while pos < size {
+        let n = READ_PIECE.min(size - pos);
+        let piece = match read(pos, n).await {
+            Ok(p) => p,
+            Err(e) => {
+                stream.errs.push(e);
+                return stream.errs;
+            }
+        };
+        pos += n;
+        stream = tokio::task::spawn_blocking(move || {
+            stream.take(&piece, pos);
+            stream
+        })
+        .await
+        .expect("pack verification does not panic");
     }
-    let actual = Id::hash(data);
+    let actual = Id(sha2::Digest::finalize(stream.hasher).into());
+    let mut errs = stream.errs;
+    for b in &stream.blobs[stream.next..] {
+        errs.push(format!(
+            "{} blob {} lies past the end of the pack",
+            b.blob_type, b.id
+        ));
+    }
     if actual != *id {
         errs.push(format!(
             "pack content does not match its ID (hash {actual})"
         ));
     }
-    let header = match pack::parse_trailer(key, data, data.len() as u64, allow_compressed) {
-        Ok(h) => h,
-        Err(e) => {
-            errs.push(format!("header: {e}"));
-            return errs;
-        }
-    };
+    errs
+}
+
+/// The pack's header, read from its last bytes (once more when it is longer than the
+/// first read).
+async fn read_header<F, Fut>(
+    repo: &Repository,
+    read: &F,
+    size: u64,
+) -> std::result::Result<Vec<PackedBlob>, String>
+where
+    F: Fn(u64, u64) -> Fut,
+    Fut: std::future::Future<Output = std::result::Result<bytes::Bytes, String>>,
+{
+    let first = size.min(pack::TAIL_READ as u64);
+    let mut tail = read(size - first, first).await?;
+    let len = pack::header_length(&tail, size).map_err(|e| e.to_string())? as u64;
+    if len + 4 > first {
+        tail = read(size - len - 4, len + 4).await?;
+    }
+    pack::parse_trailer(repo.key(), &tail, size, repo.version() >= 2).map_err(|e| e.to_string())
+}
+
+/// Blobs the index lists for the pack and blobs its header lists must be the same.
+fn compare_with_index(header: &[PackedBlob], indexed: &[PackedBlob]) -> Vec<String> {
+    let mut errs = Vec::new();
     let in_header: HashSet<&PackedBlob> = header.iter().collect();
     let in_index: HashSet<&PackedBlob> = indexed.iter().collect();
     for b in indexed {
@@ -310,25 +372,63 @@ fn verify_pack(
             ));
         }
     }
-    for b in &header {
+    for b in header {
         if !in_index.contains(b) {
             errs.push(format!(
                 "{} blob {} is in the pack header but not in the index (or differs)",
                 b.blob_type, b.id
             ));
         }
-        let end = b.offset as usize + b.length as usize;
-        match data.get(b.offset as usize..end) {
-            Some(raw) => {
-                if let Err(e) = decode_blob(key, b, raw) {
-                    errs.push(format!("{} blob {}: {e}", b.blob_type, b.id));
-                }
-            }
-            None => errs.push(format!(
-                "{} blob {} lies past the end of the pack",
-                b.blob_type, b.id
-            )),
-        }
     }
     errs
+}
+
+/// A pack being read front to back: every byte hashed, every blob decoded once all of it
+/// has arrived, and only the bytes from the next blob on kept.
+struct PackStream {
+    key: arca_format::crypto::Key,
+    /// The header's blobs, by offset.
+    blobs: Vec<PackedBlob>,
+    /// The first blob not checked yet.
+    next: usize,
+    buf: Vec<u8>,
+    /// The pack offset of `buf[0]`.
+    buf_start: u64,
+    hasher: sha2::Sha256,
+    errs: Vec<String>,
+}
+
+impl PackStream {
+    /// Take the next `piece` of the pack, which ends at offset `end`.
+    fn take(&mut self, piece: &[u8], end: u64) {
+        sha2::Digest::update(&mut self.hasher, piece);
+        self.buf.extend_from_slice(piece);
+        while let Some(b) = self.blobs.get(self.next) {
+            let (from, to) = (b.offset as u64, b.offset as u64 + b.length as u64);
+            if to > end {
+                break;
+            }
+            self.next += 1;
+            if from < self.buf_start {
+                // Only a forged header overlaps blobs.
+                self.errs.push(format!(
+                    "{} blob {} overlaps the blob before it",
+                    b.blob_type, b.id
+                ));
+                continue;
+            }
+            let raw = &self.buf[(from - self.buf_start) as usize..(to - self.buf_start) as usize];
+            if let Err(e) = decode_blob(&self.key, b, raw) {
+                self.errs
+                    .push(format!("{} blob {}: {e}", b.blob_type, b.id));
+            }
+        }
+        let keep_from = self
+            .blobs
+            .get(self.next)
+            .map_or(end, |b| (b.offset as u64).min(end))
+            .max(self.buf_start);
+        self.buf.drain(..(keep_from - self.buf_start) as usize);
+        self.buf_start = keep_from;
+    }
 }

@@ -25,26 +25,35 @@ pub enum Visit {
 }
 
 /// Visit every node below `root` (whose path is `base`), parents before children.
+///
+/// One path buffer serves every level (a name is appended on the way down and cut off on
+/// the way back), so memory grows with the depth times a tree, not with the depth squared:
+/// a chain of 30,000 folders costs its trees, not 30,000 copies of ever longer paths.
 pub async fn walk(
     repo: &Repository,
     root: &Id,
     base: &[u8],
     mut visit: impl FnMut(&[u8], &Node) -> Result<Visit>,
 ) -> Result<()> {
-    let mut stack: Vec<(Vec<u8>, Tree, usize)> =
-        vec![(base.to_vec(), repo.load_tree(root).await?, 0)];
-    while let Some((dir, tree, pos)) = stack.last_mut() {
+    let mut path = base.to_vec();
+    // Per level: its tree, the next node to visit, and the length of the level's own path.
+    let mut stack: Vec<(Tree, usize, usize)> = vec![(repo.load_tree(root).await?, 0, path.len())];
+    while let Some((tree, pos, dir_len)) = stack.last_mut() {
         let Some(node) = tree.nodes.get(*pos) else {
             stack.pop();
             continue;
         };
         *pos += 1;
-        let path = join(dir, &node.name);
+        path.truncate(*dir_len);
+        if !path.ends_with(b"/") {
+            path.push(b'/');
+        }
+        path.extend_from_slice(&node.name);
         let action = visit(&path, node)?;
         if action == Visit::Descend && node.node_type == NodeType::Dir {
             if let Some(sub) = node.subtree {
                 let t = repo.load_tree(&sub).await?;
-                stack.push((path, t, 0));
+                stack.push((t, 0, path.len()));
             }
         }
     }

@@ -13,12 +13,14 @@
 //!   repository with a clean environment, the password only ever in `RESTIC_PASSWORD`.
 //! - [`make_dataset`]: the interop dataset (odd names, links, modes, times, sizes).
 //! - [`compare_trees`]: compare two directory trees byte for byte and bit for bit.
+//! - [`run_measured`]: run a program and measure its peak resident memory.
 //! - [`dialect`]: which restic runs (0.14 or current) and how 0.14's output differs.
 
 mod compare;
 mod dataset;
 pub mod dialect;
 mod fixtures;
+mod peak;
 mod runner;
 mod tools;
 
@@ -31,6 +33,7 @@ pub use fixtures::{
     fixture_names, fixture_tarball, fixtures_dir, swap_in_cheap_key, unpack_fixture,
     workspace_root, TempRepo, FIXTURE_PASSWORD,
 };
+pub use peak::{run_measured, Measured};
 pub use runner::{agent_bin, arca_bin, cp_a, Arca, Invocation, Restic, Runner};
 pub use tools::{find_tool, is_ci, require_restic, require_tool, restic_or_skip, tool_or_skip};
 
