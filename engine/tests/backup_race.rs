@@ -2,6 +2,8 @@
 //! sharing a volume can do to the agent backing it up): nothing from outside the source may
 //! enter the snapshot, whatever the timing.
 
+mod support;
+
 use arca_engine::backup::{self, BackupOptions, Selector};
 use arca_engine::progress::NoProgress;
 use arca_engine::writer::WriterOptions;
@@ -12,22 +14,11 @@ use arca_format::Id;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use support::exchange;
 
 const TINY: KdfParams = KdfParams { n: 16, r: 1, p: 1 };
 const FILES: usize = 500;
 const SECRET: &[u8] = b"a secret of another tenant\n";
-
-/// Exchange two names atomically (`renameat2(RENAME_EXCHANGE)`).
-fn exchange(a: &Path, b: &Path) -> bool {
-    rustix::fs::renameat_with(
-        rustix::fs::CWD,
-        a,
-        rustix::fs::CWD,
-        b,
-        rustix::fs::RenameFlags::EXCHANGE,
-    )
-    .is_ok()
-}
 
 /// Selects everything; the first time backup looks at an item inside `d`, it first swaps
 /// `d` with a symbolic link to the outside folder (which holds files of the same names), so

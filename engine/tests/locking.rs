@@ -8,7 +8,11 @@ use arca_format::gotime::GoTime;
 use arca_format::keyfile::KdfParams;
 use arca_format::lock::Lock;
 use arca_storage::FileType;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use support::HookedStore;
+
+mod support;
 
 const PW: &str = "pw";
 const TINY: KdfParams = KdfParams { n: 16, r: 1, p: 1 };
@@ -114,74 +118,30 @@ async fn confirmed_shared_lock_lets_the_snapshot_through() {
     );
 }
 
-/// A local store whose lock writes can be made to fail, as a store that went away would.
-struct LockWritesFail {
-    inner: arca_storage::DynBackend,
-    failing: std::sync::atomic::AtomicBool,
-}
-
-#[async_trait::async_trait]
-impl arca_storage::Backend for LockWritesFail {
-    fn location(&self) -> String {
-        self.inner.location()
-    }
-    async fn create(&self) -> arca_storage::Result<()> {
-        self.inner.create().await
-    }
-    async fn list(&self, ty: FileType) -> arca_storage::Result<Vec<arca_storage::FileInfo>> {
-        self.inner.list(ty).await
-    }
-    async fn read(&self, ty: FileType, name: &str) -> arca_storage::Result<bytes::Bytes> {
-        self.inner.read(ty, name).await
-    }
-    async fn read_range(
-        &self,
-        ty: FileType,
-        name: &str,
-        offset: u64,
-        length: u64,
-    ) -> arca_storage::Result<bytes::Bytes> {
-        self.inner.read_range(ty, name, offset, length).await
-    }
-    async fn write(
-        &self,
-        ty: FileType,
-        name: &str,
-        data: bytes::Bytes,
-        exclusive: bool,
-    ) -> arca_storage::Result<()> {
-        if ty == FileType::Lock && self.failing.load(std::sync::atomic::Ordering::SeqCst) {
-            return Err(arca_storage::StorageError::Unreachable {
-                location: self.location(),
-                detail: "connection refused".into(),
-            });
-        }
-        self.inner.write(ty, name, data, exclusive).await
-    }
-    async fn remove(&self, ty: FileType, name: &str) -> arca_storage::Result<()> {
-        self.inner.remove(ty, name).await
-    }
-    async fn stat(&self, ty: FileType, name: &str) -> arca_storage::Result<arca_storage::FileInfo> {
-        self.inner.stat(ty, name).await
-    }
-}
-
 /// restic 0.16+: when the lock cannot be refreshed for long enough that others may take it
 /// as stale, the work under it stops; until then, failed refreshes are only retried.
 #[tokio::test(start_paused = true)]
 async fn a_lock_that_cannot_be_refreshed_stops_the_work_under_it() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(LockWritesFail {
-        inner: Arc::new(arca_storage::LocalBackend::new(dir.path().join("repo"))),
-        failing: false.into(),
-    });
-    let repo = Repository::init(store.clone(), PW, 2, None, TINY)
+    // Lock writes fail once `failing` is set, as they would against a store that went away.
+    let failing = Arc::new(AtomicBool::new(false));
+    let mut store = HookedStore::new(arca_storage::LocalBackend::new(dir.path().join("repo")));
+    store.before_write = {
+        let failing = failing.clone();
+        Box::new(move |ty| {
+            (ty == FileType::Lock && failing.load(Ordering::SeqCst)).then(|| {
+                arca_storage::StorageError::Unreachable {
+                    location: "the test's store".into(),
+                    detail: "connection refused".into(),
+                }
+            })
+        })
+    };
+    let repo = Repository::init(Arc::new(store), PW, 2, None, TINY)
         .await
         .unwrap();
     let guard = LockGuard::acquire(&repo, false).await.unwrap();
-    store
-        .failing
-        .store(true, std::sync::atomic::Ordering::SeqCst);
+    failing.store(true, Ordering::SeqCst);
     let started = tokio::time::Instant::now();
     let why = arca_engine::lock::lost().await;
     let after = started.elapsed();

@@ -2,6 +2,8 @@
 //! sharing a volume can do to the agent restoring into it): nothing may be written, created,
 //! changed or removed outside the target, whatever the timing.
 
+mod support;
+
 use arca_engine::backup::{self, BackupOptions, SelectAll};
 use arca_engine::filter::Patterns;
 use arca_engine::progress::{NoProgress, Progress};
@@ -13,21 +15,10 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use support::exchange;
 
 const TINY: KdfParams = KdfParams { n: 16, r: 1, p: 1 };
 const FILES: usize = 3000;
-
-/// Exchange two names atomically (`renameat2(RENAME_EXCHANGE)`).
-fn exchange(a: &Path, b: &Path) -> bool {
-    rustix::fs::renameat_with(
-        rustix::fs::CWD,
-        a,
-        rustix::fs::CWD,
-        b,
-        rustix::fs::RenameFlags::EXCHANGE,
-    )
-    .is_ok()
-}
 
 /// The swapper's hook: once restore has made its folders (it sets the total just before it
 /// creates files), folder `d` is exchanged with a symbolic link to the outside folder, so
