@@ -143,7 +143,13 @@ async fn a_lock_that_cannot_be_refreshed_stops_the_work_under_it() {
     let guard = LockGuard::acquire(&repo, false).await.unwrap();
     failing.store(true, Ordering::SeqCst);
     let started = tokio::time::Instant::now();
-    let why = arca_engine::lock::lost().await;
+    // Bounded, so that a refresher that never gives up fails here instead of hanging.
+    let why = tokio::time::timeout(
+        std::time::Duration::from_secs(30 * 60),
+        arca_engine::lock::lost(),
+    )
+    .await
+    .expect("the work under a lock that cannot be refreshed is stopped");
     let after = started.elapsed();
     assert!(why.contains("could not be refreshed"), "{why}");
     assert!(!why.contains("pw"), "{why}");

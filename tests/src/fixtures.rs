@@ -168,3 +168,28 @@ pub fn swap_in_cheap_key(repo: &Path, password: &str) -> (String, Vec<u8>) {
     std::fs::remove_file(&entries[0]).unwrap();
     (name, bytes)
 }
+
+/// Folders to remove when the test process exits (see [`keep_until_exit`]).
+static REMOVE_AT_EXIT: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+extern "C" fn remove_at_exit() {
+    if let Ok(dirs) = REMOVE_AT_EXIT.lock() {
+        for d in dirs.iter() {
+            let _ = fs::remove_dir_all(d);
+        }
+    }
+}
+
+/// A test binary's shared fixture lives in a static, which is never dropped: take `tmp` out
+/// of its guard and remove its folder when the process exits instead (a fixture of several
+/// hundred MB would otherwise stay behind after every run). Returns the folder.
+pub fn keep_until_exit(tmp: tempfile::TempDir) -> PathBuf {
+    let dir = tmp.keep();
+    let mut dirs = REMOVE_AT_EXIT.lock().expect("exit list");
+    if dirs.is_empty() {
+        // SAFETY: registers a plain extern "C" function with no preconditions.
+        unsafe { libc::atexit(remove_at_exit) };
+    }
+    dirs.push(dir.clone());
+    dir
+}

@@ -30,8 +30,8 @@ pub use dataset::{
 };
 pub use dialect::{dialect_of, Dialect};
 pub use fixtures::{
-    fixture_names, fixture_tarball, fixtures_dir, swap_in_cheap_key, unpack_fixture,
-    workspace_root, TempRepo, FIXTURE_PASSWORD,
+    fixture_names, fixture_tarball, fixtures_dir, keep_until_exit, swap_in_cheap_key,
+    unpack_fixture, workspace_root, TempRepo, FIXTURE_PASSWORD,
 };
 pub use peak::{run_measured, Measured};
 pub use runner::{agent_bin, arca_bin, cp_a, Arca, Invocation, Restic, Runner};

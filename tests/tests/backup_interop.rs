@@ -43,14 +43,6 @@ struct Fixture {
 }
 
 static FIXTURE: OnceLock<Option<Fixture>> = OnceLock::new();
-static REMOVE_AT_EXIT: OnceLock<PathBuf> = OnceLock::new();
-
-extern "C" fn remove_at_exit() {
-    if let Some(root) = REMOVE_AT_EXIT.get() {
-        let _ = fs::remove_dir_all(root);
-    }
-}
-
 fn fixture() -> Option<&'static Fixture> {
     FIXTURE
         .get_or_init(|| {
@@ -75,15 +67,12 @@ fn fixture() -> Option<&'static Fixture> {
             fs::set_permissions(root.join("out"), fs::Permissions::from_mode(0o755)).unwrap();
             let src = root.join("data/src");
             let summary = make_dataset(&src, DatasetScale::Small);
-            // A static is never dropped: remove the folder when the process exits.
-            let _ = tmp.keep();
             let keep = std::env::var_os("ARCA_INTEROP_KEEP").is_some_and(|v| !v.is_empty());
             if keep {
+                let _ = tmp.keep();
                 eprintln!("keeping the backup interop folder {}", root.display());
             } else {
-                let _ = REMOVE_AT_EXIT.set(root.clone());
-                // SAFETY: registers a plain extern "C" function with no preconditions.
-                unsafe { libc::atexit(remove_at_exit) };
+                keep_until_exit(tmp);
             }
             Some(Fixture {
                 restic_bin,

@@ -36,14 +36,6 @@ struct Fixture {
 }
 
 static FIXTURE: OnceLock<Option<Fixture>> = OnceLock::new();
-static REMOVE_AT_EXIT: OnceLock<PathBuf> = OnceLock::new();
-
-extern "C" fn remove_at_exit() {
-    if let Some(root) = REMOVE_AT_EXIT.get() {
-        let _ = fs::remove_dir_all(root);
-    }
-}
-
 fn fixture() -> Option<&'static Fixture> {
     FIXTURE
         .get_or_init(|| restic_or_skip().map(build_fixture))
@@ -64,12 +56,7 @@ fn build_fixture(restic_bin: PathBuf) -> Fixture {
         .prefix("copy-rewrite-repair-")
         .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
         .expect("temp dir");
-    let root = fs::canonicalize(tmp.path()).unwrap();
-    // A static is never dropped: remove the folder when the process exits.
-    let _ = tmp.keep();
-    let _ = REMOVE_AT_EXIT.set(root.clone());
-    // SAFETY: registers a plain extern "C" function with no preconditions.
-    unsafe { libc::atexit(remove_at_exit) };
+    let root = fs::canonicalize(keep_until_exit(tmp)).unwrap();
 
     let data = root.join("data");
     make_dataset(&data.join("src"), DatasetScale::Tiny);

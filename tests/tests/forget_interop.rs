@@ -26,7 +26,6 @@ use serde_json::Value;
 const PASSWORD: &str = "forget interop password";
 
 struct Fixture {
-    _tmp: Option<tempfile::TempDir>,
     root: PathBuf,
     restic_bin: PathBuf,
     dialect: Dialect,
@@ -197,15 +196,14 @@ fn build_fixture(restic_bin: PathBuf) -> Fixture {
     }
 
     let keep = std::env::var_os("ARCA_INTEROP_KEEP").is_some_and(|v| !v.is_empty());
-    let tmp = if keep {
+    if keep {
         eprintln!("keeping the forget interop folder {}", root.display());
         let _ = tmp.keep();
-        None
     } else {
-        Some(tmp)
-    };
+        // A static holds the fixture, and statics are never dropped.
+        keep_until_exit(tmp);
+    }
     Fixture {
-        _tmp: tmp,
         root,
         dialect: dialect_of(&restic_bin),
         restic_bin,

@@ -43,7 +43,6 @@ struct RepoCase {
 }
 
 struct Fixture {
-    _tmp: Option<tempfile::TempDir>,
     root: PathBuf,
     restic_bin: PathBuf,
     dialect: Dialect,
@@ -303,15 +302,14 @@ fn build_fixture(restic_bin: PathBuf) -> Fixture {
     }
 
     let keep = std::env::var_os("ARCA_INTEROP_KEEP").is_some_and(|v| !v.is_empty());
-    let tmp = if keep {
+    if keep {
         let kept = tmp.keep();
         eprintln!("ARCA_INTEROP_KEEP: repositories kept in {}", kept.display());
-        None
     } else {
-        Some(tmp)
-    };
+        // A static holds the fixture, and statics are never dropped.
+        keep_until_exit(tmp);
+    }
     Fixture {
-        _tmp: tmp,
         root,
         dialect: dialect_of(&restic_bin),
         restic_bin,
