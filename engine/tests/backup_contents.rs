@@ -2,9 +2,10 @@
 //! where the directory sits, so a volume that reappears under another pod UID still matches
 //! its parent and nothing is read or stored again.
 
+mod support;
+
 use arca_engine::backup::{self, BackupOptions, SelectAll};
 use arca_engine::progress::NoProgress;
-use arca_engine::writer::WriterOptions;
 use arca_engine::Repository;
 use arca_format::keyfile::KdfParams;
 use std::path::{Path, PathBuf};
@@ -14,19 +15,9 @@ const TINY: KdfParams = KdfParams { n: 16, r: 1, p: 1 };
 
 fn options(dir: &Path, parent: Option<arca_format::snapshot::Snapshot>) -> BackupOptions {
     BackupOptions {
-        paths: vec![dir.to_path_buf()],
         tags: vec!["pvc-uid=1234".into()],
-        hostname: "arca".into(),
         parent,
-        force: false,
-        with_atime: false,
-        excludes: vec![],
-        selector: Arc::new(SelectAll),
-        writer: WriterOptions::default(),
-        time: None,
-        threads: 2,
-        program_version: "arca test".into(),
-        contents_of: true,
+        ..support::backup_options(vec![dir.to_path_buf()], true, Arc::new(SelectAll))
     }
 }
 

@@ -4,17 +4,15 @@
 
 mod support;
 
-use arca_engine::backup::{self, BackupOptions, Selector};
+use arca_engine::backup::{self, Selector};
 use arca_engine::progress::NoProgress;
-use arca_engine::writer::WriterOptions;
 use arca_engine::Repository;
 use arca_format::keyfile::KdfParams;
 use arca_format::pack::BlobType;
 use arca_format::Id;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use support::exchange;
+use support::{backup_options, Swapper};
 
 const TINY: KdfParams = KdfParams { n: 16, r: 1, p: 1 };
 const FILES: usize = 500;
@@ -25,15 +23,13 @@ const SECRET: &[u8] = b"a secret of another tenant\n";
 /// every later look at `d`'s items by path would read the outside.
 struct SwapOnFirstLookInside {
     d: PathBuf,
-    link: PathBuf,
-    swapped: AtomicBool,
+    swapper: Arc<Swapper>,
 }
 
 impl Selector for SwapOnFirstLookInside {
     fn select_by_name(&self, path: &Path) -> bool {
-        if path.starts_with(&self.d) && path != self.d && !self.swapped.swap(true, Ordering::SeqCst)
-        {
-            assert!(exchange(&self.d, &self.link), "the first swap");
+        if path.starts_with(&self.d) && path != self.d {
+            self.swapper.first();
         }
         true
     }
@@ -73,53 +69,23 @@ async fn a_folder_swapped_for_a_symlink_mid_backup_lets_nothing_in_from_outside(
         let link = source.join("elsewhere");
         std::os::unix::fs::symlink(&outside, &link).unwrap();
 
+        let swapper = Swapper::new(source.join("d"), link.clone());
         let hook = Arc::new(SwapOnFirstLookInside {
             d: source.join("d"),
-            link: link.clone(),
-            swapped: AtomicBool::new(false),
+            swapper: swapper.clone(),
         });
-        let done = Arc::new(AtomicBool::new(false));
-        let swaps = Arc::new(AtomicU64::new(0));
-        let swapper = {
-            let (hook, done, swaps) = (hook.clone(), done.clone(), swaps.clone());
-            std::thread::spawn(move || {
-                while keep_swapping && !done.load(Ordering::SeqCst) {
-                    if hook.swapped.load(Ordering::SeqCst) && exchange(&hook.d, &hook.link) {
-                        swaps.fetch_add(1, Ordering::Relaxed);
-                    }
-                    std::thread::yield_now();
-                }
-            })
-        };
+        let thread = keep_swapping.then(|| swapper.keep_swapping());
         let mut repo = Repository::open(backend.clone(), "pw").await.unwrap();
         repo.load_index(&NoProgress).await.unwrap();
         let result = backup::backup(
             Arc::new(repo),
-            BackupOptions {
-                paths: vec![source.join("d")],
-                tags: vec![],
-                hostname: "arca".into(),
-                parent: None,
-                force: false,
-                with_atime: false,
-                excludes: vec![],
-                selector: hook.clone(),
-                writer: WriterOptions::default(),
-                time: None,
-                threads: 2,
-                program_version: "arca test".into(),
-                contents_of,
-            },
+            backup_options(vec![source.join("d")], contents_of, hook.clone()),
             Arc::new(NoProgress),
         )
         .await;
-        done.store(true, Ordering::SeqCst);
-        swapper.join().unwrap();
+        swapper.stop(thread);
         let result = result.unwrap();
-        assert!(
-            hook.swapped.load(Ordering::SeqCst),
-            "the folder was swapped"
-        );
+        assert!(swapper.swapped(), "the folder was swapped");
 
         let mut repo = Repository::open(backend.clone(), "pw").await.unwrap();
         repo.load_index(&NoProgress).await.unwrap();
@@ -127,7 +93,7 @@ async fn a_folder_swapped_for_a_symlink_mid_backup_lets_nothing_in_from_outside(
             repo.index().lookup(BlobType::Data, &secret_id).is_none(),
             "round {contents_of}/{keep_swapping}: a file from outside the source is in the repository \
              ({} swaps, errors {:?})",
-            swaps.load(Ordering::Relaxed),
+            swapper.swaps(),
             result.errors
         );
         if !keep_swapping {

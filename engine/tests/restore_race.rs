@@ -4,18 +4,16 @@
 
 mod support;
 
-use arca_engine::backup::{self, BackupOptions, SelectAll};
+use arca_engine::backup::{self, SelectAll};
 use arca_engine::filter::Patterns;
 use arca_engine::progress::{NoProgress, Progress};
 use arca_engine::restore::{restore, Overwrite, RestoreOptions};
-use arca_engine::writer::WriterOptions;
 use arca_engine::Repository;
 use arca_format::keyfile::KdfParams;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::path::Path;
 use std::sync::Arc;
-use support::exchange;
+use support::{backup_options, Swapper};
 
 const TINY: KdfParams = KdfParams { n: 16, r: 1, p: 1 };
 const FILES: usize = 3000;
@@ -23,16 +21,11 @@ const FILES: usize = 3000;
 /// The swapper's hook: once restore has made its folders (it sets the total just before it
 /// creates files), folder `d` is exchanged with a symbolic link to the outside folder, so
 /// every file of `d` meets the link at least once.
-struct SwapWhenFoldersAreMade {
-    d: PathBuf,
-    link: PathBuf,
-    swapped: AtomicBool,
-}
+struct SwapWhenFoldersAreMade(Arc<Swapper>);
 
 impl Progress for SwapWhenFoldersAreMade {
     fn set_total(&self, _total: u64) {
-        assert!(exchange(&self.d, &self.link), "the first swap");
-        self.swapped.store(true, Ordering::SeqCst);
+        self.0.first();
     }
 }
 
@@ -82,21 +75,7 @@ async fn a_folder_swapped_for_a_symlink_mid_restore_sends_nothing_outside() {
     repo.load_index(&NoProgress).await.unwrap();
     let snap = backup::backup(
         Arc::new(repo),
-        BackupOptions {
-            paths: vec![source.clone()],
-            tags: vec![],
-            hostname: "arca".into(),
-            parent: None,
-            force: false,
-            with_atime: false,
-            excludes: vec![],
-            selector: Arc::new(SelectAll),
-            writer: WriterOptions::default(),
-            time: None,
-            threads: 2,
-            program_version: "arca test".into(),
-            contents_of: true,
-        },
+        backup_options(vec![source.clone()], true, Arc::new(SelectAll)),
         Arc::new(NoProgress),
     )
     .await
@@ -127,24 +106,8 @@ async fn a_folder_swapped_for_a_symlink_mid_restore_sends_nothing_outside() {
         );
 
         // After the first swap, a thread may keep exchanging them until restore ends.
-        let hook = Arc::new(SwapWhenFoldersAreMade {
-            d: target.join("d"),
-            link: link.clone(),
-            swapped: AtomicBool::new(false),
-        });
-        let done = Arc::new(AtomicBool::new(false));
-        let swaps = Arc::new(AtomicU64::new(0));
-        let swapper = {
-            let (hook, done, swaps) = (hook.clone(), done.clone(), swaps.clone());
-            std::thread::spawn(move || {
-                while keep_swapping && !done.load(Ordering::SeqCst) {
-                    if hook.swapped.load(Ordering::SeqCst) && exchange(&hook.d, &hook.link) {
-                        swaps.fetch_add(1, Ordering::Relaxed);
-                    }
-                    std::thread::yield_now();
-                }
-            })
-        };
+        let swapper = Swapper::new(target.join("d"), link.clone());
+        let thread = keep_swapping.then(|| swapper.keep_swapping());
         let opts = RestoreOptions {
             target: target.clone(),
             include: Patterns::new(&[], false).unwrap(),
@@ -155,15 +118,12 @@ async fn a_folder_swapped_for_a_symlink_mid_restore_sends_nothing_outside() {
             concurrency: 4,
             privileged_files: true,
         };
-        let report = restore(repo.clone(), snap.tree, &opts, hook.as_ref()).await;
-        done.store(true, Ordering::SeqCst);
-        swapper.join().unwrap();
+        let hook = SwapWhenFoldersAreMade(swapper.clone());
+        let report = restore(repo.clone(), snap.tree, &opts, &hook).await;
+        swapper.stop(thread);
         let report = report.unwrap();
 
-        assert!(
-            hook.swapped.load(Ordering::SeqCst),
-            "the folder was swapped"
-        );
+        assert!(swapper.swapped(), "the folder was swapped");
         let found = listing(&outside);
         let expected = vec![outside.join("e").display().to_string()];
         assert!(
@@ -172,7 +132,7 @@ async fn a_folder_swapped_for_a_symlink_mid_restore_sends_nothing_outside() {
              restored, {} errors)",
             found.len() - 1,
             &found[..found.len().min(4)],
-            swaps.load(Ordering::Relaxed),
+            swapper.swaps(),
             report.files,
             report.errors.len()
         );

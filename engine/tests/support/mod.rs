@@ -1,12 +1,18 @@
 //! What the engine's integration tests share: a local store with hooks where a real store
-//! fails or races, the rest passed through; an atomic swap of two names.
+//! fails or races, the rest passed through; two names swapped as a racing process would; the
+//! backup options the tests start from.
 
 #![allow(dead_code)] // each test binary uses a part
 
+use arca_engine::backup::{BackupOptions, Selector};
+use arca_engine::writer::WriterOptions;
 use arca_storage::{Backend, FileInfo, FileType, LocalBackend, StorageError};
 use async_trait::async_trait;
 use bytes::Bytes;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
 
 /// Decides, before each write, whether it fails (and with what).
 pub type WriteCheck = Box<dyn Fn(FileType) -> Option<StorageError> + Send + Sync>;
@@ -86,4 +92,90 @@ pub fn exchange(a: &Path, b: &Path) -> bool {
         rustix::fs::RenameFlags::EXCHANGE,
     )
     .is_ok()
+}
+
+/// Two names (a folder and a symbolic link) swapped as a process racing a backup or restore
+/// would: once when the code under test reaches a chosen point ([`Swapper::first`], called
+/// from its hook), then, if asked, back and forth by a thread until [`Swapper::stop`].
+pub struct Swapper {
+    a: PathBuf,
+    b: PathBuf,
+    started: AtomicBool,
+    armed: AtomicBool,
+    stopping: AtomicBool,
+    swaps: AtomicU64,
+}
+
+impl Swapper {
+    pub fn new(a: PathBuf, b: PathBuf) -> Arc<Swapper> {
+        Arc::new(Swapper {
+            a,
+            b,
+            started: AtomicBool::new(false),
+            armed: AtomicBool::new(false),
+            stopping: AtomicBool::new(false),
+            swaps: AtomicU64::new(0),
+        })
+    }
+
+    /// The first swap; later calls do nothing.
+    pub fn first(&self) {
+        if !self.started.swap(true, Ordering::SeqCst) {
+            assert!(exchange(&self.a, &self.b), "the first swap");
+            self.armed.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// Whether the first swap happened.
+    pub fn swapped(&self) -> bool {
+        self.armed.load(Ordering::SeqCst)
+    }
+
+    /// Swaps the thread made after the first.
+    pub fn swaps(&self) -> u64 {
+        self.swaps.load(Ordering::Relaxed)
+    }
+
+    /// A thread that swaps back and forth after the first swap, until [`Swapper::stop`].
+    pub fn keep_swapping(self: &Arc<Self>) -> JoinHandle<()> {
+        let me = self.clone();
+        std::thread::spawn(move || {
+            while !me.stopping.load(Ordering::SeqCst) {
+                if me.swapped() && exchange(&me.a, &me.b) {
+                    me.swaps.fetch_add(1, Ordering::Relaxed);
+                }
+                std::thread::yield_now();
+            }
+        })
+    }
+
+    pub fn stop(&self, thread: Option<JoinHandle<()>>) {
+        self.stopping.store(true, Ordering::SeqCst);
+        if let Some(t) = thread {
+            t.join().expect("the swapping thread");
+        }
+    }
+}
+
+/// A backup of `paths` with nothing special: no parent, no tags, two threads.
+pub fn backup_options(
+    paths: Vec<PathBuf>,
+    contents_of: bool,
+    selector: Arc<dyn Selector>,
+) -> BackupOptions {
+    BackupOptions {
+        paths,
+        tags: vec![],
+        hostname: "arca".into(),
+        parent: None,
+        force: false,
+        with_atime: false,
+        excludes: vec![],
+        selector,
+        writer: WriterOptions::default(),
+        time: None,
+        threads: 2,
+        program_version: "arca test".into(),
+        contents_of,
+    }
 }
