@@ -810,21 +810,20 @@ async fn dump(mut repo: Repository, a: DumpArgs) -> Result<i32> {
         Some(n) => bail!("cannot dump {} {:?}", n.node_type, a.file),
         None => {
             let mut tar = tar::Builder::new(&mut o);
-            let mut entries: Vec<(Vec<u8>, Node)> = Vec::new();
             // "/" + the path without slashes at either end ("" for the root).
             let mut prefix = b"/".to_vec();
             prefix.extend(file.iter().skip_while(|&&b| b == b'/'));
             while prefix.last() == Some(&b'/') {
                 prefix.pop();
             }
-            walk::walk(&repo, &tree, &prefix, |p, n| {
-                entries.push((p.to_vec(), n.clone()));
-                Ok(Visit::Descend)
-            })
-            .await?;
-            for (p, n) in entries {
-                let name = p.strip_prefix(b"/").unwrap_or(&p);
-                tar_entry(&repo, &mut tar, name, &n).await?;
+            // Each entry is written as it is reached: memory follows the walk, not the tree.
+            let mut walker = walk::Walker::start(&repo, &tree, &prefix).await?;
+            while let Some(step) = walker.next().await? {
+                if step == walk::Step::Node {
+                    let p = walker.path();
+                    let name = p.strip_prefix(b"/").unwrap_or(p);
+                    tar_entry(&repo, &mut tar, name, walker.node()).await?;
+                }
             }
             tar.finish()?;
         }
