@@ -1375,6 +1375,7 @@ async fn restore_cmd(mut repo: Repository, a: RestoreArgs, g: GlobalOptions) -> 
             .backend()
             .connections()
             .clamp(3, arca_engine::writer::MAX_UPLOADS),
+        batch_bytes: restore::BATCH_BYTES,
         // As restic: the user running the restore gets what the snapshot holds.
         privileged_files: true,
     };
@@ -1384,6 +1385,13 @@ async fn restore_cmd(mut repo: Repository, a: RestoreArgs, g: GlobalOptions) -> 
     bar.finish();
     for e in &report.errors {
         eprintln!("ignoring error for {e}");
+    }
+    if report.errors.unlisted() > 0 {
+        eprintln!(
+            "ignoring {} more errors (only the first {} are listed)",
+            report.errors.unlisted(),
+            report.errors.iter().len()
+        );
     }
     if g.json {
         let line = JsonObject::new()

@@ -61,6 +61,7 @@ async fn restore_into(repo: Arc<Repository>, root: Id, target: &Path) -> Restore
         overwrite: Overwrite::Always,
         verify: true,
         concurrency: 2,
+        batch_bytes: arca_engine::restore::BATCH_BYTES,
         privileged_files: true,
     };
     let run = restore(repo, root, &opts, &NoProgress);

@@ -116,6 +116,7 @@ async fn a_folder_swapped_for_a_symlink_mid_restore_sends_nothing_outside() {
             overwrite,
             verify: true,
             concurrency: 4,
+            batch_bytes: arca_engine::restore::BATCH_BYTES,
             privileged_files: true,
         };
         let hook = SwapWhenFoldersAreMade(swapper.clone());
@@ -152,7 +153,7 @@ async fn a_folder_swapped_for_a_symlink_mid_restore_sends_nothing_outside() {
             // Every file of the swapped folder failed, each said in a line, and the files
             // are where restore made them: in the real folder, now named `elsewhere`.
             assert_eq!(report.files, 0, "{overwrite:?}");
-            assert!(report.errors.len() >= FILES, "{overwrite:?}");
+            assert!(report.errors.len() >= FILES as u64, "{overwrite:?}");
             assert!(link.join("e").is_dir());
         }
     }

@@ -707,6 +707,7 @@ async fn exercise(repo_dir: PathBuf, restore_dir: PathBuf) -> Outcome {
             overwrite: Overwrite::Always,
             verify,
             concurrency: 2,
+            batch_bytes: arca_engine::restore::BATCH_BYTES,
             privileged_files: true,
         };
         match restore::restore(repo.clone(), tree, &opts, &NoProgress).await {
