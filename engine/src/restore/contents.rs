@@ -104,6 +104,11 @@ fn preallocate(_f: &fs::File, _size: u64) -> bool {
 /// Bytes of a pack one restore job reads at most (unless a single blob is larger).
 const READ_SPAN: u64 = 4 << 20;
 
+/// Files one restore job keeps open at most. Blobs come in pack order, and a file's blobs
+/// mostly follow each other there, so a few suffice; the limit keeps jobs far below the
+/// process's descriptor limit (often 1,024) when a stretch holds thousands of small files.
+const OPEN_PER_JOB: usize = 32;
+
 /// Where one blob's plaintext goes: file number and offset.
 type Targets = Vec<(usize, u64)>;
 /// A pack's number and blobs from one stretch of it, in pack order.
@@ -245,19 +250,22 @@ pub(super) async fn write_contents(
                         let all_zero = sparse && plain.iter().all(|&x| x == 0);
                         for (fi, off) in targets {
                             if !all_zero {
-                                let f = match open.entry(fi) {
-                                    std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
-                                    std::collections::hash_map::Entry::Vacant(v) => {
-                                        match open_target(&target, &files[fi], !sparse) {
-                                            Some(Ok(f)) => v.insert(f),
-                                            Some(Err(e)) => {
-                                                errors.lock().expect("errors mutex").push(e);
-                                                continue;
-                                            }
-                                            None => continue,
-                                        }
+                                if !open.contains_key(&fi) {
+                                    // A stretch of tiny files names thousands: keep a few
+                                    // open, never enough to reach the descriptor limit.
+                                    if open.len() >= OPEN_PER_JOB {
+                                        open.clear();
                                     }
-                                };
+                                    match open_target(&target, &files[fi], !sparse) {
+                                        Some(Ok(f)) => open.insert(fi, f),
+                                        Some(Err(e)) => {
+                                            errors.lock().expect("errors mutex").push(e);
+                                            continue;
+                                        }
+                                        None => continue,
+                                    };
+                                }
+                                let f = &open[&fi];
                                 // Large aligned stretches bypass the page cache.
                                 if let Err(e) = arca_storage::direct::write_all_at(f, plain, off) {
                                     errors.lock().expect("errors mutex").push(format!(
