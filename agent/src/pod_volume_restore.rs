@@ -179,37 +179,20 @@ fn mark(volume: &Path, restore_uid: &str, failure: Option<&str>) -> Result<(), S
 /// Write `name` inside directory `dir`, following no symlink: `dir` itself is opened with
 /// `O_NOFOLLOW | O_DIRECTORY` and the file created relative to it, also `O_NOFOLLOW`.
 fn write_in_dir(dir: &Path, name: &str, content: &[u8]) -> std::io::Result<()> {
-    use std::ffi::CString;
+    use rustix::fs::{Mode, OFlags};
     use std::io::Write;
-    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-    use std::os::unix::ffi::OsStrExt;
-    let invalid = |_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "NUL in name");
-    let dir_c = CString::new(dir.as_os_str().as_bytes()).map_err(invalid)?;
-    let name_c = CString::new(name).map_err(invalid)?;
-    // SAFETY: valid NUL-terminated strings; each descriptor is owned once opened.
-    let dir_fd = unsafe {
-        libc::open(
-            dir_c.as_ptr(),
-            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
-        )
-    };
-    if dir_fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    let dir_fd = unsafe { OwnedFd::from_raw_fd(dir_fd) };
-    let fd = unsafe {
-        libc::openat(
-            dir_fd.as_raw_fd(),
-            name_c.as_ptr(),
-            libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC | libc::O_NOFOLLOW | libc::O_CLOEXEC,
-            0o644 as libc::c_uint,
-        )
-    };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    let mut file = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
-    file.write_all(content)
+    let dir_fd = rustix::fs::open(
+        dir,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    let fd = rustix::fs::openat(
+        &dir_fd,
+        name,
+        OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::from_raw_mode(0o644),
+    )?;
+    std::fs::File::from(fd).write_all(content)
 }
 
 async fn run(

@@ -280,12 +280,17 @@ async fn privileged_files_are_left_out_unless_the_restore_allows_them() {
     let tool = old_vol.join("tool");
     std::fs::write(&tool, b"#!/bin/sh\n").unwrap();
     std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o4755)).unwrap();
-    let root = unsafe { libc::geteuid() } == 0;
+    let root = arca_engine::sys::is_root();
     if root {
-        let dev = std::ffi::CString::new(old_vol.join("null").to_str().unwrap()).unwrap();
-        // SAFETY: a valid path; makes a character device like /dev/null.
-        let rc = unsafe { libc::mknod(dev.as_ptr(), libc::S_IFCHR | 0o666, libc::makedev(1, 3)) };
-        assert_eq!(rc, 0, "mknod as root");
+        // A character device like /dev/null.
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            old_vol.join("null"),
+            rustix::fs::FileType::CharacterDevice,
+            rustix::fs::Mode::from_raw_mode(0o666),
+            rustix::fs::makedev(1, 3),
+        )
+        .expect("mknod as root");
     }
     let ctx = context(&w);
     let out = arca_agent::pod_volume_backup::reconcile(&get(&w, "b1").await, &ctx)

@@ -80,6 +80,7 @@ impl ChunkerTables {
 impl Tables {
     /// Appends byte `b` to the polynomial `d` (of degree < k): d·x^8 + b mod pol.
     #[inline(always)]
+    #[allow(unsafe_code, reason = "an unchecked table lookup on the hottest path")]
     fn push(&self, d: u64, b: u8) -> u64 {
         let index = (d >> self.shift) as usize;
         debug_assert!(index < 256, "digest {d:#x} not reduced");

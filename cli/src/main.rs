@@ -53,6 +53,7 @@ fn main() {
     // glibc gives every thread that allocates its own arena; with a worker pool plus
     // blocking threads that multiplies peak memory. A few arenas are plenty here.
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    #[allow(unsafe_code, reason = "mallopt has no safe wrapper")]
     // SAFETY: mallopt only tunes the allocator and is called before any other thread exists.
     // Blocks of 4 MiB and more (index JSON, large blobs) are mapped and unmapped on free:
     // on the heap their holes fragmented it, and a million-file backup kept ~40 MiB more

@@ -1,25 +1,27 @@
 //! Small facts about the running system, as restic records them.
 
+// The user and group databases (NSS) have no safe wrapper in the crates used here.
+#![allow(unsafe_code, reason = "getpwuid_r and getgrgid_r")]
+
 use std::ffi::CStr;
 
+/// The host's name, as `uname` gives it.
 pub fn hostname() -> String {
-    let mut buf = [0u8; 256];
-    // SAFETY: the buffer is valid for its length; gethostname NUL-terminates on success.
-    let rc = unsafe { libc::gethostname(buf.as_mut_ptr() as *mut libc::c_char, buf.len()) };
-    if rc != 0 {
-        return String::new();
-    }
-    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-    String::from_utf8_lossy(&buf[..end]).into_owned()
+    rustix::system::uname()
+        .nodename()
+        .to_string_lossy()
+        .into_owned()
 }
 
+/// The name of the user running this process (`$USER` when the database has none).
 pub fn username() -> String {
-    let uid = unsafe { libc::getuid() };
-    user_name(uid).unwrap_or_else(|| std::env::var("USER").unwrap_or_default())
+    user_name(uid()).unwrap_or_else(|| std::env::var("USER").unwrap_or_default())
 }
 
+/// The name of user `uid` in the user database.
 pub fn user_name(uid: u32) -> Option<String> {
     let mut buf = vec![0 as libc::c_char; 4096];
+    // SAFETY: passwd is plain data (integers and pointers); all zeroes is a valid value.
     let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
     let mut result = std::ptr::null_mut();
     // SAFETY: all pointers are valid for the call; getpwuid_r writes into buf.
@@ -27,15 +29,15 @@ pub fn user_name(uid: u32) -> Option<String> {
     if rc != 0 || result.is_null() {
         return None;
     }
-    Some(
-        unsafe { CStr::from_ptr(pwd.pw_name) }
-            .to_string_lossy()
-            .into_owned(),
-    )
+    // SAFETY: on success pw_name points at a NUL-terminated string inside buf, alive here.
+    let name = unsafe { CStr::from_ptr(pwd.pw_name) };
+    Some(name.to_string_lossy().into_owned())
 }
 
+/// The name of group `gid` in the group database.
 pub fn group_name(gid: u32) -> Option<String> {
     let mut buf = vec![0 as libc::c_char; 4096];
+    // SAFETY: group is plain data (integers and pointers); all zeroes is a valid value.
     let mut grp: libc::group = unsafe { std::mem::zeroed() };
     let mut result = std::ptr::null_mut();
     // SAFETY: as above, for getgrgid_r.
@@ -43,19 +45,17 @@ pub fn group_name(gid: u32) -> Option<String> {
     if rc != 0 || result.is_null() {
         return None;
     }
-    Some(
-        unsafe { CStr::from_ptr(grp.gr_name) }
-            .to_string_lossy()
-            .into_owned(),
-    )
+    // SAFETY: on success gr_name points at a NUL-terminated string inside buf, alive here.
+    let name = unsafe { CStr::from_ptr(grp.gr_name) };
+    Some(name.to_string_lossy().into_owned())
 }
 
 pub fn uid() -> u32 {
-    unsafe { libc::getuid() }
+    rustix::process::getuid().as_raw()
 }
 
 pub fn gid() -> u32 {
-    unsafe { libc::getgid() }
+    rustix::process::getgid().as_raw()
 }
 
 pub fn pid() -> i64 {
@@ -64,14 +64,20 @@ pub fn pid() -> i64 {
 
 /// Whether a process with this PID exists on this host (signal 0, as restic checks).
 pub fn process_exists(pid: i64) -> bool {
-    if pid <= 0 || pid > i32::MAX as i64 {
+    let Some(pid) = i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+    else {
         return false;
+    };
+    // Signal 0 only checks for existence and permission.
+    match rustix::process::test_kill_process(pid) {
+        Ok(()) => true,
+        Err(e) => e == rustix::io::Errno::PERM,
     }
-    // SAFETY: kill with signal 0 only checks for existence and permission.
-    let rc = unsafe { libc::kill(pid as libc::pid_t, 0) };
-    rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
+/// Whether this process runs as root (effective user 0).
 pub fn is_root() -> bool {
-    unsafe { libc::geteuid() == 0 }
+    rustix::process::geteuid().is_root()
 }

@@ -103,10 +103,14 @@ fn make_source(src: &Path) {
     std::fs::hard_link(src.join("a/one"), src.join("g/one-again")).unwrap();
     std::fs::hard_link(src.join("a/one"), src.join("f/one-more")).unwrap();
     std::os::unix::fs::symlink("../a/one", src.join("f/link")).unwrap();
-    let fifo =
-        std::ffi::CString::new(src.join("g/pipe").into_os_string().into_encoded_bytes()).unwrap();
-    // SAFETY: mkfifo on a NUL-terminated path we own.
-    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o640) }, 0);
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        src.join("g/pipe"),
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o640),
+        0,
+    )
+    .unwrap();
     for (d, mode) in [
         ("a/b", 0o500),
         ("a/c", 0o750),

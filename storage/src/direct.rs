@@ -10,6 +10,13 @@
 //! for small transfers, unaligned buffers, and filesystems without O_DIRECT (tmpfs, some
 //! FUSE), which answer EINVAL.
 
+// O_DIRECT needs aligned buffers read into without zeroing, and mincore a mapping: system
+// calls and buffer handling without a safe wrapper. Each block says why it is sound.
+#![allow(
+    unsafe_code,
+    reason = "direct I/O system calls and uninitialised aligned buffers"
+)]
+
 use bytes::Bytes;
 use std::fs::File;
 use std::io;

@@ -391,8 +391,7 @@ impl Builder {
         self.modes.push((private, 0o700));
         let sticky = self.dir("perms/sticky-1777");
         self.modes.push((sticky, 0o1777));
-        // SAFETY: geteuid has no preconditions and cannot fail.
-        if unsafe { libc::geteuid() } == 0 {
+        if arca_engine::sys::is_root() {
             for mode in [0o4755, 0o2755] {
                 let path = self.write(format!("perms/setid-{mode:04o}"), b"#!/bin/sh\n");
                 self.modes.push((path, mode));

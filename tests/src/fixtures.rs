@@ -183,6 +183,7 @@ extern "C" fn remove_at_exit() {
 /// A test binary's shared fixture lives in a static, which is never dropped: take `tmp` out
 /// of its guard and remove its folder when the process exits instead (a fixture of several
 /// hundred MB would otherwise stay behind after every run). Returns the folder.
+#[allow(unsafe_code, reason = "atexit has no safe wrapper")]
 pub fn keep_until_exit(tmp: tempfile::TempDir) -> PathBuf {
     let dir = tmp.keep();
     let mut dirs = REMOVE_AT_EXIT.lock().expect("exit list");

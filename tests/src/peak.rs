@@ -19,6 +19,10 @@ pub struct Measured {
 }
 
 /// Run `cmd` to its end (standard input empty) and measure it.
+#[allow(
+    unsafe_code,
+    reason = "wait4, for the child's own peak memory, has no safe wrapper"
+)]
 pub fn run_measured(mut cmd: Command) -> Measured {
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())

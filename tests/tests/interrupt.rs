@@ -16,7 +16,8 @@ fn lock_files(repo: &std::path::Path) -> usize {
 
 #[test]
 fn an_interrupted_backup_removes_its_lock() {
-    for (signal, name) in [(libc::SIGINT, "SIGINT"), (libc::SIGTERM, "SIGTERM")] {
+    use rustix::process::{kill_process, Pid, Signal};
+    for (signal, name) in [(Signal::INT, "SIGINT"), (Signal::TERM, "SIGTERM")] {
         let repo = TempRepo::new();
         let arca = Arca::new(repo.path(), "pw");
         arca.run(["init"]);
@@ -42,8 +43,8 @@ fn an_interrupted_backup_removes_its_lock() {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
-        // SAFETY: kill sends a signal to our own child process.
-        assert_eq!(unsafe { libc::kill(child.id() as i32, signal) }, 0);
+        let pid = Pid::from_raw(child.id() as i32).expect("a child's PID");
+        kill_process(pid, signal).expect("signal the child");
         let out = child.wait_with_output().unwrap();
         drop(stdin);
         let err = String::from_utf8_lossy(&out.stderr);

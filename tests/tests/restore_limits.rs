@@ -11,6 +11,10 @@ const FILES: usize = 3_000;
 const DESCRIPTORS: libc::rlim_t = 256;
 
 #[test]
+#[allow(
+    unsafe_code,
+    reason = "pre_exec, to lower the child's limit, is unsafe"
+)]
 fn thousands_of_tiny_files_are_restored_under_a_low_descriptor_limit() {
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("src");

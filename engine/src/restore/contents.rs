@@ -88,12 +88,7 @@ fn open_target(
 /// cannot, and the caller sets the size instead.
 #[cfg(target_os = "linux")]
 fn preallocate(f: &fs::File, size: u64) -> bool {
-    use std::os::fd::AsRawFd;
-    let Ok(len) = libc::off_t::try_from(size) else {
-        return false;
-    };
-    // SAFETY: fallocate on a descriptor we own, with integer arguments only.
-    unsafe { libc::fallocate(f.as_raw_fd(), 0, 0, len) == 0 }
+    rustix::fs::fallocate(f, rustix::fs::FallocateFlags::empty(), 0, size).is_ok()
 }
 
 #[cfg(not(target_os = "linux"))]
