@@ -2,8 +2,9 @@
 # The whole test suite: installs the external tools the tests use (restic and rclone, from
 # Debian), builds the Go test bench (scripts/go-tools.sh: Kubernetes control plane, etcd, MinIO,
 # restic 0.19.1; cached machine-wide), starts the object-storage servers (scripts/servers.sh) and a
-# control plane (scripts/control-plane.sh), builds the arca binary the interop tests run, and runs
-# every test of the workspace. Prints how long each step took. Exits non-zero on any failure.
+# control plane (scripts/control-plane.sh), checks formatting and lints (cargo fmt, cargo clippy
+# with -D warnings), builds the arca binary the interop tests run, and runs every test of the
+# workspace. Prints how long each step took. Exits non-zero on any failure.
 # CI runs it through .ci/run with CI=true, which turns a missing tool into a test failure instead
 # of a skip.
 set -euo pipefail
@@ -119,7 +120,18 @@ source "$kube_dir/env"
 say "control plane: $ARCA_TEST_KUBE_SERVER (kubeconfig $ARCA_TEST_KUBECONFIG)"
 step_done "control plane (scripts/control-plane.sh start)"
 
-# --- 4. Build and test ----------------------------------------------------------------------------
+# --- 4. Lints, build and test ----------------------------------------------------------------------
+# The lint gate: formatting and every clippy warning (the workspace's [workspace.lints] included)
+# fail the run, as a failing test does.
+if ! { cargo fmt --version && cargo clippy --version; } >/dev/null 2>&1 && command -v rustup >/dev/null; then
+  rustup component add rustfmt clippy
+fi
+say "cargo fmt --all --check"
+cargo fmt --all --check
+say "cargo clippy --workspace --all-targets -- -D warnings"
+cargo clippy --workspace --all-targets -- -D warnings
+step_done "lints (cargo fmt --check, cargo clippy -D warnings)"
+
 say "cargo build -p arca -p arca-agent -p arca-operator   (the interop tests run target/debug/arca, the cluster tests arca-agent and arca-operator)"
 cargo build -p arca -p arca-agent -p arca-operator
 step_done "cargo build -p arca -p arca-agent -p arca-operator"
