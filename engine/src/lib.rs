@@ -1,5 +1,8 @@
-//! The repository engine: opening and creating repositories, keys, locks, the
-//! in-memory index, blob reads, snapshots and trees, check and restore.
+//! The repository engine: everything a restic command does to a repository, as library
+//! calls. Opening and creating repositories, keys and locks (`repo`, `keys`, `lock`); the
+//! in-memory index (`index`); writing blobs into packs (`writer`); `backup`, `restore`,
+//! `check`, `forget` and `prune` (with `repack`), `copy`, `rewrite`, `repair`, `diff`,
+//! `stats`; the tree walk they share (`walk`); the cluster's recovery key (`recovery`).
 //!
 //! No command-line parsing and no printing here: progress leaves through
 //! [`progress::Progress`], results are returned as values.

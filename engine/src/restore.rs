@@ -111,7 +111,7 @@ pub const BATCH_BYTES: usize = 32 << 20;
 /// with millions of bad items does not fill memory with messages.
 const MAX_LISTED: usize = 10_000;
 
-/// Messages about single items: the first [`MAX_LISTED`] kept, all counted.
+/// Messages about single items: the first 10,000 kept, all counted.
 #[derive(Debug, Default)]
 pub struct Problems {
     listed: Vec<String>,

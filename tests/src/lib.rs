@@ -1,8 +1,8 @@
 //! Helpers shared by the cross-crate tests: fixtures, the restic binary, datasets.
 //!
-//! Used by the integration tests of this crate (`tests/tests/*.rs`) and, as a dev-dependency, by
-//! `cli/tests/*.rs`. Nothing here is a mock: the helpers run the real `restic`, the real `arca`
-//! binary and the system `tar`/`cp` on real files.
+//! Used by the integration tests of this crate (`tests/tests/*.rs`). Nothing here is a mock:
+//! the helpers run the real `restic`, the real `arca` binary and the system `tar`/`cp` on real
+//! files.
 //!
 //! - [`fixtures_dir`], [`unpack_fixture`], [`TempRepo`]: the committed restic fixture repositories
 //!   (password [`FIXTURE_PASSWORD`]).
