@@ -1,15 +1,8 @@
 //! `arca`: a restic-compatible command line over the Arca engine.
 
-mod backup_cmd;
-mod cluster_cmd;
-mod cluster_location_cmd;
 mod commands;
-mod copy_cmd;
-mod forget_cmd;
 mod global;
 mod output;
-mod prune_cmd;
-mod repair_cmd;
 mod snapshot_table;
 
 use clap::Parser;

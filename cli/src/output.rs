@@ -2,6 +2,7 @@
 
 use arca_engine::progress::Progress;
 use arca_format::gojson::write_json_string;
+use arca_format::snapshot::Snapshot;
 use indicatif::{ProgressBar, ProgressStyle};
 
 /// Go's encoding/json escapes `<`, `>`, `&`, U+2028 and U+2029 in strings; serde_json
@@ -215,6 +216,45 @@ impl Progress for Bar {
             pb.set_message(msg.to_string());
         }
     }
+}
+
+/// A snapshot's JSON as restic prints it in lists: the stored fields plus id and short_id.
+pub fn snapshot_json(s: &Snapshot, extra: &[(&str, &str)]) -> Vec<u8> {
+    let mut j = serde_json::to_vec(s).expect("serialisable");
+    j.pop();
+    let mut tail = JsonObject::new()
+        .str("id", s.id.to_hex().as_bytes())
+        .str("short_id", s.id.short().as_bytes());
+    for (k, v) in extra {
+        tail = tail.str(k, v.as_bytes());
+    }
+    let tail = tail.finish();
+    j.push(b',');
+    j.extend_from_slice(&tail[1..]);
+    go_escape(j)
+}
+
+/// Go's time.Time.String() of a time parsed from JSON: "2006-01-02 15:04:05.999999999 -0700 MST".
+/// A zero offset is UTC; another offset gets a fabricated zone named by the offset
+/// ("+0100 +0100"), unless it is the local zone's (then Go prints its abbreviation, e.g. "CET",
+/// which chrono cannot name: the offset is printed again there too).
+pub fn go_time_string(t: &arca_format::gotime::GoTime) -> String {
+    let offset = t.0.format("%z").to_string();
+    let zone = if t.offset_secs() == 0 {
+        "UTC".to_string()
+    } else {
+        offset.clone()
+    };
+    // ".999999999": trailing zeros trimmed, no dot for whole seconds.
+    let frac = format!(".{:09}", t.unix_nanos_part());
+    let frac = frac.trim_end_matches('0').trim_end_matches('.');
+    format!("{}{frac} {offset} {zone}", t.0.format("%Y-%m-%d %H:%M:%S"))
+}
+
+/// A time in the local zone, as restic prints it in tables and listings.
+pub fn local_time(t: &arca_format::gotime::GoTime) -> String {
+    let dt = t.0.with_timezone(&chrono::Local);
+    dt.format("%Y-%m-%d %H:%M:%S").to_string()
 }
 
 #[cfg(test)]

@@ -1,8 +1,8 @@
 //! The snapshot table restic prints for `snapshots` and `forget`.
 
 use crate::output::format_bytes;
+use crate::output::local_time;
 use arca_engine::forget::KeepReason;
-use arca_format::gotime::GoTime;
 use arca_format::snapshot::Snapshot;
 use arca_format::Id;
 use std::collections::HashMap;
@@ -46,12 +46,6 @@ pub fn local_zone_name() -> String {
     } else {
         "UTC".into()
     }
-}
-
-fn local_time(t: &GoTime) -> String {
-    t.0.with_timezone(&chrono::Local)
-        .format("%Y-%m-%d %H:%M:%S")
-        .to_string()
 }
 
 /// restic's `PrintSnapshots`: oldest first, a Reasons column for kept snapshots, multi-line

@@ -1,6 +1,6 @@
 //! `arca prune`: restic's flags and report.
 
-use crate::backup_cmd::parse_size;
+use crate::commands::backup::parse_size;
 use crate::global::GlobalOptions;
 use crate::output::{format_bytes, Bar};
 use anyhow::{anyhow, bail, Result};

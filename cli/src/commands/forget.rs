@@ -3,9 +3,10 @@
 //! The policy logic is `arca_engine::forget`; this file parses the flags, loads and filters the
 //! snapshots, prints restic's tables or JSON, removes the snapshot files and optionally prunes.
 
+use crate::commands::prune::PruneArgs;
 use crate::global::GlobalOptions;
 use crate::output::go_escape;
-use crate::prune_cmd::PruneArgs;
+use crate::output::snapshot_json;
 use crate::snapshot_table::snapshot_table;
 use anyhow::{anyhow, bail, Result};
 use arca_engine::forget::{self, ExpirePolicy, ForgetGroup, GroupBy, GroupKey, KeepDuration};
@@ -209,7 +210,7 @@ pub async fn run(a: ForgetArgs, g: GlobalOptions) -> Result<i32> {
     }
     if a.prune {
         // Reject bad prune flags before anything is removed.
-        crate::prune_cmd::options(&a.prune_args(), &g)?;
+        crate::commands::prune::options(&a.prune_args(), &g)?;
     }
     if g.no_lock && !a.dry_run {
         bail!("--no-lock is only applicable in combination with --dry-run for forget command");
@@ -366,7 +367,7 @@ async fn forget(
             }
         }
         let ignore: &[Id] = if a.dry_run { &remove } else { &[] };
-        return crate::prune_cmd::prune_repo(repo, &a.prune_args(), &g, ignore).await;
+        return crate::commands::prune::prune_repo(repo, &a.prune_args(), &g, ignore).await;
     }
     Ok(0)
 }
@@ -392,21 +393,6 @@ fn group_header(k: &GroupKey) -> String {
 }
 
 // ------------------------------------------------------------------ JSON output
-
-/// A snapshot as restic's `snapshots --json` prints it: stored fields, then id and short_id.
-fn snapshot_json(s: &Snapshot) -> Vec<u8> {
-    let mut j = serde_json::to_vec(s).expect("serialisable");
-    j.pop();
-    j.extend_from_slice(
-        format!(
-            ",\"id\":\"{}\",\"short_id\":\"{}\"}}",
-            s.id.to_hex(),
-            s.id.short()
-        )
-        .as_bytes(),
-    );
-    j
-}
 
 fn json_array(items: impl IntoIterator<Item = Vec<u8>>) -> Vec<u8> {
     let mut out = Vec::new();
@@ -445,13 +431,13 @@ fn groups_json(groups: &[ForgetGroup]) -> Vec<u8> {
         o.extend_from_slice(b",\"paths\":");
         o.extend_from_slice(&string_list(&g.key.paths));
         o.extend_from_slice(b",\"keep\":");
-        o.extend_from_slice(&json_array(g.keep.iter().map(snapshot_json)));
+        o.extend_from_slice(&json_array(g.keep.iter().map(|s| snapshot_json(s, &[]))));
         o.extend_from_slice(b",\"remove\":");
-        o.extend_from_slice(&json_array(g.remove.iter().map(snapshot_json)));
+        o.extend_from_slice(&json_array(g.remove.iter().map(|s| snapshot_json(s, &[]))));
         o.extend_from_slice(b",\"reasons\":");
         o.extend_from_slice(&json_array(g.reasons.iter().map(|r| {
             let mut j = b"{\"snapshot\":".to_vec();
-            j.extend_from_slice(&snapshot_json(by_id[&r.id]));
+            j.extend_from_slice(&snapshot_json(by_id[&r.id], &[]));
             j.extend_from_slice(b",\"matches\":");
             j.extend_from_slice(&serde_json::to_vec(&r.matches).expect("strings"));
             j.push(b'}');

@@ -109,7 +109,7 @@ async fn rewrite_snapshots(
 
 pub async fn rewrite(a: RewriteArgs, g: GlobalOptions) -> Result<i32> {
     let mut excludes = a.exclude.clone();
-    excludes.extend(crate::backup_cmd::read_patterns(&a.exclude_file)?);
+    excludes.extend(crate::commands::backup::read_patterns(&a.exclude_file)?);
     if excludes.is_empty() && a.iexclude.is_empty() {
         bail!("nothing to do: no excludes provided");
     }

@@ -3,7 +3,8 @@
 //! Schedules) and reads BackupRepositories, through the Kubernetes API (the kubeconfig of
 //! `kubectl`, or the in-cluster service account). The operator does the work.
 
-use crate::cluster_location_cmd::{self, LocationCommand};
+mod location;
+
 use crate::output::Table;
 use anyhow::{anyhow, bail, Context as _, Result};
 use arca_api::backup::SCHEDULE_NAME_LABEL;
@@ -15,6 +16,7 @@ use k8s_openapi::api::core::v1::Event;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, Time};
 use kube::api::{ListParams, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::{Api, ResourceExt};
+use location::LocationCommand;
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -267,7 +269,7 @@ fn or_dash(s: Option<impl ToString>) -> String {
 pub async fn run(args: ClusterArgs) -> Result<i32> {
     // Needs no cluster: it is for the day the cluster is gone.
     if let ClusterCommand::Location(LocationCommand::RecoveryPassword(a)) = &args.command {
-        return cluster_location_cmd::recovery_password(a, &mut std::io::stdout().lock());
+        return location::recovery_password(a, &mut std::io::stdout().lock());
     }
     arca_storage::install_tls_provider();
     let client = kube::Client::try_default()
@@ -285,10 +287,10 @@ pub async fn exec(client: kube::Client, args: ClusterArgs, out: &mut dyn Write) 
         ClusterCommand::Restore(c) => restore(client, ns, c, out).await,
         ClusterCommand::Schedule(c) => schedule(client, ns, c, out).await,
         ClusterCommand::Location(LocationCommand::ExportRecoveryKey { name }) => {
-            cluster_location_cmd::export_recovery_key(client, ns, &name, out).await
+            location::export_recovery_key(client, ns, &name, out).await
         }
         ClusterCommand::Location(LocationCommand::RecoveryPassword(a)) => {
-            cluster_location_cmd::recovery_password(&a, out)
+            location::recovery_password(&a, out)
         }
         ClusterCommand::Repo(RepoCommand::RotateKey { name }) => {
             let api: Api<BackupRepository> = Api::namespaced(client.clone(), ns);

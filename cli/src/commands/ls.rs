@@ -1,0 +1,164 @@
+//! `arca ls`: listing the files of a snapshot.
+
+use crate::global::GlobalOptions;
+use crate::output::{mode_string, JsonObject};
+use anyhow::Result;
+use arca_engine::progress::NoProgress;
+use arca_engine::snapshots::{self};
+use arca_engine::walk::{self, Visit};
+use arca_engine::Repository;
+use arca_format::tree::{Node, NodeType};
+use clap::Args;
+use std::io::Write;
+
+use super::FilterArgs;
+use crate::output::{go_time_string, local_time, snapshot_json};
+
+#[derive(Args)]
+pub struct LsArgs {
+    #[command(flatten)]
+    filter: FilterArgs,
+    /// use a long listing format showing size and mode
+    #[arg(short, long)]
+    long: bool,
+    /// include files in subfolders of the listed directories
+    #[arg(long)]
+    recursive: bool,
+    /// snapshot ID or "latest"
+    snapshot: String,
+    /// only list these directories
+    dirs: Vec<String>,
+}
+
+fn ls_node_json(path: &[u8], n: &Node) -> Vec<u8> {
+    let mut o = JsonObject::new()
+        .str("name", &n.name)
+        .str("type", n.node_type.as_str().as_bytes())
+        .str("path", path)
+        .num("uid", n.uid)
+        .num("gid", n.gid);
+    if n.node_type == NodeType::File {
+        o = o.num("size", n.size);
+    }
+    if n.mode != 0 {
+        o = o.num("mode", n.mode);
+    }
+    o = o
+        .str("permissions", mode_string(n.mode).as_bytes())
+        .str("mtime", n.mtime.format().as_bytes())
+        .str("atime", n.atime.format().as_bytes())
+        .str("ctime", n.ctime.format().as_bytes());
+    if n.inode != 0 {
+        o = o.num("inode", n.inode);
+    }
+    o.str("message_type", b"node")
+        .str("struct_type", b"node")
+        .finish()
+}
+
+/// Go mode bits for a node's type, as restic's long listing adds them.
+fn type_bits(t: &NodeType) -> u32 {
+    use arca_format::tree::*;
+    match t {
+        NodeType::Dir => MODE_DIR,
+        NodeType::Symlink => MODE_SYMLINK,
+        NodeType::Dev => MODE_DEVICE,
+        NodeType::Chardev => MODE_DEVICE | MODE_CHAR_DEVICE,
+        NodeType::Fifo => MODE_NAMED_PIPE,
+        NodeType::Socket => MODE_SOCKET,
+        _ => 0,
+    }
+}
+
+/// One `ls -l` line without the newline. Names and link targets are printed as their raw
+/// bytes, as Go's `%s` does (no replacement of invalid UTF-8).
+pub(super) fn ls_long(path: &[u8], n: &Node) -> Vec<u8> {
+    let mut line = format!(
+        "{} {:5} {:5} {:6} {} ",
+        mode_string(type_bits(&n.node_type) | n.mode),
+        n.uid,
+        n.gid,
+        n.size,
+        local_time(&n.mtime),
+    )
+    .into_bytes();
+    line.extend_from_slice(path);
+    if n.node_type == NodeType::Symlink {
+        line.extend_from_slice(b" -> ");
+        line.extend_from_slice(n.link_target_bytes());
+    }
+    line
+}
+
+pub(super) async fn run(mut repo: Repository, a: LsArgs, g: GlobalOptions) -> Result<i32> {
+    repo.load_index(&NoProgress).await?;
+    let sn = snapshots::find(&repo, &a.snapshot, &a.filter.filter()).await?;
+    let dirs: Vec<Vec<u8>> = a
+        .dirs
+        .iter()
+        .map(|d| {
+            let t = d.trim_end_matches('/');
+            if t.starts_with('/') {
+                t.as_bytes().to_vec()
+            } else {
+                [b"/", t.as_bytes()].concat()
+            }
+        })
+        .collect();
+    let mut o = std::io::BufWriter::new(std::io::stdout().lock());
+    if g.json {
+        o.write_all(&snapshot_json(
+            &sn,
+            &[("message_type", "snapshot"), ("struct_type", "snapshot")],
+        ))?;
+        o.write_all(b"\n")?;
+    } else if !g.quiet {
+        // restic's "%v filtered by %v:" of the snapshot and the listed dirs.
+        writeln!(
+            o,
+            "snapshot {} of [{}] at {} by {}@{} filtered by [{}]:",
+            sn.id.short(),
+            sn.paths.join(" "),
+            go_time_string(&sn.time),
+            sn.username,
+            sn.hostname,
+            a.dirs.join(" "),
+        )?;
+    }
+    // restic's ls: print what is within a listed dir (the dir itself and its entries); descend
+    // only towards a listed dir or into the listed dir itself, or everywhere with --recursive.
+    let has_prefix = |base: &[u8], p: &[u8]| {
+        p == base || base == b"/" || (p.starts_with(base) && p.get(base.len()) == Some(&b'/'))
+    };
+    let within = |p: &[u8]| dirs.is_empty() || dirs.iter().any(|d| has_prefix(d, p));
+    let approaching = |p: &[u8]| dirs.is_empty() || dirs.iter().any(|d| has_prefix(p, d));
+    let mut err = None;
+    walk::walk(&repo, &sn.tree, b"/", |path, node| {
+        let inside = within(path);
+        if inside {
+            let r = if g.json {
+                o.write_all(&ls_node_json(path, node))
+                    .and_then(|_| o.write_all(b"\n"))
+            } else if a.long {
+                o.write_all(&ls_long(path, node))
+                    .and_then(|_| o.write_all(b"\n"))
+            } else {
+                o.write_all(path).and_then(|_| o.write_all(b"\n"))
+            };
+            if let Err(e) = r {
+                err = Some(e);
+            }
+        }
+        Ok(if (inside && a.recursive) || approaching(path) {
+            Visit::Descend
+        } else {
+            Visit::Skip
+        })
+    })
+    .await?;
+    if let Some(e) = err {
+        return Err(e.into());
+    }
+    o.flush()?;
+    Ok(0)
+}
