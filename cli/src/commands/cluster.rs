@@ -3,13 +3,14 @@
 //! Schedules) and reads BackupRepositories, through the Kubernetes API (the kubeconfig of
 //! `kubectl`, or the in-cluster service account). The operator does the work.
 
+mod backup;
 mod location;
+mod restore;
+mod schedule;
 
 use crate::output::Table;
 use anyhow::{anyhow, bail, Context as _, Result};
-use arca_api::backup::SCHEDULE_NAME_LABEL;
 use arca_api::common::{OperationPhase, PodReference, ResourceScope, VolumePhase};
-use arca_api::restore::RESTORE_UID_LABEL;
 use arca_api::*;
 use clap::{Args, Subcommand, ValueEnum};
 use k8s_openapi::api::core::v1::Event;
@@ -283,9 +284,9 @@ pub async fn run(args: ClusterArgs) -> Result<i32> {
 pub async fn exec(client: kube::Client, args: ClusterArgs, out: &mut dyn Write) -> Result<i32> {
     let ns = args.namespace.as_str();
     match args.command {
-        ClusterCommand::Backup(c) => backup(client, ns, c, out).await,
-        ClusterCommand::Restore(c) => restore(client, ns, c, out).await,
-        ClusterCommand::Schedule(c) => schedule(client, ns, c, out).await,
+        ClusterCommand::Backup(c) => backup::run(client, ns, c, out).await,
+        ClusterCommand::Restore(c) => restore::run(client, ns, c, out).await,
+        ClusterCommand::Schedule(c) => schedule::run(client, ns, c, out).await,
         ClusterCommand::Location(LocationCommand::ExportRecoveryKey { name }) => {
             location::export_recovery_key(client, ns, &name, out).await
         }
@@ -454,118 +455,6 @@ fn exit_for(p: OperationPhase) -> i32 {
     }
 }
 
-async fn backup(
-    client: kube::Client,
-    ns: &str,
-    c: BackupCommand,
-    out: &mut dyn Write,
-) -> Result<i32> {
-    match c {
-        BackupCommand::Create(a) => {
-            let b = Backup {
-                metadata: meta(ns, &a.name),
-                spec: a.template.spec()?,
-                status: None,
-            };
-            create(&client, ns, b).await?;
-            writeln!(
-                out,
-                "Backup {} submitted; see `arca cluster backup describe {}`.",
-                a.name, a.name
-            )?;
-            if a.wait {
-                let p = wait_for::<Backup>(
-                    &client,
-                    ns,
-                    &a.name,
-                    |b| b.status.as_ref().map(|s| s.phase).unwrap_or_default(),
-                    out,
-                )
-                .await?;
-                return Ok(exit_for(p));
-            }
-            Ok(0)
-        }
-        BackupCommand::Get(g) => {
-            let list = get_list::<Backup>(&client, ns, &g.names).await?;
-            print_list(out, g.output, &list, |list| {
-                let mut t = Table::new(&[
-                    "NAME",
-                    "STATUS",
-                    "ERRORS",
-                    "WARNINGS",
-                    "VOLUMES",
-                    "CREATED",
-                    "EXPIRES",
-                    "STORAGE LOCATION",
-                    "SCHEDULE",
-                ]);
-                for b in list {
-                    let st = b.status.clone().unwrap_or_default();
-                    let p = st.progress.clone().unwrap_or_default();
-                    t.row(vec![
-                        b.name_any(),
-                        format!("{:?}", st.phase),
-                        st.errors.to_string(),
-                        st.warnings.to_string(),
-                        format!("{}/{}", p.volumes_completed, p.total_volumes),
-                        age(b.metadata.creation_timestamp.as_ref()),
-                        age(st.expiration.as_ref()),
-                        or_dash(b.spec.storage_location.as_ref()),
-                        or_dash(b.labels().get(SCHEDULE_NAME_LABEL)),
-                    ]);
-                }
-                t.render()
-            })
-        }
-        BackupCommand::Describe { name } => {
-            let b = get_one(&Api::<Backup>::namespaced(client.clone(), ns), &name).await?;
-            let pvbs = volume_backups(&client, ns, &b).await?;
-            out.write_all(describe_backup(&b, &pvbs).as_bytes())?;
-            Ok(0)
-        }
-        BackupCommand::Logs { name } => {
-            let b = get_one(&Api::<Backup>::namespaced(client.clone(), ns), &name).await?;
-            let st = b.status.clone().unwrap_or_default();
-            let volumes = volume_backups(&client, ns, &b)
-                .await?
-                .into_iter()
-                .map(|p| {
-                    let s = p.status.unwrap_or_default();
-                    (p.spec.pod, p.spec.volume, s.phase, s.message)
-                })
-                .collect();
-            let log = OperationLog {
-                messages: &st.messages,
-                failure: st.failure_reason.as_deref(),
-                volumes,
-            };
-            log.print(&client, ns, b.uid().as_deref(), out).await?;
-            Ok(0)
-        }
-        BackupCommand::Delete { names, confirm } => {
-            if !confirm && !confirmed(&names)? {
-                bail!("not deleting: add --confirm to delete without a question");
-            }
-            let api: Api<Backup> = Api::namespaced(client.clone(), ns);
-            for n in &names {
-                get_one(&api, n).await?;
-                // A zero TTL: the operator's expiry forgets the snapshots, then deletes the
-                // Backup; the data no other backup uses goes at the next maintenance.
-                api.patch(
-                    n,
-                    &PatchParams::default(),
-                    &Patch::Merge(json!({"spec": {"ttl": "0s"}})),
-                )
-                .await
-                .with_context(|| format!("marking Backup {n} for deletion"))?;
-                writeln!(out, "Backup {n} will be deleted: the operator forgets its snapshots, then removes it.")?;
-            }
-            Ok(0)
-        }
-    }
-}
-
 fn confirmed(names: &[String]) -> Result<bool> {
     use std::io::IsTerminal;
     if !std::io::stdin().is_terminal() {
@@ -578,23 +467,6 @@ fn confirmed(names: &[String]) -> Result<bool> {
     let mut answer = String::new();
     std::io::stdin().read_line(&mut answer)?;
     Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
-}
-
-async fn volume_backups(
-    client: &kube::Client,
-    ns: &str,
-    b: &Backup,
-) -> Result<Vec<PodVolumeBackup>> {
-    let uid = b.uid().unwrap_or_default();
-    let mut list = Api::<PodVolumeBackup>::namespaced(client.clone(), ns)
-        .list(
-            &ListParams::default().labels(&format!("{}={uid}", arca_api::backup::BACKUP_UID_LABEL)),
-        )
-        .await
-        .context("listing PodVolumeBackups")?
-        .items;
-    list.sort_by_key(|p| p.name_any());
-    Ok(list)
 }
 
 /// What `logs` prints: an operation's messages, its failure, each volume's outcome (pod,
@@ -679,277 +551,6 @@ fn scope_lines(s: &ResourceScope) -> String {
             .map(|m| m.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","))
             .unwrap_or_else(|| "<none>".into()),
     )
-}
-
-fn describe_backup(b: &Backup, pvbs: &[PodVolumeBackup]) -> String {
-    let st = b.status.clone().unwrap_or_default();
-    let p = st.progress.clone().unwrap_or_default();
-    let mut s = format!(
-        "Name:         {}\nNamespace:    {}\nPhase:        {:?}\nErrors:       {}\nWarnings:     {}\n\n",
-        b.name_any(),
-        b.namespace().unwrap_or_default(),
-        st.phase,
-        st.errors,
-        st.warnings
-    );
-    s += &scope_lines(&b.spec.scope);
-    s += &format!(
-        "\nStorage location:  {}\nTTL:               {}\n\nStarted:    {}\nCompleted:  {}\nExpires:    {}\n\nItems backed up:  {}/{}\nVolumes:          {}/{}\nBytes:            {}/{}\nResources snapshot:  {}\n",
-        b.spec.storage_location.as_deref().unwrap_or("<default>"),
-        b.spec.ttl.as_deref().unwrap_or("720h"),
-        age(st.start_timestamp.as_ref()),
-        age(st.completion_timestamp.as_ref()),
-        age(st.expiration.as_ref()),
-        p.items_backed_up,
-        p.total_items,
-        p.volumes_completed,
-        p.total_volumes,
-        p.bytes_done,
-        p.total_bytes,
-        st.resources_snapshot_id.as_deref().unwrap_or("-"),
-    );
-    if let Some(r) = &st.failure_reason {
-        s += &format!("Failure:    {r}\n");
-    }
-    s += &message_lines(&st.messages);
-    if !pvbs.is_empty() {
-        s += "\nPod volume backups:\n";
-        let mut t = Table::new(&[
-            "POD", "VOLUME", "NODE", "PHASE", "SNAPSHOT", "BYTES", "ADDED",
-        ]);
-        for v in pvbs {
-            let vs = v.status.clone().unwrap_or_default();
-            let vp = vs.progress.clone().unwrap_or_default();
-            t.row(vec![
-                format!("{}/{}", v.spec.pod.namespace, v.spec.pod.name),
-                v.spec.volume.clone(),
-                v.spec.node.clone(),
-                format!("{:?}", vs.phase),
-                vs.snapshot_id
-                    .as_deref()
-                    .map(|i| i.chars().take(8).collect())
-                    .unwrap_or_else(|| "-".into()),
-                format!("{}/{}", vp.bytes_done, vp.total_bytes),
-                or_dash(vs.incremental_bytes),
-            ]);
-        }
-        s += &t.render();
-    }
-    s
-}
-
-async fn restore(
-    client: kube::Client,
-    ns: &str,
-    c: RestoreCommand,
-    out: &mut dyn Write,
-) -> Result<i32> {
-    match c {
-        RestoreCommand::Create(a) => {
-            let mut mapping = BTreeMap::new();
-            for m in &a.namespace_mappings {
-                let (from, to) = m
-                    .split_once(':')
-                    .filter(|(f, t)| !f.is_empty() && !t.is_empty())
-                    .ok_or_else(|| anyhow!("--namespace-mappings {m:?}: expected from:to"))?;
-                mapping.insert(from.to_string(), to.to_string());
-            }
-            let name = a.name.clone().unwrap_or_else(|| {
-                format!(
-                    "{}-{}",
-                    a.from_backup,
-                    jiff::Timestamp::now().strftime("%Y%m%d%H%M%S")
-                )
-            });
-            let backups: Api<Backup> = Api::namespaced(client.clone(), ns);
-            get_one(&backups, &a.from_backup).await?;
-            let r = Restore {
-                metadata: meta(ns, &name),
-                spec: RestoreSpec {
-                    backup_name: a.from_backup.clone(),
-                    scope: a.scope.scope()?,
-                    namespace_mapping: mapping,
-                    pod_volume_operation_timeout: None,
-                    allow_privileged_files: a.allow_privileged_files,
-                    include_cluster_resources: a.include_cluster_resources,
-                },
-                status: None,
-            };
-            create(&client, ns, r).await?;
-            writeln!(
-                out,
-                "Restore {name} submitted; see `arca cluster restore describe {name}`."
-            )?;
-            if a.wait {
-                let p = wait_for::<Restore>(
-                    &client,
-                    ns,
-                    &name,
-                    |r| r.status.as_ref().map(|s| s.phase).unwrap_or_default(),
-                    out,
-                )
-                .await?;
-                return Ok(exit_for(p));
-            }
-            Ok(0)
-        }
-        RestoreCommand::Get(g) => {
-            let list = get_list::<Restore>(&client, ns, &g.names).await?;
-            print_list(out, g.output, &list, |list| {
-                let mut t = Table::new(&[
-                    "NAME", "BACKUP", "STATUS", "ERRORS", "WARNINGS", "VOLUMES", "CREATED",
-                ]);
-                for r in list {
-                    let st = r.status.clone().unwrap_or_default();
-                    let p = st.progress.clone().unwrap_or_default();
-                    t.row(vec![
-                        r.name_any(),
-                        r.spec.backup_name.clone(),
-                        format!("{:?}", st.phase),
-                        st.errors.to_string(),
-                        st.warnings.to_string(),
-                        format!("{}/{}", p.volumes_restored, p.total_volumes),
-                        age(r.metadata.creation_timestamp.as_ref()),
-                    ]);
-                }
-                t.render()
-            })
-        }
-        RestoreCommand::Describe { name } => {
-            let r = get_one(&Api::<Restore>::namespaced(client.clone(), ns), &name).await?;
-            let st = r.status.clone().unwrap_or_default();
-            let p = st.progress.clone().unwrap_or_default();
-            let mut s = format!(
-                "Name:         {}\nBackup:       {}\nPhase:        {:?}\nErrors:       {}\nWarnings:     {}\n\n",
-                r.name_any(),
-                r.spec.backup_name,
-                st.phase,
-                st.errors,
-                st.warnings
-            );
-            s += &scope_lines(&r.spec.scope);
-            if !r.spec.namespace_mapping.is_empty() {
-                s += "Namespace mappings:\n";
-                for (f, t) in &r.spec.namespace_mapping {
-                    s += &format!("  {f}: {t}\n");
-                }
-            }
-            s += &format!(
-                "\nStarted:    {}\nCompleted:  {}\n\nItems restored:  {}/{}\nVolumes:         {}/{}\n",
-                age(st.start_timestamp.as_ref()),
-                age(st.completion_timestamp.as_ref()),
-                p.items_restored,
-                p.total_items,
-                p.volumes_restored,
-                p.total_volumes
-            );
-            if let Some(f) = &st.failure_reason {
-                s += &format!("Failure:    {f}\n");
-            }
-            s += &message_lines(&st.messages);
-            let pvrs = volume_restores(&client, ns, &r).await?;
-            if !pvrs.is_empty() {
-                s += "\nPod volume restores:\n";
-                let mut t = Table::new(&["POD", "VOLUME", "PHASE", "SNAPSHOT", "BYTES"]);
-                for v in pvrs {
-                    let vs = v.status.clone().unwrap_or_default();
-                    let vp = vs.progress.clone().unwrap_or_default();
-                    t.row(vec![
-                        format!("{}/{}", v.spec.pod.namespace, v.spec.pod.name),
-                        v.spec.volume.clone(),
-                        format!("{:?}", vs.phase),
-                        v.spec.snapshot_id.chars().take(8).collect(),
-                        format!("{}/{}", vp.bytes_done, vp.total_bytes),
-                    ]);
-                }
-                s += &t.render();
-            }
-            out.write_all(s.as_bytes())?;
-            Ok(0)
-        }
-        RestoreCommand::Logs { name } => {
-            let r = get_one(&Api::<Restore>::namespaced(client.clone(), ns), &name).await?;
-            let st = r.status.clone().unwrap_or_default();
-            let volumes = volume_restores(&client, ns, &r)
-                .await?
-                .into_iter()
-                .map(|p| {
-                    let s = p.status.unwrap_or_default();
-                    (p.spec.pod, p.spec.volume, s.phase, s.message)
-                })
-                .collect();
-            let log = OperationLog {
-                messages: &st.messages,
-                failure: st.failure_reason.as_deref(),
-                volumes,
-            };
-            log.print(&client, ns, r.uid().as_deref(), out).await?;
-            Ok(0)
-        }
-    }
-}
-
-async fn volume_restores(
-    client: &kube::Client,
-    ns: &str,
-    r: &Restore,
-) -> Result<Vec<PodVolumeRestore>> {
-    let uid = r.uid().unwrap_or_default();
-    let mut list = Api::<PodVolumeRestore>::namespaced(client.clone(), ns)
-        .list(&ListParams::default().labels(&format!("{RESTORE_UID_LABEL}={uid}")))
-        .await
-        .context("listing PodVolumeRestores")?
-        .items;
-    list.sort_by_key(|p| p.name_any());
-    Ok(list)
-}
-
-async fn schedule(
-    client: kube::Client,
-    ns: &str,
-    c: ScheduleCommand,
-    out: &mut dyn Write,
-) -> Result<i32> {
-    match c {
-        ScheduleCommand::Create(a) => {
-            let s = Schedule {
-                metadata: meta(ns, &a.name),
-                spec: ScheduleSpec {
-                    schedule: a.schedule.clone(),
-                    template: a.template.spec()?,
-                    paused: false,
-                    use_owner_references_in_backup: a.use_owner_references_in_backup,
-                },
-                status: None,
-            };
-            create(&client, ns, s).await?;
-            writeln!(
-                out,
-                "Schedule {} created: backups at {:?}.",
-                a.name, a.schedule
-            )?;
-            Ok(0)
-        }
-        ScheduleCommand::Get(g) => {
-            let list = get_list::<Schedule>(&client, ns, &g.names).await?;
-            print_list(out, g.output, &list, |list| {
-                let mut t =
-                    Table::new(&["NAME", "STATUS", "SCHEDULE", "LAST BACKUP", "PAUSED", "TTL"]);
-                for s in list {
-                    let st = s.status.clone().unwrap_or_default();
-                    t.row(vec![
-                        s.name_any(),
-                        or_dash(st.phase.map(|p| format!("{p:?}"))),
-                        s.spec.schedule.clone(),
-                        age(st.last_backup.as_ref()),
-                        s.spec.paused.to_string(),
-                        s.spec.template.ttl.clone().unwrap_or_else(|| "720h".into()),
-                    ]);
-                }
-                t.render()
-            })
-        }
-    }
 }
 
 #[cfg(test)]
