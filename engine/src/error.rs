@@ -55,6 +55,9 @@ pub enum Error {
     Locked(String),
     #[error("{0}")]
     Invalid(String),
+    /// Writing what a command produces (a dump to standard output) failed.
+    #[error("writing the output: {0}")]
+    Output(#[source] std::io::Error),
     #[error("{path}: {source}")]
     Io {
         path: String,

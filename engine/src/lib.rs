@@ -12,6 +12,7 @@ pub mod check;
 pub mod copy;
 pub mod detached;
 pub mod diff;
+pub mod dump;
 pub mod error;
 pub mod exclude;
 pub mod filter;

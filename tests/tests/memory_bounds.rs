@@ -1,7 +1,7 @@
 //! Memory is bounded by the work in flight, not by the shape or size of what the repository
 //! holds: a 9 MB repository whose tree is 30,000 folders deep, and a single 2 GiB pack, are
-//! listed, restored and checked (`--read-data`) by the real `arca` binary within 200 MB of
-//! resident memory each (measured with `wait4`, the child's own peak).
+//! listed, dumped, restored and checked (`--read-data`) by the real `arca` binary within
+//! 200 MB of resident memory each (measured with `wait4`, the child's own peak).
 //!
 //! A tree reached by many paths (a DAG: every folder of a level is the same tree) is
 //! restored batch by batch: 262,144 files from a repository of a few kilobytes, within the
@@ -272,6 +272,14 @@ async fn a_deep_tree_and_a_huge_pack_are_handled_in_bounded_memory() {
     assert_eq!(ls.code, 0, "{}", ls.stderr);
     // The snapshot line, big, deep, each folder of the chain and the file at the bottom.
     assert_eq!(ls.stdout_lines, 1 + 2 + DEPTH as u64 + 1);
+
+    // dump: the 2 GiB file, and the whole tree as a tar archive, written as they are read.
+    let dump = measured(&arca, &["dump", "latest", "/big"]);
+    assert_eq!(dump.code, 0, "{}", dump.stderr);
+    assert_eq!(dump.stdout_bytes, (BLOBS * BLOB) as u64);
+    let tar = measured(&arca, &["dump", "latest", "/"]);
+    assert_eq!(tar.code, 0, "{}", tar.stderr);
+    assert!(tar.stdout_bytes > (BLOBS * BLOB) as u64);
 
     // check --read-data: the 2 GiB pack is streamed.
     let check = measured(&arca, &["check", "--read-data"]);

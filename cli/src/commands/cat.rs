@@ -5,7 +5,7 @@ use crate::output::indent_json;
 use anyhow::{anyhow, bail, Result};
 use arca_engine::progress::NoProgress;
 use arca_engine::snapshots::{self, SnapshotFilter};
-use arca_engine::walk::{self};
+use arca_engine::walk;
 use arca_format::pack::BlobType;
 use arca_format::Id;
 use arca_storage::FileType;

@@ -5,7 +5,7 @@ use crate::output::{format_bytes, JsonObject};
 use anyhow::{bail, Result};
 use arca_engine::progress::NoProgress;
 use arca_engine::snapshots::{self, SnapshotFilter};
-use arca_engine::walk::{self};
+use arca_engine::walk;
 use arca_engine::Repository;
 use clap::Args;
 use std::io::Write;

@@ -4,7 +4,7 @@ use crate::global::GlobalOptions;
 use crate::output::{mode_string, JsonObject};
 use anyhow::Result;
 use arca_engine::progress::NoProgress;
-use arca_engine::snapshots::{self};
+use arca_engine::snapshots;
 use arca_engine::walk::{self, Visit};
 use arca_engine::Repository;
 use arca_format::tree::{Node, NodeType};
