@@ -66,3 +66,51 @@ pub async fn find(repo: &Repository, spec: &str, filter: &SnapshotFilter) -> Res
     let json = repo.load_unpacked(FileType::Snapshot, &id).await?;
     Snapshot::parse(&json, id).map_err(|e| Error::file(FileType::Snapshot, &id.to_hex(), e))
 }
+
+/// restic's `snapshots --latest n`: of `list` (oldest first), the newest `n` snapshots of each
+/// host and set of paths, still oldest first.
+pub fn latest_per_host_and_paths(list: Vec<Snapshot>, n: usize) -> Vec<Snapshot> {
+    let mut seen: std::collections::HashMap<(String, Vec<String>), usize> = Default::default();
+    let mut kept: Vec<Snapshot> = list
+        .into_iter()
+        .rev()
+        .filter(|s| {
+            let mut paths = s.paths.clone();
+            paths.sort();
+            let count = seen.entry((s.hostname.clone(), paths)).or_default();
+            *count += 1;
+            *count <= n
+        })
+        .collect();
+    kept.reverse();
+    kept
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arca_format::Id;
+
+    fn snap(host: &str, paths: &[&str], time: &str) -> Snapshot {
+        let json = serde_json::json!({
+            "time": time, "tree": Id::hash(b"t").to_hex(), "paths": paths, "hostname": host,
+        });
+        Snapshot::parse(json.to_string().as_bytes(), Id::hash(time.as_bytes())).unwrap()
+    }
+
+    #[test]
+    fn latest_keeps_the_newest_of_each_host_and_paths() {
+        let list = vec![
+            snap("a", &["/x", "/y"], "2026-01-01T00:00:00Z"),
+            snap("a", &["/y", "/x"], "2026-01-02T00:00:00Z"),
+            snap("b", &["/x", "/y"], "2026-01-03T00:00:00Z"),
+            snap("a", &["/x", "/y"], "2026-01-04T00:00:00Z"),
+            snap("a", &["/x"], "2026-01-05T00:00:00Z"),
+        ];
+        let times = |l: &[Snapshot]| l.iter().map(|s| s.time.unix_secs()).collect::<Vec<_>>();
+        let all = times(&list);
+        let kept = latest_per_host_and_paths(list, 2);
+        // a:{/x,/y} keeps its newest two (the 2nd and 4th; paths in any order), b and a:{/x} one each.
+        assert_eq!(times(&kept), vec![all[1], all[2], all[3], all[4]]);
+    }
+}

@@ -26,20 +26,7 @@ pub(super) async fn run(repo: Repository, a: SnapshotsArgs, g: GlobalOptions) ->
         s.paths.sort();
     }
     if let Some(n) = a.latest {
-        let mut kept = Vec::new();
-        let mut groups: std::collections::HashMap<(String, Vec<String>), usize> =
-            Default::default();
-        for s in list.iter().rev() {
-            let mut p = s.paths.clone();
-            p.sort();
-            let c = groups.entry((s.hostname.clone(), p)).or_default();
-            if *c < n {
-                *c += 1;
-                kept.push(s.clone());
-            }
-        }
-        kept.reverse();
-        list = kept;
+        list = arca_engine::snapshots::latest_per_host_and_paths(list, n);
     }
     if g.json {
         let mut buf = b"[".to_vec();
