@@ -7,7 +7,7 @@
 //! entries are done. Memory is bounded by the open packs, the upload queue, one chunk
 //! per worker and the node lists of directories in progress.
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, TargetError};
 use crate::fsnode::{node_from_metadata, node_type, FileStat, Loc, NameCache};
 use crate::progress::Progress;
 use crate::repo::Repository;
@@ -173,10 +173,7 @@ impl TargetTree {
             let target = clean(target);
             let pc = components(&target);
             if pc.is_empty() {
-                return Err(Error::Invalid(format!(
-                    "invalid target {}: no path components",
-                    target.display()
-                )));
+                return Err(TargetError::NoComponents(target).into());
             }
             let root = root_dir(&target);
             // Same first name from a different root directory: restic appends -1, -2, ...
@@ -206,10 +203,7 @@ impl TargetTree {
     /// The entries of one directory, each a top-level target.
     fn contents(paths: &[PathBuf]) -> Result<TargetTree> {
         let [dir] = paths else {
-            return Err(Error::Invalid(format!(
-                "backing up a directory's contents takes one directory, not {}",
-                paths.len()
-            )));
+            return Err(TargetError::ContentsOfOne(paths.len()).into());
         };
         let dir = absolute(dir);
         // The folder itself is the caller's to choose (it may be reached through links).
@@ -237,10 +231,7 @@ impl TargetTree {
         let node = self.nodes.entry(pc[0].clone()).or_default();
         if pc.len() == 1 {
             if node.path.is_some() {
-                return Err(Error::Invalid(format!(
-                    "path is already set for target {}",
-                    target.display()
-                )));
+                return Err(TargetError::Twice(target.to_path_buf()).into());
             }
             node.path = Some(target.to_path_buf());
             return Ok(());
@@ -265,10 +256,7 @@ impl TargetTree {
                     None => n.path = Some(child),
                     Some(existing) if *existing == child => {}
                     Some(existing) => {
-                        return Err(Error::Invalid(format!(
-                            "collision on path {}",
-                            existing.display()
-                        )));
+                        return Err(TargetError::Collision(existing.clone()).into());
                     }
                 }
             }
@@ -354,9 +342,7 @@ impl Archiver<'_> {
 
     fn save_tree(&self, nodes: Vec<Node>) -> Result<Id> {
         let tree = Tree::new(nodes);
-        let bytes = tree
-            .encode()
-            .map_err(|e| Error::Invalid(format!("tree encoding: {e}")))?;
+        let bytes = tree.encode().map_err(Error::TreeEncoding)?;
         Ok(self.writer.save(BlobType::Tree, &bytes)?.0)
     }
 
@@ -603,7 +589,7 @@ pub async fn backup(
                 .num_threads(opts.threads.max(1))
                 .stack_size(16 << 20)
                 .build()
-                .map_err(|e| Error::Invalid(format!("thread pool: {e}")))?;
+                .map_err(Error::ThreadPool)?;
             let arch = Archiver {
                 repo: repo.clone(),
                 writer: writer.clone(),
@@ -632,7 +618,7 @@ pub async fn backup(
             ))
         })
         .await
-        .map_err(|e| Error::Invalid(format!("backup worker failed: {e}")))??
+        .map_err(Error::task("backup worker"))??
     };
     finish(
         repo,
@@ -672,7 +658,7 @@ pub async fn backup_stdin(
         Ok((content, size))
     })
     .await
-    .map_err(|e| Error::Invalid(format!("stdin worker failed: {e}")))??;
+    .map_err(Error::task("stdin worker"))??;
     // restic's stdin node: a regular 0644 file owned by the caller, stamped with the
     // snapshot time (`--time` if given, else now).
     let now = opts.time.unwrap_or_else(GoTime::now);
@@ -692,11 +678,11 @@ pub async fn backup_stdin(
     let tree = tokio::task::spawn_blocking(move || {
         let bytes = Tree::new(vec![node])
             .encode()
-            .map_err(|e| Error::Invalid(e.to_string()))?;
+            .map_err(Error::TreeEncoding)?;
         Ok::<_, Error>(w.save(BlobType::Tree, &bytes)?.0)
     })
     .await
-    .map_err(|e| Error::Invalid(format!("stdin worker failed: {e}")))??;
+    .map_err(Error::task("stdin worker"))??;
     let path = PathBuf::from(format!("/{name}"));
     finish(
         repo,
@@ -725,7 +711,7 @@ async fn finish(
     let w = writer.clone();
     tokio::task::spawn_blocking(move || w.finish())
         .await
-        .map_err(|e| Error::Invalid(format!("writer failed: {e}")))??;
+        .map_err(Error::task("writer"))??;
     let ld = |a: &AtomicU64| a.load(Ordering::Relaxed);
     let summary = Summary {
         backup_start: Some(start),

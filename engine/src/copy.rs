@@ -129,7 +129,7 @@ pub async fn copy(
     let w = writer.clone();
     tokio::task::spawn_blocking(move || w.finish())
         .await
-        .map_err(|e| crate::error::Error::Invalid(format!("writer failed: {e}")))??;
+        .map_err(crate::error::Error::task("writer"))??;
     for mut sn in pending {
         let src_id = sn.id;
         sn.parent = None;

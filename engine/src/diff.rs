@@ -69,7 +69,7 @@ fn dir_path(prefix: &[u8], n: &Node) -> Vec<u8> {
 impl<F: FnMut(&[u8], &str)> Comparer<'_, F> {
     fn subtree(n: &Node) -> Result<Id> {
         n.subtree
-            .ok_or_else(|| Error::Invalid(format!("dir {:?} has no subtree", n.name_str_lossy())))
+            .ok_or_else(|| Error::DirWithoutSubtree(n.name_str_lossy().into_owned()))
     }
 
     /// Report every node below `id` with `mode`, depth first in pre-order (a directory, then

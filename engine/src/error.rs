@@ -53,8 +53,42 @@ pub enum Error {
     PathNotFound(String),
     #[error("repository is already locked {0}")]
     Locked(String),
-    #[error("{0}")]
-    Invalid(String),
+    #[error("unsupported repository version {0} (supported: 1 and 2)")]
+    UnsupportedVersion(u32),
+    #[error("chunker polynomial {0:x} is not irreducible")]
+    ReduciblePolynomial(u64),
+    #[error("refusing to remove key currently used to access repository")]
+    KeyInUse,
+    #[error("the repository was opened with the recovery key being replaced")]
+    RecoveryKeyInUse,
+    #[error("no policy was specified, no snapshots will be removed")]
+    NoPolicy,
+    #[error("refusing to delete last snapshot of snapshot group \"{0}\"")]
+    LastOfGroup(String),
+    #[error("{blob_type} blob {id} is used by a snapshot but not stored in any existing pack; run check and repair before pruning")]
+    UsedBlobNotStored { blob_type: BlobType, id: Id },
+    #[error("dir {0:?} has no subtree")]
+    DirWithoutSubtree(String),
+    /// What to back up cannot be laid out as one snapshot.
+    #[error(transparent)]
+    Target(#[from] TargetError),
+    #[error("encoding a tree: {0}")]
+    TreeEncoding(#[source] arca_format::tree::TreeError),
+    #[error("starting the worker threads: {0}")]
+    ThreadPool(#[source] rayon::ThreadPoolBuildError),
+    /// A task the work was split into panicked or was cancelled.
+    #[error("{task} failed: {source}")]
+    TaskFailed {
+        task: &'static str,
+        #[source]
+        source: tokio::task::JoinError,
+    },
+    #[error("upload failed, stopping")]
+    UploadFailed,
+    #[error("writer already finished")]
+    WriterFinished,
+    #[error("pack uploader stopped")]
+    UploaderStopped,
     /// Writing what a command produces (a dump to standard output) failed.
     #[error("writing the output: {0}")]
     Output(#[source] std::io::Error),
@@ -66,7 +100,27 @@ pub enum Error {
     },
 }
 
+/// Backup targets that cannot make one snapshot tree.
+#[derive(Debug, thiserror::Error)]
+pub enum TargetError {
+    #[error("invalid target {0}: no path components")]
+    NoComponents(std::path::PathBuf),
+    #[error("backing up a directory's contents takes one directory, not {0}")]
+    ContentsOfOne(usize),
+    #[error("path is already set for target {0}")]
+    Twice(std::path::PathBuf),
+    #[error("collision on path {0}")]
+    Collision(std::path::PathBuf),
+}
+
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// For a task handle's `map_err`: the task `task` failed.
+    pub fn task(task: &'static str) -> impl FnOnce(tokio::task::JoinError) -> Error {
+        move |source| Error::TaskFailed { task, source }
+    }
+}
 
 impl Error {
     pub fn file(ty: FileType, name: &str, msg: impl std::fmt::Display) -> Error {

@@ -66,17 +66,13 @@ pub fn plan(
     now: &GoTime,
 ) -> Result<Vec<ForgetGroup>> {
     if policy.is_empty() && !allow_remove_all {
-        return Err(Error::Invalid(
-            "no policy was specified, no snapshots will be removed".into(),
-        ));
+        return Err(Error::NoPolicy);
     }
     let mut out = Vec::new();
     for (key, list) in group_snapshots(snapshots, group_by) {
         let a = apply_policy(list, policy, now);
         if !policy.is_empty() && a.keep.is_empty() {
-            return Err(Error::Invalid(format!(
-                "refusing to delete last snapshot of snapshot group \"{key}\""
-            )));
+            return Err(Error::LastOfGroup(key.to_string()));
         }
         out.push(ForgetGroup {
             key,

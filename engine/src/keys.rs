@@ -80,9 +80,7 @@ pub async fn add_key(repo: &Repository, password: &str, params: KdfParams) -> Re
 /// Remove a key other than the one this session opened with.
 pub async fn remove_key(repo: &Repository, id: &Id) -> Result<()> {
     if *id == repo.key_id() {
-        return Err(Error::Invalid(
-            "refusing to remove key currently used to access repository".into(),
-        ));
+        return Err(Error::KeyInUse);
     }
     repo.backend().remove(FileType::Key, &id.to_hex()).await?;
     Ok(())

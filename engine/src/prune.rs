@@ -187,9 +187,10 @@ pub async fn prune(
         }
     }
     if let Some((t, id)) = used.iter().find(|h| !kept_copy.contains(h)) {
-        return Err(Error::Invalid(format!(
-            "{t} blob {id} is used by a snapshot but not stored in any existing pack; run check and repair before pruning"
-        )));
+        return Err(Error::UsedBlobNotStored {
+            blob_type: *t,
+            id: *id,
+        });
     }
 
     progress.message("collecting packs for deletion and repacking");
@@ -308,7 +309,7 @@ pub async fn prune(
     let w = writer.clone();
     let new_indexes = tokio::task::spawn_blocking(move || w.finish())
         .await
-        .map_err(|e| Error::Invalid(format!("writer failed: {e}")))??;
+        .map_err(Error::task("writer"))??;
     report.index_written += new_indexes.len();
 
     // 2. A new index for every pack kept as it is.

@@ -139,9 +139,7 @@ pub async fn ensure_recovery_key(
     for (id, kf) in &files {
         if is_recovery(kf) && kf.hostname != fingerprint {
             if *id == repo.key_id() {
-                return Err(Error::Invalid(
-                    "the repository was opened with the recovery key being replaced".into(),
-                ));
+                return Err(Error::RecoveryKeyInUse);
             }
             keys::remove_key(repo, id).await?;
             change.removed.push(*id);

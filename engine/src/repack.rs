@@ -57,7 +57,7 @@ pub async fn repack(
             Ok(())
         })
         .await
-        .map_err(|e| Error::Invalid(format!("repack worker failed: {e}")))??;
+        .map_err(Error::task("repack worker"))??;
         progress.add(1);
     }
     Ok(())

@@ -187,7 +187,7 @@ pub async fn repair_packs(
                     let w = writer.clone();
                     tokio::task::spawn_blocking(move || w.save_with_id(b.blob_type, b.id, &plain))
                         .await
-                        .map_err(|e| Error::Invalid(format!("writer failed: {e}")))??;
+                        .map_err(Error::task("writer"))??;
                     report.salvaged_blobs += 1;
                 }
                 Some(Err(e)) => report
@@ -204,7 +204,7 @@ pub async fn repair_packs(
     let w = writer.clone();
     tokio::task::spawn_blocking(move || w.finish())
         .await
-        .map_err(|e| Error::Invalid(format!("writer failed: {e}")))??;
+        .map_err(Error::task("writer"))??;
     // New index for all other packs, then drop the old index files and the damaged packs.
     let keep: Vec<(Id, Vec<PackedBlob>)> = {
         let mut v: Vec<_> = by_pack

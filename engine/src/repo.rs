@@ -98,15 +98,11 @@ impl Repository {
         params: KdfParams,
     ) -> Result<Repository> {
         if !(arca_format::MIN_REPO_VERSION..=arca_format::MAX_REPO_VERSION).contains(&version) {
-            return Err(Error::Invalid(format!(
-                "unsupported repository version {version} (supported: 1 and 2)"
-            )));
+            return Err(Error::UnsupportedVersion(version));
         }
         let pol = polynomial.unwrap_or_else(|| arca_chunker::Pol::random().0);
         if !arca_chunker::Pol(pol).irreducible() {
-            return Err(Error::Invalid(format!(
-                "chunker polynomial {pol:x} is not irreducible"
-            )));
+            return Err(Error::ReduciblePolynomial(pol));
         }
         backend.create().await?;
         // The config first, with an exclusive write: of two initialisations racing, the

@@ -43,13 +43,11 @@ impl<'a> TreeRewriter<'a> {
     }
 
     async fn save(&self, tree: Tree) -> Result<Id> {
-        let bytes = tree
-            .encode()
-            .map_err(|e| Error::Invalid(format!("tree encoding: {e}")))?;
+        let bytes = tree.encode().map_err(Error::TreeEncoding)?;
         let w = self.writer.clone();
         tokio::task::spawn_blocking(move || w.save(BlobType::Tree, &bytes).map(|(id, _)| id))
             .await
-            .map_err(|e| Error::Invalid(format!("writer failed: {e}")))?
+            .map_err(Error::task("writer"))?
     }
 
     /// The rewritten root tree of a snapshot, or `None` when repairing a snapshot whose

@@ -208,7 +208,7 @@ impl BlobWriter {
 
     pub fn save_with_id(&self, t: BlobType, id: Id, data: &[u8]) -> Result<(Id, bool)> {
         if self.failed.load(Ordering::Relaxed) {
-            return Err(Error::Invalid("upload failed, stopping".into()));
+            return Err(Error::UploadFailed);
         }
         if (!self.opts.ignore_index && self.repo.index().has(t, &id))
             || !self.known.lock().expect("known mutex").insert(t, id)
@@ -299,7 +299,7 @@ impl BlobWriter {
         let id = Id::hash(&p.data[p.pad..]);
         let tx = self.upload_tx.lock().expect("tx mutex").clone();
         let Some(tx) = tx else {
-            return Err(Error::Invalid("writer already finished".into()));
+            return Err(Error::WriterFinished);
         };
         // Only buffers taken from the pool go back to it: a tree pack's own Vec given to
         // it would stay resident as a spare (a million-file backup kept three of 16 MiB).
@@ -312,7 +312,7 @@ impl BlobWriter {
             data: data.slice(p.pad..),
             blobs: p.blobs,
         })
-        .map_err(|_| Error::Invalid("pack uploader stopped".into()))?;
+        .map_err(|_| Error::UploaderStopped)?;
         self.stats.packs.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
@@ -331,7 +331,7 @@ impl BlobWriter {
         match handle {
             Some(h) => tokio::runtime::Handle::current()
                 .block_on(h)
-                .map_err(|e| Error::Invalid(format!("uploader task failed: {e}")))?,
+                .map_err(Error::task("uploader task"))?,
             None => Ok(Vec::new()),
         }
     }

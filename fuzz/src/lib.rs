@@ -11,8 +11,8 @@ use arca_engine::index::Index;
 use arca_engine::progress::NoProgress;
 use arca_engine::restore::{self, Overwrite, RestoreOptions};
 use arca_engine::snapshots::{self, SnapshotFilter};
-use arca_engine::walk::{self, Visit};
-use arca_engine::{Error, Repository};
+use arca_engine::walk;
+use arca_engine::Repository;
 use arca_format::compression::{self, Mode};
 use arca_format::config::Config;
 use arca_format::crypto::Key;
@@ -631,23 +631,26 @@ fn runtime() -> &'static tokio::runtime::Runtime {
     })
 }
 
-/// Walks a snapshot's tree, stopping with an error after [`MAX_WALK_NODES`] nodes; returns the
+/// Walks a snapshot's tree; `None` after [`MAX_WALK_NODES`] nodes or on an error, else the
 /// number of nodes and the sum of the file sizes the tree claims.
-async fn bounded_walk(repo: &Repository, root: &Id) -> arca_engine::Result<(usize, u64)> {
+async fn bounded_walk(repo: &Repository, root: &Id) -> Option<(usize, u64)> {
     let mut n = 0usize;
     let mut bytes = 0u64;
-    walk::walk(repo, root, b"/", |_path, node| {
+    let mut walker = walk::Walker::start(repo, root, b"/").await.ok()?;
+    while let Some(step) = walker.next().await.ok()? {
+        if step != walk::Step::Node {
+            continue;
+        }
         n += 1;
         if n > MAX_WALK_NODES {
-            return Err(Error::Invalid("fuzz walk limit".into()));
+            return None;
         }
+        let node = walker.node();
         if node.node_type == NodeType::File {
             bytes = bytes.saturating_add(node.size);
         }
-        Ok(Visit::Descend)
-    })
-    .await?;
-    Ok((n, bytes))
+    }
+    Some((n, bytes))
 }
 
 /// Restores verify only when the tree claims at most this many file bytes: verifying reads
@@ -690,7 +693,7 @@ async fn exercise(repo_dir: PathBuf, restore_dir: PathBuf) -> Outcome {
     }
     let mut restorable = Vec::new();
     for s in &snaps {
-        if let Ok((n, bytes)) = bounded_walk(&repo, &s.tree).await {
+        if let Some((n, bytes)) = bounded_walk(&repo, &s.tree).await {
             out.walked_nodes += n;
             if restorable.len() < MAX_RESTORES {
                 restorable.push((s.tree, bytes <= MAX_VERIFY_BYTES));
