@@ -7,11 +7,9 @@ mod support;
 use arca_engine::backup::{self, BackupOptions, SelectAll};
 use arca_engine::progress::NoProgress;
 use arca_engine::Repository;
-use arca_format::keyfile::KdfParams;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-
-const TINY: KdfParams = KdfParams { n: 16, r: 1, p: 1 };
+use support::TINY;
 
 fn options(dir: &Path, parent: Option<arca_format::snapshot::Snapshot>) -> BackupOptions {
     BackupOptions {

@@ -7,14 +7,13 @@ mod support;
 use arca_engine::backup::{self, Selector};
 use arca_engine::progress::NoProgress;
 use arca_engine::Repository;
-use arca_format::keyfile::KdfParams;
 use arca_format::pack::BlobType;
 use arca_format::Id;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use support::TINY;
 use support::{backup_options, Swapper};
 
-const TINY: KdfParams = KdfParams { n: 16, r: 1, p: 1 };
 const FILES: usize = 500;
 const SECRET: &[u8] = b"a secret of another tenant\n";
 

@@ -5,13 +5,12 @@
 mod support;
 
 use arca_engine::Repository;
-use arca_format::keyfile::KdfParams;
 use arca_storage::{DynBackend, FileType, LocalBackend};
 use std::sync::Arc;
 use support::HookedStore;
+use support::TINY;
 
 const PW: &str = "pw";
-const TINY: KdfParams = KdfParams { n: 16, r: 1, p: 1 };
 
 #[tokio::test]
 async fn the_losing_initialisation_leaves_no_key_and_the_repository_opens() {

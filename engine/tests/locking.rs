@@ -5,17 +5,16 @@
 use arca_engine::lock::LockGuard;
 use arca_engine::Repository;
 use arca_format::gotime::GoTime;
-use arca_format::keyfile::KdfParams;
 use arca_format::lock::Lock;
 use arca_storage::FileType;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use support::HookedStore;
+use support::TINY;
 
 mod support;
 
 const PW: &str = "pw";
-const TINY: KdfParams = KdfParams { n: 16, r: 1, p: 1 };
 
 async fn new_repo(dir: &std::path::Path) -> Repository {
     let backend: arca_storage::DynBackend =

@@ -5,20 +5,16 @@
 
 mod support;
 
-use arca_engine::backup::{self, SelectAll};
 use arca_engine::filter::Patterns;
 use arca_engine::progress::NoProgress;
 use arca_engine::restore::{restore, Overwrite, RestoreOptions, BATCH_BYTES};
 use arca_engine::Repository;
-use arca_format::keyfile::KdfParams;
 use arca_format::Id;
 use std::collections::BTreeMap;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use support::backup_options;
-
-const TINY: KdfParams = KdfParams { n: 16, r: 1, p: 1 };
+use support::repository_with_backup_of;
 
 /// What a restore is compared on, per path below the root.
 #[derive(Debug, PartialEq)]
@@ -155,25 +151,9 @@ async fn one_item_per_batch_restores_what_one_batch_does() {
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("src");
     make_source(&src);
-    let backend: arca_storage::DynBackend =
-        Arc::new(arca_storage::LocalBackend::new(dir.path().join("repo")));
-    Repository::init(backend.clone(), "pw", 2, None, TINY)
-        .await
-        .unwrap();
-    let mut repo = Repository::open(backend.clone(), "pw").await.unwrap();
-    repo.load_index(&NoProgress).await.unwrap();
-    let done = backup::backup(
-        Arc::new(repo),
-        backup_options(vec![src.clone()], true, Arc::new(SelectAll)),
-        Arc::new(NoProgress),
-    )
-    .await
-    .unwrap();
+    let (repo, done) = repository_with_backup_of(&dir.path().join("repo"), &src).await;
     assert!(done.errors.is_empty(), "{:?}", done.errors);
     let tree = done.snapshot.unwrap().tree;
-    let mut repo = Repository::open(backend, "pw").await.unwrap();
-    repo.load_index(&NoProgress).await.unwrap();
-    let repo = Arc::new(repo);
     let source = look(&src);
 
     for include in [&[][..], &["/a/c/d/e/four", "/g/one-again", "/f/link"][..]] {

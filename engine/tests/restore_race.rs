@@ -4,18 +4,14 @@
 
 mod support;
 
-use arca_engine::backup::{self, SelectAll};
 use arca_engine::filter::Patterns;
-use arca_engine::progress::{NoProgress, Progress};
+use arca_engine::progress::Progress;
 use arca_engine::restore::{restore, Overwrite, RestoreOptions};
-use arca_engine::Repository;
-use arca_format::keyfile::KdfParams;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::sync::Arc;
-use support::{backup_options, Swapper};
+use support::{repository_with_backup_of, Swapper};
 
-const TINY: KdfParams = KdfParams { n: 16, r: 1, p: 1 };
 const FILES: usize = 3000;
 
 /// The swapper's hook: once restore has made its folders (it sets the total just before it
@@ -66,25 +62,8 @@ async fn a_folder_swapped_for_a_symlink_mid_restore_sends_nothing_outside() {
     std::fs::set_permissions(source.join("d"), std::fs::Permissions::from_mode(0o2777)).unwrap();
     std::fs::set_permissions(source.join("d/e"), std::fs::Permissions::from_mode(0o2777)).unwrap();
 
-    let backend: arca_storage::DynBackend =
-        Arc::new(arca_storage::LocalBackend::new(dir.path().join("repo")));
-    Repository::init(backend.clone(), "pw", 2, None, TINY)
-        .await
-        .unwrap();
-    let mut repo = Repository::open(backend.clone(), "pw").await.unwrap();
-    repo.load_index(&NoProgress).await.unwrap();
-    let snap = backup::backup(
-        Arc::new(repo),
-        backup_options(vec![source.clone()], true, Arc::new(SelectAll)),
-        Arc::new(NoProgress),
-    )
-    .await
-    .unwrap()
-    .snapshot
-    .unwrap();
-    let mut repo = Repository::open(backend, "pw").await.unwrap();
-    repo.load_index(&NoProgress).await.unwrap();
-    let repo = Arc::new(repo);
+    let (repo, done) = repository_with_backup_of(&dir.path().join("repo"), &source).await;
+    let snap = done.snapshot.unwrap();
 
     // Once with the folder swapped for good, once with a thread swapping it back and forth.
     let rounds = [Overwrite::Always, Overwrite::IfChanged, Overwrite::Never]

@@ -4,8 +4,11 @@
 
 #![allow(dead_code)] // each test binary uses a part
 
-use arca_engine::backup::{BackupOptions, Selector};
+use arca_engine::backup::{self, BackupOptions, BackupResult, SelectAll, Selector};
+use arca_engine::progress::NoProgress;
 use arca_engine::writer::WriterOptions;
+use arca_engine::Repository;
+use arca_format::keyfile::KdfParams;
 use arca_storage::{Backend, FileInfo, FileType, LocalBackend, StorageError};
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -13,6 +16,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
+
+/// Key derivation cheap enough for tests.
+pub const TINY: KdfParams = KdfParams { n: 16, r: 1, p: 1 };
 
 /// Decides, before each write, whether it fails (and with what).
 pub type WriteCheck = Box<dyn Fn(FileType) -> Option<StorageError> + Send + Sync>;
@@ -178,4 +184,28 @@ pub fn backup_options(
         program_version: "arca test".into(),
         contents_of,
     }
+}
+
+/// A new repository at `repo` (password `pw`, cheap key derivation) holding one backup of
+/// the contents of `source`; returns it opened with its index, and the backup's result.
+pub async fn repository_with_backup_of(
+    repo: &Path,
+    source: &Path,
+) -> (Arc<Repository>, BackupResult) {
+    let backend: arca_storage::DynBackend = Arc::new(LocalBackend::new(repo));
+    Repository::init(backend.clone(), "pw", 2, None, TINY)
+        .await
+        .unwrap();
+    let mut repo = Repository::open(backend.clone(), "pw").await.unwrap();
+    repo.load_index(&NoProgress).await.unwrap();
+    let done = backup::backup(
+        Arc::new(repo),
+        backup_options(vec![source.to_path_buf()], true, Arc::new(SelectAll)),
+        Arc::new(NoProgress),
+    )
+    .await
+    .unwrap();
+    let mut repo = Repository::open(backend, "pw").await.unwrap();
+    repo.load_index(&NoProgress).await.unwrap();
+    (Arc::new(repo), done)
 }
