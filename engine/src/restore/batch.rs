@@ -29,8 +29,6 @@ pub(super) struct Restorer<'a> {
     made: HashSet<PathBuf>,
     /// The first path restored of each hard-linked inode; later names link to it.
     first_of_inode: HashMap<(u64, u64), PathBuf>,
-    /// Bytes of file contents planned so far.
-    total: u64,
 }
 
 impl<'a> Restorer<'a> {
@@ -47,7 +45,6 @@ impl<'a> Restorer<'a> {
             progress,
             made: HashSet::new(),
             first_of_inode: HashMap::new(),
-            total: 0,
         }
     }
 
@@ -122,8 +119,8 @@ impl<'a> Restorer<'a> {
         }
         // Sizes come from the trees, which may claim anything: no wrapping sum.
         let bytes: u64 = files.iter().fold(0u64, |t, f| t.saturating_add(f.size));
-        self.total = self.total.saturating_add(bytes);
-        self.progress.set_total(self.total);
+        report.bytes = report.bytes.saturating_add(bytes);
+        self.progress.set_total(report.bytes);
         // Creating thousands of files is kernel work on the CPU while the contents mostly
         // wait for the disk: the files are created in the background while the contents are
         // written, and a job that needs a file first creates it itself.
@@ -150,7 +147,6 @@ impl<'a> Restorer<'a> {
         }
         let file_items = restored_items;
         report.files += file_items.len() as u64;
-        report.bytes = self.total;
 
         for (first, link) in &hardlinks {
             let shown = target.shown(link);
