@@ -3,6 +3,7 @@
 //! process environment, which several repositories share).
 
 use crate::context::Context;
+use crate::{Error, Result};
 use arca_api::repository::RepositoryPhase;
 use arca_api::{BackupRepository, BackupStorageLocation};
 use k8s_openapi::api::core::v1::Secret;
@@ -15,42 +16,26 @@ pub struct RepoAccess {
     pub password: String,
 }
 
-async fn get<K>(api: &Api<K>, what: &str, name: &str) -> Result<K, String>
+async fn get<K>(api: &Api<K>, what: &str, name: &str) -> Result<K>
 where
     K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
 {
     match api.get_opt(name).await {
         Ok(Some(o)) => Ok(o),
-        Ok(None) => Err(format!("{what} {name} not found")),
-        Err(e) => Err(format!("cannot read {what} {name}: {e}")),
-    }
-}
-
-/// Why a repository cannot be opened.
-#[derive(Debug, thiserror::Error)]
-pub enum AccessError {
-    /// It exists but is not Ready: worth waiting for (the operator retries it).
-    #[error("{0}")]
-    NotReady(String),
-    /// Missing objects or bad settings, in one line.
-    #[error("{0}")]
-    Other(String),
-}
-
-impl From<String> for AccessError {
-    fn from(s: String) -> Self {
-        AccessError::Other(s)
+        Ok(None) => Err(Error::Refused(format!("{what} {name} not found"))),
+        Err(e) => Err(Error::api(format!("cannot read {what} {name}"))(e)),
     }
 }
 
 /// How to open repository `name` (a BackupRepository in the context's namespace). Fails
-/// with one line when it is not Ready or a Secret or location is missing.
-pub async fn repository(ctx: &Context, name: &str) -> Result<RepoAccess, AccessError> {
+/// with [`Error::RepositoryNotReady`] when it is not Ready yet, and with one line when a
+/// Secret or location is missing.
+pub async fn repository(ctx: &Context, name: &str) -> Result<RepoAccess> {
     let repos: Api<BackupRepository> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
     let repo = get(&repos, "BackupRepository", name).await?;
     let status = repo.status.clone().unwrap_or_default();
     if status.phase != Some(RepositoryPhase::Ready) {
-        return Err(AccessError::NotReady(format!(
+        return Err(Error::RepositoryNotReady(format!(
             "BackupRepository {name} is not ready{}",
             status.message.map(|m| format!(": {m}")).unwrap_or_default()
         )));
@@ -60,10 +45,10 @@ pub async fn repository(ctx: &Context, name: &str) -> Result<RepoAccess, AccessE
         .spec
         .key_secret
         .as_ref()
-        .ok_or_else(|| format!("BackupRepository {name} has no key Secret"))?;
+        .ok_or_else(|| Error::Refused(format!("BackupRepository {name} has no key Secret")))?;
     let password = arca_api::common::secret_strings(&get(&secrets, "Secret", &key.name).await?)
         .remove(&key.key)
-        .ok_or_else(|| format!("Secret {} has no key {}", key.name, key.key))?;
+        .ok_or_else(|| Error::Refused(format!("Secret {} has no key {}", key.name, key.key)))?;
 
     let locations: Api<BackupStorageLocation> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
     let bsl = get(
@@ -74,12 +59,10 @@ pub async fn repository(ctx: &Context, name: &str) -> Result<RepoAccess, AccessE
     .await?;
     let mut options =
         arca_storage::options::Options::parse(bsl.spec.options().iter().map(String::as_str))
-            .map_err(|e| {
-                format!(
-                    "BackupStorageLocation {}: {e}",
-                    bsl.metadata.name.clone().unwrap_or_default()
-                )
-            })?;
+            .map_err(Error::storage(format!(
+                "BackupStorageLocation {}",
+                bsl.metadata.name.clone().unwrap_or_default()
+            )))?;
     if let Some(cred) = &bsl.spec.credential {
         options.env = arca_api::common::secret_strings(&get(&secrets, "Secret", &cred.name).await?);
     }
@@ -91,14 +74,14 @@ pub async fn repository(ctx: &Context, name: &str) -> Result<RepoAccess, AccessE
 }
 
 /// Open the repository with its index loaded.
-pub async fn open(access: &RepoAccess) -> Result<arca_engine::Repository, String> {
+pub async fn open(access: &RepoAccess) -> Result<arca_engine::Repository> {
     let backend = arca_storage::open_with(&access.url, &access.options)
-        .map_err(|e| format!("{}: {e}", access.url))?;
+        .map_err(Error::storage(&access.url))?;
     let mut repo = arca_engine::Repository::open(backend, &access.password)
         .await
-        .map_err(|e| format!("{}: {e}", access.url))?;
+        .map_err(Error::engine(&access.url))?;
     repo.load_index(&arca_engine::progress::NoProgress)
         .await
-        .map_err(|e| format!("{}: loading the index: {e}", access.url))?;
+        .map_err(Error::engine(format!("{}: loading the index", access.url)))?;
     Ok(repo)
 }

@@ -21,6 +21,8 @@ pub struct Context {
     pub in_flight: Mutex<HashSet<String>>,
     /// At most one status update per this interval while data moves.
     pub progress_interval: Duration,
+    /// Failed reconciles by controller and kind, served on `/metrics`.
+    pub failures: arca_reconcile::policy::Failures,
 }
 
 impl Context {
@@ -32,6 +34,7 @@ impl Context {
             kubelet_pods,
             transfers: tokio::sync::Semaphore::new(2),
             in_flight: Mutex::new(HashSet::new()),
+            failures: Default::default(),
             progress_interval: Duration::from_secs(10),
         }
     }

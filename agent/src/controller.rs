@@ -3,6 +3,7 @@
 
 use crate::context::Context;
 use crate::{pod_volume_backup, pod_volume_restore, volumes};
+use crate::{Error, Result};
 use arca_api::restore::RESTORE_UID_LABEL;
 use arca_api::{BackupRepository, PodVolumeBackup, PodVolumeRestore};
 use futures::StreamExt;
@@ -14,12 +15,6 @@ use kube::runtime::watcher;
 use kube::{Api, ResourceExt};
 use std::sync::Arc;
 use std::time::Duration;
-
-/// A reconcile that could not even record its outcome (the API server refused a status
-/// update): retried after a pause.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct ReconcileError(String);
 
 /// A waiting object is looked at again when what it waits for changes (the pod watch, the
 /// repository watch); this is only the safety net should an event be missed.
@@ -57,49 +52,47 @@ where
         .collect()
 }
 
-/// Run a reconcile on a thread of its own (see [`arca_engine::detached`]).
-async fn on_own_thread<T: Send + 'static>(
-    work: impl FnOnce(tokio::runtime::Handle) -> Result<T, String> + Send + 'static,
-) -> Result<T, ReconcileError> {
-    arca_engine::detached::run(work)
-        .await
-        .map_err(ReconcileError)
-}
-
-async fn backup(pvb: Arc<PodVolumeBackup>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
+async fn backup(pvb: Arc<PodVolumeBackup>, ctx: Arc<Context>) -> Result<Action> {
     let name = pvb.name_any();
-    let out =
-        on_own_thread(move |rt| rt.block_on(pod_volume_backup::reconcile(&pvb, &ctx))).await?;
+    let out = arca_reconcile::detached::run(move |rt| {
+        rt.block_on(pod_volume_backup::reconcile(&pvb, &ctx))
+    })
+    .await?;
     tracing::info!(pvb = %name, outcome = ?out, "reconciled");
     Ok(next_backup(&out))
 }
 
-async fn restore(pvr: Arc<PodVolumeRestore>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
+async fn restore(pvr: Arc<PodVolumeRestore>, ctx: Arc<Context>) -> Result<Action> {
     let name = pvr.name_any();
-    let out =
-        on_own_thread(move |rt| rt.block_on(pod_volume_restore::reconcile(&pvr, &ctx))).await?;
+    let out = arca_reconcile::detached::run(move |rt| {
+        rt.block_on(pod_volume_restore::reconcile(&pvr, &ctx))
+    })
+    .await?;
     tracing::info!(pvr = %name, outcome = ?out, "reconciled");
     Ok(next_restore(&out))
 }
 
-fn retry<K>(_: Arc<K>, e: &ReconcileError, _: Arc<Context>) -> Action {
-    tracing::warn!("reconcile failed, retrying in 10 s: {e}");
-    Action::requeue(Duration::from_secs(10))
+/// The error policy: count the failure by kind in the metrics, and try again after a pause.
+fn retry<K: kube::Resource<DynamicType = ()>>(_: Arc<K>, e: &Error, ctx: Arc<Context>) -> Action {
+    ctx.failures.retry_after(&K::kind(&()), e)
 }
 
 /// Check the pods directory against the pods the API server places on this node.
-pub async fn check_start_up(ctx: &Context) -> Result<(), String> {
+pub async fn check_start_up(ctx: &Context) -> Result<()> {
     let pods: Api<Pod> = Api::all(ctx.client.clone());
     let on_node = pods
         .list(&ListParams::default().fields(&format!("spec.nodeName={}", ctx.node)))
         .await
-        .map_err(|e| format!("cannot list the pods of node {}: {e}", ctx.node))?;
+        .map_err(Error::api(format!(
+            "cannot list the pods of node {}",
+            ctx.node
+        )))?;
     let uids: Vec<String> = on_node.items.iter().filter_map(|p| p.uid()).collect();
     volumes::check_kubelet_pods(&ctx.kubelet_pods, &uids)
 }
 
 /// Run both controllers until the process is stopped.
-pub async fn run(ctx: Arc<Context>) -> Result<(), String> {
+pub async fn run(ctx: Arc<Context>) -> Result<()> {
     check_start_up(&ctx).await?;
     let pvbs: Api<PodVolumeBackup> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
     let pvrs: Api<PodVolumeRestore> = Api::namespaced(ctx.client.clone(), &ctx.namespace);

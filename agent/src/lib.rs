@@ -4,8 +4,11 @@
 pub mod access;
 pub mod context;
 pub mod controller;
+pub mod error;
+pub mod metrics;
 pub mod pod_volume_backup;
 pub mod pod_volume_restore;
 pub mod restore_wait;
-pub mod status;
 pub mod volumes;
+
+pub use error::{Error, Result};

@@ -30,8 +30,11 @@ enum Command {
         #[arg(long, default_value_t = 2)]
         concurrency: usize,
         /// Log lines as text, or as JSON objects for log aggregators (level with RUST_LOG)
-        #[arg(long, env = "ARCA_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+        #[arg(long, env = "ARCA_LOG_FORMAT", default_value = "text", value_parser = arca_reconcile::logging::FORMATS)]
         log_format: String,
+        /// Where to serve /metrics (Prometheus); empty to serve none.
+        #[arg(long, default_value = "")]
+        metrics_address: String,
     },
     /// Wait until every restored volume has its done marker (run as the restore-wait init
     /// container); fail on a failure marker or after the timeout.
@@ -68,16 +71,11 @@ fn run(cli: Cli) -> Result<()> {
             kubelet_pods,
             concurrency,
             log_format,
+            metrics_address,
         } => {
-            let filter = tracing_subscriber::EnvFilter::from_default_env();
-            if log_format == "json" {
-                tracing_subscriber::fmt()
-                    .json()
-                    .with_env_filter(filter)
-                    .init();
-            } else {
-                tracing_subscriber::fmt().with_env_filter(filter).init();
-            }
+            arca_reconcile::logging::init(&log_format);
+            let metrics_address = arca_reconcile::metrics::address(&metrics_address)
+                .map_err(|e| anyhow::anyhow!("--metrics-address {metrics_address:?}: {e}"))?;
             let rt = tokio::runtime::Runtime::new()?;
             rt.block_on(async {
                 arca_storage::install_tls_provider();
@@ -87,9 +85,15 @@ fn run(cli: Cli) -> Result<()> {
                 let mut ctx =
                     arca_agent::context::Context::new(client, &node, &namespace, kubelet_pods);
                 ctx.transfers = tokio::sync::Semaphore::new(concurrency.max(1));
-                arca_agent::controller::run(std::sync::Arc::new(ctx))
-                    .await
-                    .map_err(anyhow::Error::msg)
+                if let Some(addr) = metrics_address {
+                    let failures = ctx.failures.clone();
+                    let encode = move || arca_agent::metrics::encode(&failures);
+                    arca_reconcile::metrics::spawn(addr, std::sync::Arc::new(encode))
+                        .await
+                        .map_err(|e| anyhow::anyhow!("cannot serve metrics on {addr}: {e}"))?;
+                }
+                arca_agent::controller::run(std::sync::Arc::new(ctx)).await?;
+                Ok(())
             })
         }
         Command::RestoreWait {
@@ -98,8 +102,7 @@ fn run(cli: Cli) -> Result<()> {
             timeout,
             interval,
         } => {
-            let n = arca_agent::restore_wait::wait(&restores_dir, &restore_uid, timeout, interval)
-                .map_err(anyhow::Error::msg)?;
+            let n = arca_agent::restore_wait::wait(&restores_dir, &restore_uid, timeout, interval)?;
             println!("all {n} volume(s) restored");
             Ok(())
         }

@@ -3,7 +3,7 @@
 
 use crate::access;
 use crate::context::Context;
-use crate::status::patch_status;
+use crate::{Error, Result};
 use arca_api::backup::SYNCED_FROM_LABEL;
 use arca_api::common::{now, VolumePhase, VolumeProgress};
 use arca_api::podvolume::{LINEAGE_TAG, PVC_UID_LABEL};
@@ -11,6 +11,8 @@ use arca_api::{PodVolumeBackup, PodVolumeBackupStatus};
 use arca_engine::backup::{self, BackupOptions, SelectAll};
 use arca_engine::progress::Progress;
 use arca_engine::snapshots;
+use arca_reconcile::status::patch_status;
+use arca_reconcile::Failure;
 use kube::{Api, ResourceExt};
 use serde_json::json;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -32,7 +34,7 @@ pub enum Outcome {
 }
 
 /// Handle one PodVolumeBackup.
-pub async fn reconcile(pvb: &PodVolumeBackup, ctx: &Context) -> Result<Outcome, String> {
+pub async fn reconcile(pvb: &PodVolumeBackup, ctx: &Context) -> Result<Outcome> {
     let status = pvb.status.clone().unwrap_or_default();
     // Synced from a bucket: the record of a volume backed up elsewhere, never run here.
     let synced = pvb.labels().contains_key(SYNCED_FROM_LABEL);
@@ -43,7 +45,7 @@ pub async fn reconcile(pvb: &PodVolumeBackup, ctx: &Context) -> Result<Outcome, 
     let uid = pvb.uid().unwrap_or_default();
     let api: Api<PodVolumeBackup> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
     if pvb.spec.cancel {
-        patch_status(&api, &name, json!({"phase": VolumePhase::Canceled, "completionTimestamp": now(), "message": "canceled"})).await?;
+        patch_status(&api, &name, &json!({"phase": VolumePhase::Canceled, "completionTimestamp": now(), "message": "canceled"})).await?;
         return Ok(Outcome::Canceled);
     }
     let Some(_running) = ctx.begin(&uid) else {
@@ -55,15 +57,15 @@ pub async fn reconcile(pvb: &PodVolumeBackup, ctx: &Context) -> Result<Outcome, 
     let fresh = api
         .get(&name)
         .await
-        .map_err(|e| format!("cannot read PodVolumeBackup {name}: {e}"))?;
+        .map_err(Error::api(format!("cannot read PodVolumeBackup {name}")))?;
     let status = fresh.status.clone().unwrap_or_default();
     if status.phase.is_final() || fresh.uid() != pvb.uid() {
         return Ok(Outcome::Ignored);
     }
     let access = match access::repository(ctx, &pvb.spec.repository).await {
         Ok(a) => Ok(a),
-        Err(access::AccessError::NotReady(why)) => return Ok(Outcome::WaitingForRepository(why)),
-        Err(access::AccessError::Other(why)) => Err(why),
+        Err(Error::RepositoryNotReady(why)) => return Ok(Outcome::WaitingForRepository(why)),
+        Err(e) => Err(e),
     };
     // InProgress without us running it: this agent restarted mid-backup. A backup can
     // simply run again (what was uploaded is deduplicated), so it resumes from the start.
@@ -75,20 +77,16 @@ pub async fn reconcile(pvb: &PodVolumeBackup, ctx: &Context) -> Result<Outcome, 
     // The in-flight mark (`_running`) stays until the outcome is recorded.
     let outcome = match result {
         Ok(done) => {
-            patch_status(
-                &api,
-                &name,
-                serde_json::to_value(&done).expect("status serialises"),
-            )
-            .await?;
+            patch_status(&api, &name, &done).await?;
             Outcome::Completed
         }
-        Err(msg) => {
-            tracing::warn!(pvb = %name, "backup failed: {msg}");
+        Err(e) => {
+            let msg = e.to_string();
+            tracing::warn!(pvb = %name, kind = e.metric_label(), "backup failed: {msg}");
             patch_status(
                 &api,
                 &name,
-                json!({"phase": VolumePhase::Failed, "completionTimestamp": now(), "message": msg}),
+                &json!({"phase": VolumePhase::Failed, "completionTimestamp": now(), "message": msg}),
             )
             .await?;
             Outcome::Failed(msg)
@@ -125,15 +123,19 @@ async fn run(
     name: &str,
     resumed: bool,
     access: &access::RepoAccess,
-) -> Result<PodVolumeBackupStatus, String> {
+) -> Result<PodVolumeBackupStatus> {
     let spec = &pvb.spec;
     let dir = crate::volumes::volume_dir(&ctx.kubelet_pods, &spec.pod.uid, &spec.volume)?;
-    let _slot = ctx.transfers.acquire().await.map_err(|e| e.to_string())?;
+    let _slot = ctx
+        .transfers
+        .acquire()
+        .await
+        .map_err(|e| Error::Refused(e.to_string()))?;
     let started = now();
     patch_status(
         api,
         name,
-        json!({
+        &json!({
             "phase": VolumePhase::InProgress,
             "startTimestamp": started,
             "path": dir.display().to_string(),
@@ -161,7 +163,7 @@ async fn run(
     };
     let parent = snapshots::load_all(&repo)
         .await
-        .map_err(|e| format!("listing snapshots: {e}"))?
+        .map_err(Error::engine("listing snapshots"))?
         .into_iter()
         .rfind(|s| filter.matches(s));
 
@@ -173,7 +175,7 @@ async fn run(
     }
     let lock = arca_engine::lock::LockGuard::acquire(&repo, false)
         .await
-        .map_err(|e| format!("locking the repository: {e}"))?;
+        .map_err(Error::engine("locking the repository"))?;
     let counters = Arc::new(Counters::default());
     {
         let (c, d) = (counters.clone(), dir.clone());
@@ -209,15 +211,15 @@ async fn run(
             r = &mut work => break r,
             _ = tokio::time::sleep(ctx.progress_interval) => {
                 let p = progress(&counters, None);
-                let _ = patch_status(api, name, json!({ "progress": p })).await;
+                let _ = patch_status(api, name, &json!({ "progress": p })).await;
             }
         }
     };
     let _ = lock.release().await;
-    let result = result.map_err(|e| format!("backup of {}: {e}", dir.display()))?;
+    let result = result.map_err(Error::engine(format!("backup of {}", dir.display())))?;
     let snapshot = result
         .snapshot
-        .ok_or_else(|| "the backup wrote no snapshot".to_string())?;
+        .ok_or_else(|| Error::Refused("the backup wrote no snapshot".into()))?;
     let s = &result.summary;
     let mut message = None;
     if !result.errors.is_empty() {

@@ -4,12 +4,14 @@
 
 use crate::access;
 use crate::context::Context;
-use crate::status::patch_status;
+use crate::{Error, Result};
 use arca_api::common::{now, VolumePhase, VolumeProgress};
 use arca_api::restore::{FAILED_MARKER_SUFFIX, MARKER_DIR, RESTORE_WAIT_CONTAINER};
 use arca_api::PodVolumeRestore;
 use arca_engine::progress::Progress;
 use arca_engine::restore::{self, RestoreOptions};
+use arca_reconcile::status::patch_status;
+use arca_reconcile::Failure;
 use k8s_openapi::api::core::v1::Pod;
 use kube::{Api, ResourceExt};
 use serde_json::json;
@@ -42,7 +44,7 @@ fn waiting_for_us(pod: &Pod) -> bool {
 }
 
 /// Handle one PodVolumeRestore.
-pub async fn reconcile(pvr: &PodVolumeRestore, ctx: &Context) -> Result<Outcome, String> {
+pub async fn reconcile(pvr: &PodVolumeRestore, ctx: &Context) -> Result<Outcome> {
     let status = pvr.status.clone().unwrap_or_default();
     if status.phase.is_final() {
         return Ok(Outcome::Ignored);
@@ -65,16 +67,16 @@ pub async fn reconcile(pvr: &PodVolumeRestore, ctx: &Context) -> Result<Outcome,
             patch_status(
                 &api,
                 &name,
-                json!({"phase": VolumePhase::Failed, "message": msg, "completionTimestamp": now()}),
+                &json!({"phase": VolumePhase::Failed, "message": msg, "completionTimestamp": now()}),
             )
             .await?;
             return Ok(Outcome::Failed(msg));
         }
         Err(e) => {
-            return Err(format!(
-                "cannot read pod {}/{}: {e}",
+            return Err(Error::api(format!(
+                "cannot read pod {}/{}",
                 pvr.spec.pod.namespace, pvr.spec.pod.name
-            ))
+            ))(e))
         }
     };
     match pod.spec.as_ref().and_then(|s| s.node_name.as_deref()) {
@@ -85,7 +87,7 @@ pub async fn reconcile(pvr: &PodVolumeRestore, ctx: &Context) -> Result<Outcome,
         Some(_) => {}
     }
     if pvr.spec.cancel {
-        patch_status(&api, &name, json!({"phase": VolumePhase::Canceled, "completionTimestamp": now(), "message": "canceled"})).await?;
+        patch_status(&api, &name, &json!({"phase": VolumePhase::Canceled, "completionTimestamp": now(), "message": "canceled"})).await?;
         return Ok(Outcome::Canceled);
     }
     if !waiting_for_us(&pod) {
@@ -99,33 +101,34 @@ pub async fn reconcile(pvr: &PodVolumeRestore, ctx: &Context) -> Result<Outcome,
     let fresh = api
         .get(&name)
         .await
-        .map_err(|e| format!("cannot read PodVolumeRestore {name}: {e}"))?;
+        .map_err(Error::api(format!("cannot read PodVolumeRestore {name}")))?;
     let status = fresh.status.clone().unwrap_or_default();
     if status.phase.is_final() || fresh.uid() != pvr.uid() {
         return Ok(Outcome::Ignored);
     }
     let access = match access::repository(ctx, &pvr.spec.repository).await {
         Ok(a) => Ok(a),
-        Err(access::AccessError::NotReady(why)) => {
+        Err(Error::RepositoryNotReady(why)) => {
             tracing::info!(pvr = %name, "waiting: {why}");
             return Ok(Outcome::Waiting);
         }
-        Err(access::AccessError::Other(why)) => Err(why),
+        Err(e) => Err(e),
     };
     let resumed = status.phase == VolumePhase::InProgress;
     let result = run(pvr, ctx, &api, &name, resumed, access).await;
     // The in-flight mark (`_running`) stays until the outcome is recorded.
     match result {
         Ok((progress, note)) => {
-            patch_status(&api, &name, json!({"phase": VolumePhase::Completed, "completionTimestamp": now(), "progress": progress, "message": note})).await?;
+            patch_status(&api, &name, &json!({"phase": VolumePhase::Completed, "completionTimestamp": now(), "progress": progress, "message": note})).await?;
             Ok(Outcome::Completed)
         }
-        Err(msg) => {
-            tracing::warn!(pvr = %name, "restore failed: {msg}");
+        Err(e) => {
+            let msg = e.to_string();
+            tracing::warn!(pvr = %name, kind = e.metric_label(), "restore failed: {msg}");
             patch_status(
                 &api,
                 &name,
-                json!({"phase": VolumePhase::Failed, "completionTimestamp": now(), "message": msg}),
+                &json!({"phase": VolumePhase::Failed, "completionTimestamp": now(), "message": msg}),
             )
             .await?;
             Ok(Outcome::Failed(msg))
@@ -153,9 +156,9 @@ impl Progress for Bytes {
 /// The volume belongs to the tenant (and holds what the snapshot put there): `.arca` may be
 /// a symlink to anywhere, swapped in at any moment. The agent runs as root, so the marker is
 /// written relative to a handle on `.arca` opened without following links, never by path.
-fn mark(volume: &Path, restore_uid: &str, failure: Option<&str>) -> Result<(), String> {
+fn mark(volume: &Path, restore_uid: &str, failure: Option<&str>) -> Result<()> {
     let dir = volume.join(MARKER_DIR);
-    let say = |e: std::io::Error| format!("{}: {e}", dir.display());
+    let say = |e: std::io::Error| Error::io(dir.display().to_string())(e);
     match std::fs::symlink_metadata(&dir) {
         Ok(md) if md.is_dir() => {}
         // A link or file in the way is the tenant's or the snapshot's: replaced, not followed.
@@ -201,8 +204,8 @@ async fn run(
     api: &Api<PodVolumeRestore>,
     name: &str,
     resumed: bool,
-    access: Result<access::RepoAccess, String>,
-) -> Result<(VolumeProgress, Option<String>), String> {
+    access: Result<access::RepoAccess>,
+) -> Result<(VolumeProgress, Option<String>)> {
     let spec = &pvr.spec;
     let dir = crate::volumes::volume_dir(&ctx.kubelet_pods, &spec.pod.uid, &spec.volume)?;
     // From here on a failure also goes into the volume, for the waiting init container.
@@ -212,7 +215,7 @@ async fn run(
     };
     match &result {
         Ok(_) => mark(&dir, &spec.restore_uid, None)?,
-        Err(msg) => mark(&dir, &spec.restore_uid, Some(msg))?,
+        Err(e) => mark(&dir, &spec.restore_uid, Some(&e.to_string()))?,
     }
     result
 }
@@ -225,13 +228,17 @@ async fn restore_into(
     resumed: bool,
     dir: &Path,
     access: &access::RepoAccess,
-) -> Result<(VolumeProgress, Option<String>), String> {
+) -> Result<(VolumeProgress, Option<String>)> {
     let spec = &pvr.spec;
-    let _slot = ctx.transfers.acquire().await.map_err(|e| e.to_string())?;
+    let _slot = ctx
+        .transfers
+        .acquire()
+        .await
+        .map_err(|e| Error::Refused(e.to_string()))?;
     patch_status(
         api,
         name,
-        json!({
+        &json!({
             "phase": VolumePhase::InProgress,
             "node": ctx.node,
             "startTimestamp": now(),
@@ -242,7 +249,7 @@ async fn restore_into(
     let repo = access::open(access).await?;
     let snapshot = arca_engine::snapshots::find(&repo, &spec.snapshot_id, &Default::default())
         .await
-        .map_err(|e| format!("snapshot {}: {e}", spec.snapshot_id))?;
+        .map_err(Error::engine(format!("snapshot {}", spec.snapshot_id)))?;
     // A marker left by an earlier attempt must not be taken for this one's.
     let _ = std::fs::remove_dir_all(dir.join(MARKER_DIR));
     let mut opts = RestoreOptions::everything(dir.to_path_buf());
@@ -261,16 +268,19 @@ async fn restore_into(
         tokio::select! {
             r = &mut work => break r,
             _ = tokio::time::sleep(ctx.progress_interval) => {
-                let _ = patch_status(api, name, json!({ "progress": progress(&bytes, 0) })).await;
+                let _ = patch_status(api, name, &json!({ "progress": progress(&bytes, 0) })).await;
             }
         }
     }
-    .map_err(|e| format!("restore of snapshot {}: {e}", snapshot.id.short()))?;
+    .map_err(Error::engine(format!(
+        "restore of snapshot {}",
+        snapshot.id.short()
+    )))?;
     if let Some(first) = report.errors.first() {
-        return Err(format!(
+        return Err(Error::Refused(format!(
             "{} item(s) not restored, first: {first}",
             report.errors.len()
-        ));
+        )));
     }
     // What was left out on purpose is said, not counted as a failure.
     let note = report.withheld.first().map(|first| {

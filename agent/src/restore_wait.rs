@@ -9,6 +9,36 @@ use arca_api::restore::{FAILED_MARKER_SUFFIX, MARKER_DIR};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+/// Why the wait ends without every volume restored.
+#[derive(Debug, thiserror::Error)]
+pub enum WaitError {
+    #[error("{}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: cannot remove: {source}", path.display())]
+    Remove {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("no volumes mounted under {}: nothing to wait for", .0.display())]
+    NoVolumes(PathBuf),
+    #[error("restore of volume {volume} failed: {reason}")]
+    Failed { volume: String, reason: String },
+    #[error(
+        "timed out after {} waiting for volume(s) {} (is the arca agent running on this node?)",
+        humantime::format_duration(*timeout),
+        pending.join(", ")
+    )]
+    TimedOut {
+        timeout: Duration,
+        pending: Vec<String>,
+    },
+}
+
 /// What one look at the volumes found.
 #[derive(Debug, PartialEq, Eq)]
 pub enum State {
@@ -21,23 +51,21 @@ pub enum State {
 }
 
 /// Look once at the volumes under `restores` for restore `uid`.
-pub fn look(restores: &Path, uid: &str) -> Result<State, String> {
-    let entries =
-        std::fs::read_dir(restores).map_err(|e| format!("{}: {e}", restores.display()))?;
+pub fn look(restores: &Path, uid: &str) -> Result<State, WaitError> {
+    let unreadable = |source| WaitError::Read {
+        path: restores.to_path_buf(),
+        source,
+    };
+    let entries = std::fs::read_dir(restores).map_err(unreadable)?;
     let mut volumes: Vec<PathBuf> = Vec::new();
     for entry in entries {
-        let path = entry
-            .map_err(|e| format!("{}: {e}", restores.display()))?
-            .path();
+        let path = entry.map_err(unreadable)?.path();
         if path.is_dir() {
             volumes.push(path);
         }
     }
     if volumes.is_empty() {
-        return Err(format!(
-            "no volumes mounted under {}: nothing to wait for",
-            restores.display()
-        ));
+        return Err(WaitError::NoVolumes(restores.to_path_buf()));
     }
     volumes.sort();
     let mut waiting = Vec::new();
@@ -77,29 +105,26 @@ pub fn wait(
     uid: &str,
     timeout: Duration,
     interval: Duration,
-) -> Result<usize, String> {
+) -> Result<usize, WaitError> {
     let deadline = Instant::now() + timeout;
     loop {
         match look(restores, uid)? {
             State::Done(volumes) => {
                 for v in &volumes {
                     let markers = v.join(MARKER_DIR);
-                    std::fs::remove_dir_all(&markers)
-                        .map_err(|e| format!("{}: cannot remove: {e}", markers.display()))?;
+                    std::fs::remove_dir_all(&markers).map_err(|source| WaitError::Remove {
+                        path: markers.clone(),
+                        source,
+                    })?;
                 }
                 return Ok(volumes.len());
             }
             State::Failed(volume, reason) => {
-                return Err(format!("restore of volume {volume} failed: {reason}"));
+                return Err(WaitError::Failed { volume, reason });
             }
             State::Waiting(pending) => {
                 if Instant::now() >= deadline {
-                    return Err(format!(
-                        "timed out after {} waiting for volume(s) {} (is the arca agent \
-                         running on this node?)",
-                        humantime::format_duration(timeout),
-                        pending.join(", ")
-                    ));
+                    return Err(WaitError::TimedOut { timeout, pending });
                 }
             }
         }

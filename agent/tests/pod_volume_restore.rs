@@ -197,7 +197,10 @@ async fn a_missing_snapshot_fails_and_tells_the_waiting_pod_why() {
         std::time::Duration::from_millis(10),
     )
     .unwrap_err();
-    assert_eq!(err, format!("restore of volume data failed: {msg}"));
+    assert_eq!(
+        err.to_string(),
+        format!("restore of volume data failed: {msg}")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -39,6 +39,8 @@ async fn a_pods_directory_without_this_nodes_pods_is_refused() {
     let mut wrong = context(&w);
     wrong.kubelet_pods = w.pods.join("uid-1"); // one level too deep
     let e = check_start_up(&wrong).await.unwrap_err();
+    assert!(matches!(e, arca_agent::Error::Volume(_)), "{e:?}");
+    let e = e.to_string();
     assert!(
         e.contains("holds none of the 1 pods running on this node"),
         "{e}"

@@ -27,17 +27,25 @@ fn finds_a_volume_under_any_plugin() {
 fn says_what_is_missing() {
     let root = tempfile::tempdir().unwrap();
     pod(root.path(), "uid-a", "kubernetes.io~empty-dir", "cache");
-    let e = volume_dir(root.path(), "uid-b", "cache").unwrap_err();
+    let e = volume_dir(root.path(), "uid-b", "cache")
+        .unwrap_err()
+        .to_string();
     assert!(
         e.contains("pod directory") && e.contains("uid-b") && e.contains("--kubelet-pods"),
         "{e}"
     );
-    let e = volume_dir(root.path(), "uid-a", "data").unwrap_err();
+    let e = volume_dir(root.path(), "uid-a", "data")
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("volume data of pod uid-a not found"), "{e}");
     pod(root.path(), "uid-a", "kubernetes.io~csi", "cache");
-    let e = volume_dir(root.path(), "uid-a", "cache").unwrap_err();
+    let e = volume_dir(root.path(), "uid-a", "cache")
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("several plugins"), "{e}");
-    let e = volume_dir(root.path(), "../etc", "cache").unwrap_err();
+    let e = volume_dir(root.path(), "../etc", "cache")
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("invalid pod UID"), "{e}");
 }
 
@@ -47,8 +55,12 @@ fn start_up_check_recognises_a_wrong_pods_directory() {
     pod(root.path(), "uid-a", "kubernetes.io~empty-dir", "cache");
     assert!(check_kubelet_pods(root.path(), &["uid-a".into(), "uid-gone".into()]).is_ok());
     assert!(check_kubelet_pods(root.path(), &[]).is_ok());
-    let e = check_kubelet_pods(root.path(), &["uid-x".into(), "uid-y".into()]).unwrap_err();
+    let e = check_kubelet_pods(root.path(), &["uid-x".into(), "uid-y".into()])
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("holds none of the 2 pods"), "{e}");
-    let e = check_kubelet_pods(&root.path().join("nope"), &[]).unwrap_err();
+    let e = check_kubelet_pods(&root.path().join("nope"), &[])
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("does not exist"), "{e}");
 }

@@ -10,7 +10,6 @@
 pub mod backup;
 pub mod check;
 pub mod copy;
-pub mod detached;
 pub mod diff;
 pub mod dump;
 pub mod error;

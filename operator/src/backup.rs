@@ -9,7 +9,7 @@ use crate::naming::volume_operation_name;
 use crate::repository::{self, Readiness};
 use crate::resources::{self, Kind};
 use crate::selection;
-use crate::status::patch_status;
+use crate::{Error, Result};
 use arca_api::backup::{
     BackupStatus, BACKUP_NAME_LABEL, BACKUP_UID_LABEL, SNAPSHOT_ANNOTATION_PREFIX,
     SYNCED_FROM_LABEL,
@@ -18,6 +18,7 @@ use arca_api::common::{now, OperationPhase, PodReference, VolumePhase};
 use arca_api::location::AccessMode;
 use arca_api::podvolume::{LINEAGE_TAG, PVC_ORIGIN_ANNOTATION, PVC_UID_LABEL};
 use arca_api::{Backup, BackupStorageLocation, PodVolumeBackup, PodVolumeBackupSpec};
+use arca_reconcile::status::patch_status;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use kube::api::{ListParams, ObjectMeta, PostParams};
 use kube::{Api, ResourceExt};
@@ -45,32 +46,32 @@ pub enum Outcome {
     Finished(OperationPhase),
 }
 
-async fn fail(api: &Api<Backup>, name: &str, reason: String) -> Result<Outcome, String> {
-    patch_status(api, name, json!({"phase": OperationPhase::Failed, "failureReason": reason, "completionTimestamp": now()})).await?;
+async fn fail(api: &Api<Backup>, name: &str, reason: impl std::fmt::Display) -> Result<Outcome> {
+    let reason = reason.to_string();
+    patch_status(api, name, &json!({"phase": OperationPhase::Failed, "failureReason": reason, "completionTimestamp": now()})).await?;
     Ok(Outcome::Finished(OperationPhase::Failed))
 }
 
 /// The location a backup uses: the one it names, or the default one.
-pub async fn storage_location(
-    ctx: &Context,
-    name: Option<&str>,
-) -> Result<BackupStorageLocation, String> {
+pub async fn storage_location(ctx: &Context, name: Option<&str>) -> Result<BackupStorageLocation> {
     let api: Api<BackupStorageLocation> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
     match name {
         Some(n) => api
             .get_opt(n)
             .await
-            .map_err(|e| format!("reading BackupStorageLocation {n}: {e}"))?
-            .ok_or_else(|| format!("BackupStorageLocation {n} not found")),
+            .map_err(Error::api(format!("reading BackupStorageLocation {n}")))?
+            .ok_or_else(|| Error::Refused(format!("BackupStorageLocation {n} not found"))),
         None => api
             .list(&ListParams::default())
             .await
-            .map_err(|e| format!("listing BackupStorageLocations: {e}"))?
+            .map_err(Error::api("listing BackupStorageLocations"))?
             .items
             .into_iter()
             .find(|l| l.spec.default)
             .ok_or_else(|| {
-                "no BackupStorageLocation is marked default; name one in the Backup".to_string()
+                Error::Refused(
+                    "no BackupStorageLocation is marked default; name one in the Backup".into(),
+                )
             }),
     }
 }
@@ -91,7 +92,7 @@ fn out_of_patience(backup: &Backup) -> bool {
 }
 
 /// Handle one Backup. `kinds` lists the resource kinds to collect (from discovery).
-pub async fn reconcile(backup: &Backup, ctx: &Context, kinds: &[Kind]) -> Result<Outcome, String> {
+pub async fn reconcile(backup: &Backup, ctx: &Context, kinds: &[Kind]) -> Result<Outcome> {
     let name = backup.name_any();
     // Made from the bucket by backup sync: a record of work done elsewhere (its status is
     // written right after it is created).
@@ -101,7 +102,7 @@ pub async fn reconcile(backup: &Backup, ctx: &Context, kinds: &[Kind]) -> Result
     let api: Api<Backup> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
     // As for Restores: decide on a fresh read, not on a cache that may predate our own
     // last status update.
-    let Some(backup) = crate::context::fresh(&api, &name, backup.uid()).await? else {
+    let Some(backup) = arca_reconcile::fresh(&api, &name, backup.uid()).await? else {
         return Ok(Outcome::Ignored);
     };
     let status = backup.status.clone().unwrap_or_default();
@@ -118,12 +119,7 @@ pub async fn reconcile(backup: &Backup, ctx: &Context, kinds: &[Kind]) -> Result
     }
 }
 
-async fn start(
-    backup: &Backup,
-    ctx: &Context,
-    api: &Api<Backup>,
-    name: &str,
-) -> Result<Outcome, String> {
+async fn start(backup: &Backup, ctx: &Context, api: &Api<Backup>, name: &str) -> Result<Outcome> {
     let spec = &backup.spec;
     let bsl = match storage_location(ctx, spec.storage_location.as_deref()).await {
         Ok(l) => l,
@@ -142,12 +138,14 @@ async fn start(
         .as_deref()
         .map(humantime::parse_duration)
         .transpose()
-        .map_err(|e| format!("ttl: {e}"))?
+        .map_err(|e| Error::Refused(format!("ttl: {e}")))?
         .unwrap_or(Duration::from_secs(720 * 3600));
     let started = now();
     let expiration = jiff::Timestamp::now()
-        .checked_add(jiff::SignedDuration::try_from(ttl).map_err(|e| e.to_string())?)
-        .map_err(|e| e.to_string())?;
+        .checked_add(
+            jiff::SignedDuration::try_from(ttl).map_err(|e| Error::Refused(format!("ttl: {e}")))?,
+        )
+        .map_err(|e| Error::Refused(format!("ttl: {e}")))?;
 
     // The manifests go into the location's resource repository at the end: have it made
     // ready now, by its own controller.
@@ -180,7 +178,7 @@ async fn start(
     let pod_list = pods
         .list(&params)
         .await
-        .map_err(|e| format!("listing pods: {e}"))?;
+        .map_err(Error::api("listing pods"))?;
     let mut messages = Vec::new();
     let (mut errors, mut warnings) = (0, 0);
     let mut volumes = 0;
@@ -273,14 +271,14 @@ async fn start(
             {
                 Ok(_) => volumes += 1,
                 Err(kube::Error::Api(e)) if e.code == 409 => volumes += 1,
-                Err(e) => return Err(format!("creating PodVolumeBackup: {e}")),
+                Err(e) => return Err(Error::api("creating PodVolumeBackup")(e)),
             }
         }
     }
     patch_status(
         api,
         name,
-        json!({
+        &json!({
             "phase": OperationPhase::InProgress,
             "startTimestamp": started,
             "expiration": k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(expiration),
@@ -335,13 +333,13 @@ async fn finish(
     api: &Api<Backup>,
     name: &str,
     kinds: &[Kind],
-) -> Result<Outcome, String> {
+) -> Result<Outcome> {
     let status = backup.status.clone().unwrap_or_default();
     let uid = backup.uid().unwrap_or_default();
     let pvbs = Api::<PodVolumeBackup>::namespaced(ctx.client.clone(), &ctx.namespace)
         .list(&ListParams::default().labels(&format!("{BACKUP_UID_LABEL}={uid}")))
         .await
-        .map_err(|e| format!("listing PodVolumeBackups: {e}"))?
+        .map_err(Error::api("listing PodVolumeBackups"))?
         .items;
     let timeout = backup
         .spec
@@ -360,7 +358,7 @@ async fn finish(
     let running = pvbs.iter().filter(|p| !phase_of(p).is_final()).count();
     if running > 0 && !timed_out {
         let done = pvbs.len() - running;
-        let _ = patch_status(api, name, json!({"progress": {"volumesCompleted": done}})).await;
+        let _ = patch_status(api, name, &json!({"progress": {"volumesCompleted": done}})).await;
         return Ok(Outcome::Waiting(VOLUMES_WAIT.min(timeout)));
     }
     let mut messages = status.messages.clone();
@@ -425,14 +423,15 @@ async fn finish(
     });
     // The record in the bucket holds the status the Backup ends with (less the snapshot's own
     // ID, which whoever reads the record knows).
-    let mut recorded = serde_json::to_value(&status).map_err(|e| e.to_string())?;
+    let mut recorded = serde_json::to_value(&status).map_err(Error::json("the Backup's status"))?;
     json_merge(&mut recorded, &final_status);
-    let recorded: BackupStatus = serde_json::from_value(recorded).map_err(|e| e.to_string())?;
+    let recorded: BackupStatus =
+        serde_json::from_value(recorded).map_err(Error::json("the Backup's record"))?;
     let record = crate::store::BackupRecord::new(backup, recorded, &pvbs);
     let snapshot =
         crate::store::save_manifests(ctx, &resources_repo, name, &manifests, &record).await?;
     final_status["resourcesSnapshotId"] = json!(snapshot);
-    patch_status(api, name, final_status).await?;
+    patch_status(api, name, &final_status).await?;
     Ok(Outcome::Finished(phase))
 }
 

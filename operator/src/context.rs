@@ -1,5 +1,6 @@
 //! What the operator's reconcilers share.
 
+use crate::{Error, Result};
 use arca_format::keyfile::KdfParams;
 
 pub struct Context {
@@ -29,7 +30,7 @@ pub const AGENT_DAEMONSET: &str = "arca-agent";
 
 impl Context {
     /// The restore-wait image: the one configured, else the agent DaemonSet's.
-    pub async fn restore_wait_image(&self) -> Result<String, String> {
+    pub async fn restore_wait_image(&self) -> Result<String> {
         if let Some(image) = &self.agent_image {
             return Ok(image.clone());
         }
@@ -38,19 +39,19 @@ impl Context {
         let ds = daemonsets
             .get_opt(AGENT_DAEMONSET)
             .await
-            .map_err(|e| format!("reading DaemonSet {AGENT_DAEMONSET}: {e}"))?
+            .map_err(Error::api(format!("reading DaemonSet {AGENT_DAEMONSET}")))?
             .ok_or_else(|| {
-                format!(
+                Error::Refused(format!(
                     "no DaemonSet {AGENT_DAEMONSET} in namespace {} to take the restore-wait \
                      image from (give the operator --agent-image)",
                     self.namespace
-                )
+                ))
             })?;
         ds.spec
             .and_then(|s| s.template.spec)
             .and_then(|s| s.containers.into_iter().next())
             .and_then(|c| c.image)
-            .ok_or_else(|| format!("DaemonSet {AGENT_DAEMONSET} names no image"))
+            .ok_or_else(|| Error::Refused(format!("DaemonSet {AGENT_DAEMONSET} names no image")))
     }
 }
 
@@ -67,21 +68,4 @@ pub fn one_line(e: &dyn std::error::Error) -> String {
         src = c.source();
     }
     s
-}
-
-/// The object `name` as the API server has it now, if it is still the one with `uid` (not
-/// deleted, not replaced by another of the same name).
-pub async fn fresh<K>(
-    api: &kube::Api<K>,
-    name: &str,
-    uid: Option<String>,
-) -> Result<Option<K>, String>
-where
-    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
-{
-    let current = api
-        .get_opt(name)
-        .await
-        .map_err(|e| format!("cannot read {name}: {e}"))?;
-    Ok(current.filter(|c| c.meta().uid == uid))
 }

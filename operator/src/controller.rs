@@ -6,6 +6,7 @@ use crate::context::Context;
 use crate::metrics::Metrics;
 use crate::resources::Kind;
 use crate::{backup, gc, location, maintenance, repository, resources, restore, schedule};
+use crate::{Error, Result};
 use arca_api::backup::BACKUP_NAME_LABEL;
 use arca_api::common::OperationPhase;
 use arca_api::location::{LocationPhase, RECOVERY_KEY_CONDITION};
@@ -40,11 +41,6 @@ pub struct Operator {
 
 /// How long a discovery's result is used (new CRDs show up after at most this long).
 const DISCOVERY_TTL: Duration = Duration::from_secs(60);
-
-/// A reconcile that could not even record its outcome: retried after a pause.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct ReconcileError(String);
 
 impl Operator {
     pub fn new(ctx: Context, metrics: Arc<Metrics>) -> Operator {
@@ -85,16 +81,6 @@ impl Operator {
     }
 }
 
-/// Run `work` (a reconciler future built on the spot) on a thread of its own (see
-/// [`arca_engine::detached`]).
-async fn detached<T: Send + 'static>(
-    work: impl FnOnce(tokio::runtime::Handle) -> Result<T, String> + Send + 'static,
-) -> Result<T, ReconcileError> {
-    arca_engine::detached::run(work)
-        .await
-        .map_err(ReconcileError)
-}
-
 /// The note of a finished operation's Event: why it failed, or how it went.
 fn outcome_note(failure: Option<String>, errors: i32, warnings: i32) -> String {
     failure.unwrap_or_else(|| format!("{errors} error(s), {warnings} warning(s)"))
@@ -104,26 +90,19 @@ fn capped(d: Duration) -> Action {
     Action::requeue(d.min(MAX_REQUEUE))
 }
 
-async fn kinds(op: &Operator) -> Result<Arc<Vec<Kind>>, ReconcileError> {
+async fn kinds(op: &Operator) -> Result<Arc<Vec<Kind>>> {
     let mut cached = op.kinds.lock().await;
     if let Some((at, kinds)) = cached.as_ref() {
         if at.elapsed() < DISCOVERY_TTL {
             return Ok(kinds.clone());
         }
     }
-    let kinds = Arc::new(
-        resources::discover(&op.ctx.client)
-            .await
-            .map_err(ReconcileError)?,
-    );
+    let kinds = Arc::new(resources::discover(&op.ctx.client).await?);
     *cached = Some((std::time::Instant::now(), kinds.clone()));
     Ok(kinds)
 }
 
-pub async fn on_location(
-    bsl: Arc<BackupStorageLocation>,
-    op: Arc<Operator>,
-) -> Result<Action, ReconcileError> {
+pub async fn on_location(bsl: Arc<BackupStorageLocation>, op: Arc<Operator>) -> Result<Action> {
     // The location's own status patches come back as changes: no reason to check again.
     if let Some(wait) = location::nothing_due(&op.ctx, &bsl).await {
         return Ok(Action::requeue(wait));
@@ -135,7 +114,9 @@ pub async fn on_location(
             .any(|c| c.type_ == RECOVERY_KEY_CONDITION)
     });
     let (o, b) = (op.clone(), bsl.clone());
-    let checked = detached(move |rt| rt.block_on(location::reconcile(&b, &o.ctx))).await?;
+    let checked =
+        arca_reconcile::detached::run(move |rt| rt.block_on(location::reconcile(&b, &o.ctx)))
+            .await?;
     if checked.generated_recovery_key && !said_generated {
         let note = location::generated_key_message(&bsl);
         op.event(&*bsl, true, "RecoveryKeyGenerated", note).await;
@@ -151,7 +132,10 @@ pub async fn on_location(
             );
             op.event(&*bsl, false, "BackupsSynced", note).await
         }
-        Some(Err(e)) => op.event(&*bsl, true, "BackupSyncFailed", e.clone()).await,
+        Some(Err(e)) => {
+            op.event(&*bsl, true, "BackupSyncFailed", e.to_string())
+                .await
+        }
         _ => {}
     }
     if Some(checked.phase) != before {
@@ -169,15 +153,14 @@ pub async fn on_location(
     Ok(capped(checked.again))
 }
 
-pub async fn on_repository(
-    repo: Arc<BackupRepository>,
-    op: Arc<Operator>,
-) -> Result<Action, ReconcileError> {
+pub async fn on_repository(repo: Arc<BackupRepository>, op: Arc<Operator>) -> Result<Action> {
     let name = repo.name_any();
     let ready = repo.status.as_ref().and_then(|s| s.phase) == Some(RepositoryPhase::Ready);
     if !ready || repository::recovery_key_outdated(&op.ctx, &repo).await {
         let (o, r) = (op.clone(), repo.clone());
-        let phase = detached(move |rt| rt.block_on(repository::reconcile(&r, &o.ctx))).await?;
+        let phase =
+            arca_reconcile::detached::run(move |rt| rt.block_on(repository::reconcile(&r, &o.ctx)))
+                .await?;
         if phase == RepositoryPhase::New {
             // The store failed for a while: again soon; those who need it wait meanwhile.
             return Ok(Action::requeue(Duration::from_secs(5)));
@@ -198,7 +181,11 @@ pub async fn on_repository(
     if repo.annotations().contains_key(ROTATE_KEY_ANNOTATION) {
         let (o, r) = (op.clone(), repo.clone());
         return Ok(
-            match detached(move |rt| rt.block_on(repository::rotate_key(&r, &o.ctx))).await {
+            match arca_reconcile::detached::run(move |rt| {
+                rt.block_on(repository::rotate_key(&r, &o.ctx))
+            })
+            .await
+            {
                 Ok(()) => {
                     op.event(
                         &*repo,
@@ -218,9 +205,10 @@ pub async fn on_repository(
         );
     }
     let (o, r) = (op.clone(), repo.clone());
-    let out =
-        detached(move |rt| rt.block_on(maintenance::reconcile(&r, &o.ctx, jiff::Timestamp::now())))
-            .await?;
+    let out = arca_reconcile::detached::run(move |rt| {
+        rt.block_on(maintenance::reconcile(&r, &o.ctx, jiff::Timestamp::now()))
+    })
+    .await?;
     Ok(match out {
         maintenance::Outcome::NotReady => Action::requeue(Duration::from_secs(60)),
         maintenance::Outcome::DueIn(d) => capped(d),
@@ -243,11 +231,13 @@ pub async fn on_repository(
     })
 }
 
-pub async fn on_backup(b: Arc<Backup>, op: Arc<Operator>) -> Result<Action, ReconcileError> {
+pub async fn on_backup(b: Arc<Backup>, op: Arc<Operator>) -> Result<Action> {
     let name = b.name_any();
     let (o, bb) = (op.clone(), b.clone());
-    match detached(move |rt| rt.block_on(gc::reconcile(&bb, &o.ctx, jiff::Timestamp::now())))
-        .await?
+    match arca_reconcile::detached::run(move |rt| {
+        rt.block_on(gc::reconcile(&bb, &o.ctx, jiff::Timestamp::now()))
+    })
+    .await?
     {
         gc::Outcome::Deleted => {
             tracing::info!(backup = %name, "expired: deleted");
@@ -270,7 +260,10 @@ pub async fn on_backup(b: Arc<Backup>, op: Arc<Operator>) -> Result<Action, Reco
         Arc::default()
     };
     let (o, bb) = (op.clone(), b.clone());
-    let out = detached(move |rt| rt.block_on(backup::reconcile(&bb, &o.ctx, &kinds))).await?;
+    let out = arca_reconcile::detached::run(move |rt| {
+        rt.block_on(backup::reconcile(&bb, &o.ctx, &kinds))
+    })
+    .await?;
     tracing::info!(backup = %name, outcome = ?out, "reconciled");
     Ok(match out {
         backup::Outcome::Waiting(d) => Action::requeue(d),
@@ -291,14 +284,17 @@ pub async fn on_backup(b: Arc<Backup>, op: Arc<Operator>) -> Result<Action, Reco
     })
 }
 
-pub async fn on_restore(r: Arc<Restore>, op: Arc<Operator>) -> Result<Action, ReconcileError> {
+pub async fn on_restore(r: Arc<Restore>, op: Arc<Operator>) -> Result<Action> {
     let name = r.name_any();
     if r.status.as_ref().is_some_and(|s| s.phase.is_final()) {
         return Ok(Action::await_change());
     }
     let kinds = kinds(&op).await?;
     let (o, rr) = (op.clone(), r.clone());
-    let out = detached(move |rt| rt.block_on(restore::reconcile(&rr, &o.ctx, &kinds))).await?;
+    let out = arca_reconcile::detached::run(move |rt| {
+        rt.block_on(restore::reconcile(&rr, &o.ctx, &kinds))
+    })
+    .await?;
     tracing::info!(restore = %name, outcome = ?out, "reconciled");
     Ok(match out {
         restore::Outcome::Waiting(d) => Action::requeue(d),
@@ -318,16 +314,14 @@ pub async fn on_restore(r: Arc<Restore>, op: Arc<Operator>) -> Result<Action, Re
     })
 }
 
-pub async fn on_schedule(s: Arc<Schedule>, op: Arc<Operator>) -> Result<Action, ReconcileError> {
-    let again = schedule::reconcile(&s, &op.ctx, jiff::Timestamp::now())
-        .await
-        .map_err(ReconcileError)?;
+pub async fn on_schedule(s: Arc<Schedule>, op: Arc<Operator>) -> Result<Action> {
+    let again = schedule::reconcile(&s, &op.ctx, jiff::Timestamp::now()).await?;
     Ok(capped(again))
 }
 
-fn retry<K>(_: Arc<K>, e: &ReconcileError, _: Arc<Operator>) -> Action {
-    tracing::warn!("reconcile failed, retrying in 10 s: {e}");
-    Action::requeue(Duration::from_secs(10))
+/// The error policy: count the failure by kind in the metrics, and try again after a pause.
+fn retry<K: Resource<DynamicType = ()>>(_: Arc<K>, e: &Error, op: Arc<Operator>) -> Action {
+    op.metrics.failures.retry_after(&K::kind(&()), e)
 }
 
 /// One kind's controller: watch `K` in the operator's namespace and call `reconcile` on
@@ -347,7 +341,7 @@ pub async fn watch<K, F, Fut>(
         + 'static,
     K: Resource<Scope = k8s_openapi::NamespaceResourceScope>,
     F: FnMut(Arc<K>, Arc<Operator>) -> Fut,
-    Fut: std::future::Future<Output = Result<Action, ReconcileError>> + Send + 'static,
+    Fut: std::future::Future<Output = Result<Action>> + Send + 'static,
 {
     let mut reconcile = reconcile;
     // kube-rs is inside its "reconciling object" span (which names the object and why it
@@ -389,7 +383,7 @@ where
 
 /// A Backup goes on when one of its PodVolumeBackups changes, and a new one when a
 /// repository becomes ready.
-fn backup_waits_for(c: Controller<Backup>, op: &Operator) -> Controller<Backup> {
+pub fn backup_waits_for(c: Controller<Backup>, op: &Operator) -> Controller<Backup> {
     let ns = op.ctx.namespace.clone();
     let pvbs = Api::<PodVolumeBackup>::namespaced(op.ctx.client.clone(), &ns);
     let repos = Api::<BackupRepository>::namespaced(op.ctx.client.clone(), &ns);

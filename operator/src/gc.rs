@@ -7,11 +7,12 @@
 use crate::backup::{storage_location, RESOURCES_REPOSITORY};
 use crate::context::{one_line, Context};
 use crate::repository;
-use crate::status::patch_status;
+use crate::{Error, Result};
 use arca_api::backup::{BACKUP_UID_LABEL, SYNCED_FROM_LABEL};
 use arca_api::location::AccessMode;
 use arca_api::{Backup, BackupRepository, PodVolumeBackup};
 use arca_format::id::Id;
+use arca_reconcile::status::patch_status;
 use kube::api::{DeleteParams, ListParams};
 use kube::{Api, ResourceExt};
 use serde_json::json;
@@ -53,11 +54,7 @@ pub enum Outcome {
 }
 
 /// Delete `backup` if it has expired at `now`.
-pub async fn reconcile(
-    backup: &Backup,
-    ctx: &Context,
-    now: jiff::Timestamp,
-) -> Result<Outcome, String> {
+pub async fn reconcile(backup: &Backup, ctx: &Context, now: jiff::Timestamp) -> Result<Outcome> {
     let Some(at) = expiry(backup) else {
         return Ok(Outcome::NotExpiring);
     };
@@ -81,7 +78,7 @@ pub async fn reconcile(
         patch_status(
             &api,
             &name,
-            json!({"failureReason": format!("deleting the expired backup: {e}")}),
+            &json!({"failureReason": format!("deleting the expired backup: {e}")}),
         )
         .await?;
         return Ok(Outcome::ExpiresIn(RETRY));
@@ -91,20 +88,27 @@ pub async fn reconcile(
 
 /// Forget snapshots `ids` in repository `repo`, with one session and one exclusive lock
 /// (already forgotten is fine; so is a repository that is gone).
-async fn forget(ctx: &Context, repo: &str, ids: &[String]) -> Result<(), String> {
+async fn forget(ctx: &Context, repo: &str, ids: &[String]) -> Result<()> {
     let repos: Api<BackupRepository> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
-    let Some(r) = repos.get_opt(repo).await.map_err(|e| e.to_string())? else {
+    let Some(r) = repos
+        .get_opt(repo)
+        .await
+        .map_err(Error::api(format!("reading BackupRepository {repo}")))?
+    else {
         return Ok(()); // the repository and its snapshots are gone already
     };
     let ids = ids
         .iter()
-        .map(|id| id.parse().map_err(|e| format!("snapshot ID {id}: {e}")))
-        .collect::<Result<Vec<Id>, String>>()?;
+        .map(|id| {
+            id.parse()
+                .map_err(|e| Error::Refused(format!("snapshot ID {id}: {e}")))
+        })
+        .collect::<Result<Vec<Id>>>()?;
     // Removing snapshot files needs no index.
     let opened = repository::open_unindexed(ctx, &r).await?;
     let lock = arca_engine::lock::LockGuard::acquire(&opened, true)
         .await
-        .map_err(|e| format!("{repo}: {}", one_line(&e)))?;
+        .map_err(Error::engine(repo))?;
     let result = arca_engine::forget::remove_snapshots(&opened, &ids).await;
     let _ = lock.release().await;
     for (id, r) in result {
@@ -112,24 +116,24 @@ async fn forget(ctx: &Context, repo: &str, ids: &[String]) -> Result<(), String>
             Ok(())
             | Err(arca_engine::Error::Storage(arca_storage::StorageError::NotFound { .. })) => {}
             Err(e) => {
-                return Err(format!(
+                return Err(Error::Refused(format!(
                     "{repo}: forgetting {}: {}",
                     id.short(),
                     one_line(&e)
-                ))
+                )))
             }
         }
     }
     Ok(())
 }
 
-async fn delete(backup: &Backup, ctx: &Context) -> Result<(), String> {
+async fn delete(backup: &Backup, ctx: &Context) -> Result<()> {
     let uid = backup.uid().unwrap_or_default();
     let pvbs: Api<PodVolumeBackup> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
     let list = pvbs
         .list(&ListParams::default().labels(&format!("{BACKUP_UID_LABEL}={uid}")))
         .await
-        .map_err(|e| format!("listing PodVolumeBackups: {e}"))?
+        .map_err(Error::api("listing PodVolumeBackups"))?
         .items;
     let mut by_repository: std::collections::BTreeMap<&str, Vec<String>> = Default::default();
     for p in &list {
@@ -160,7 +164,12 @@ async fn delete(backup: &Backup, ctx: &Context) -> Result<(), String> {
         match pvbs.delete(&p.name_any(), &DeleteParams::default()).await {
             Ok(_) => {}
             Err(kube::Error::Api(e)) if e.code == 404 => {}
-            Err(e) => return Err(format!("deleting PodVolumeBackup {}: {e}", p.name_any())),
+            Err(e) => {
+                return Err(Error::api(format!(
+                    "deleting PodVolumeBackup {}",
+                    p.name_any()
+                ))(e))
+            }
         }
     }
     let api: Api<Backup> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
@@ -170,6 +179,6 @@ async fn delete(backup: &Backup, ctx: &Context) -> Result<(), String> {
     {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
-        Err(e) => Err(format!("deleting Backup {}: {e}", backup.name_any())),
+        Err(e) => Err(Error::api(format!("deleting Backup {}", backup.name_any()))(e)),
     }
 }

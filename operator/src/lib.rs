@@ -7,6 +7,7 @@
 pub mod backup;
 pub mod context;
 pub mod controller;
+pub mod error;
 pub mod gc;
 pub mod location;
 pub mod maintenance;
@@ -18,6 +19,7 @@ pub mod restore;
 pub mod restore_plan;
 pub mod schedule;
 pub mod selection;
-pub mod status;
 pub mod store;
 pub mod sync;
+
+pub use error::{Error, Result};

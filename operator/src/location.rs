@@ -4,6 +4,7 @@
 
 use crate::context::Context;
 use crate::sync;
+use crate::{Error, Result};
 use arca_api::common::{now, secret_strings, set_condition};
 use arca_api::location::{
     LocationPhase, GENERATED_RECOVERY_KEY_ANNOTATION, RECOVERY_KEY_CONDITION,
@@ -11,10 +12,11 @@ use arca_api::location::{
 use arca_api::repository::STORAGE_LOCATION_LABEL;
 use arca_api::BackupStorageLocation;
 use arca_engine::recovery::RecoveryKey;
+use arca_reconcile::status::patch_status;
 use arca_storage::FileType;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::ByteString;
-use kube::api::{ObjectMeta, Patch, PatchParams, PostParams};
+use kube::api::{ObjectMeta, PostParams};
 use kube::{Api, ResourceExt};
 use serde_json::json;
 use std::time::Duration;
@@ -26,17 +28,17 @@ pub const DEFAULT_VALIDATION: Duration = Duration::from_secs(60);
 pub async fn storage_options(
     ctx: &Context,
     bsl: &BackupStorageLocation,
-) -> Result<arca_storage::options::Options, String> {
+) -> Result<arca_storage::options::Options> {
     let mut options =
         arca_storage::options::Options::parse(bsl.spec.options().iter().map(String::as_str))
-            .map_err(|e| e.to_string())?;
+            .map_err(Error::storage("options"))?;
     if let Some(cred) = &bsl.spec.credential {
         let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
         let secret = secrets
             .get_opt(&cred.name)
             .await
-            .map_err(|e| format!("cannot read Secret {}: {e}", cred.name))?
-            .ok_or_else(|| format!("credential Secret {} not found", cred.name))?;
+            .map_err(Error::api(format!("cannot read Secret {}", cred.name)))?
+            .ok_or_else(|| Error::Refused(format!("credential Secret {} not found", cred.name)))?;
         options.env = secret_strings(&secret);
     }
     Ok(options)
@@ -49,33 +51,36 @@ pub async fn storage_options(
 pub async fn recovery_key(
     ctx: &Context,
     bsl: &BackupStorageLocation,
-) -> Result<(RecoveryKey, bool), String> {
+) -> Result<(RecoveryKey, bool)> {
     let name = bsl.name_any();
     let key_ref = bsl.spec.recovery_key_ref(&name);
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
-    let read = |secret: &Secret| -> Result<(RecoveryKey, bool), String> {
+    let read = |secret: &Secret| -> Result<(RecoveryKey, bool)> {
         let generated = secret
             .annotations()
             .contains_key(GENERATED_RECOVERY_KEY_ANNOTATION);
         let text = secret_strings(secret).remove(&key_ref.key).ok_or_else(|| {
-            format!(
+            Error::Refused(format!(
                 "recovery key Secret {} has no key {}",
                 key_ref.name, key_ref.key
-            )
+            ))
         })?;
         let key = RecoveryKey::parse(&text)
-            .map_err(|e| format!("recovery key in Secret {}: {e}", key_ref.name))?;
+            .map_err(|e| Error::Refused(format!("recovery key in Secret {}: {e}", key_ref.name)))?;
         Ok((key, generated))
     };
     if let Some(secret) = secrets
         .get_opt(&key_ref.name)
         .await
-        .map_err(|e| format!("reading Secret {}: {e}", key_ref.name))?
+        .map_err(Error::api(format!("reading Secret {}", key_ref.name)))?
     {
         return read(&secret);
     }
     if bsl.spec.recovery_key.is_some() {
-        return Err(format!("recovery key Secret {} not found", key_ref.name));
+        return Err(Error::Refused(format!(
+            "recovery key Secret {} not found",
+            key_ref.name
+        )));
     }
     let key = RecoveryKey::generate();
     let secret = Secret {
@@ -111,9 +116,9 @@ pub async fn recovery_key(
             &secrets
                 .get(&key_ref.name)
                 .await
-                .map_err(|e| format!("reading Secret {}: {e}", key_ref.name))?,
+                .map_err(Error::api(format!("reading Secret {}", key_ref.name)))?,
         ),
-        Err(e) => Err(format!("creating Secret {}: {e}", key_ref.name)),
+        Err(e) => Err(Error::api(format!("creating Secret {}", key_ref.name))(e)),
     }
 }
 
@@ -131,20 +136,23 @@ pub fn generated_key_message(bsl: &BackupStorageLocation) -> String {
 /// Whether the location answers: list the keys of a repository path under its prefix (none
 /// need exist). Errors are the storage layer's one-line reasons (access denied, no such
 /// bucket, cannot reach).
-pub async fn probe(ctx: &Context, bsl: &BackupStorageLocation) -> Result<(), String> {
+pub async fn probe(ctx: &Context, bsl: &BackupStorageLocation) -> Result<()> {
     let options = storage_options(ctx, bsl).await?;
     let url = bsl.spec.repository_url("");
-    let backend = arca_storage::open_with(&url, &options).map_err(|e| e.to_string())?;
+    let backend = arca_storage::open_with(&url, &options).map_err(Error::storage(&url))?;
     match backend.list(FileType::Key).await {
         Ok(_) => Ok(()),
         Err(arca_storage::StorageError::NotFound { .. })
         | Err(arca_storage::StorageError::NoRepository(_)) => Ok(()),
-        Err(e) => Err(e.to_string()),
+        Err(e) => Err(Error::Storage {
+            context: url,
+            source: e,
+        }),
     }
 }
 
 /// What one check found, as recorded in the location's status.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct Checked {
     pub phase: LocationPhase,
     /// Why it is unavailable.
@@ -154,7 +162,7 @@ pub struct Checked {
     /// The recovery key is one the operator generated (it must be kept outside the cluster).
     pub generated_recovery_key: bool,
     /// What backup sync did, when it ran.
-    pub synced: Option<Result<sync::Synced, String>>,
+    pub synced: Option<Result<sync::Synced>>,
 }
 
 /// The location's condition on backup sync.
@@ -205,12 +213,12 @@ pub async fn nothing_due(ctx: &Context, bsl: &BackupStorageLocation) -> Option<D
 }
 
 /// Check one location (its store answers, its recovery key is there) and record the result.
-pub async fn reconcile(bsl: &BackupStorageLocation, ctx: &Context) -> Result<Checked, String> {
+pub async fn reconcile(bsl: &BackupStorageLocation, ctx: &Context) -> Result<Checked> {
     let name = bsl.name_any();
     let recovery = recovery_key(ctx, bsl).await;
     let problem = match (probe(ctx, bsl).await, &recovery) {
-        (Err(e), _) => Some(e),
-        (Ok(()), Err(e)) => Some(e.clone()),
+        (Err(e), _) => Some(e.to_string()),
+        (Ok(()), Err(e)) => Some(e.to_string()),
         (Ok(()), Ok(_)) => None,
     };
     let phase = match problem {
@@ -266,7 +274,7 @@ pub async fn reconcile(bsl: &BackupStorageLocation, ctx: &Context) -> Result<Che
                     SYNCED_CONDITION,
                     false,
                     "SyncFailed",
-                    e,
+                    &e.to_string(),
                     bsl.metadata.generation,
                     now(),
                 ),
@@ -275,10 +283,10 @@ pub async fn reconcile(bsl: &BackupStorageLocation, ctx: &Context) -> Result<Che
         }
     }
     let api: Api<BackupStorageLocation> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
-    api.patch_status(
+    patch_status(
+        &api,
         &name,
-        &PatchParams::default(),
-        &Patch::Merge(json!({"status": {
+        &json!({
             "phase": phase,
             "message": problem,
             "lastValidationTime": now(),
@@ -286,10 +294,9 @@ pub async fn reconcile(bsl: &BackupStorageLocation, ctx: &Context) -> Result<Che
             "lastSyncedTime": last_synced,
             "recoveryKeyFingerprint": fingerprint,
             "conditions": conditions,
-        }})),
+        }),
     )
-    .await
-    .map_err(|e| format!("cannot update BackupStorageLocation {name}: {e}"))?;
+    .await?;
     let again = check_period(bsl);
     Ok(Checked {
         phase,

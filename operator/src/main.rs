@@ -3,7 +3,6 @@
 
 use anyhow::Result;
 use clap::Parser;
-use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -21,7 +20,7 @@ struct Cli {
     #[arg(long, env = "ARCA_AGENT_IMAGE")]
     agent_image: Option<String>,
     /// Log lines as text, or as JSON objects for log aggregators (level with RUST_LOG)
-    #[arg(long, env = "ARCA_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    #[arg(long, env = "ARCA_LOG_FORMAT", default_value = "text", value_parser = arca_reconcile::logging::FORMATS)]
     log_format: String,
 }
 
@@ -36,22 +35,9 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<()> {
-    let filter = tracing_subscriber::EnvFilter::from_default_env();
-    if cli.log_format == "json" {
-        tracing_subscriber::fmt()
-            .json()
-            .with_env_filter(filter)
-            .init();
-    } else {
-        tracing_subscriber::fmt().with_env_filter(filter).init();
-    }
-    let metrics_address: Option<SocketAddr> = match cli.metrics_address.trim() {
-        "" => None,
-        a => Some(
-            a.parse()
-                .map_err(|e| anyhow::anyhow!("--metrics-address {a:?}: {e}"))?,
-        ),
-    };
+    arca_reconcile::logging::init(&cli.log_format);
+    let metrics_address = arca_reconcile::metrics::address(&cli.metrics_address)
+        .map_err(|e| anyhow::anyhow!("--metrics-address {:?}: {e}", cli.metrics_address))?;
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async {
         arca_storage::install_tls_provider();
@@ -63,14 +49,9 @@ fn run(cli: Cli) -> Result<()> {
         let metrics = Arc::new(arca_operator::metrics::Metrics::default());
         if let Some(addr) = metrics_address {
             let m = metrics.clone();
-            let listener = arca_operator::metrics::bind(addr)
+            arca_reconcile::metrics::spawn(addr, Arc::new(move || m.encode()))
                 .await
                 .map_err(|e| anyhow::anyhow!("cannot serve metrics on {addr}: {e}"))?;
-            tokio::spawn(async move {
-                if let Err(e) = arca_operator::metrics::serve(listener, m).await {
-                    tracing::error!("metrics server stopped: {e}");
-                }
-            });
         }
         let op = Arc::new(arca_operator::controller::Operator::new(ctx, metrics));
         arca_operator::controller::run(op).await;

@@ -4,11 +4,12 @@
 //! the data no snapshot uses any more (expired Backups leave such data behind). Each run is
 //! recorded in the repository's status, the last few kept.
 
-use crate::context::{one_line, Context};
+use crate::context::Context;
 use crate::repository;
-use crate::status::patch_status;
+use crate::{Error, Result};
 use arca_api::repository::{MaintenanceResult, MaintenanceRun, RepositoryPhase};
 use arca_api::BackupRepository;
+use arca_reconcile::status::patch_status;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::{Api, ResourceExt};
 use serde_json::json;
@@ -56,7 +57,7 @@ pub async fn reconcile(
     repo: &BackupRepository,
     ctx: &Context,
     now: jiff::Timestamp,
-) -> Result<Outcome, String> {
+) -> Result<Outcome> {
     if repo.status.as_ref().and_then(|s| s.phase) != Some(RepositoryPhase::Ready) {
         return Ok(Outcome::NotReady);
     }
@@ -70,7 +71,7 @@ pub async fn reconcile(
         Ok(m) => (MaintenanceResult::Succeeded, m),
         Err(e) => {
             tracing::warn!(repository = %name, "maintenance failed: {e}");
-            (MaintenanceResult::Failed, e)
+            (MaintenanceResult::Failed, e.to_string())
         }
     };
     let mut runs = repo
@@ -90,36 +91,36 @@ pub async fn reconcile(
     patch_status(
         &api,
         &name,
-        json!({"lastMaintenanceTime": Time(now), "recentMaintenance": runs}),
+        &json!({"lastMaintenanceTime": Time(now), "recentMaintenance": runs}),
     )
     .await?;
     Ok(Outcome::Ran(result))
 }
 
 /// Check, then prune: returns the one-line summary of what was done.
-async fn run(repo: &BackupRepository, ctx: &Context) -> Result<String, String> {
+async fn run(repo: &BackupRepository, ctx: &Context) -> Result<String> {
     let url = &repo.spec.repository_url;
     // check loads the index (and hands it to the repository for prune): not twice.
     let mut opened = repository::open_unindexed(ctx, repo).await?;
     let lock = arca_engine::lock::LockGuard::acquire(&opened, true)
         .await
-        .map_err(|e| format!("{url}: {}", one_line(&e)))?;
+        .map_err(Error::engine(url))?;
     let none = arca_engine::progress::NoProgress;
     let result = async {
         let report =
             arca_engine::check::check(&mut opened, arca_engine::check::ReadData::None, &none)
                 .await
-                .map_err(|e| format!("check: {}", one_line(&e)))?;
+                .map_err(Error::engine(format!("{url}: check")))?;
         if let Some(e) = report.errors.first() {
             // Never prune a damaged repository: that could delete what a repair needs.
-            return Err(format!(
-                "check found {} error(s), not pruning: {e}",
+            return Err(Error::Refused(format!(
+                "{url}: check found {} error(s), not pruning: {e}",
                 report.errors.len()
-            ));
+            )));
         }
         let p = arca_engine::prune::prune(Arc::new(opened), &Default::default(), &none)
             .await
-            .map_err(|e| format!("prune: {}", one_line(&e)))?;
+            .map_err(Error::engine(format!("{url}: prune")))?;
         Ok(format!(
             "checked {} snapshot(s), {} tree(s); deleted {} pack(s), repacked {}, freed {} bytes",
             report.snapshots,
@@ -131,5 +132,5 @@ async fn run(repo: &BackupRepository, ctx: &Context) -> Result<String, String> {
     }
     .await;
     let _ = lock.release().await;
-    result.map_err(|e| format!("{url}: {e}"))
+    result
 }

@@ -25,6 +25,8 @@ pub struct Metrics {
     restores: Family<Labels, Counter>,
     restore_seconds: Family<Labels, Histogram>,
     maintenance: Family<Labels, Counter>,
+    /// Failed reconciles by controller and kind (the error policy counts them).
+    pub failures: arca_reconcile::policy::Failures,
 }
 
 fn durations() -> Family<Labels, Histogram> {
@@ -53,8 +55,10 @@ impl Default for Metrics {
             restores: Family::default(),
             restore_seconds: durations(),
             maintenance: Family::default(),
+            failures: Default::default(),
             registry: Registry::with_prefix("arca"),
         };
+        m.failures.register(&mut m.registry);
         m.registry
             .register("backup", "Backups finished, by outcome", m.backups.clone());
         m.registry.register(
@@ -153,42 +157,6 @@ impl Metrics {
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
-    }
-}
-
-/// The metrics listener (bound first, so a taken port is a start-up error).
-pub async fn bind(address: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
-    tokio::net::TcpListener::bind(address).await
-}
-
-/// Serve `/metrics` until the process ends. A hand-sized HTTP/1.1 responder: Prometheus
-/// sends one GET and reads one response per scrape.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    metrics: std::sync::Arc<Metrics>,
-) -> std::io::Result<()> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    loop {
-        let (mut conn, _) = listener.accept().await?;
-        let metrics = metrics.clone();
-        tokio::spawn(async move {
-            let mut buf = [0u8; 4096];
-            let n = match conn.read(&mut buf).await {
-                Ok(n) => n,
-                Err(_) => return,
-            };
-            let request = String::from_utf8_lossy(&buf[..n]);
-            let (status, body) = if request.starts_with("GET /metrics") {
-                ("200 OK", metrics.encode())
-            } else {
-                ("404 Not Found", "not found: try /metrics\n".to_string())
-            };
-            let response = format!(
-                "HTTP/1.1 {status}\r\nContent-Type: application/openmetrics-text; version=1.0.0; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = conn.write_all(response.as_bytes()).await;
-        });
     }
 }
 

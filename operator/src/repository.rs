@@ -6,12 +6,14 @@
 
 use crate::context::{one_line, Context};
 use crate::location;
+use crate::{Error, Result};
 use arca_api::common::{secret_strings, SecretKeyRef};
 use arca_api::location::AccessMode;
 use arca_api::repository::{
     RepositoryPhase, ROTATE_KEY_ANNOTATION, STORAGE_LOCATION_LABEL, VOLUME_NAMESPACE_LABEL,
 };
 use arca_api::{BackupRepository, BackupRepositorySpec, BackupStorageLocation};
+use arca_reconcile::status::patch_status;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::ByteString;
 use kube::api::{ObjectMeta, Patch, PatchParams, PostParams};
@@ -37,14 +39,14 @@ pub async fn ensure(
     ctx: &Context,
     namespace: &str,
     bsl: &BackupStorageLocation,
-) -> Result<BackupRepository, String> {
+) -> Result<BackupRepository> {
     let api: Api<BackupRepository> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
     let location = bsl.name_any();
     let name = name_for(namespace, &location);
     if let Some(r) = api
         .get_opt(&name)
         .await
-        .map_err(|e| format!("reading BackupRepository {name}: {e}"))?
+        .map_err(Error::api(format!("reading BackupRepository {name}")))?
     {
         check_owner(&r, namespace, &location)?;
         return follow_location(&api, r, &bsl.spec.repository_url(namespace)).await;
@@ -78,27 +80,27 @@ pub async fn ensure(
             let r = api
                 .get(&name)
                 .await
-                .map_err(|e| format!("reading BackupRepository {name}: {e}"))?;
+                .map_err(Error::api(format!("reading BackupRepository {name}")))?;
             check_owner(&r, namespace, &repo.spec.backup_storage_location)?;
             Ok(r)
         }
-        Err(e) => Err(format!("creating BackupRepository {name}: {e}")),
+        Err(e) => Err(Error::api(format!("creating BackupRepository {name}"))(e)),
     }
 }
 
 /// The name is unique per pair, but the object is checked all the same: a repository (and
 /// its key) is only ever handed out for the namespace and location it is for.
-fn check_owner(r: &BackupRepository, namespace: &str, location: &str) -> Result<(), String> {
+fn check_owner(r: &BackupRepository, namespace: &str, location: &str) -> Result<()> {
     if r.spec.volume_namespace == namespace && r.spec.backup_storage_location == location {
         return Ok(());
     }
-    Err(format!(
+    Err(Error::Refused(format!(
         "BackupRepository {} is for namespace {:?} in location {:?}, not for namespace \
          {namespace:?} in location {location:?}; not using it",
         r.name_any(),
         r.spec.volume_namespace,
         r.spec.backup_storage_location
-    ))
+    )))
 }
 
 /// A repository whose location now points elsewhere (another bucket, prefix or endpoint)
@@ -107,7 +109,7 @@ async fn follow_location(
     api: &Api<BackupRepository>,
     repo: BackupRepository,
     url: &str,
-) -> Result<BackupRepository, String> {
+) -> Result<BackupRepository> {
     if repo.spec.repository_url == url {
         return Ok(repo);
     }
@@ -119,7 +121,7 @@ async fn follow_location(
         &Patch::Merge(json!({"spec": {"repositoryUrl": url}})),
     )
     .await
-    .map_err(|e| format!("updating BackupRepository {name}: {e}"))?;
+    .map_err(Error::api(format!("updating BackupRepository {name}")))?;
     api.patch_status(
         &name,
         &PatchParams::default(),
@@ -130,7 +132,7 @@ async fn follow_location(
         }})),
     )
     .await
-    .map_err(|e| format!("updating BackupRepository {name}: {e}"))
+    .map_err(Error::api(format!("updating BackupRepository {name}")))
 }
 
 /// The repository's password, generating it (and its Secret) on first use: `fixed` if given,
@@ -139,7 +141,7 @@ async fn password(
     ctx: &Context,
     repo: &BackupRepository,
     fixed: Option<&str>,
-) -> Result<(SecretKeyRef, String), String> {
+) -> Result<(SecretKeyRef, String)> {
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
     let key = repo
         .spec
@@ -152,15 +154,15 @@ async fn password(
     let existing = secrets
         .get_opt(&key.name)
         .await
-        .map_err(|e| format!("reading Secret {}: {e}", key.name))?;
+        .map_err(Error::api(format!("reading Secret {}", key.name)))?;
     if let Some(s) = existing {
         return secret_strings(&s)
             .remove(&key.key)
             .map(|p| (key.clone(), p))
-            .ok_or_else(|| format!("Secret {} has no key {}", key.name, key.key));
+            .ok_or_else(|| Error::Refused(format!("Secret {} has no key {}", key.name, key.key)));
     }
     if repo.spec.key_secret.is_some() {
-        return Err(format!("key Secret {} not found", key.name));
+        return Err(Error::Refused(format!("key Secret {} not found", key.name)));
     }
     let pw = fixed.map(str::to_owned).unwrap_or_else(random_password);
     let secret = Secret {
@@ -183,33 +185,27 @@ async fn password(
     secrets
         .create(&PostParams::default(), &secret)
         .await
-        .map_err(|e| format!("creating Secret {}: {e}", key.name))?;
+        .map_err(Error::api(format!("creating Secret {}", key.name)))?;
     Ok((key, pw))
 }
 
 /// The storage location a repository lives in.
-async fn location_of(
-    ctx: &Context,
-    repo: &BackupRepository,
-) -> Result<BackupStorageLocation, String> {
+async fn location_of(ctx: &Context, repo: &BackupRepository) -> Result<BackupStorageLocation> {
     let locations: Api<BackupStorageLocation> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
     let name = &repo.spec.backup_storage_location;
     locations
         .get_opt(name)
         .await
-        .map_err(|e| format!("reading BackupStorageLocation {name}: {e}"))?
-        .ok_or_else(|| format!("BackupStorageLocation {name} not found"))
+        .map_err(Error::api(format!("reading BackupStorageLocation {name}")))?
+        .ok_or_else(|| Error::Refused(format!("BackupStorageLocation {name} not found")))
 }
 
 /// The storage backend of `repo`: its URL with its location's options and credentials.
-async fn backend_of(
-    ctx: &Context,
-    repo: &BackupRepository,
-) -> Result<arca_storage::DynBackend, String> {
+async fn backend_of(ctx: &Context, repo: &BackupRepository) -> Result<arca_storage::DynBackend> {
     let bsl = location_of(ctx, repo).await?;
     let options = location::storage_options(ctx, &bsl).await?;
     let url = &repo.spec.repository_url;
-    arca_storage::open_with(url, &options).map_err(|e| format!("{url}: {e}"))
+    arca_storage::open_with(url, &options).map_err(Error::storage(url))
 }
 
 /// Open `backend` (the store of `repo`) with password `pw`.
@@ -217,10 +213,10 @@ async fn open_backend(
     backend: &arca_storage::DynBackend,
     repo: &BackupRepository,
     pw: &str,
-) -> Result<arca_engine::Repository, String> {
+) -> Result<arca_engine::Repository> {
     arca_engine::Repository::open(backend.clone(), pw)
         .await
-        .map_err(|e| format!("{}: {}", repo.spec.repository_url, one_line(&e)))
+        .map_err(Error::engine(&repo.spec.repository_url))
 }
 
 /// Open a Ready repository with its key and location credentials, index not loaded (enough
@@ -228,26 +224,20 @@ async fn open_backend(
 pub async fn open_unindexed(
     ctx: &Context,
     repo: &BackupRepository,
-) -> Result<arca_engine::Repository, String> {
+) -> Result<arca_engine::Repository> {
     let (_, pw) = password(ctx, repo, None).await?;
     open_backend(&backend_of(ctx, repo).await?, repo, &pw).await
 }
 
 /// Open a Ready repository with its key and location credentials, index loaded.
-pub async fn open(
-    ctx: &Context,
-    repo: &BackupRepository,
-) -> Result<arca_engine::Repository, String> {
+pub async fn open(ctx: &Context, repo: &BackupRepository) -> Result<arca_engine::Repository> {
     let mut r = open_unindexed(ctx, repo).await?;
     r.load_index(&arca_engine::progress::NoProgress)
         .await
-        .map_err(|e| {
-            format!(
-                "{}: loading the index: {}",
-                repo.spec.repository_url,
-                one_line(&e)
-            )
-        })?;
+        .map_err(Error::engine(format!(
+            "{}: loading the index",
+            repo.spec.repository_url
+        )))?;
     Ok(r)
 }
 
@@ -258,23 +248,24 @@ const PENDING_KEY: &str = "pending-repository-password";
 /// added to the repository as a key, then the old key removed, then made the Secret's
 /// password. Each step can be interrupted: the next call finishes the job, and no moment
 /// leaves the repository without a key whose password the Secret holds.
-pub async fn rotate_key(repo: &BackupRepository, ctx: &Context) -> Result<(), String> {
-    let key = repo
-        .spec
-        .key_secret
-        .clone()
-        .ok_or_else(|| format!("BackupRepository {} has no key Secret yet", repo.name_any()))?;
+pub async fn rotate_key(repo: &BackupRepository, ctx: &Context) -> Result<()> {
+    let key = repo.spec.key_secret.clone().ok_or_else(|| {
+        Error::Refused(format!(
+            "BackupRepository {} has no key Secret yet",
+            repo.name_any()
+        ))
+    })?;
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
     let stored = secret_strings(
         &secrets
             .get(&key.name)
             .await
-            .map_err(|e| format!("reading Secret {}: {e}", key.name))?,
+            .map_err(Error::api(format!("reading Secret {}", key.name)))?,
     );
     let current = stored
         .get(&key.key)
         .cloned()
-        .ok_or_else(|| format!("Secret {} has no key {}", key.name, key.key))?;
+        .ok_or_else(|| Error::Refused(format!("Secret {} has no key {}", key.name, key.key)))?;
     let backend = backend_of(ctx, repo).await?;
     let set = |pairs: Vec<(&str, Option<String>)>| {
         let data: serde_json::Map<String, serde_json::Value> = pairs
@@ -297,7 +288,7 @@ pub async fn rotate_key(repo: &BackupRepository, ctx: &Context) -> Result<(), St
                 )
                 .await
                 .map(drop)
-                .map_err(|e| format!("updating Secret {name}: {e}"))
+                .map_err(Error::api(format!("updating Secret {name}")))
         }
     };
     let new = match stored.get(PENDING_KEY) {
@@ -317,20 +308,22 @@ pub async fn rotate_key(repo: &BackupRepository, ctx: &Context) -> Result<(), St
                 Err(_) => {
                     arca_engine::keys::add_key(&old, &new, ctx.kdf)
                         .await
-                        .map_err(|e| format!("adding the new key: {}", one_line(&e)))?;
+                        .map_err(Error::engine("adding the new key"))?;
                     open_backend(&backend, repo, &new).await?
                 }
             };
             if with_new.key_id() != old.key_id() {
                 arca_engine::keys::remove_key(&with_new, &old.key_id())
                     .await
-                    .map_err(|e| format!("removing the old key: {}", one_line(&e)))?;
+                    .map_err(Error::engine("removing the old key"))?;
             }
         }
         // Interrupted after the old key went: the pending password must open it.
         Err(e) => {
             open_backend(&backend, repo, &new).await.map_err(|_| {
-                format!("neither the current nor the pending password opens it: {e}")
+                Error::Refused(format!(
+                    "neither the current nor the pending password opens it: {e}"
+                ))
             })?;
         }
     }
@@ -343,7 +336,7 @@ pub async fn rotate_key(repo: &BackupRepository, ctx: &Context) -> Result<(), St
             &Patch::Merge(json!({"metadata": {"annotations": {ROTATE_KEY_ANNOTATION: null}}})),
         )
         .await
-        .map_err(|e| format!("clearing the rotation request: {e}"))?;
+        .map_err(Error::api("clearing the rotation request"))?;
     Ok(())
 }
 
@@ -355,7 +348,7 @@ fn base64_of(s: &str) -> String {
 /// Make the repository Ready: its key exists, and the repository opens with it (created if
 /// the store has none yet). Returns the phase recorded: New when the store failed for a while
 /// (try again soon).
-pub async fn reconcile(repo: &BackupRepository, ctx: &Context) -> Result<RepositoryPhase, String> {
+pub async fn reconcile(repo: &BackupRepository, ctx: &Context) -> Result<RepositoryPhase> {
     Ok(match make_ready_and_record(repo, ctx).await? {
         Ok(()) => RepositoryPhase::Ready,
         Err(e) if e.transient => RepositoryPhase::New,
@@ -407,7 +400,7 @@ struct Made {
 async fn make_ready_and_record(
     repo: &BackupRepository,
     ctx: &Context,
-) -> Result<Result<(), Unready>, String> {
+) -> Result<Result<(), Unready>> {
     let name = repo.name_any();
     let api: Api<BackupRepository> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
     let result = make_ready(repo, ctx, &api).await;
@@ -425,13 +418,7 @@ async fn make_ready_and_record(
         }),
         Err(e) => json!({"phase": RepositoryPhase::NotReady, "message": e.message}),
     };
-    api.patch_status(
-        &name,
-        &PatchParams::default(),
-        &Patch::Merge(json!({ "status": status })),
-    )
-    .await
-    .map_err(|e| format!("cannot update BackupRepository {name}: {e}"))?;
+    patch_status(&api, &name, &status).await?;
     if let Err(e) = &result {
         tracing::warn!(repository = %name, transient = e.transient, "not ready: {}", e.message);
     }
@@ -446,11 +433,19 @@ pub struct Unready {
     pub transient: bool,
 }
 
-impl From<String> for Unready {
-    fn from(message: String) -> Unready {
+impl From<Error> for Unready {
+    fn from(e: Error) -> Unready {
+        let transient = match &e {
+            Error::Engine {
+                source: arca_engine::Error::Storage(s),
+                ..
+            }
+            | Error::Storage { source: s, .. } => s.is_transient(),
+            _ => false,
+        };
         Unready {
-            message,
-            transient: false,
+            message: e.to_string(),
+            transient,
         }
     }
 }
@@ -494,7 +489,7 @@ async fn make_ready(
     let read_only = bsl.spec.access_mode == AccessMode::ReadOnly;
     let options = location::storage_options(ctx, &bsl).await?;
     let url = &repo.spec.repository_url;
-    let backend = arca_storage::open_with(url, &options).map_err(|e| format!("{url}: {e}"))?;
+    let backend = arca_storage::open_with(url, &options).map_err(Error::storage(url))?;
     let (recovery, _) = location::recovery_key(ctx, &bsl).await?;
     let path = recovery_path(&bsl, repo);
     let recovery_pw = recovery.repository_password(&path);
@@ -507,7 +502,7 @@ async fn make_ready(
             &Patch::Merge(json!({"spec": {"keySecret": key}})),
         )
         .await
-        .map_err(|e| format!("recording the key Secret: {e}"))?;
+        .map_err(Error::api("recording the key Secret"))?;
     }
     let made = |message: Option<String>| Made {
         message,
@@ -557,10 +552,10 @@ async fn make_ready(
                         "{url} opened with the location's recovery key; this cluster's key added"
                     ))))
                 }
-                Err(arca_engine::Error::WrongPassword) => Err(format!(
+                Err(arca_engine::Error::WrongPassword) => Err(Error::Refused(format!(
                     "repository {url} exists in the bucket and this cluster has no key that \
                      opens it: give the location the recovery key it was created with"
-                )
+                ))
                 .into()),
                 Err(e) => Err(unready(&e, url.to_string())),
             }
@@ -569,10 +564,10 @@ async fn make_ready(
         | Err(arca_engine::Error::Storage(arca_storage::StorageError::NoRepository(_)))
             if read_only =>
         {
-            Err(
-                format!("no repository at {url}, and a ReadOnly location is never initialised")
-                    .into(),
-            )
+            Err(Error::Refused(format!(
+                "no repository at {url}, and a ReadOnly location is never initialised"
+            ))
+            .into())
         }
         Err(arca_engine::Error::NoKeys(_))
         | Err(arca_engine::Error::Storage(arca_storage::StorageError::NoRepository(_))) => {
@@ -608,7 +603,7 @@ pub fn recovery_path(bsl: &BackupStorageLocation, repo: &BackupRepository) -> St
 }
 
 /// Replace the password a repository's Secret holds.
-async fn set_password(ctx: &Context, key: &SecretKeyRef, pw: &str) -> Result<(), String> {
+async fn set_password(ctx: &Context, key: &SecretKeyRef, pw: &str) -> Result<()> {
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
     secrets
         .patch(
@@ -618,5 +613,5 @@ async fn set_password(ctx: &Context, key: &SecretKeyRef, pw: &str) -> Result<(),
         )
         .await
         .map(drop)
-        .map_err(|e| format!("updating Secret {}: {e}", key.name))
+        .map_err(Error::api(format!("updating Secret {}", key.name)))
 }

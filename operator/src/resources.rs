@@ -2,6 +2,7 @@
 //! discovery), listed and filtered by the Backup's scope and label selector.
 
 use crate::selection::{namespace_in_scope, resource_in_scope};
+use crate::{Error, Result};
 use arca_api::common::ResourceScope;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::api::{ApiResource, DynamicObject, ListParams};
@@ -37,11 +38,11 @@ fn never_stored(r: &ApiResource) -> bool {
 }
 
 /// Every listable kind the API server serves, in its preferred version.
-pub async fn discover(client: &kube::Client) -> Result<Vec<Kind>, String> {
+pub async fn discover(client: &kube::Client) -> Result<Vec<Kind>> {
     let d = Discovery::new(client.clone())
         .run()
         .await
-        .map_err(|e| format!("API discovery: {e}"))?;
+        .map_err(Error::api("API discovery"))?;
     let mut out = Vec::new();
     for group in d.groups() {
         for (ar, caps) in group.recommended_resources() {
@@ -88,7 +89,7 @@ pub async fn collect(
     client: &kube::Client,
     kinds: &[Kind],
     scope: &ResourceScope,
-) -> Result<Vec<Value>, String> {
+) -> Result<Vec<Value>> {
     let labels = scope
         .label_selector
         .as_ref()
@@ -112,7 +113,7 @@ pub async fn collect(
         let list = api
             .list(&params)
             .await
-            .map_err(|e| format!("listing {}: {e}", r.plural))?;
+            .map_err(Error::api(format!("listing {}", r.plural)))?;
         for mut obj in list.items {
             let ns = if is_namespace {
                 Some(obj.name_any())
@@ -128,7 +129,7 @@ pub async fn collect(
                 api_version: r.api_version.clone(),
                 kind: r.kind.clone(),
             });
-            out.push(serde_json::to_value(&obj).map_err(|e| e.to_string())?);
+            out.push(serde_json::to_value(&obj).map_err(Error::json(format!("a {}", r.kind)))?);
         }
     }
     Ok(out)

@@ -7,11 +7,12 @@ use crate::backup::{storage_location, RESOURCES_REPOSITORY};
 use crate::context::Context;
 use crate::naming::volume_operation_name;
 use crate::resources::Kind;
-use crate::status::patch_status;
 use crate::{repository, restore_plan, selection};
+use crate::{Error, Result};
 use arca_api::common::{now, OperationPhase, PodReference};
 use arca_api::restore::{RESTORE_NAME_LABEL, RESTORE_UID_LABEL};
 use arca_api::{Backup, PodVolumeRestore, PodVolumeRestoreSpec, Restore};
+use arca_reconcile::status::patch_status;
 use kube::api::{DynamicObject, ListParams, ObjectMeta, PostParams};
 use kube::{Api, ResourceExt};
 use serde_json::{json, Value};
@@ -25,21 +26,18 @@ pub enum Outcome {
     Finished(OperationPhase),
 }
 
-async fn fail(api: &Api<Restore>, name: &str, reason: String) -> Result<Outcome, String> {
-    patch_status(api, name, json!({"phase": OperationPhase::Failed, "failureReason": reason, "completionTimestamp": now()})).await?;
+async fn fail(api: &Api<Restore>, name: &str, reason: impl std::fmt::Display) -> Result<Outcome> {
+    let reason = reason.to_string();
+    patch_status(api, name, &json!({"phase": OperationPhase::Failed, "failureReason": reason, "completionTimestamp": now()})).await?;
     Ok(Outcome::Finished(OperationPhase::Failed))
 }
 
-pub async fn reconcile(
-    restore: &Restore,
-    ctx: &Context,
-    kinds: &[Kind],
-) -> Result<Outcome, String> {
+pub async fn reconcile(restore: &Restore, ctx: &Context, kinds: &[Kind]) -> Result<Outcome> {
     let name = restore.name_any();
     let api: Api<Restore> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
     // The controller's cache may not hold our own last status update yet (a requeue can come
     // before the watch event): decide on a fresh read, or a started Restore starts again.
-    let Some(restore) = crate::context::fresh(&api, &name, restore.uid()).await? else {
+    let Some(restore) = arca_reconcile::fresh(&api, &name, restore.uid()).await? else {
         return Ok(Outcome::Ignored);
     };
     let status = restore.status.clone().unwrap_or_default();
@@ -54,24 +52,26 @@ pub async fn reconcile(
 }
 
 /// The manifests stored by `backup`.
-async fn manifests(ctx: &Context, backup: &Backup) -> Result<Vec<Value>, String> {
+async fn manifests(ctx: &Context, backup: &Backup) -> Result<Vec<Value>> {
     let id = backup
         .status
         .as_ref()
         .and_then(|s| s.resources_snapshot_id.clone())
-        .ok_or_else(|| format!("Backup {} stored no resources", backup.name_any()))?;
+        .ok_or_else(|| {
+            Error::Refused(format!("Backup {} stored no resources", backup.name_any()))
+        })?;
     let bsl = storage_location(ctx, backup.spec.storage_location.as_deref()).await?;
     let repo_name = repository::name_for(RESOURCES_REPOSITORY, &bsl.name_any());
     let repo = Api::<arca_api::BackupRepository>::namespaced(ctx.client.clone(), &ctx.namespace)
         .get_opt(&repo_name)
         .await
-        .map_err(|e| e.to_string())?
-        .ok_or_else(|| format!("the resource repository {repo_name} is missing"))?;
+        .map_err(Error::api(format!("reading BackupRepository {repo_name}")))?
+        .ok_or_else(|| Error::Refused(format!("the resource repository {repo_name} is missing")))?;
     let opened = repository::open(ctx, &repo).await?;
     let sn = arca_engine::snapshots::find(&opened, &id, &Default::default())
         .await
-        .map_err(|e| format!("resources snapshot {id}: {e}"))?;
-    let dir = tempfile::tempdir().map_err(|e| format!("temporary directory: {e}"))?;
+        .map_err(Error::engine(format!("resources snapshot {id}")))?;
+    let dir = tempfile::tempdir().map_err(Error::io("temporary directory"))?;
     let report = arca_engine::restore::restore(
         std::sync::Arc::new(opened),
         sn.tree,
@@ -79,29 +79,33 @@ async fn manifests(ctx: &Context, backup: &Backup) -> Result<Vec<Value>, String>
         &arca_engine::progress::NoProgress,
     )
     .await
-    .map_err(|e| format!("reading the resources snapshot: {e}"))?;
+    .map_err(Error::engine("reading the resources snapshot"))?;
     if let Some(e) = report.errors.first() {
-        return Err(format!("reading the resources snapshot: {e}"));
+        return Err(Error::Refused(format!(
+            "reading the resources snapshot: {e}"
+        )));
     }
     // Only the manifests: the Backup's own record lies beside them (`<backup>/arca/`).
     let mut out = Vec::new();
     let resources = dir.path().join(backup.name_any()).join("resources");
     if !resources.is_dir() {
-        return Err(format!(
+        return Err(Error::Refused(format!(
             "resources snapshot {id} has no {}/resources",
             backup.name_any()
-        ));
+        )));
     }
     let mut stack = vec![resources];
     while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).map_err(|e| e.to_string())? {
-            let p = e.map_err(|e| e.to_string())?.path();
+        let read_dir = Error::io(d.display().to_string());
+        for e in std::fs::read_dir(&d).map_err(read_dir)? {
+            let p = e.map_err(Error::io(d.display().to_string()))?.path();
             if p.is_dir() {
                 stack.push(p);
             } else if p.extension().is_some_and(|x| x == "json") {
-                let v: Value =
-                    serde_json::from_slice(&std::fs::read(&p).map_err(|e| e.to_string())?)
-                        .map_err(|e| format!("{}: {e}", p.display()))?;
+                let v: Value = serde_json::from_slice(
+                    &std::fs::read(&p).map_err(Error::io(p.display().to_string()))?,
+                )
+                .map_err(Error::json(p.display().to_string()))?;
                 out.push(v);
             }
         }
@@ -138,23 +142,23 @@ async fn start(
     api: &Api<Restore>,
     name: &str,
     kinds: &[Kind],
-) -> Result<Outcome, String> {
+) -> Result<Outcome> {
     let spec = &restore.spec;
     let backups: Api<Backup> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
     let backup = backups
         .get_opt(&spec.backup_name)
         .await
-        .map_err(|e| format!("reading Backup {}: {e}", spec.backup_name))?
-        .ok_or_else(|| format!("Backup {} not found", spec.backup_name))?;
+        .map_err(Error::api(format!("reading Backup {}", spec.backup_name)))?
+        .ok_or_else(|| Error::Refused(format!("Backup {} not found", spec.backup_name)))?;
     let bphase = backup.status.as_ref().map(|s| s.phase).unwrap_or_default();
     if !matches!(
         bphase,
         OperationPhase::Completed | OperationPhase::PartiallyFailed
     ) {
-        return Err(format!(
+        return Err(Error::Refused(format!(
             "Backup {} is {bphase:?}, not restorable",
             spec.backup_name
-        ));
+        )));
     }
     let bsl = storage_location(ctx, backup.spec.storage_location.as_deref()).await?;
     let mut objects = manifests(ctx, &backup).await?;
@@ -191,9 +195,9 @@ async fn start(
                 return Ok(Outcome::Waiting(crate::backup::REPOSITORY_WAIT))
             }
             repository::Readiness::NotReady(why) => {
-                return Err(format!(
+                return Err(Error::Refused(format!(
                     "the repository of namespace {source} is not ready: {why}"
-                ))
+                )))
             }
         }
     }
@@ -223,7 +227,7 @@ async fn start(
             continue;
         };
         let dynamic: DynamicObject =
-            serde_json::from_value(obj.clone()).map_err(|e| e.to_string())?;
+            serde_json::from_value(obj.clone()).map_err(Error::json("an object to restore"))?;
         let api_obj: Api<DynamicObject> = match dynamic.namespace() {
             Some(ns) => Api::namespaced_with(ctx.client.clone(), &ns, &kind.resource),
             None => Api::all_with(ctx.client.clone(), &kind.resource),
@@ -302,7 +306,7 @@ async fn start(
                 Api::<PodVolumeRestore>::namespaced(ctx.client.clone(), &ctx.namespace)
                     .create(&PostParams::default(), &pvr)
                     .await
-                    .map_err(|e| format!("creating PodVolumeRestore: {e}"))?;
+                    .map_err(Error::api("creating PodVolumeRestore"))?;
                 volumes += 1;
             }
         }
@@ -311,7 +315,7 @@ async fn start(
     patch_status(
         api,
         name,
-        json!({
+        &json!({
             "phase": OperationPhase::InProgress,
             "startTimestamp": now(),
             "progress": {"totalItems": items, "itemsRestored": items, "totalVolumes": volumes, "volumesRestored": 0},
@@ -338,13 +342,13 @@ async fn finish(
     ctx: &Context,
     api: &Api<Restore>,
     name: &str,
-) -> Result<Outcome, String> {
+) -> Result<Outcome> {
     let status = restore.status.clone().unwrap_or_default();
     let uid = restore.uid().unwrap_or_default();
     let pvrs = Api::<PodVolumeRestore>::namespaced(ctx.client.clone(), &ctx.namespace)
         .list(&ListParams::default().labels(&format!("{RESTORE_UID_LABEL}={uid}")))
         .await
-        .map_err(|e| format!("listing PodVolumeRestores: {e}"))?
+        .map_err(Error::api("listing PodVolumeRestores"))?
         .items;
     let timeout = restore
         .spec
@@ -366,7 +370,7 @@ async fn finish(
         .count();
     let running = pvrs.iter().filter(|p| !phase_of(p).is_final()).count();
     if running > 0 && !timed_out {
-        let _ = patch_status(api, name, json!({"progress": {"volumesRestored": done}})).await;
+        let _ = patch_status(api, name, &json!({"progress": {"volumesRestored": done}})).await;
         return Ok(Outcome::Waiting(crate::backup::VOLUMES_WAIT));
     }
     let mut messages = status.messages.clone();
@@ -392,7 +396,7 @@ async fn finish(
     } else {
         OperationPhase::Completed
     };
-    patch_status(api, name, json!({"phase": phase, "completionTimestamp": now(), "errors": errors, "messages": messages, "progress": {"volumesRestored": done}})).await?;
+    patch_status(api, name, &json!({"phase": phase, "completionTimestamp": now(), "errors": errors, "messages": messages, "progress": {"volumesRestored": done}})).await?;
     Ok(Outcome::Finished(phase))
 }
 

@@ -3,9 +3,10 @@
 //! missed run (as Velero does).
 
 use crate::context::Context;
-use crate::status::patch_status;
+use crate::{Error, Result};
 use arca_api::backup::{SchedulePhase, SCHEDULE_NAME_LABEL};
 use arca_api::{Backup, Schedule};
+use arca_reconcile::status::patch_status;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{OwnerReference, Time};
 use kube::api::{ObjectMeta, PostParams};
 use kube::{Api, Resource, ResourceExt};
@@ -20,7 +21,7 @@ const IDLE_RECHECK: Duration = Duration::from_secs(300);
 pub struct CronSchedule(croner::Cron);
 
 impl CronSchedule {
-    pub fn parse(expr: &str) -> Result<CronSchedule, String> {
+    pub fn parse(expr: &str) -> Result<CronSchedule> {
         let expr = expr.trim();
         let expanded = match expr {
             "@yearly" | "@annually" => "0 0 1 1 *",
@@ -31,14 +32,14 @@ impl CronSchedule {
             e => e,
         };
         if expanded.split_whitespace().count() != 5 {
-            return Err(format!(
+            return Err(Error::Refused(format!(
                 "invalid schedule {expr:?}: expected five fields (minute hour day-of-month month \
                  day-of-week) or @hourly, @daily, @weekly, @monthly, @yearly"
-            ));
+            )));
         }
         croner::Cron::from_str(expanded)
             .map(CronSchedule)
-            .map_err(|e| format!("invalid schedule {expr:?}: {e}"))
+            .map_err(|e| Error::Refused(format!("invalid schedule {expr:?}: {e}")))
     }
 
     /// The first run strictly after `t`.
@@ -60,13 +61,13 @@ pub async fn reconcile(
     schedule: &Schedule,
     ctx: &Context,
     now: jiff::Timestamp,
-) -> Result<Duration, String> {
+) -> Result<Duration> {
     let name = schedule.name_any();
     let api: Api<Schedule> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
     let status = schedule.status.clone().unwrap_or_default();
     let mut problems = Vec::new();
     let cron = CronSchedule::parse(&schedule.spec.schedule)
-        .map_err(|e| problems.push(e))
+        .map_err(|e| problems.push(e.to_string()))
         .ok();
     if let Some(ttl) = &schedule.spec.template.ttl {
         if let Err(e) = humantime::parse_duration(ttl) {
@@ -80,7 +81,7 @@ pub async fn reconcile(
             patch_status(
                 &api,
                 &name,
-                json!({"phase": SchedulePhase::FailedValidation, "validationErrors": problems}),
+                &json!({"phase": SchedulePhase::FailedValidation, "validationErrors": problems}),
             )
             .await?;
         }
@@ -90,7 +91,7 @@ pub async fn reconcile(
         patch_status(
             &api,
             &name,
-            json!({"phase": SchedulePhase::Enabled, "validationErrors": []}),
+            &json!({"phase": SchedulePhase::Enabled, "validationErrors": []}),
         )
         .await?;
     }
@@ -103,16 +104,22 @@ pub async fn reconcile(
         .or(schedule.metadata.creation_timestamp.as_ref())
         .map(|t| t.0)
         .unwrap_or(now);
-    let due = cron
-        .next_after(since)
-        .ok_or_else(|| format!("schedule {:?} never comes due", schedule.spec.schedule))?;
+    let due = cron.next_after(since).ok_or_else(|| {
+        Error::Refused(format!(
+            "schedule {:?} never comes due",
+            schedule.spec.schedule
+        ))
+    })?;
     if due <= now {
         create_backup(schedule, ctx, &name, now).await?;
-        patch_status(&api, &name, json!({"lastBackup": Time(now)})).await?;
+        patch_status(&api, &name, &json!({"lastBackup": Time(now)})).await?;
     }
-    let next = cron
-        .next_after(now)
-        .ok_or_else(|| format!("schedule {:?} never comes due", schedule.spec.schedule))?;
+    let next = cron.next_after(now).ok_or_else(|| {
+        Error::Refused(format!(
+            "schedule {:?} never comes due",
+            schedule.spec.schedule
+        ))
+    })?;
     let wait = next.duration_since(now).as_secs_f64().max(1.0);
     Ok(Duration::from_secs_f64(wait))
 }
@@ -122,7 +129,7 @@ async fn create_backup(
     ctx: &Context,
     name: &str,
     now: jiff::Timestamp,
-) -> Result<(), String> {
+) -> Result<()> {
     let owner = schedule
         .spec
         .use_owner_references_in_backup
@@ -150,7 +157,7 @@ async fn create_backup(
         Ok(_) => Ok(()),
         // Made already by an earlier pass that could not record it.
         Err(kube::Error::Api(e)) if e.code == 409 => Ok(()),
-        Err(e) => Err(format!("creating Backup {}: {e}", backup.name_any())),
+        Err(e) => Err(Error::api(format!("creating Backup {}", backup.name_any()))(e)),
     }
 }
 
@@ -187,7 +194,7 @@ mod tests {
         );
         for bad in ["", "* * * *", "61 * * * *", "@sometimes", "0 3 * * * *"] {
             let e = CronSchedule::parse(bad).err().unwrap();
-            assert!(e.starts_with("invalid schedule"), "{bad}: {e}");
+            assert!(e.to_string().starts_with("invalid schedule"), "{bad}: {e}");
         }
     }
 

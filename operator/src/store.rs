@@ -6,6 +6,7 @@
 use crate::backup::RESOURCES_REPOSITORY;
 use crate::context::Context;
 use crate::repository;
+use crate::{Error, Result};
 use arca_api::backup::BackupStatus;
 use arca_api::{Backup, BackupRepository, BackupStorageLocation, PodVolumeBackup};
 use arca_engine::backup::{BackupOptions, SelectAll};
@@ -83,14 +84,14 @@ pub async fn read_record(
     repo: &arca_engine::Repository,
     snapshot: &arca_format::snapshot::Snapshot,
     backup: &str,
-) -> Result<Option<BackupRecord>, String> {
+) -> Result<Option<BackupRecord>> {
     use arca_format::pack::BlobType;
     let path = record_path(backup);
     let path = path.to_str().expect("backup names are UTF-8");
     let (_, node) = match arca_engine::walk::resolve(repo, &snapshot.tree, path).await {
         Ok(found) => found,
         Err(arca_engine::Error::PathNotFound(_)) => return Ok(None),
-        Err(e) => return Err(format!("reading {path}: {e}")),
+        Err(e) => return Err(Error::engine(format!("reading {path}"))(e)),
     };
     let Some(node) = node else {
         return Ok(None);
@@ -100,12 +101,15 @@ pub async fn read_record(
         let blob = repo
             .read_blob(BlobType::Data, id)
             .await
-            .map_err(|e| format!("reading {path}: {e}"))?;
+            .map_err(Error::engine(format!("reading {path}")))?;
         json.extend_from_slice(&blob);
     }
     serde_json::from_slice(&json)
         .map(Some)
-        .map_err(|e| format!("{path} of snapshot {}: {e}", snapshot.id.short()))
+        .map_err(Error::json(format!(
+            "{path} of snapshot {}",
+            snapshot.id.short()
+        )))
 }
 
 /// The resource repository of `bsl` if it is Ready; otherwise why not (`None`: its
@@ -113,7 +117,7 @@ pub async fn read_record(
 pub async fn resource_repository(
     ctx: &Context,
     bsl: &BackupStorageLocation,
-) -> Result<Result<BackupRepository, Option<String>>, String> {
+) -> Result<Result<BackupRepository, Option<String>>> {
     let repo = repository::ensure(ctx, RESOURCES_REPOSITORY, bsl).await?;
     Ok(match repository::readiness(&repo) {
         repository::Readiness::Ready => Ok(repo),
@@ -130,20 +134,20 @@ pub async fn save_manifests(
     backup: &str,
     manifests: &[Value],
     record: &BackupRecord,
-) -> Result<String, String> {
+) -> Result<String> {
     let opened = repository::open(ctx, repo).await?;
-    let dir = tempfile::tempdir().map_err(|e| format!("temporary directory: {e}"))?;
+    let dir = tempfile::tempdir().map_err(Error::io("temporary directory"))?;
     let record_file = dir.path().join(record_path(backup));
     std::fs::create_dir_all(record_file.parent().expect("the record path has a parent"))
-        .map_err(|e| format!("{}: {e}", record_file.display()))?;
-    let json = serde_json::to_vec_pretty(record).map_err(|e| e.to_string())?;
-    std::fs::write(&record_file, json).map_err(|e| format!("{}: {e}", record_file.display()))?;
+        .map_err(Error::io(record_file.display().to_string()))?;
+    let json = serde_json::to_vec_pretty(record).map_err(Error::json("the Backup's record"))?;
+    std::fs::write(&record_file, json).map_err(Error::io(record_file.display().to_string()))?;
     for m in manifests {
         let path = dir.path().join(manifest_path(backup, m));
         std::fs::create_dir_all(path.parent().expect("manifest paths have parents"))
-            .map_err(|e| format!("{}: {e}", path.display()))?;
-        let json = serde_json::to_vec_pretty(m).map_err(|e| e.to_string())?;
-        std::fs::write(&path, json).map_err(|e| format!("{}: {e}", path.display()))?;
+            .map_err(Error::io(path.display().to_string()))?;
+        let json = serde_json::to_vec_pretty(m).map_err(Error::json("a manifest"))?;
+        std::fs::write(&path, json).map_err(Error::io(path.display().to_string()))?;
     }
     let opts = BackupOptions {
         paths: vec![dir.path().to_path_buf()],
@@ -162,12 +166,12 @@ pub async fn save_manifests(
     };
     let lock = arca_engine::lock::LockGuard::acquire(&opened, false)
         .await
-        .map_err(|e| format!("locking the resource repository: {e}"))?;
+        .map_err(Error::engine("locking the resource repository"))?;
     let result = arca_engine::backup::backup(Arc::new(opened), opts, Arc::new(NoProgress)).await;
     let _ = lock.release().await;
-    let result = result.map_err(|e| format!("storing the manifests: {e}"))?;
+    let result = result.map_err(Error::engine("storing the manifests"))?;
     result
         .snapshot
         .map(|s| s.id.to_hex())
-        .ok_or_else(|| "storing the manifests wrote no snapshot".to_string())
+        .ok_or_else(|| Error::Refused("storing the manifests wrote no snapshot".into()))
 }

@@ -8,6 +8,7 @@
 use crate::context::Context;
 use crate::repository;
 use crate::store::{self, BackupRecord};
+use crate::{Error, Result};
 use arca_api::backup::{BackupStatus, BACKUP_NAME_LABEL, BACKUP_UID_LABEL, SYNCED_FROM_LABEL};
 use arca_api::common::OperationPhase;
 use arca_api::{Backup, BackupStorageLocation, PodVolumeBackup};
@@ -63,7 +64,7 @@ fn by_backup(snapshots: Vec<Snapshot>) -> BTreeMap<String, Snapshot> {
 }
 
 /// Compare the bucket's Backups with the cluster's, once.
-pub async fn sync(ctx: &Context, bsl: &BackupStorageLocation) -> Result<Synced, String> {
+pub async fn sync(ctx: &Context, bsl: &BackupStorageLocation) -> Result<Synced> {
     let location = bsl.name_any();
     let repo = match store::resource_repository(ctx, bsl).await? {
         Ok(r) => r,
@@ -79,13 +80,13 @@ pub async fn sync(ctx: &Context, bsl: &BackupStorageLocation) -> Result<Synced, 
     let in_bucket = by_backup(
         arca_engine::snapshots::load_all(&opened)
             .await
-            .map_err(|e| format!("listing the resource snapshots: {e}"))?,
+            .map_err(Error::engine("listing the resource snapshots"))?,
     );
     let backups: Api<Backup> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
     let in_cluster = backups
         .list(&ListParams::default())
         .await
-        .map_err(|e| format!("listing Backups: {e}"))?
+        .map_err(Error::api("listing Backups"))?
         .items;
     let mut out = Synced::default();
     let missing: Vec<(&String, &Snapshot)> = in_bucket
@@ -96,7 +97,7 @@ pub async fn sync(ctx: &Context, bsl: &BackupStorageLocation) -> Result<Synced, 
         opened
             .load_index(&arca_engine::progress::NoProgress)
             .await
-            .map_err(|e| format!("loading the resource repository's index: {e}"))?;
+            .map_err(Error::engine("loading the resource repository's index"))?;
     }
     for (name, sn) in missing {
         let record = store::read_record(&opened, sn, name).await?;
@@ -120,11 +121,11 @@ async fn create(
     name: &str,
     sn: &Snapshot,
     record: Option<BackupRecord>,
-) -> Result<(), String> {
+) -> Result<()> {
     let backups: Api<Backup> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
     let snapshot_time = Time(
         jiff::Timestamp::new(sn.time.unix_secs(), sn.time.unix_nanos_part() as i32)
-            .map_err(|e| format!("snapshot {}: {e}", sn.id.short()))?,
+            .map_err(|e| Error::Refused(format!("snapshot {}: {e}", sn.id.short())))?,
     );
     // A snapshot from before records were kept: what the snapshot itself says.
     let (mut backup, pvbs) = match record {
@@ -154,7 +155,7 @@ async fn create(
         Ok(b) => b,
         // Made meanwhile (by a Backup of this cluster, or another sync): theirs stands.
         Err(kube::Error::Api(e)) if e.code == 409 => return Ok(()),
-        Err(e) => return Err(format!("creating Backup {name}: {e}")),
+        Err(e) => return Err(Error::api(format!("creating Backup {name}"))(e)),
     };
     backups
         .patch_status(
@@ -163,7 +164,7 @@ async fn create(
             &Patch::Merge(json!({ "status": status })),
         )
         .await
-        .map_err(|e| format!("recording the status of Backup {name}: {e}"))?;
+        .map_err(Error::api(format!("recording the status of Backup {name}")))?;
     let uid = created.uid().unwrap_or_default();
     let api: Api<PodVolumeBackup> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
     for mut p in pvbs {
@@ -179,7 +180,11 @@ async fn create(
         match api.create(&PostParams::default(), &p).await {
             Ok(_) => {}
             Err(kube::Error::Api(e)) if e.code == 409 => continue,
-            Err(e) => return Err(format!("creating PodVolumeBackup {pvb_name}: {e}")),
+            Err(e) => {
+                return Err(Error::api(format!("creating PodVolumeBackup {pvb_name}"))(
+                    e,
+                ))
+            }
         }
         api.patch_status(
             &pvb_name,
@@ -187,33 +192,42 @@ async fn create(
             &Patch::Merge(json!({ "status": pvb_status })),
         )
         .await
-        .map_err(|e| format!("recording the status of PodVolumeBackup {pvb_name}: {e}"))?;
+        .map_err(Error::api(format!(
+            "recording the status of PodVolumeBackup {pvb_name}"
+        )))?;
     }
     tracing::info!(backup = %name, %location, "synced from the bucket");
     Ok(())
 }
 
 /// Remove synced Backup `name` and its PodVolumeBackups (the bucket no longer has it).
-async fn remove(ctx: &Context, name: &str) -> Result<(), String> {
+async fn remove(ctx: &Context, name: &str) -> Result<()> {
     let pvbs: Api<PodVolumeBackup> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
     let of_backup = ListParams::default().labels(&format!("{BACKUP_NAME_LABEL}={name}"));
     for p in pvbs
         .list(&of_backup)
         .await
-        .map_err(|e| format!("listing the PodVolumeBackups of Backup {name}: {e}"))?
+        .map_err(Error::api(format!(
+            "listing the PodVolumeBackups of Backup {name}"
+        )))?
         .items
     {
         match pvbs.delete(&p.name_any(), &DeleteParams::default()).await {
             Ok(_) => {}
             Err(kube::Error::Api(e)) if e.code == 404 => {}
-            Err(e) => return Err(format!("removing PodVolumeBackup {}: {e}", p.name_any())),
+            Err(e) => {
+                return Err(Error::api(format!(
+                    "removing PodVolumeBackup {}",
+                    p.name_any()
+                ))(e))
+            }
         }
     }
     let backups: Api<Backup> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
     match backups.delete(name, &DeleteParams::default()).await {
         Ok(_) => {}
         Err(kube::Error::Api(e)) if e.code == 404 => {}
-        Err(e) => return Err(format!("removing Backup {name}: {e}")),
+        Err(e) => return Err(Error::api(format!("removing Backup {name}"))(e)),
     }
     tracing::info!(backup = %name, "removed: its snapshot left the bucket");
     Ok(())

@@ -775,6 +775,8 @@ async fn repository_names_never_join_two_namespaces() {
         .await
         .unwrap();
     let err = repository::ensure(&ctx, "blog", &prod).await.unwrap_err();
+    assert!(matches!(err, arca_operator::Error::Refused(_)), "{err:?}");
+    let err = err.to_string();
     assert!(
         err.contains("is for namespace \"team-a\"") && err.contains("not using it"),
         "{err}"

@@ -40,9 +40,11 @@ struct Seen {
 }
 
 /// Answer list, status patch and create requests; leave watches open (nothing changes).
+/// With `refuse_status`, every status write fails as an overloaded server's would.
 async fn api_server(
     mut handle: mock::Handle<Request<Body>, Response<Body>>,
     seen: mpsc::UnboundedSender<Seen>,
+    refuse_status: bool,
 ) {
     let mut watches = Vec::new();
     while let Some((req, send)) = handle.next_request().await {
@@ -61,6 +63,12 @@ async fn api_server(
                 200,
                 json!({"apiVersion": "arca.dev/v1alpha1", "kind": "ScheduleList",
                          "metadata": {"resourceVersion": "1"}, "items": [schedule()]}),
+            )
+        } else if method == "PATCH" && path.ends_with("/status") && refuse_status {
+            (
+                500,
+                json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 500,
+                         "reason": "InternalError", "message": "etcdserver: request timed out"}),
             )
         } else if method == "PATCH" && path == format!("{SCHEDULES}/nightly/status") {
             let mut s = schedule();
@@ -95,7 +103,7 @@ async fn the_controller_reconciles_what_it_lists_and_comes_back_when_asked() {
         Arc::new(Metrics::default()),
     ));
     let (tx, mut rx) = mpsc::unbounded_channel();
-    tokio::spawn(api_server(handle, tx));
+    tokio::spawn(api_server(handle, tx, false));
     let controller = tokio::spawn(watch::<Schedule, _, _>(op, on_schedule, |c, _| c));
 
     let mut seen = Vec::new();
@@ -214,5 +222,64 @@ async fn a_finished_backup_is_counted_and_gets_an_event() {
     assert_eq!(
         e.regarding.as_ref().and_then(|r| r.name.as_deref()),
         Some("lost")
+    );
+}
+
+/// A reconcile that cannot even record its outcome goes to the error policy, which counts it
+/// by controller and kind; the count is what `/metrics` serves.
+#[tokio::test(start_paused = true)]
+async fn a_failed_reconcile_is_counted_by_kind_in_the_metrics() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (service, handle) = mock::pair::<Request<Body>, Response<Body>>();
+    let client = kube::Client::new(service, NS);
+    let metrics = Arc::new(Metrics::default());
+    let op = Arc::new(Operator::new(Context::new(client, NS), metrics.clone()));
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    tokio::spawn(api_server(handle, tx, true));
+    let controller = tokio::spawn(watch::<Schedule, _, _>(op, on_schedule, |c, _| c));
+    // Two refused status writes: the first reconcile's, and the retry's after the policy's
+    // pause.
+    let mut refused = 0;
+    while refused < 2 {
+        let s = tokio::time::timeout(Duration::from_secs(600), rx.recv())
+            .await
+            .expect("the controller stalled")
+            .unwrap();
+        if s.method == "PATCH" {
+            refused += 1;
+        }
+    }
+    // The count is taken before the retry is scheduled: wait until both are in.
+    while metrics.failures.count("Schedule", "api") < 2 {
+        tokio::task::yield_now().await;
+    }
+    controller.abort();
+
+    let m = metrics.clone();
+    let addr = arca_reconcile::metrics::spawn(
+        "127.0.0.1:0".parse().unwrap(),
+        Arc::new(move || m.encode()),
+    )
+    .await
+    .unwrap();
+    let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+    conn.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut page = String::new();
+    conn.read_to_string(&mut page).await.unwrap();
+    assert!(page.starts_with("HTTP/1.1 200 OK"), "{page}");
+    assert!(
+        page.lines()
+            .any(|l| l == "arca_reconcile_failures_total{controller=\"Schedule\",kind=\"api\"} 2"),
+        "{page}"
+    );
+    // Nothing else failed, and no other kind was counted.
+    assert_eq!(
+        page.lines()
+            .filter(|l| l.starts_with("arca_reconcile_failures_total{"))
+            .count(),
+        1,
+        "{page}"
     );
 }
