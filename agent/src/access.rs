@@ -6,6 +6,7 @@ use crate::context::Context;
 use crate::{Error, Result};
 use arca_api::repository::RepositoryPhase;
 use arca_api::{BackupRepository, BackupStorageLocation};
+use arca_reconcile::Wrap as _;
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 

@@ -6,6 +6,7 @@ use crate::{pod_volume_backup, pod_volume_restore, volumes};
 use crate::{Error, Result};
 use arca_api::restore::RESTORE_UID_LABEL;
 use arca_api::{BackupRepository, PodVolumeBackup, PodVolumeRestore};
+use arca_reconcile::Wrap as _;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::ListParams;

@@ -54,13 +54,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    match run(Cli::parse()) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("Fatal: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    arca_reconcile::exit_code(run(Cli::parse()))
 }
 
 fn run(cli: Cli) -> Result<()> {

@@ -13,6 +13,7 @@ use arca_engine::progress::Progress;
 use arca_engine::snapshots;
 use arca_reconcile::status::patch_status;
 use arca_reconcile::Failure;
+use arca_reconcile::Wrap as _;
 use kube::{Api, ResourceExt};
 use serde_json::json;
 use std::sync::atomic::{AtomicU64, Ordering};

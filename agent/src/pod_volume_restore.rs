@@ -12,6 +12,7 @@ use arca_engine::progress::Progress;
 use arca_engine::restore::{self, RestoreOptions};
 use arca_reconcile::status::patch_status;
 use arca_reconcile::Failure;
+use arca_reconcile::Wrap as _;
 use k8s_openapi::api::core::v1::Pod;
 use kube::{Api, ResourceExt};
 use serde_json::json;

@@ -2,6 +2,7 @@
 //! (the plugin being `kubernetes.io~empty-dir`, `kubernetes.io~csi`, …).
 
 use crate::{Error, Result};
+use arca_reconcile::Wrap as _;
 use std::path::{Path, PathBuf};
 
 /// The directory of volume `volume` of the pod with UID `pod_uid`, or why it cannot be used.

@@ -72,34 +72,16 @@ pub struct BackupSpec {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BackupStatus {
-    #[serde(default)]
-    pub phase: OperationPhase,
+    #[serde(flatten)]
+    pub outcome: OperationOutcome,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub progress: Option<BackupProgress>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub start_timestamp: Option<Time>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub completion_timestamp: Option<Time>,
     /// When the backup will be deleted (creation time plus TTL).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expiration: Option<Time>,
     /// The snapshot, in the location's resource repository, that holds the manifests.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources_snapshot_id: Option<String>,
-    #[serde(default)]
-    #[schemars(range(min = 0))]
-    pub errors: i32,
-    #[serde(default)]
-    #[schemars(range(min = 0))]
-    pub warnings: i32,
-    /// The errors and warnings, one line each (the first hundred).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub messages: Vec<String>,
-    /// Why the backup failed, in one line.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub failure_reason: Option<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub conditions: Vec<Condition>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
@@ -169,4 +151,14 @@ pub enum SchedulePhase {
     New,
     Enabled,
     FailedValidation,
+}
+
+impl Backup {
+    /// Where the Backup is: New until the operator has written a status.
+    pub fn phase(&self) -> OperationPhase {
+        self.status
+            .as_ref()
+            .map(|s| s.outcome.phase)
+            .unwrap_or_default()
+    }
 }

@@ -114,6 +114,35 @@ impl VolumePhase {
     }
 }
 
+// What a Backup's and a Restore's status have in common: where the operation is, when it
+// started and ended, and what went wrong. Flattened into both statuses, so the fields sit at
+// the top of `status` (a plain comment: a doc comment would become the CRD's description of
+// each status).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OperationOutcome {
+    #[serde(default)]
+    pub phase: OperationPhase,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_timestamp: Option<Time>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completion_timestamp: Option<Time>,
+    #[serde(default)]
+    #[schemars(range(min = 0))]
+    pub errors: i32,
+    #[serde(default)]
+    #[schemars(range(min = 0))]
+    pub warnings: i32,
+    /// The errors and warnings, one line each (the first hundred).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub messages: Vec<String>,
+    /// Why the operation failed, in one line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+}
+
 /// Phase of a Backup or Restore.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
 pub enum OperationPhase {

@@ -1,7 +1,6 @@
 //! Restore: bring a Backup's resources and pod volumes back, optionally into other namespaces.
 
 use crate::common::*;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -65,27 +64,10 @@ pub struct RestoreSpec {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RestoreStatus {
-    #[serde(default)]
-    pub phase: OperationPhase,
+    #[serde(flatten)]
+    pub outcome: OperationOutcome,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub progress: Option<RestoreProgress>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub start_timestamp: Option<Time>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub completion_timestamp: Option<Time>,
-    #[serde(default)]
-    #[schemars(range(min = 0))]
-    pub errors: i32,
-    #[serde(default)]
-    #[schemars(range(min = 0))]
-    pub warnings: i32,
-    /// The errors and warnings, one line each (the first hundred).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub messages: Vec<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub failure_reason: Option<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub conditions: Vec<Condition>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
@@ -99,4 +81,14 @@ pub struct RestoreProgress {
     pub total_volumes: i64,
     #[schemars(range(min = 0))]
     pub volumes_restored: i64,
+}
+
+impl Restore {
+    /// Where the Restore is: New until the operator has written a status.
+    pub fn phase(&self) -> OperationPhase {
+        self.status
+            .as_ref()
+            .map(|s| s.outcome.phase)
+            .unwrap_or_default()
+    }
 }

@@ -6,6 +6,8 @@
 
 use crate::context::Context;
 use crate::naming::volume_operation_name;
+pub use crate::operation::Outcome;
+use crate::operation::{fail, volume_timeout};
 use crate::repository::{self, Readiness};
 use crate::resources::{self, Kind};
 use crate::selection;
@@ -19,6 +21,7 @@ use arca_api::location::AccessMode;
 use arca_api::podvolume::{LINEAGE_TAG, PVC_ORIGIN_ANNOTATION, PVC_UID_LABEL};
 use arca_api::{Backup, BackupStorageLocation, PodVolumeBackup, PodVolumeBackupSpec};
 use arca_reconcile::status::patch_status;
+use arca_reconcile::Wrap as _;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use kube::api::{ListParams, ObjectMeta, PostParams};
 use kube::{Api, ResourceExt};
@@ -34,24 +37,6 @@ pub const REPOSITORY_WAIT: Duration = Duration::from_secs(60);
 /// How long a Backup waits for its pod volume backups before looking again; their watch
 /// normally brings it back as each one finishes.
 pub const VOLUMES_WAIT: Duration = Duration::from_secs(60);
-/// Default time to wait for each pod volume backup.
-pub const DEFAULT_VOLUME_TIMEOUT: Duration = Duration::from_secs(4 * 3600);
-
-/// What the reconciler did.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Outcome {
-    Ignored,
-    /// Pod volume backups are running: look again after this long.
-    Waiting(Duration),
-    Finished(OperationPhase),
-}
-
-async fn fail(api: &Api<Backup>, name: &str, reason: impl std::fmt::Display) -> Result<Outcome> {
-    let reason = reason.to_string();
-    patch_status(api, name, &json!({"phase": OperationPhase::Failed, "failureReason": reason, "completionTimestamp": now()})).await?;
-    Ok(Outcome::Finished(OperationPhase::Failed))
-}
-
 /// The location a backup uses: the one it names, or the default one.
 pub async fn storage_location(ctx: &Context, name: Option<&str>) -> Result<BackupStorageLocation> {
     let api: Api<BackupStorageLocation> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
@@ -106,7 +91,7 @@ pub async fn reconcile(backup: &Backup, ctx: &Context, kinds: &[Kind]) -> Result
         return Ok(Outcome::Ignored);
     };
     let status = backup.status.clone().unwrap_or_default();
-    let result = match status.phase {
+    let result = match status.outcome.phase {
         OperationPhase::New => start(&backup, ctx, &api, &name).await,
         OperationPhase::InProgress => finish(&backup, ctx, &api, &name, kinds).await,
         _ => return Ok(Outcome::Ignored),
@@ -341,19 +326,10 @@ async fn finish(
         .await
         .map_err(Error::api("listing PodVolumeBackups"))?
         .items;
-    let timeout = backup
-        .spec
-        .pod_volume_operation_timeout
-        .as_deref()
-        .and_then(|t| humantime::parse_duration(t).ok())
-        .unwrap_or(DEFAULT_VOLUME_TIMEOUT);
-    let started = status
-        .start_timestamp
-        .as_ref()
-        .map(|t| t.0)
-        .unwrap_or_else(jiff::Timestamp::now);
-    let timed_out =
-        jiff::Timestamp::now().duration_since(started).as_secs_f64() > timeout.as_secs_f64();
+    let (timeout, timed_out) = volume_timeout(
+        backup.spec.pod_volume_operation_timeout.as_deref(),
+        status.outcome.start_timestamp.as_ref(),
+    );
     let phase_of = |p: &PodVolumeBackup| p.status.as_ref().map(|s| s.phase).unwrap_or_default();
     let running = pvbs.iter().filter(|p| !phase_of(p).is_final()).count();
     if running > 0 && !timed_out {
@@ -361,8 +337,8 @@ async fn finish(
         let _ = patch_status(api, name, &json!({"progress": {"volumesCompleted": done}})).await;
         return Ok(Outcome::Waiting(VOLUMES_WAIT.min(timeout)));
     }
-    let mut messages = status.messages.clone();
-    let mut errors = status.errors;
+    let mut messages = status.outcome.messages.clone();
+    let mut errors = status.outcome.errors;
     let mut bytes = 0i64;
     // pod UID -> [(volume, snapshot)]
     let mut snapshots: std::collections::BTreeMap<String, Vec<(String, String)>> =
@@ -419,7 +395,7 @@ async fn finish(
         "completionTimestamp": now(),
         "errors": errors,
         "messages": messages,
-        "progress": {"totalItems": items, "itemsBackedUp": items, "volumesCompleted": pvbs.len() - (errors - status.errors).max(0) as usize, "bytesDone": bytes, "totalBytes": bytes},
+        "progress": {"totalItems": items, "itemsBackedUp": items, "volumesCompleted": pvbs.len() - (errors - status.outcome.errors).max(0) as usize, "bytesDone": bytes, "totalBytes": bytes},
     });
     // The record in the bucket holds the status the Backup ends with (less the snapshot's own
     // ID, which whoever reads the record knows).

@@ -2,6 +2,7 @@
 
 use crate::{Error, Result};
 use arca_format::keyfile::KdfParams;
+use arca_reconcile::Wrap as _;
 
 pub struct Context {
     pub client: kube::Client,
@@ -53,19 +54,4 @@ impl Context {
             .and_then(|c| c.image)
             .ok_or_else(|| Error::Refused(format!("DaemonSet {AGENT_DAEMONSET} names no image")))
     }
-}
-
-/// The one-line form of an error chain.
-pub fn one_line(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(c) = src {
-        let m = c.to_string();
-        if !s.contains(&m) {
-            s.push_str(": ");
-            s.push_str(&m);
-        }
-        src = c.source();
-    }
-    s
 }

@@ -246,14 +246,17 @@ pub async fn on_backup(b: Arc<Backup>, op: Arc<Operator>) -> Result<Action> {
         gc::Outcome::ExpiresIn(d) => return Ok(capped(d)),
         gc::Outcome::NotExpiring => {}
     }
-    if b.status.as_ref().is_some_and(|s| s.phase.is_final()) {
+    if b.status
+        .as_ref()
+        .is_some_and(|s| s.outcome.phase.is_final())
+    {
         return Ok(Action::await_change());
     }
     // Only the second half (collecting manifests) needs the API's kinds.
     let in_progress = b
         .status
         .as_ref()
-        .is_some_and(|s| s.phase == OperationPhase::InProgress);
+        .is_some_and(|s| s.outcome.phase == OperationPhase::InProgress);
     let kinds = if in_progress {
         kinds(&op).await?
     } else {
@@ -273,7 +276,11 @@ pub async fn on_backup(b: Arc<Backup>, op: Arc<Operator>) -> Result<Action> {
             if let Ok(done) = api.get(&name).await {
                 op.metrics.backup_finished(&done);
                 let st = done.status.unwrap_or_default();
-                let note = outcome_note(st.failure_reason, st.errors, st.warnings);
+                let note = outcome_note(
+                    st.outcome.failure_reason,
+                    st.outcome.errors,
+                    st.outcome.warnings,
+                );
                 let reason = format!("Backup{phase:?}");
                 op.event(&*b, phase != OperationPhase::Completed, &reason, note)
                     .await;
@@ -286,7 +293,10 @@ pub async fn on_backup(b: Arc<Backup>, op: Arc<Operator>) -> Result<Action> {
 
 pub async fn on_restore(r: Arc<Restore>, op: Arc<Operator>) -> Result<Action> {
     let name = r.name_any();
-    if r.status.as_ref().is_some_and(|s| s.phase.is_final()) {
+    if r.status
+        .as_ref()
+        .is_some_and(|s| s.outcome.phase.is_final())
+    {
         return Ok(Action::await_change());
     }
     let kinds = kinds(&op).await?;
@@ -304,7 +314,11 @@ pub async fn on_restore(r: Arc<Restore>, op: Arc<Operator>) -> Result<Action> {
             if let Ok(done) = api.get(&name).await {
                 op.metrics.restore_finished(&done);
                 let st = done.status.unwrap_or_default();
-                let note = outcome_note(st.failure_reason, st.errors, st.warnings);
+                let note = outcome_note(
+                    st.outcome.failure_reason,
+                    st.outcome.errors,
+                    st.outcome.warnings,
+                );
                 let reason = format!("Restore{phase:?}");
                 op.event(&*r, phase != OperationPhase::Completed, &reason, note)
                     .await;
@@ -397,7 +411,11 @@ pub fn backup_waits_for(c: Controller<Backup>, op: &Operator) -> Controller<Back
         store
             .state()
             .iter()
-            .filter(|b| !b.status.as_ref().is_some_and(|s| s.phase.is_final()))
+            .filter(|b| {
+                !b.status
+                    .as_ref()
+                    .is_some_and(|s| s.outcome.phase.is_final())
+            })
             .map(|b| ObjectRef::from_obj(b.as_ref()))
             .collect::<Vec<_>>()
     })
@@ -464,7 +482,7 @@ fn restore_waits_for(c: Controller<Restore>, op: &Operator) -> Controller<Restor
             .filter(|r| {
                 r.status
                     .as_ref()
-                    .is_none_or(|s| s.phase == OperationPhase::New)
+                    .is_none_or(|s| s.outcome.phase == OperationPhase::New)
             })
             .map(|r| ObjectRef::from_obj(r.as_ref()))
             .collect::<Vec<_>>()

@@ -5,14 +5,16 @@
 //! setting its TTL to zero.
 
 use crate::backup::{storage_location, RESOURCES_REPOSITORY};
-use crate::context::{one_line, Context};
+use crate::context::Context;
 use crate::repository;
 use crate::{Error, Result};
 use arca_api::backup::{BACKUP_UID_LABEL, SYNCED_FROM_LABEL};
 use arca_api::location::AccessMode;
 use arca_api::{Backup, BackupRepository, PodVolumeBackup};
 use arca_format::id::Id;
+use arca_reconcile::one_line;
 use arca_reconcile::status::patch_status;
+use arca_reconcile::Wrap as _;
 use kube::api::{DeleteParams, ListParams};
 use kube::{Api, ResourceExt};
 use serde_json::json;
@@ -25,11 +27,11 @@ const RETRY: Duration = Duration::from_secs(300);
 /// since (counted from its start). None while it runs or when it never started.
 pub fn expiry(backup: &Backup) -> Option<jiff::Timestamp> {
     let status = backup.status.as_ref()?;
-    if !status.phase.is_final() {
+    if !status.outcome.phase.is_final() {
         return None;
     }
     let recorded = status.expiration.as_ref().map(|t| t.0);
-    let from_ttl = match (&backup.spec.ttl, &status.start_timestamp) {
+    let from_ttl = match (&backup.spec.ttl, &status.outcome.start_timestamp) {
         (Some(ttl), Some(start)) => humantime::parse_duration(ttl)
             .ok()
             .and_then(|d| jiff::SignedDuration::try_from(d).ok())

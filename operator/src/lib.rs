@@ -13,6 +13,7 @@ pub mod location;
 pub mod maintenance;
 pub mod metrics;
 pub mod naming;
+pub mod operation;
 pub mod repository;
 pub mod resources;
 pub mod restore;

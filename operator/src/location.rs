@@ -13,6 +13,7 @@ use arca_api::repository::STORAGE_LOCATION_LABEL;
 use arca_api::BackupStorageLocation;
 use arca_engine::recovery::RecoveryKey;
 use arca_reconcile::status::patch_status;
+use arca_reconcile::Wrap as _;
 use arca_storage::FileType;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::ByteString;
@@ -144,10 +145,7 @@ pub async fn probe(ctx: &Context, bsl: &BackupStorageLocation) -> Result<()> {
         Ok(_) => Ok(()),
         Err(arca_storage::StorageError::NotFound { .. })
         | Err(arca_storage::StorageError::NoRepository(_)) => Ok(()),
-        Err(e) => Err(Error::Storage {
-            context: url,
-            source: e,
-        }),
+        Err(e) => Err(Error::storage(url)(e)),
     }
 }
 

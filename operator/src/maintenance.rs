@@ -10,6 +10,7 @@ use crate::{Error, Result};
 use arca_api::repository::{MaintenanceResult, MaintenanceRun, RepositoryPhase};
 use arca_api::BackupRepository;
 use arca_reconcile::status::patch_status;
+use arca_reconcile::Wrap as _;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::{Api, ResourceExt};
 use serde_json::json;

@@ -106,11 +106,11 @@ impl Metrics {
             .unwrap_or_default();
         let by_schedule = vec![("schedule".to_string(), schedule)];
         let mut labels = by_schedule.clone();
-        labels.push(("outcome".into(), outcome(st.phase)));
+        labels.push(("outcome".into(), outcome(st.outcome.phase)));
         self.backups.get_or_create(&labels).inc();
         if let Some(s) = seconds_between(
-            st.start_timestamp.as_ref(),
-            st.completion_timestamp.as_ref(),
+            st.outcome.start_timestamp.as_ref(),
+            st.outcome.completion_timestamp.as_ref(),
         ) {
             self.backup_seconds.get_or_create(&by_schedule).observe(s);
         }
@@ -119,8 +119,8 @@ impl Metrics {
                 .get_or_create(&by_schedule)
                 .inc_by(p.bytes_done.max(0) as u64);
         }
-        if st.phase == OperationPhase::Completed {
-            if let Some(end) = &st.completion_timestamp {
+        if st.outcome.phase == OperationPhase::Completed {
+            if let Some(end) = &st.outcome.completion_timestamp {
                 self.last_success
                     .get_or_create(&by_schedule)
                     .set(end.0.as_millisecond() as f64 / 1000.0);
@@ -132,11 +132,11 @@ impl Metrics {
     pub fn restore_finished(&self, r: &Restore) {
         let Some(st) = &r.status else { return };
         self.restores
-            .get_or_create(&vec![("outcome".into(), outcome(st.phase))])
+            .get_or_create(&vec![("outcome".into(), outcome(st.outcome.phase))])
             .inc();
         if let Some(s) = seconds_between(
-            st.start_timestamp.as_ref(),
-            st.completion_timestamp.as_ref(),
+            st.outcome.start_timestamp.as_ref(),
+            st.outcome.completion_timestamp.as_ref(),
         ) {
             self.restore_seconds.get_or_create(&vec![]).observe(s);
         }
@@ -164,6 +164,7 @@ impl Metrics {
 mod tests {
     use super::*;
     use arca_api::backup::{BackupProgress, BackupStatus};
+    use arca_api::common::OperationOutcome;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
     #[test]
@@ -172,9 +173,12 @@ mod tests {
         let mut b = Backup::new("nightly-1", Default::default());
         b.metadata.labels = Some([(SCHEDULE_NAME_LABEL.to_string(), "nightly".to_string())].into());
         b.status = Some(BackupStatus {
-            phase: OperationPhase::Completed,
-            start_timestamp: Some(Time("2026-12-02T03:00:00Z".parse().unwrap())),
-            completion_timestamp: Some(Time("2026-12-02T03:00:30Z".parse().unwrap())),
+            outcome: OperationOutcome {
+                phase: OperationPhase::Completed,
+                start_timestamp: Some(Time("2026-12-02T03:00:00Z".parse().unwrap())),
+                completion_timestamp: Some(Time("2026-12-02T03:00:30Z".parse().unwrap())),
+                ..Default::default()
+            },
             progress: Some(BackupProgress {
                 bytes_done: 4096,
                 ..Default::default()
@@ -182,11 +186,11 @@ mod tests {
             ..Default::default()
         });
         m.backup_finished(&b);
-        b.status.as_mut().unwrap().phase = OperationPhase::PartiallyFailed;
+        b.status.as_mut().unwrap().outcome.phase = OperationPhase::PartiallyFailed;
         m.backup_finished(&b);
         let mut r = Restore::new("r", Default::default());
         r.status = Some(Default::default());
-        r.status.as_mut().unwrap().phase = OperationPhase::Failed;
+        r.status.as_mut().unwrap().outcome.phase = OperationPhase::Failed;
         m.restore_finished(&r);
         m.maintenance_ran("shop-default", MaintenanceResult::Succeeded);
         let text = m.encode();

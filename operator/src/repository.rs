@@ -4,7 +4,7 @@
 //! a second key derived from its location's recovery key (`arca_engine::recovery`), with
 //! which a new cluster, or a person with restic, opens it once this cluster is gone.
 
-use crate::context::{one_line, Context};
+use crate::context::Context;
 use crate::location;
 use crate::{Error, Result};
 use arca_api::common::{secret_strings, SecretKeyRef};
@@ -13,7 +13,9 @@ use arca_api::repository::{
     RepositoryPhase, ROTATE_KEY_ANNOTATION, STORAGE_LOCATION_LABEL, VOLUME_NAMESPACE_LABEL,
 };
 use arca_api::{BackupRepository, BackupRepositorySpec, BackupStorageLocation};
+use arca_reconcile::one_line;
 use arca_reconcile::status::patch_status;
+use arca_reconcile::Wrap as _;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::ByteString;
 use kube::api::{ObjectMeta, Patch, PatchParams, PostParams};
@@ -435,17 +437,9 @@ pub struct Unready {
 
 impl From<Error> for Unready {
     fn from(e: Error) -> Unready {
-        let transient = match &e {
-            Error::Engine {
-                source: arca_engine::Error::Storage(s),
-                ..
-            }
-            | Error::Storage { source: s, .. } => s.is_transient(),
-            _ => false,
-        };
         Unready {
+            transient: e.is_transient(),
             message: e.to_string(),
-            transient,
         }
     }
 }

@@ -4,6 +4,7 @@
 use crate::selection::{namespace_in_scope, resource_in_scope};
 use crate::{Error, Result};
 use arca_api::common::ResourceScope;
+use arca_reconcile::Wrap as _;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::api::{ApiResource, DynamicObject, ListParams};
 use kube::discovery::{verbs, Discovery, Scope};

@@ -6,6 +6,8 @@
 use crate::backup::{storage_location, RESOURCES_REPOSITORY};
 use crate::context::Context;
 use crate::naming::volume_operation_name;
+pub use crate::operation::Outcome;
+use crate::operation::{fail, volume_timeout};
 use crate::resources::Kind;
 use crate::{repository, restore_plan, selection};
 use crate::{Error, Result};
@@ -13,24 +15,11 @@ use arca_api::common::{now, OperationPhase, PodReference};
 use arca_api::restore::{RESTORE_NAME_LABEL, RESTORE_UID_LABEL};
 use arca_api::{Backup, PodVolumeRestore, PodVolumeRestoreSpec, Restore};
 use arca_reconcile::status::patch_status;
+use arca_reconcile::Wrap as _;
 use kube::api::{DynamicObject, ListParams, ObjectMeta, PostParams};
 use kube::{Api, ResourceExt};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-use std::time::Duration;
-
-#[derive(Debug, PartialEq, Eq)]
-pub enum Outcome {
-    Ignored,
-    Waiting(Duration),
-    Finished(OperationPhase),
-}
-
-async fn fail(api: &Api<Restore>, name: &str, reason: impl std::fmt::Display) -> Result<Outcome> {
-    let reason = reason.to_string();
-    patch_status(api, name, &json!({"phase": OperationPhase::Failed, "failureReason": reason, "completionTimestamp": now()})).await?;
-    Ok(Outcome::Finished(OperationPhase::Failed))
-}
 
 pub async fn reconcile(restore: &Restore, ctx: &Context, kinds: &[Kind]) -> Result<Outcome> {
     let name = restore.name_any();
@@ -41,7 +30,7 @@ pub async fn reconcile(restore: &Restore, ctx: &Context, kinds: &[Kind]) -> Resu
         return Ok(Outcome::Ignored);
     };
     let status = restore.status.clone().unwrap_or_default();
-    match status.phase {
+    match status.outcome.phase {
         OperationPhase::New => match start(&restore, ctx, &api, &name, kinds).await {
             Ok(o) => Ok(o),
             Err(e) => fail(&api, &name, e).await,
@@ -150,7 +139,7 @@ async fn start(
         .await
         .map_err(Error::api(format!("reading Backup {}", spec.backup_name)))?
         .ok_or_else(|| Error::Refused(format!("Backup {} not found", spec.backup_name)))?;
-    let bphase = backup.status.as_ref().map(|s| s.phase).unwrap_or_default();
+    let bphase = backup.phase();
     if !matches!(
         bphase,
         OperationPhase::Completed | OperationPhase::PartiallyFailed
@@ -350,19 +339,10 @@ async fn finish(
         .await
         .map_err(Error::api("listing PodVolumeRestores"))?
         .items;
-    let timeout = restore
-        .spec
-        .pod_volume_operation_timeout
-        .as_deref()
-        .and_then(|t| humantime::parse_duration(t).ok())
-        .unwrap_or(crate::backup::DEFAULT_VOLUME_TIMEOUT);
-    let started = status
-        .start_timestamp
-        .as_ref()
-        .map(|t| t.0)
-        .unwrap_or_else(jiff::Timestamp::now);
-    let timed_out =
-        jiff::Timestamp::now().duration_since(started).as_secs_f64() > timeout.as_secs_f64();
+    let (_, timed_out) = volume_timeout(
+        restore.spec.pod_volume_operation_timeout.as_deref(),
+        status.outcome.start_timestamp.as_ref(),
+    );
     let phase_of = |p: &PodVolumeRestore| p.status.as_ref().map(|s| s.phase).unwrap_or_default();
     let done = pvrs
         .iter()
@@ -373,8 +353,8 @@ async fn finish(
         let _ = patch_status(api, name, &json!({"progress": {"volumesRestored": done}})).await;
         return Ok(Outcome::Waiting(crate::backup::VOLUMES_WAIT));
     }
-    let mut messages = status.messages.clone();
-    let mut errors = status.errors;
+    let mut messages = status.outcome.messages.clone();
+    let mut errors = status.outcome.errors;
     for p in pvrs
         .iter()
         .filter(|p| phase_of(p) != arca_api::common::VolumePhase::Completed)

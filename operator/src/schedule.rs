@@ -7,6 +7,7 @@ use crate::{Error, Result};
 use arca_api::backup::{SchedulePhase, SCHEDULE_NAME_LABEL};
 use arca_api::{Backup, Schedule};
 use arca_reconcile::status::patch_status;
+use arca_reconcile::Wrap as _;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{OwnerReference, Time};
 use kube::api::{ObjectMeta, PostParams};
 use kube::{Api, Resource, ResourceExt};

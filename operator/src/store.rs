@@ -11,6 +11,7 @@ use arca_api::backup::BackupStatus;
 use arca_api::{Backup, BackupRepository, BackupStorageLocation, PodVolumeBackup};
 use arca_engine::backup::{BackupOptions, SelectAll};
 use arca_engine::progress::NoProgress;
+use arca_reconcile::Wrap as _;
 use kube::api::ObjectMeta;
 use serde_json::Value;
 use std::path::PathBuf;

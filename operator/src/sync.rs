@@ -10,9 +10,10 @@ use crate::repository;
 use crate::store::{self, BackupRecord};
 use crate::{Error, Result};
 use arca_api::backup::{BackupStatus, BACKUP_NAME_LABEL, BACKUP_UID_LABEL, SYNCED_FROM_LABEL};
-use arca_api::common::OperationPhase;
+use arca_api::common::{OperationOutcome, OperationPhase};
 use arca_api::{Backup, BackupStorageLocation, PodVolumeBackup};
 use arca_format::snapshot::Snapshot;
+use arca_reconcile::Wrap as _;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, ResourceExt};
@@ -133,9 +134,12 @@ async fn create(
         None => (
             Backup {
                 status: Some(BackupStatus {
-                    phase: OperationPhase::Completed,
-                    start_timestamp: Some(snapshot_time.clone()),
-                    completion_timestamp: Some(snapshot_time),
+                    outcome: OperationOutcome {
+                        phase: OperationPhase::Completed,
+                        start_timestamp: Some(snapshot_time.clone()),
+                        completion_timestamp: Some(snapshot_time),
+                        ..Default::default()
+                    },
                     ..Default::default()
                 }),
                 ..Default::default()

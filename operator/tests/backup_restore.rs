@@ -127,7 +127,7 @@ async fn start(ctx: &Context, name: &str) -> Outcome {
         let phase = get(ctx, name)
             .await
             .status
-            .map(|s| s.phase)
+            .map(|s| s.outcome.phase)
             .unwrap_or_default();
         if phase != OperationPhase::New {
             return out;
@@ -172,7 +172,7 @@ async fn volumes_then_manifests_annotated_with_their_snapshots() {
         get(&ctx, "b1")
             .await
             .status
-            .map(|s| s.phase)
+            .map(|s| s.outcome.phase)
             .unwrap_or_default(),
         OperationPhase::New
     );
@@ -184,11 +184,11 @@ async fn volumes_then_manifests_annotated_with_their_snapshots() {
     );
     assert!(matches!(start(&ctx, "b1").await, Outcome::Waiting(_)));
     let st = get(&ctx, "b1").await.status.unwrap();
-    assert_eq!(st.phase, OperationPhase::InProgress);
+    assert_eq!(st.outcome.phase, OperationPhase::InProgress);
     assert_eq!(st.progress.as_ref().unwrap().total_volumes, 1);
-    assert_eq!(st.warnings, 1);
+    assert_eq!(st.outcome.warnings, 1);
     assert_eq!(
-        st.messages,
+        st.outcome.messages,
         ["pod shop/web-0: volume missing named in its annotation does not exist in the pod"]
     );
     assert!(st.expiration.is_some());
@@ -234,8 +234,8 @@ async fn volumes_then_manifests_annotated_with_their_snapshots() {
         Outcome::Finished(OperationPhase::Completed)
     );
     let st = get(&ctx, "b1").await.status.unwrap();
-    assert_eq!(st.phase, OperationPhase::Completed);
-    assert_eq!(st.errors, 0);
+    assert_eq!(st.outcome.phase, OperationPhase::Completed);
+    assert_eq!(st.outcome.errors, 0);
     assert_eq!(st.progress.as_ref().unwrap().items_backed_up, 3);
     let id = st.resources_snapshot_id.unwrap();
 
@@ -344,13 +344,13 @@ async fn volumes_then_manifests_annotated_with_their_snapshots() {
         let st = restores.get(name).await.unwrap().status.unwrap();
         assert_eq!(
             (
-                st.errors,
+                st.outcome.errors,
                 st.progress.as_ref().unwrap().items_restored,
                 st.progress.as_ref().unwrap().total_volumes
             ),
             (0, 3, 1),
             "{:?}",
-            st.messages
+            st.outcome.messages
         );
         let pod = Api::<Pod>::namespaced(ctx.client.clone(), ns)
             .get("web-0")
@@ -424,6 +424,7 @@ async fn a_restore_of_a_backup_that_does_not_exist_fails_with_the_reason() {
             .unwrap()
             .status
             .unwrap()
+            .outcome
             .failure_reason
             .as_deref(),
         Some("Backup nope not found")
@@ -442,7 +443,7 @@ async fn a_missing_storage_location_fails_with_the_reason() {
     );
     let st = get(&ctx, "lost").await.status.unwrap();
     assert_eq!(
-        st.failure_reason.as_deref(),
+        st.outcome.failure_reason.as_deref(),
         Some("BackupStorageLocation nowhere not found")
     );
 }

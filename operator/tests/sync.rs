@@ -5,6 +5,7 @@
 
 mod common;
 use arca_api::backup::{BackupSpec, BackupStatus, SYNCED_FROM_LABEL};
+use arca_api::common::OperationOutcome;
 use arca_api::common::{OperationPhase, PodReference, SecretKeyRef, VolumePhase};
 use arca_api::location::{AccessMode, Provider};
 use arca_api::podvolume::{PodVolumeBackupSpec, PodVolumeBackupStatus};
@@ -114,13 +115,16 @@ async fn backed_up_in_cluster_a(a: &Context, bsl: &BackupStorageLocation, name: 
         status: None,
     };
     let status = BackupStatus {
-        phase: OperationPhase::Completed,
-        start_timestamp: Some(time("2026-12-01T10:00:00Z")),
-        completion_timestamp: Some(time("2026-12-01T10:01:00Z")),
+        outcome: OperationOutcome {
+            phase: OperationPhase::Completed,
+            start_timestamp: Some(time("2026-12-01T10:00:00Z")),
+            completion_timestamp: Some(time("2026-12-01T10:01:00Z")),
+            errors: 0,
+            warnings: 1,
+            messages: vec!["one warning".into()],
+            ..Default::default()
+        },
         expiration: Some(time("2026-12-31T10:00:00Z")),
-        errors: 0,
-        warnings: 1,
-        messages: vec!["one warning".into()],
         ..Default::default()
     };
     let pvb = PodVolumeBackup {
@@ -184,11 +188,14 @@ async fn a_new_cluster_finds_the_buckets_backups_and_loses_those_that_left_it() 
     assert_eq!(got.spec.storage_location.as_deref(), Some("default"));
     assert_eq!(got.spec.ttl.as_deref(), Some("720h"));
     let st = got.status.clone().unwrap();
-    assert_eq!(st.phase, OperationPhase::Completed);
+    assert_eq!(st.outcome.phase, OperationPhase::Completed);
     assert_eq!(st.resources_snapshot_id.as_deref(), Some(snapshot.as_str()));
-    assert_eq!(st.completion_timestamp, Some(time("2026-12-01T10:01:00Z")));
-    assert_eq!(st.warnings, 1);
-    assert_eq!(st.messages, ["one warning"]);
+    assert_eq!(
+        st.outcome.completion_timestamp,
+        Some(time("2026-12-01T10:01:00Z"))
+    );
+    assert_eq!(st.outcome.warnings, 1);
+    assert_eq!(st.outcome.messages, ["one warning"]);
     // A record of work done elsewhere: the Backup controller leaves it alone, also in the
     // moment between its creation and its status.
     assert_eq!(

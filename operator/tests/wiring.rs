@@ -201,7 +201,7 @@ async fn a_finished_backup_is_counted_and_gets_an_event() {
         kube::runtime::controller::Action::requeue(Duration::from_secs(1))
     );
     let st = backups.get("lost").await.unwrap().status.unwrap();
-    assert_eq!(st.phase, OperationPhase::Failed);
+    assert_eq!(st.outcome.phase, OperationPhase::Failed);
     assert!(metrics
         .encode()
         .lines()

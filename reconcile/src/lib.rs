@@ -17,7 +17,18 @@ pub mod metrics;
 pub mod policy;
 pub mod status;
 
-pub use error::{Error, Failure};
+pub use error::{one_line, Error, Failure, Wrap};
+
+/// How the binaries end: 0, or 1 after one line on standard error saying why.
+pub fn exit_code(result: anyhow::Result<()>) -> std::process::ExitCode {
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("Fatal: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
 
 /// The object `name` as the API server has it now, if it is still the one with `uid` (not
 /// deleted, not replaced by another of the same name): reconcilers decide on this, not on a
@@ -33,6 +44,6 @@ where
     let current = api
         .get_opt(name)
         .await
-        .map_err(Error::api(format!("cannot read {name}")))?;
+        .map_err(<Error as Wrap>::api(format!("cannot read {name}")))?;
     Ok(current.filter(|c| c.meta().uid == uid))
 }

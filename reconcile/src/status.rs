@@ -1,6 +1,6 @@
 //! Writing an object's status: a merge patch of the status subresource.
 
-use crate::Error;
+use crate::{Error, Wrap};
 use kube::api::{Patch, PatchParams};
 use kube::Api;
 use serde::Serialize;
@@ -19,5 +19,8 @@ where
     )
     .await
     .map(drop)
-    .map_err(Error::api(format!("cannot update {} {name}", K::kind(&()))))
+    .map_err(<Error as Wrap>::api(format!(
+        "cannot update {} {name}",
+        K::kind(&())
+    )))
 }

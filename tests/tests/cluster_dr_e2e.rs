@@ -154,11 +154,20 @@ async fn restore_everything(
             e.api::<Restore>(NS),
             restore,
             "restore finished",
-            |r: &Restore| r.status.as_ref().is_some_and(|s| s.phase.is_final()),
+            |r: &Restore| {
+                r.status
+                    .as_ref()
+                    .is_some_and(|s| s.outcome.phase.is_final())
+            },
         )
         .await;
     let rs = r.status.unwrap();
-    assert_eq!(rs.phase, OperationPhase::Completed, "{:?}", rs.messages);
+    assert_eq!(
+        rs.outcome.phase,
+        OperationPhase::Completed,
+        "{:?}",
+        rs.outcome.messages
+    );
     data_dirs
 }
 
@@ -210,10 +219,10 @@ async fn the_whole_cluster_is_lost_and_a_new_one_restores_everything_from_the_bu
     let dr1 = a.api::<Backup>(NS).get("dr1").await.unwrap();
     let st = dr1.status.clone().unwrap();
     assert_eq!(
-        st.phase,
+        st.outcome.phase,
         OperationPhase::Completed,
         "{:?}\n{}",
-        st.messages,
+        st.outcome.messages,
         a.logs()
     );
     let pvbs = a
@@ -271,7 +280,7 @@ async fn the_whole_cluster_is_lost_and_a_new_one_restores_everything_from_the_bu
         |x: &Backup| {
             x.status
                 .as_ref()
-                .is_some_and(|s| s.phase == OperationPhase::Completed)
+                .is_some_and(|s| s.outcome.phase == OperationPhase::Completed)
         },
     )
     .await;
@@ -308,14 +317,14 @@ async fn the_whole_cluster_is_lost_and_a_new_one_restores_everything_from_the_bu
             |x: &Backup| {
                 x.status
                     .as_ref()
-                    .is_some_and(|s| s.phase == OperationPhase::Completed)
+                    .is_some_and(|s| s.outcome.phase == OperationPhase::Completed)
             },
         )
         .await;
     assert_eq!(synced.labels()[SYNCED_FROM_LABEL], "default");
     assert_eq!(
-        synced.status.as_ref().unwrap().completion_timestamp,
-        st.completion_timestamp
+        synced.status.as_ref().unwrap().outcome.completion_timestamp,
+        st.outcome.completion_timestamp
     );
 
     // --- A Restore of it: every namespace, every file, the manifests. ------------------------
@@ -339,7 +348,7 @@ async fn the_whole_cluster_is_lost_and_a_new_one_restores_everything_from_the_bu
     );
     let dr2 = b.api::<Backup>(NS).get("dr2").await.unwrap();
     assert_eq!(
-        dr2.status.as_ref().unwrap().phase,
+        dr2.status.as_ref().unwrap().outcome.phase,
         OperationPhase::Completed,
         "{:?}",
         dr2.status

@@ -223,13 +223,13 @@ async fn backup_namespace_lost_restore_incremental_schedule_expiry_on_a_real_api
     let b1_obj = e.api::<Backup>(NS).get(&b1).await.unwrap();
     let st = b1_obj.status.clone().unwrap();
     assert_eq!(
-        st.phase,
+        st.outcome.phase,
         OperationPhase::Completed,
         "{:?}\n{}",
-        st.messages,
+        st.outcome.messages,
         e.logs()
     );
-    assert_eq!(st.errors, 0);
+    assert_eq!(st.outcome.errors, 0);
     let pvbs: Vec<PodVolumeBackup> = e
         .api::<PodVolumeBackup>(NS)
         .list(&ListParams::default().labels(&format!("{BACKUP_NAME_LABEL}={b1}")))
@@ -247,7 +247,7 @@ async fn backup_namespace_lost_restore_incremental_schedule_expiry_on_a_real_api
     }
     // The Backup finished because its volumes did (a watch), not at its next requeue.
     e.assert_finished_by_a_change(&format!("backup={b1}"));
-    let finished = st.completion_timestamp.unwrap().0;
+    let finished = st.outcome.completion_timestamp.unwrap().0;
     assert!(
         finished.duration_since(last_volume_done).as_secs_f64() < 10.0,
         "the Backup finished {finished}, its last volume {last_volume_done}"
@@ -404,8 +404,8 @@ async fn backup_namespace_lost_restore_incremental_schedule_expiry_on_a_real_api
     let _ = out;
     let failed = e.api::<Backup>(NS).get(&stranger_backup).await.unwrap();
     let st = failed.status.clone().unwrap();
-    assert_eq!(st.phase, OperationPhase::Failed, "{st:?}");
-    let reason = st.failure_reason.unwrap_or_default();
+    assert_eq!(st.outcome.phase, OperationPhase::Failed, "{st:?}");
+    let reason = st.outcome.failure_reason.unwrap_or_default();
     assert!(
         reason.contains("exists in the bucket and this cluster has no key that opens it")
             && reason.contains("give the location the recovery key it was created with"),
@@ -619,11 +619,20 @@ async fn backup_namespace_lost_restore_incremental_schedule_expiry_on_a_real_api
             e.api::<Restore>(NS),
             &r1_name,
             "restore finished",
-            |r: &Restore| r.status.as_ref().is_some_and(|s| s.phase.is_final()),
+            |r: &Restore| {
+                r.status
+                    .as_ref()
+                    .is_some_and(|s| s.outcome.phase.is_final())
+            },
         )
         .await;
     let st = r1.status.unwrap();
-    assert_eq!(st.phase, OperationPhase::Completed, "{:?}", st.messages);
+    assert_eq!(
+        st.outcome.phase,
+        OperationPhase::Completed,
+        "{:?}",
+        st.outcome.messages
+    );
     // Finished because its volumes did (a watch), not at a requeue.
     e.assert_finished_by_a_change(&format!("restore={r1_name}"));
     // Started once: a second start finds everything "already exists" and overwrites the
@@ -632,15 +641,16 @@ async fn backup_namespace_lost_restore_incremental_schedule_expiry_on_a_real_api
     assert!(
         progress.items_restored > 0,
         "{progress:?} {:?}",
-        st.messages
+        st.outcome.messages
     );
     assert_eq!(progress.total_volumes, 2, "{progress:?}");
     assert!(
-        !st.messages
+        !st.outcome
+            .messages
             .iter()
             .any(|m| m.contains("Pod web-0") || m.contains("PersistentVolumeClaim data")),
         "restored twice: {:?}",
-        st.messages
+        st.outcome.messages
     );
     // Roles before their bindings (created first: a lower resourceVersion), and a binding
     // to `edit` allowed.
@@ -656,15 +666,15 @@ async fn backup_namespace_lost_restore_incremental_schedule_expiry_on_a_real_api
     }
     // `describe` lists each warning it counts (the ConfigMap made before the restore is one).
     assert!(
-        st.messages.iter().any(|m| m.contains("settings")),
+        st.outcome.messages.iter().any(|m| m.contains("settings")),
         "{:?}",
-        st.messages
+        st.outcome.messages
     );
     let described = ok(
         &e.arca_cluster(&["restore", "describe", &r1_name]),
         "restore describe",
     );
-    for m in &st.messages {
+    for m in &st.outcome.messages {
         assert!(
             described.contains(m.as_str()),
             "{m:?} missing from:\n{described}"

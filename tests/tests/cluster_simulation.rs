@@ -365,12 +365,12 @@ impl Cluster {
                 .list::<Backup>(NS)
                 .await
                 .iter()
-                .all(|b| phase(b.status.as_ref().map(|s| s.phase)))
+                .all(|b| phase(b.status.as_ref().map(|s| s.outcome.phase)))
                 && self
                     .list::<Restore>(NS)
                     .await
                     .iter()
-                    .all(|r| phase(r.status.as_ref().map(|s| s.phase)))
+                    .all(|r| phase(r.status.as_ref().map(|s| s.outcome.phase)))
                 && self
                     .list::<PodVolumeBackup>(NS)
                     .await
@@ -538,7 +538,7 @@ async fn backup_delete_restore_then_an_incremental_backup() {
     // --- The backup ------------------------------------------------------------------------
     let b1 = cluster.backup("b1").await;
     let st = b1.status.unwrap();
-    assert_eq!(st.phase, OperationPhase::Completed, "{:?}", st);
+    assert_eq!(st.outcome.phase, OperationPhase::Completed, "{:?}", st);
     let progress = st.progress.unwrap();
     assert_eq!((progress.total_volumes, progress.volumes_completed), (3, 3));
     assert_eq!(
@@ -547,11 +547,12 @@ async fn backup_delete_restore_then_an_incremental_backup() {
     );
     assert!(progress.bytes_done > 20 << 20, "{progress:?}");
     assert!(
-        st.messages
+        st.outcome
+            .messages
             .iter()
             .any(|m| m.contains("host") && m.contains("hostPath")),
         "the hostPath volume is skipped with a warning: {:?}",
-        st.messages
+        st.outcome.messages
     );
     let mut first = BTreeMap::new();
     for (p, v) in volumes {
@@ -612,7 +613,7 @@ async fn backup_delete_restore_then_an_incremental_backup() {
     let r1 = cluster.api::<Restore>(NS).get("r1").await.unwrap();
     let restore_uid = r1.uid().unwrap();
     let st = r1.status.unwrap();
-    assert_eq!(st.phase, OperationPhase::Completed, "{:?}", st);
+    assert_eq!(st.outcome.phase, OperationPhase::Completed, "{:?}", st);
     assert_eq!(st.progress.as_ref().unwrap().total_volumes, 3);
     let settings = cluster.api::<ConfigMap>(APP).get("settings").await.unwrap();
     assert_eq!(settings.data.unwrap()["mode"], "production");
@@ -665,7 +666,7 @@ async fn backup_delete_restore_then_an_incremental_backup() {
     std::fs::write(&changed, &text).unwrap();
     let b2 = cluster.backup("b2").await;
     let st = b2.status.unwrap();
-    assert_eq!(st.phase, OperationPhase::Completed, "{:?}", st);
+    assert_eq!(st.outcome.phase, OperationPhase::Completed, "{:?}", st);
     // The emptyDir too: its parent is found by the pod's lineage (no controller here: the
     // pod's name, which the restore kept).
     for (p, v) in volumes {
@@ -865,8 +866,8 @@ async fn wrong_credentials_give_an_unavailable_location_and_a_failed_backup_with
         !why.contains('\n') && why.to_lowercase().contains("signature"),
         "{why}"
     );
-    assert_eq!(st.phase, OperationPhase::Failed, "{st:?}");
-    let reason = st.failure_reason.unwrap();
+    assert_eq!(st.outcome.phase, OperationPhase::Failed, "{st:?}");
+    let reason = st.outcome.failure_reason.unwrap();
     assert!(
         !reason.contains('\n') && reason.to_lowercase().contains("signature"),
         "{reason}"

@@ -10,7 +10,9 @@ mod schedule;
 
 use crate::output::Table;
 use anyhow::{anyhow, bail, Context as _, Result};
-use arca_api::common::{OperationPhase, PodReference, ResourceScope, VolumePhase};
+use arca_api::common::{
+    OperationOutcome, OperationPhase, PodReference, ResourceScope, VolumePhase,
+};
 use arca_api::*;
 use clap::{Args, Subcommand, ValueEnum};
 use k8s_openapi::api::core::v1::Event;
@@ -469,41 +471,56 @@ fn confirmed(names: &[String]) -> Result<bool> {
     Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
 }
 
-/// What `logs` prints: an operation's messages, its failure, each volume's outcome (pod,
-/// volume, phase, message), then the Events recorded on it.
-struct OperationLog<'a> {
-    messages: &'a [String],
-    failure: Option<&'a str>,
-    volumes: Vec<(PodReference, String, VolumePhase, Option<String>)>,
+/// A pod volume operation as `logs` shows it.
+trait VolumeOperation {
+    /// The pod, the volume, how it went and why.
+    fn log_line(self) -> (PodReference, String, VolumePhase, Option<String>);
 }
 
-impl OperationLog<'_> {
-    async fn print(
-        &self,
-        client: &kube::Client,
-        ns: &str,
-        uid: Option<&str>,
-        out: &mut dyn Write,
-    ) -> Result<()> {
-        for m in self.messages {
-            writeln!(out, "{m}")?;
-        }
-        if let Some(f) = self.failure {
-            writeln!(out, "failed: {f}")?;
-        }
-        for (pod, volume, phase, message) in &self.volumes {
-            let why = message
-                .as_deref()
-                .map(|m| format!(": {m}"))
-                .unwrap_or_default();
-            writeln!(
-                out,
-                "volume {}/{} {volume}: {phase:?}{why}",
-                pod.namespace, pod.name
-            )?;
-        }
-        print_events(client, ns, uid, out).await
+impl VolumeOperation for PodVolumeBackup {
+    fn log_line(self) -> (PodReference, String, VolumePhase, Option<String>) {
+        let s = self.status.unwrap_or_default();
+        (self.spec.pod, self.spec.volume, s.phase, s.message)
     }
+}
+
+impl VolumeOperation for PodVolumeRestore {
+    fn log_line(self) -> (PodReference, String, VolumePhase, Option<String>) {
+        let s = self.status.unwrap_or_default();
+        (self.spec.pod, self.spec.volume, s.phase, s.message)
+    }
+}
+
+/// What `logs` prints for a Backup or Restore (`uid`, with `outcome`): its messages, its
+/// failure, each volume's outcome (pod, volume, phase, message), then the Events recorded on
+/// it.
+async fn print_log(
+    client: &kube::Client,
+    ns: &str,
+    uid: Option<&str>,
+    outcome: &OperationOutcome,
+    volumes: Vec<impl VolumeOperation>,
+    out: &mut dyn Write,
+) -> Result<i32> {
+    for m in &outcome.messages {
+        writeln!(out, "{m}")?;
+    }
+    if let Some(f) = &outcome.failure_reason {
+        writeln!(out, "failed: {f}")?;
+    }
+    for (pod, volume, phase, message) in volumes.into_iter().map(VolumeOperation::log_line) {
+        let why = message
+            .as_deref()
+            .map(|m| format!(": {m}"))
+            .unwrap_or_default();
+        writeln!(
+            out,
+            "volume {}/{} {volume}: {phase:?}{why}",
+            pod.namespace, pod.name
+        )?;
+    }
+    print_events(client, ns, uid, out).await?;
+    Ok(0)
 }
 
 async fn print_events(

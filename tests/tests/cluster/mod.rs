@@ -670,7 +670,7 @@ pub fn ok(out: &std::process::Output, what: &str) -> String {
 }
 
 pub fn phase_of_backup(b: &Backup) -> OperationPhase {
-    b.status.as_ref().map(|s| s.phase).unwrap_or_default()
+    b.phase()
 }
 
 /// A binary of this workspace next to the test executable.

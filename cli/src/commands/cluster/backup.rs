@@ -2,7 +2,7 @@
 
 use super::{
     age, confirmed, create, exit_for, get_list, get_one, message_lines, meta, or_dash, print_list,
-    scope_lines, wait_for, BackupCommand, OperationLog,
+    print_log, scope_lines, wait_for, BackupCommand,
 };
 use crate::output::Table;
 use anyhow::{bail, Context as _, Result};
@@ -33,14 +33,7 @@ pub(super) async fn run(
                 a.name, a.name
             )?;
             if a.wait {
-                let p = wait_for::<Backup>(
-                    &client,
-                    ns,
-                    &a.name,
-                    |b| b.status.as_ref().map(|s| s.phase).unwrap_or_default(),
-                    out,
-                )
-                .await?;
+                let p = wait_for::<Backup>(&client, ns, &a.name, Backup::phase, out).await?;
                 return Ok(exit_for(p));
             }
             Ok(0)
@@ -64,9 +57,9 @@ pub(super) async fn run(
                     let p = st.progress.clone().unwrap_or_default();
                     t.row(vec![
                         b.name_any(),
-                        format!("{:?}", st.phase),
-                        st.errors.to_string(),
-                        st.warnings.to_string(),
+                        format!("{:?}", st.outcome.phase),
+                        st.outcome.errors.to_string(),
+                        st.outcome.warnings.to_string(),
                         format!("{}/{}", p.volumes_completed, p.total_volumes),
                         age(b.metadata.creation_timestamp.as_ref()),
                         age(st.expiration.as_ref()),
@@ -86,21 +79,8 @@ pub(super) async fn run(
         BackupCommand::Logs { name } => {
             let b = get_one(&Api::<Backup>::namespaced(client.clone(), ns), &name).await?;
             let st = b.status.clone().unwrap_or_default();
-            let volumes = volume_backups(&client, ns, &b)
-                .await?
-                .into_iter()
-                .map(|p| {
-                    let s = p.status.unwrap_or_default();
-                    (p.spec.pod, p.spec.volume, s.phase, s.message)
-                })
-                .collect();
-            let log = OperationLog {
-                messages: &st.messages,
-                failure: st.failure_reason.as_deref(),
-                volumes,
-            };
-            log.print(&client, ns, b.uid().as_deref(), out).await?;
-            Ok(0)
+            let volumes = volume_backups(&client, ns, &b).await?;
+            print_log(&client, ns, b.uid().as_deref(), &st.outcome, volumes, out).await
         }
         BackupCommand::Delete { names, confirm } => {
             if !confirm && !confirmed(&names)? {
@@ -149,17 +129,17 @@ fn describe_backup(b: &Backup, pvbs: &[PodVolumeBackup]) -> String {
         "Name:         {}\nNamespace:    {}\nPhase:        {:?}\nErrors:       {}\nWarnings:     {}\n\n",
         b.name_any(),
         b.namespace().unwrap_or_default(),
-        st.phase,
-        st.errors,
-        st.warnings
+        st.outcome.phase,
+        st.outcome.errors,
+        st.outcome.warnings
     );
     s += &scope_lines(&b.spec.scope);
     s += &format!(
         "\nStorage location:  {}\nTTL:               {}\n\nStarted:    {}\nCompleted:  {}\nExpires:    {}\n\nItems backed up:  {}/{}\nVolumes:          {}/{}\nBytes:            {}/{}\nResources snapshot:  {}\n",
         b.spec.storage_location.as_deref().unwrap_or("<default>"),
         b.spec.ttl.as_deref().unwrap_or("720h"),
-        age(st.start_timestamp.as_ref()),
-        age(st.completion_timestamp.as_ref()),
+        age(st.outcome.start_timestamp.as_ref()),
+        age(st.outcome.completion_timestamp.as_ref()),
         age(st.expiration.as_ref()),
         p.items_backed_up,
         p.total_items,
@@ -169,10 +149,10 @@ fn describe_backup(b: &Backup, pvbs: &[PodVolumeBackup]) -> String {
         p.total_bytes,
         st.resources_snapshot_id.as_deref().unwrap_or("-"),
     );
-    if let Some(r) = &st.failure_reason {
+    if let Some(r) = &st.outcome.failure_reason {
         s += &format!("Failure:    {r}\n");
     }
-    s += &message_lines(&st.messages);
+    s += &message_lines(&st.outcome.messages);
     if !pvbs.is_empty() {
         s += "\nPod volume backups:\n";
         let mut t = Table::new(&[

@@ -1,8 +1,8 @@
 //! `arca cluster restore …`: create, list, describe and show the logs of Restores.
 
 use super::{
-    age, create, exit_for, get_list, get_one, message_lines, meta, print_list, scope_lines,
-    wait_for, OperationLog, RestoreCommand,
+    age, create, exit_for, get_list, get_one, message_lines, meta, print_list, print_log,
+    scope_lines, wait_for, RestoreCommand,
 };
 use crate::output::Table;
 use anyhow::{anyhow, Context as _, Result};
@@ -56,14 +56,7 @@ pub(super) async fn run(
                 "Restore {name} submitted; see `arca cluster restore describe {name}`."
             )?;
             if a.wait {
-                let p = wait_for::<Restore>(
-                    &client,
-                    ns,
-                    &name,
-                    |r| r.status.as_ref().map(|s| s.phase).unwrap_or_default(),
-                    out,
-                )
-                .await?;
+                let p = wait_for::<Restore>(&client, ns, &name, Restore::phase, out).await?;
                 return Ok(exit_for(p));
             }
             Ok(0)
@@ -80,9 +73,9 @@ pub(super) async fn run(
                     t.row(vec![
                         r.name_any(),
                         r.spec.backup_name.clone(),
-                        format!("{:?}", st.phase),
-                        st.errors.to_string(),
-                        st.warnings.to_string(),
+                        format!("{:?}", st.outcome.phase),
+                        st.outcome.errors.to_string(),
+                        st.outcome.warnings.to_string(),
                         format!("{}/{}", p.volumes_restored, p.total_volumes),
                         age(r.metadata.creation_timestamp.as_ref()),
                     ]);
@@ -98,9 +91,9 @@ pub(super) async fn run(
                 "Name:         {}\nBackup:       {}\nPhase:        {:?}\nErrors:       {}\nWarnings:     {}\n\n",
                 r.name_any(),
                 r.spec.backup_name,
-                st.phase,
-                st.errors,
-                st.warnings
+                st.outcome.phase,
+                st.outcome.errors,
+                st.outcome.warnings
             );
             s += &scope_lines(&r.spec.scope);
             if !r.spec.namespace_mapping.is_empty() {
@@ -111,17 +104,17 @@ pub(super) async fn run(
             }
             s += &format!(
                 "\nStarted:    {}\nCompleted:  {}\n\nItems restored:  {}/{}\nVolumes:         {}/{}\n",
-                age(st.start_timestamp.as_ref()),
-                age(st.completion_timestamp.as_ref()),
+                age(st.outcome.start_timestamp.as_ref()),
+                age(st.outcome.completion_timestamp.as_ref()),
                 p.items_restored,
                 p.total_items,
                 p.volumes_restored,
                 p.total_volumes
             );
-            if let Some(f) = &st.failure_reason {
+            if let Some(f) = &st.outcome.failure_reason {
                 s += &format!("Failure:    {f}\n");
             }
-            s += &message_lines(&st.messages);
+            s += &message_lines(&st.outcome.messages);
             let pvrs = volume_restores(&client, ns, &r).await?;
             if !pvrs.is_empty() {
                 s += "\nPod volume restores:\n";
@@ -145,21 +138,8 @@ pub(super) async fn run(
         RestoreCommand::Logs { name } => {
             let r = get_one(&Api::<Restore>::namespaced(client.clone(), ns), &name).await?;
             let st = r.status.clone().unwrap_or_default();
-            let volumes = volume_restores(&client, ns, &r)
-                .await?
-                .into_iter()
-                .map(|p| {
-                    let s = p.status.unwrap_or_default();
-                    (p.spec.pod, p.spec.volume, s.phase, s.message)
-                })
-                .collect();
-            let log = OperationLog {
-                messages: &st.messages,
-                failure: st.failure_reason.as_deref(),
-                volumes,
-            };
-            log.print(&client, ns, r.uid().as_deref(), out).await?;
-            Ok(0)
+            let volumes = volume_restores(&client, ns, &r).await?;
+            print_log(&client, ns, r.uid().as_deref(), &st.outcome, volumes, out).await
         }
     }
 }
