@@ -4,6 +4,7 @@
 //! Build [`ChunkerTables`] once per repository polynomial, then use a [`Chunker`] per file
 //! (piecewise input), [`ChunkIter`] (any reader) or [`chunk_lengths`] (whole buffer).
 //! Benchmarks live in benches/.
+#![warn(missing_docs)]
 
 mod chunker;
 mod iter;

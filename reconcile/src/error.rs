@@ -17,6 +17,7 @@ pub enum Error {
     /// update Backup b1`).
     #[error("{action}: {source}")]
     Api {
+        /// What the request was for.
         action: String,
         /// Boxed: a kube error is large, and every reconciler's `Result` carries this.
         #[source]
@@ -31,21 +32,27 @@ pub enum Error {
     /// The repository engine: opening, reading or writing a repository.
     #[error("{context}: {}", one_line(source))]
     Engine {
+        /// What was being done, and to which repository.
         context: String,
+        /// The engine's error.
         #[source]
         source: arca_engine::Error,
     },
     /// A store reached without the engine (its options, opening or probing it).
     #[error("{context}: {source}")]
     Storage {
+        /// What was being done, and to which store.
         context: String,
+        /// The store's error.
         #[source]
         source: arca_storage::StorageError,
     },
     /// A local file or folder (a volume's, a marker, manifests on their way).
     #[error("{context}: {source}")]
     Io {
+        /// The file or folder.
         context: String,
+        /// The system's error.
         #[source]
         source: std::io::Error,
     },

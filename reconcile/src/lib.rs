@@ -8,6 +8,7 @@
 //!   counts it by kind in the metrics, and tries again after a pause.
 //! - [`detached::run`]: engine work run from a controller on a thread of its own.
 //! - [`metrics`]: serving `/metrics`; [`logging`]: the log format both binaries offer.
+#![warn(missing_docs)]
 
 mod error;
 
