@@ -74,13 +74,21 @@ pub async fn repository(ctx: &Context, name: &str) -> Result<RepoAccess> {
     })
 }
 
-/// Open the repository with its index loaded.
-pub async fn open(access: &RepoAccess) -> Result<arca_engine::Repository> {
+/// Open the repository with its index loaded, through the local cache in `cache` if given
+/// (index files and tree packs are then read from the store once, not at every backup).
+pub async fn open(
+    access: &RepoAccess,
+    cache: Option<&std::path::Path>,
+) -> Result<arca_engine::Repository> {
     let backend = arca_storage::open_with(&access.url, &access.options)
         .map_err(Error::storage(&access.url))?;
     let mut repo = arca_engine::Repository::open(backend, &access.password)
         .await
         .map_err(Error::engine(&access.url))?;
+    if let Some(dir) = cache {
+        repo.use_cache(&arca_storage::cache::CacheDir::new(dir))
+            .map_err(Error::engine(format!("{}: the local cache", access.url)))?;
+    }
     repo.load_index(&arca_engine::progress::NoProgress)
         .await
         .map_err(Error::engine(format!("{}: loading the index", access.url)))?;

@@ -21,6 +21,8 @@ pub struct Context {
     pub in_flight: Mutex<HashSet<String>>,
     /// At most one status update per this interval while data moves.
     pub progress_interval: Duration,
+    /// The local cache's base folder (restic's layout), if any.
+    pub cache_dir: Option<PathBuf>,
     /// Failed reconciles by controller and kind, served on `/metrics`.
     pub failures: arca_reconcile::policy::Failures,
 }
@@ -34,6 +36,7 @@ impl Context {
             kubelet_pods,
             transfers: tokio::sync::Semaphore::new(2),
             in_flight: Mutex::new(HashSet::new()),
+            cache_dir: None,
             failures: Default::default(),
             progress_interval: Duration::from_secs(10),
         }

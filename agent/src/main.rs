@@ -26,6 +26,10 @@ enum Command {
         /// The kubelet's pods directory as mounted into this container.
         #[arg(long, default_value = "/host_pods")]
         kubelet_pods: PathBuf,
+        /// Keep index files and tree packs in this folder (restic's cache layout), so that
+        /// incremental volume backups do not read them from the store again.
+        #[arg(long, env = "ARCA_CACHE_DIR")]
+        cache_dir: Option<PathBuf>,
         /// Volume transfers at once on this node.
         #[arg(long, default_value_t = 2)]
         concurrency: usize,
@@ -64,6 +68,7 @@ fn run(cli: Cli) -> Result<()> {
             namespace,
             kubelet_pods,
             concurrency,
+            cache_dir,
             log_format,
             metrics_address,
         } => {
@@ -79,6 +84,7 @@ fn run(cli: Cli) -> Result<()> {
                 let mut ctx =
                     arca_agent::context::Context::new(client, &node, &namespace, kubelet_pods);
                 ctx.transfers = tokio::sync::Semaphore::new(concurrency.max(1));
+                ctx.cache_dir = cache_dir;
                 if let Some(addr) = metrics_address {
                     let failures = ctx.failures.clone();
                     let encode = move || arca_agent::metrics::encode(&failures);

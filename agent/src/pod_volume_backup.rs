@@ -145,7 +145,7 @@ async fn run(
     )
     .await?;
 
-    let repo = access::open(access).await?;
+    let repo = access::open(access, ctx.cache_dir.as_deref()).await?;
     // The parent: the newest snapshot of the same claim (or, without one, of the same pod
     // volume), whatever pod or node made it.
     let pvc_uid = spec

@@ -247,7 +247,7 @@ async fn restore_into(
         }),
     )
     .await?;
-    let repo = access::open(access).await?;
+    let repo = access::open(access, ctx.cache_dir.as_deref()).await?;
     let snapshot = arca_engine::snapshots::find(&repo, &spec.snapshot_id, &Default::default())
         .await
         .map_err(Error::engine(format!("snapshot {}", spec.snapshot_id)))?;

@@ -76,12 +76,15 @@ pub struct GlobalOptions {
         hide_env_values = true
     )]
     pub cacert: Option<std::path::PathBuf>,
-    /// Accepted for compatibility with restic; Arca keeps no local cache
+    /// do not use a local cache
     #[arg(long, global = true)]
     pub no_cache: bool,
-    /// Accepted for compatibility with restic
+    /// set the cache `directory`. (default: use system default cache directory)
     #[arg(long, global = true, env = "RESTIC_CACHE_DIR", hide_env_values = true)]
     pub cache_dir: Option<String>,
+    /// auto remove old cache directories
+    #[arg(long, global = true)]
+    pub cleanup_cache: bool,
 }
 
 /// Exit codes as restic 0.17+ uses them.
@@ -223,7 +226,77 @@ impl GlobalOptions {
         Ok(arca_storage::open_with(loc, &opts)?)
     }
 
+    /// The cache's base folder: `--cache-dir`, `$RESTIC_CACHE_DIR`, else the user's cache
+    /// folder (`$XDG_CACHE_HOME/restic`, `~/.cache/restic`).
+    pub fn cache_base(&self) -> Option<std::path::PathBuf> {
+        match &self.cache_dir {
+            Some(d) if !d.is_empty() => Some(d.into()),
+            _ => arca_storage::cache::default_base(),
+        }
+    }
+
+    /// Open the repository with the local cache in front of it (unless --no-cache).
     pub async fn open(&self) -> Result<Repository> {
+        let mut repo = self.open_uncached().await?;
+        if !self.no_cache {
+            self.use_cache(&mut repo);
+        }
+        Ok(repo)
+    }
+
+    /// As restic does: a cache that cannot be opened is a warning, not a failure; a new one
+    /// is said, and old ones (unused for 30 days) are pointed out, or removed with
+    /// --cleanup-cache.
+    fn use_cache(&self, repo: &mut Repository) {
+        let Some(base) = self.cache_base() else {
+            eprintln!("unable to open cache: no cache folder (set --cache-dir or $HOME)");
+            return;
+        };
+        let dir = arca_storage::cache::CacheDir::new(&base);
+        match repo.use_cache(&dir) {
+            Ok(true) if !self.json && std::io::stdout().is_terminal() => {
+                self.verbose(format!("created new cache in {}", base.display()))
+            }
+            Ok(_) => {}
+            Err(e) => {
+                eprintln!("unable to open cache: {e}");
+                return;
+            }
+        }
+        let old = match dir.older_than(arca_storage::cache::MAX_AGE) {
+            Ok(old) => old,
+            Err(e) => {
+                eprintln!("unable to find old cache directories: {e}");
+                return;
+            }
+        };
+        if old.is_empty() {
+            return;
+        }
+        if self.cleanup_cache {
+            if !self.json {
+                self.verbose(format!(
+                    "removing {} old cache dirs from {}",
+                    old.len(),
+                    base.display()
+                ));
+            }
+            for e in old {
+                if let Err(err) = std::fs::remove_dir_all(&e.path) {
+                    eprintln!("unable to remove {}: {err}", e.path.display());
+                }
+            }
+        } else if std::io::stdout().is_terminal() {
+            self.verbose(format!(
+                "found {} old cache directories in {}, run `arca cache --cleanup` to remove them",
+                old.len(),
+                base.display()
+            ));
+        }
+    }
+
+    /// Open the repository, reading everything from the store.
+    pub async fn open_uncached(&self) -> Result<Repository> {
         let loc = self.repo_location()?;
         let backend = self.backend(&loc)?;
         let password = self.password()?;

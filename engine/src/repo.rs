@@ -10,6 +10,7 @@ use arca_format::keyfile::{KdfParams, KeyError, KeyFile};
 use arca_format::pack::BlobType;
 use arca_format::tree::Tree;
 use arca_format::Id;
+use arca_storage::PackKind;
 use arca_storage::StorageError;
 use arca_storage::{DynBackend, FileType};
 use bytes::Bytes;
@@ -223,9 +224,30 @@ impl Repository {
         }
     }
 
-    /// Load every index file into memory.
+    /// Put the local cache (restic's layout, in `dir`) in front of the store: index and
+    /// snapshot files and tree packs are read from it when there, and kept there. Returns
+    /// whether this repository's cache folder was new.
+    pub fn use_cache(&mut self, dir: &arca_storage::cache::CacheDir) -> Result<bool> {
+        let cache = dir
+            .open(&self.config.id)
+            .map_err(Error::io(dir.base().join(&self.config.id)))?;
+        let created = cache.created();
+        self.backend = Arc::new(arca_storage::cache::CachedBackend::new(
+            self.backend.clone(),
+            Arc::new(cache),
+        ));
+        Ok(created)
+    }
+
+    /// Load every index file into memory. With a cache, the cached packs the index no
+    /// longer names are dropped (index files the store no longer lists are dropped as it
+    /// is listed).
     pub async fn load_index(&mut self, progress: &dyn Progress) -> Result<()> {
         let index = Index::load(self, progress).await?;
+        if let Some(cache) = self.backend.repository_cache() {
+            let packs = index.packs().iter().map(|id| id.to_hex()).collect();
+            cache.retain(FileType::Pack, &packs);
+        }
         self.index = Some(Arc::new(index));
         Ok(())
     }
@@ -242,34 +264,43 @@ impl Repository {
     }
 
     /// Read one blob: ranged read, decrypt, decompress, check its hash. Tries every
-    /// pack that holds it before giving up.
+    /// pack that holds it before giving up. A tree blob's pack is kept whole in the cache;
+    /// a cached copy that does not decode is dropped and the store read instead.
     pub async fn read_blob(&self, blob_type: BlobType, id: &Id) -> Result<Vec<u8>> {
         let index = self.index();
+        let kind = match blob_type {
+            BlobType::Tree => PackKind::Tree,
+            BlobType::Data => PackKind::Data,
+        };
         let mut last_err = Error::BlobNotFound { blob_type, id: *id };
         for loc in index.lookup_all(blob_type, id) {
             let pack = index.pack_id(loc.pack);
-            let res = self
-                .backend
-                .read_range(
-                    FileType::Pack,
-                    &pack.to_hex(),
-                    loc.offset as u64,
-                    loc.length as u64,
-                )
-                .await;
-            match res {
-                Ok(raw) => match decode_blob(&self.key, &loc.to_packed(blob_type, *id), &raw) {
-                    Ok(plain) => return Ok(plain),
-                    Err(msg) => {
-                        last_err = Error::Blob {
-                            blob_type,
-                            id: *id,
-                            pack,
-                            msg,
-                        };
-                    }
-                },
-                Err(e) => last_err = e.into(),
+            let name = pack.to_hex();
+            let cached = self.backend.repository_cache().is_some();
+            for attempt in 0..if cached { 2 } else { 1 } {
+                let res = self
+                    .backend
+                    .read_pack_range(&name, loc.offset as u64, loc.length as u64, kind)
+                    .await;
+                match res {
+                    Ok(raw) => match decode_blob(&self.key, &loc.to_packed(blob_type, *id), &raw) {
+                        Ok(plain) => return Ok(plain),
+                        Err(msg) => {
+                            last_err = Error::Blob {
+                                blob_type,
+                                id: *id,
+                                pack,
+                                msg,
+                            };
+                            if attempt == 0 && cached {
+                                self.backend.forget_cached(FileType::Pack, &name);
+                                continue;
+                            }
+                        }
+                    },
+                    Err(e) => last_err = e.into(),
+                }
+                break;
             }
         }
         Err(last_err)

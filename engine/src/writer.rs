@@ -351,8 +351,13 @@ async fn upload_loop(
             let repo = repo.clone();
             async move {
                 if !opts.dry_run {
+                    // A cache keeps tree packs: packs hold one kind of blob.
+                    let kind = match p.blobs.first().map(|b| b.blob_type) {
+                        Some(BlobType::Tree) => arca_storage::PackKind::Tree,
+                        _ => arca_storage::PackKind::Data,
+                    };
                     repo.backend()
-                        .write(FileType::Pack, &p.id.to_hex(), p.data, false)
+                        .write_pack(&p.id.to_hex(), p.data, kind)
                         .await?;
                 }
                 Ok::<_, Error>(IndexPack {

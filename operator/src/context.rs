@@ -13,6 +13,9 @@ pub struct Context {
     /// The image of the restore-wait init container added to restored pods; `None`: the
     /// image of the agent DaemonSet, which every node runs already.
     pub agent_image: Option<String>,
+    /// The local cache's base folder (restic's layout), if any: the resource repositories'
+    /// index files and tree packs are then read once, not at every Backup and sync.
+    pub cache_dir: Option<std::path::PathBuf>,
 }
 
 impl Context {
@@ -22,6 +25,7 @@ impl Context {
             namespace: namespace.to_string(),
             kdf: KdfParams::DEFAULT,
             agent_image: None,
+            cache_dir: None,
         }
     }
 }

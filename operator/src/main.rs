@@ -19,6 +19,9 @@ struct Cli {
     /// image of the arca-agent DaemonSet in --namespace).
     #[arg(long, env = "ARCA_AGENT_IMAGE")]
     agent_image: Option<String>,
+    /// Keep index files and tree packs in this folder (restic's cache layout).
+    #[arg(long, env = "ARCA_CACHE_DIR")]
+    cache_dir: Option<std::path::PathBuf>,
     /// Log lines as text, or as JSON objects for log aggregators (level with RUST_LOG)
     #[arg(long, env = "ARCA_LOG_FORMAT", default_value = "text", value_parser = arca_reconcile::logging::FORMATS)]
     log_format: String,
@@ -40,6 +43,7 @@ fn run(cli: Cli) -> Result<()> {
             .map_err(|e| anyhow::anyhow!("cannot reach the Kubernetes API: {e}"))?;
         let mut ctx = arca_operator::context::Context::new(client, &cli.namespace);
         ctx.agent_image = cli.agent_image;
+        ctx.cache_dir = cli.cache_dir;
         let metrics = Arc::new(arca_operator::metrics::Metrics::default());
         if let Some(addr) = metrics_address {
             let m = metrics.clone();

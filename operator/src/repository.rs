@@ -234,6 +234,15 @@ pub async fn open_unindexed(
 /// Open a Ready repository with its key and location credentials, index loaded.
 pub async fn open(ctx: &Context, repo: &BackupRepository) -> Result<arca_engine::Repository> {
     let mut r = open_unindexed(ctx, repo).await?;
+    // The cache for the indexed work (manifests, sync), never for maintenance: a check
+    // must read the store itself.
+    if let Some(dir) = &ctx.cache_dir {
+        r.use_cache(&arca_storage::cache::CacheDir::new(dir))
+            .map_err(Error::engine(format!(
+                "{}: the local cache",
+                repo.spec.repository_url
+            )))?;
+    }
     r.load_index(&arca_engine::progress::NoProgress)
         .await
         .map_err(Error::engine(format!(

@@ -4,6 +4,7 @@
 //! (`data/xx/` for packs) but nothing about encryption or what the files mean.
 
 pub mod buffers;
+pub mod cache;
 pub mod direct;
 pub mod faults;
 mod gcs;
@@ -173,6 +174,39 @@ pub trait Backend: Send + Sync + 'static {
     async fn remove(&self, ty: FileType, name: &str) -> Result<()>;
 
     async fn stat(&self, ty: FileType, name: &str) -> Result<FileInfo>;
+
+    /// Read part of a pack whose kind the caller knows: a cache keeps tree packs whole.
+    async fn read_pack_range(
+        &self,
+        name: &str,
+        offset: u64,
+        length: u64,
+        _kind: PackKind,
+    ) -> Result<Bytes> {
+        self.read_range(FileType::Pack, name, offset, length).await
+    }
+
+    /// Write a pack whose kind the caller knows: a cache keeps tree packs.
+    async fn write_pack(&self, name: &str, data: Bytes, _kind: PackKind) -> Result<()> {
+        self.write(FileType::Pack, name, data, false).await
+    }
+
+    /// A copy of this file read from a cache turned out damaged (it did not decrypt or
+    /// hash right): drop it, and read the store from now on.
+    fn forget_cached(&self, _ty: FileType, _name: &str) {}
+
+    /// The local cache in front of the store, if there is one.
+    fn repository_cache(&self) -> Option<&cache::RepoCache> {
+        None
+    }
+}
+
+/// What a pack holds, for a cache: restic keeps packs of tree blobs (the metadata every
+/// backup, `ls` and restore reads) and leaves data packs in the store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PackKind {
+    Data,
+    Tree,
 }
 
 pub type DynBackend = Arc<dyn Backend>;

@@ -14,6 +14,7 @@
 //! - [`make_dataset`]: the interop dataset (odd names, links, modes, times, sizes).
 //! - [`compare_trees`]: compare two directory trees byte for byte and bit for bit.
 //! - [`run_measured`]: run a program and measure its peak resident memory.
+//! - [`RequestLog`]: a proxy in front of an object store that records each request.
 //! - [`dialect`]: which restic runs (0.14 or current) and how 0.14's output differs.
 
 mod compare;
@@ -21,6 +22,7 @@ mod dataset;
 pub mod dialect;
 mod fixtures;
 mod peak;
+mod request_log;
 mod runner;
 mod tools;
 
@@ -34,6 +36,7 @@ pub use fixtures::{
     unpack_fixture, workspace_root, TempRepo, FIXTURE_PASSWORD,
 };
 pub use peak::{run_measured, Measured};
+pub use request_log::RequestLog;
 pub use runner::{agent_bin, arca_bin, cp_a, Arca, Invocation, Restic, Runner};
 pub use tools::{find_tool, is_ci, require_restic, require_tool, restic_or_skip, tool_or_skip};
 

@@ -498,7 +498,9 @@ impl DerefMut for Restic {
 }
 
 /// The built `arca` binary ([`arca_bin`]) against one repository: `RESTIC_REPOSITORY` and
-/// `RESTIC_PASSWORD` in the environment (arca honours both), `RUST_BACKTRACE=1`.
+/// `RESTIC_PASSWORD` in the environment (arca honours both), `RUST_BACKTRACE=1`, and, as for
+/// [`Restic`], `--no-cache` so that a cache never hides what the repository holds (call
+/// [`Arca::with_cache`] for a private cache folder).
 pub struct Arca(Runner);
 
 impl Arca {
@@ -522,8 +524,15 @@ impl Arca {
 
     pub fn plain_with_bin(bin: impl Into<PathBuf>) -> Self {
         let mut runner = Runner::new(bin);
-        runner.env("RUST_BACKTRACE", "1");
+        runner.env("RUST_BACKTRACE", "1").global_arg("--no-cache");
         Arca(runner)
+    }
+
+    /// Use a cache (in the runner's private folder, `$RESTIC_CACHE_DIR`, shared by its
+    /// invocations) instead of `--no-cache`.
+    pub fn with_cache(mut self) -> Self {
+        self.0.remove_global_arg("--no-cache");
+        self
     }
 }
 

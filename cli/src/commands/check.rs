@@ -15,6 +15,9 @@ pub struct CheckArgs {
     /// read a subset of data packs, specified as 'n/t' for specific part, or either 'x%' for random subset
     #[arg(long)]
     read_data_subset: Option<String>,
+    /// use existing cache, only read uncached data from repository
+    #[arg(long)]
+    with_cache: bool,
 }
 
 pub(super) async fn run(a: CheckArgs, g: &GlobalOptions) -> Result<i32> {
@@ -23,7 +26,12 @@ pub(super) async fn run(a: CheckArgs, g: &GlobalOptions) -> Result<i32> {
         (None, true) => ReadData::All,
         (None, false) => ReadData::None,
     };
-    let mut repo = g.open().await?;
+    // As restic: a check reads the store itself, unless told to trust the cache.
+    let mut repo = if a.with_cache {
+        g.open().await?
+    } else {
+        g.open_uncached().await?
+    };
     let lock = if g.no_lock {
         None
     } else {

@@ -3,6 +3,7 @@
 //! repository under a lock, picking snapshots) and in `crate::output`.
 
 pub(crate) mod backup;
+mod cache;
 mod cat;
 mod check;
 pub(crate) mod cluster;
@@ -73,6 +74,8 @@ pub enum Command {
     Prune(prune::PruneArgs),
     /// Remove snapshots from the repository
     Forget(forget::ForgetArgs),
+    /// Operate on local cache directories
+    Cache(cache::CacheArgs),
     /// Back up and restore a Kubernetes cluster through the Arca operator
     Cluster(cluster::ClusterArgs),
 }
@@ -133,6 +136,7 @@ pub async fn run(cmd: Command, g: GlobalOptions) -> Result<i32> {
         Command::Repair(c) => repair::repair(c, g.clone()).await,
         Command::Prune(a) => with_lock(&g, true, |repo| prune::run(repo, a, g.clone())).await,
         Command::Backup(a) => with_lock(&g, false, |repo| backup::run(repo, a, g.clone())).await,
+        Command::Cache(a) => cache::run(a, &g),
         Command::Cluster(a) => cluster::run(a).await,
     }
 }
