@@ -145,7 +145,8 @@ step_done "cargo test --workspace"
 # prints; the suites know 0.14's differences (tests/src/dialect.rs) and compare exactly with each.
 say "cargo test: the restic interop suites against restic 0.19.1 ($ARCA_TEST_RESTIC_NEW)"
 ARCA_TEST_RESTIC="$ARCA_TEST_RESTIC_NEW" cargo test -p arca-tests --no-fail-fast \
-  --test backup_interop --test read_interop --test forget_interop
+  --test backup_interop --test read_interop --test forget_interop --test command_interop \
+  --test cache
 step_done "interop suites against restic 0.19.1"
 
 say "all tests passed"

@@ -126,7 +126,10 @@ async fn file_entry<W: Write>(
                 blob_type: BlobType::Data,
                 id,
                 pack: index.pack_id(pack),
-                msg: format!("{} bytes where the index says {len}", blob.len()),
+                reason: crate::error::BlobError::Size {
+                    read: blob.len() as u64,
+                    want: len,
+                },
             });
         }
         out.write_all(&blob).map_err(Error::Output)?;

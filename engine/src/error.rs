@@ -4,6 +4,22 @@ use arca_format::pack::BlobType;
 use arca_format::Id;
 use arca_storage::{FileType, StorageError};
 
+/// Why a blob's stored bytes do not give the blob.
+#[derive(Debug, thiserror::Error)]
+pub enum BlobError {
+    #[error("read {read} bytes, want {want}")]
+    Length { read: usize, want: u32 },
+    #[error("{0}")]
+    Decrypt(#[from] arca_format::crypto::CryptoError),
+    #[error("{0}")]
+    Decompress(#[from] arca_format::compression::CompressionError),
+    #[error("wrong data returned, hash does not match the blob ID")]
+    Hash,
+    /// The blob decoded, but not to the size the index gives it.
+    #[error("{read} bytes where the index says {want}")]
+    Size { read: u64, want: u64 },
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error(transparent)]
@@ -34,12 +50,13 @@ pub enum Error {
     },
     #[error("{blob_type} blob {id} not found in index")]
     BlobNotFound { blob_type: BlobType, id: Id },
-    #[error("{blob_type} blob {id} in pack {pack}: {msg}")]
+    #[error("{blob_type} blob {id} in pack {pack}: {reason}")]
     Blob {
         blob_type: BlobType,
         id: Id,
         pack: Id,
-        msg: String,
+        #[source]
+        reason: BlobError,
     },
     #[error("tree {id}: {msg}")]
     Tree { id: Id, msg: String },

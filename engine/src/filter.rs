@@ -7,12 +7,21 @@ use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
+/// A pattern that is no glob.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid pattern {pattern:?}: {source}")]
+pub struct PatternError {
+    pub pattern: String,
+    #[source]
+    pub source: globset::Error,
+}
+
 pub struct Patterns {
     globs: Vec<GlobMatcher>,
 }
 
 impl Patterns {
-    pub fn new(patterns: &[String], case_insensitive: bool) -> Result<Patterns, String> {
+    pub fn new(patterns: &[String], case_insensitive: bool) -> Result<Patterns, PatternError> {
         let mut globs = Vec::new();
         for p in patterns {
             let p = p.trim_end_matches('/');
@@ -29,7 +38,10 @@ impl Patterns {
                 .case_insensitive(case_insensitive)
                 .backslash_escape(true)
                 .build()
-                .map_err(|e| format!("invalid pattern {p:?}: {e}"))?;
+                .map_err(|source| PatternError {
+                    pattern: p.to_string(),
+                    source,
+                })?;
             globs.push(g.compile_matcher());
         }
         Ok(Patterns { globs })

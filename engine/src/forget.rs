@@ -36,8 +36,8 @@ mod tags;
 #[cfg(test)]
 mod test_support;
 
-pub use duration::KeepDuration;
-pub use group::{group_snapshots, GroupBy, GroupKey};
+pub use duration::{DurationError, KeepDuration};
+pub use group::{group_snapshots, GroupBy, GroupKey, UnknownGrouping};
 pub use policy::{apply_policy, Applied, Counters, ExpirePolicy, KeepReason};
 pub use tags::{has_tags, parse_tag_list, tag_list_string};
 

@@ -31,6 +31,7 @@ pub mod rewrite;
 pub mod snapshots;
 pub mod stats;
 pub mod sys;
+pub mod tag;
 pub mod walk;
 pub mod writer;
 

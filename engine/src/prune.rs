@@ -28,12 +28,21 @@ pub enum MaxUnused {
     Unlimited,
 }
 
+/// A `--max-unused` value restic would refuse.
+#[derive(Debug, thiserror::Error)]
+pub enum MaxUnusedError {
+    #[error("invalid --max-unused {0:?}")]
+    Invalid(String),
+    #[error("--max-unused {0:?} must be below 100%")]
+    NotBelow100(String),
+}
+
 impl MaxUnused {
     /// restic's syntax: `5%`, `100M`, `unlimited`.
     pub fn parse(
         s: &str,
         parse_size: impl Fn(&str) -> Option<u64>,
-    ) -> std::result::Result<MaxUnused, String> {
+    ) -> std::result::Result<MaxUnused, MaxUnusedError> {
         let s = s.trim();
         if s == "unlimited" {
             return Ok(MaxUnused::Unlimited);
@@ -42,15 +51,15 @@ impl MaxUnused {
             let v: f64 = p
                 .trim()
                 .parse()
-                .map_err(|_| format!("invalid --max-unused {s:?}"))?;
+                .map_err(|_| MaxUnusedError::Invalid(s.to_string()))?;
             if !(0.0..100.0).contains(&v) {
-                return Err(format!("--max-unused {s:?} must be below 100%"));
+                return Err(MaxUnusedError::NotBelow100(s.to_string()));
             }
             return Ok(MaxUnused::Percent(v));
         }
         parse_size(s)
             .map(MaxUnused::Bytes)
-            .ok_or_else(|| format!("invalid --max-unused {s:?}"))
+            .ok_or_else(|| MaxUnusedError::Invalid(s.to_string()))
     }
 
     /// Unused bytes allowed to remain when `used` bytes are in use.

@@ -46,11 +46,11 @@ pub async fn repack(
             for b in blobs {
                 let lo = (b.offset as u64 - start) as usize;
                 let raw = &data[lo..lo + b.length as usize];
-                let plain = decode_blob(&key, &b, raw).map_err(|msg| Error::Blob {
+                let plain = decode_blob(&key, &b, raw).map_err(|reason| Error::Blob {
                     blob_type: b.blob_type,
                     id: b.id,
                     pack: pid,
-                    msg,
+                    reason,
                 })?;
                 w.save_with_id(b.blob_type, b.id, &plain)?;
             }

@@ -1,6 +1,6 @@
 //! The repository handle: open with a password, create, load and save files.
 
-use crate::error::{Error, Result};
+use crate::error::{BlobError, Error, Result};
 use crate::index::Index;
 use crate::progress::Progress;
 use arca_format::compression;
@@ -285,12 +285,12 @@ impl Repository {
                 match res {
                     Ok(raw) => match decode_blob(&self.key, &loc.to_packed(blob_type, *id), &raw) {
                         Ok(plain) => return Ok(plain),
-                        Err(msg) => {
+                        Err(reason) => {
                             last_err = Error::Blob {
                                 blob_type,
                                 id: *id,
                                 pack,
-                                msg,
+                                reason,
                             };
                             if attempt == 0 && cached {
                                 self.backend.forget_cached(FileType::Pack, &name);
@@ -320,7 +320,7 @@ pub fn decode_blob(
     key: &Key,
     blob: &arca_format::pack::PackedBlob,
     raw: &[u8],
-) -> std::result::Result<Vec<u8>, String> {
+) -> std::result::Result<Vec<u8>, BlobError> {
     let mut scratch = BlobScratch::default();
     decode_blob_into(key, blob, raw, &mut scratch, 0)?;
     let mut plain = if blob.is_compressed() {
@@ -351,10 +351,13 @@ pub fn decode_blob_into<'s>(
     raw: &[u8],
     scratch: &'s mut BlobScratch,
     place: u64,
-) -> std::result::Result<&'s [u8], String> {
+) -> std::result::Result<&'s [u8], BlobError> {
     use arca_storage::direct::{pad_for, ALIGN};
     if raw.len() != blob.length as usize {
-        return Err(format!("read {} bytes, want {}", raw.len(), blob.length));
+        return Err(BlobError::Length {
+            read: raw.len(),
+            want: blob.length,
+        });
     }
     // Reserve before computing the filler: a reallocation would move the buffer.
     let placed = |buf: &mut Vec<u8>, len: usize| {
@@ -366,13 +369,11 @@ pub fn decode_blob_into<'s>(
     };
     let compressed = blob.is_compressed();
     let pad = placed(&mut scratch.decrypted, raw.len());
-    key.open_append(raw, &mut scratch.decrypted)
-        .map_err(|e| e.to_string())?;
+    key.open_append(raw, &mut scratch.decrypted)?;
     let plain: &[u8] = if compressed {
         let len = blob.uncompressed_length as usize;
         let ppad = placed(&mut scratch.plain, len);
-        compression::decompress_exact_append(&scratch.decrypted[pad..], len, &mut scratch.plain)
-            .map_err(|e| e.to_string())?;
+        compression::decompress_exact_append(&scratch.decrypted[pad..], len, &mut scratch.plain)?;
         scratch.pad = ppad;
         &scratch.plain[ppad..]
     } else {
@@ -380,7 +381,7 @@ pub fn decode_blob_into<'s>(
         &scratch.decrypted[pad..]
     };
     if Id::hash(plain) != blob.id {
-        return Err("wrong data returned, hash does not match the blob ID".to_string());
+        return Err(BlobError::Hash);
     }
     Ok(plain)
 }

@@ -470,7 +470,8 @@ impl Restic {
         Self::plain_with_bin(require_restic())
     }
 
-    fn plain_with_bin(bin: impl Into<PathBuf>) -> Self {
+    /// Like [`Restic::plain`] with an explicit binary.
+    pub fn plain_with_bin(bin: impl Into<PathBuf>) -> Self {
         let mut runner = Runner::new(bin);
         runner.global_arg("--no-cache");
         Restic(runner)

@@ -34,11 +34,11 @@ fn parse_count(s: &str) -> Result<i64, String> {
     Ok(v)
 }
 
-fn parse_duration(s: &str) -> Result<KeepDuration, String> {
+fn parse_duration(s: &str) -> Result<KeepDuration, arca_engine::forget::DurationError> {
     KeepDuration::parse(s)
 }
 
-fn parse_group_by(s: &str) -> Result<GroupBy, String> {
+fn parse_group_by(s: &str) -> Result<GroupBy, arca_engine::forget::UnknownGrouping> {
     GroupBy::parse(s)
 }
 

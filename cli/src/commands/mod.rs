@@ -21,7 +21,9 @@ mod repair;
 mod restore;
 mod snapshots;
 mod stats;
+mod tag;
 mod unlock;
+mod version;
 
 use crate::global::GlobalOptions;
 use anyhow::{anyhow, Context, Result};
@@ -74,6 +76,10 @@ pub enum Command {
     Prune(prune::PruneArgs),
     /// Remove snapshots from the repository
     Forget(forget::ForgetArgs),
+    /// Modify tags on snapshots
+    Tag(tag::TagArgs),
+    /// Print version information
+    Version,
     /// Operate on local cache directories
     Cache(cache::CacheArgs),
     /// Back up and restore a Kubernetes cluster through the Arca operator
@@ -136,6 +142,12 @@ pub async fn run(cmd: Command, g: GlobalOptions) -> Result<i32> {
         Command::Repair(c) => repair::repair(c, g.clone()).await,
         Command::Prune(a) => with_lock(&g, true, |repo| prune::run(repo, a, g.clone())).await,
         Command::Backup(a) => with_lock(&g, false, |repo| backup::run(repo, a, g.clone())).await,
+        Command::Tag(a) => {
+            let change = tag::change_of(&a)?;
+            g.verbose("create exclusive lock for repository");
+            with_lock(&g, true, |repo| tag::run(repo, a, change, g.clone())).await
+        }
+        Command::Version => Ok(version::run(&g)),
         Command::Cache(a) => cache::run(a, &g),
         Command::Cluster(a) => cluster::run(a).await,
     }

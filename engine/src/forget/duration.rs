@@ -11,11 +11,24 @@ pub struct KeepDuration {
     pub hours: i64,
 }
 
+/// Why a `--keep-within*` duration does not parse (restic's messages).
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DurationError {
+    #[error("no number found")]
+    NoNumber,
+    #[error("number {0} is too large")]
+    TooLarge(String),
+    #[error("no unit found after number {0}")]
+    NoUnit(i64),
+    #[error("invalid unit {0:?} found after number {1}")]
+    BadUnit(char, i64),
+}
+
 impl KeepDuration {
     /// Parse `6y5m234d37h`: numbers (optionally negative) each followed by one unit of `y`,
     /// `m`, `d` or `h`, in any order; a later unit overrides an earlier one. Surrounding
     /// whitespace is ignored; the empty string is the zero duration.
-    pub fn parse(s: &str) -> std::result::Result<KeepDuration, String> {
+    pub fn parse(s: &str) -> std::result::Result<KeepDuration, DurationError> {
         let mut d = KeepDuration::default();
         let mut rest = s.trim().as_bytes();
         while !rest.is_empty() {
@@ -25,18 +38,18 @@ impl KeepDuration {
             }
             let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
             if digits == 0 {
-                return Err("no number found".into());
+                return Err(DurationError::NoNumber);
             }
             let text = std::str::from_utf8(&rest[..digits]).expect("ASCII digits");
             let mut num: i64 = text
                 .parse()
-                .map_err(|_| format!("number {text} is too large"))?;
+                .map_err(|_| DurationError::TooLarge(text.to_string()))?;
             if negative {
                 num = -num;
             }
             rest = &rest[digits..];
             let Some(&unit) = rest.first() else {
-                return Err(format!("no unit found after number {num}"));
+                return Err(DurationError::NoUnit(num));
             };
             match unit {
                 b'y' => d.years = num,
@@ -48,7 +61,7 @@ impl KeepDuration {
                         .ok()
                         .and_then(|s| s.chars().next())
                         .unwrap_or(other as char);
-                    return Err(format!("invalid unit {shown:?} found after number {num}"));
+                    return Err(DurationError::BadUnit(shown, num));
                 }
             }
             rest = &rest[1..];
@@ -106,12 +119,15 @@ mod tests {
         assert_eq!(neg.days, -3);
         assert!(neg.has_negative());
         assert_eq!(
-            KeepDuration::parse("5").unwrap_err(),
+            KeepDuration::parse("5").unwrap_err().to_string(),
             "no unit found after number 5"
         );
-        assert_eq!(KeepDuration::parse("d").unwrap_err(), "no number found");
         assert_eq!(
-            KeepDuration::parse("5w").unwrap_err(),
+            KeepDuration::parse("d").unwrap_err().to_string(),
+            "no number found"
+        );
+        assert_eq!(
+            KeepDuration::parse("5w").unwrap_err().to_string(),
             "invalid unit 'w' found after number 5"
         );
         assert!(KeepDuration::parse("1d 2h").is_err());

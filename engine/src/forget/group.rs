@@ -12,6 +12,11 @@ pub struct GroupBy {
     pub tags: bool,
 }
 
+/// A `--group-by` part that is none of host, paths and tags.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown grouping option: {0:?}")]
+pub struct UnknownGrouping(pub String);
+
 impl GroupBy {
     /// `forget`'s default.
     pub const HOST_PATHS: GroupBy = GroupBy {
@@ -22,7 +27,7 @@ impl GroupBy {
 
     /// Comma-separated `host`/`hosts`, `path`/`paths`, `tag`/`tags`; empty parts are ignored,
     /// so `""` means no grouping.
-    pub fn parse(s: &str) -> std::result::Result<GroupBy, String> {
+    pub fn parse(s: &str) -> std::result::Result<GroupBy, UnknownGrouping> {
         let mut g = GroupBy::default();
         for part in s.split(',') {
             match part {
@@ -30,7 +35,7 @@ impl GroupBy {
                 "path" | "paths" => g.paths = true,
                 "tag" | "tags" => g.tags = true,
                 "" => {}
-                other => return Err(format!("unknown grouping option: {other:?}")),
+                other => return Err(UnknownGrouping(other.to_string())),
             }
         }
         Ok(g)
@@ -135,7 +140,7 @@ mod tests {
         let g = GroupBy::parse("hosts,path,tag").unwrap();
         assert!(g.host && g.paths && g.tags);
         assert_eq!(
-            GroupBy::parse("host,bogus").unwrap_err(),
+            GroupBy::parse("host,bogus").unwrap_err().to_string(),
             "unknown grouping option: \"bogus\""
         );
         let k = GroupKey {
