@@ -27,34 +27,42 @@ pub enum ReadData {
     Percent(f64),
 }
 
+/// A `--read-data-subset` value restic would refuse.
+#[derive(Debug, thiserror::Error)]
+pub enum SubsetError {
+    #[error("invalid percentage {0:?}")]
+    Percentage(String),
+    #[error("percentage {0:?} must be above 0% and at most 100%")]
+    PercentageRange(String),
+    #[error("invalid subset {0:?}, want n/m or x%")]
+    Shape(String),
+    #[error("invalid subset {0:?}")]
+    Invalid(String),
+    #[error("invalid subset {0:?}: need 1 <= n <= m <= 256")]
+    Range(String),
+}
+
 impl ReadData {
     /// Parse restic's `--read-data-subset` value: `n/m` or `x%`.
-    pub fn parse_subset(s: &str) -> std::result::Result<ReadData, String> {
+    pub fn parse_subset(s: &str) -> std::result::Result<ReadData, SubsetError> {
+        let bad = || SubsetError::Invalid(s.to_string());
         if let Some(p) = s.strip_suffix('%') {
             let v: f64 = p
                 .trim()
                 .parse()
-                .map_err(|_| format!("invalid percentage {s:?}"))?;
+                .map_err(|_| SubsetError::Percentage(s.to_string()))?;
             if !(v > 0.0 && v <= 100.0) {
-                return Err(format!(
-                    "percentage {s:?} must be above 0% and at most 100%"
-                ));
+                return Err(SubsetError::PercentageRange(s.to_string()));
             }
             return Ok(ReadData::Percent(v));
         }
         let (n, m) = s
             .split_once('/')
-            .ok_or_else(|| format!("invalid subset {s:?}, want n/m or x%"))?;
-        let n: u32 = n
-            .trim()
-            .parse()
-            .map_err(|_| format!("invalid subset {s:?}"))?;
-        let m: u32 = m
-            .trim()
-            .parse()
-            .map_err(|_| format!("invalid subset {s:?}"))?;
+            .ok_or_else(|| SubsetError::Shape(s.to_string()))?;
+        let n: u32 = n.trim().parse().map_err(|_| bad())?;
+        let m: u32 = m.trim().parse().map_err(|_| bad())?;
         if m == 0 || m > 256 || n == 0 || n > m {
-            return Err(format!("invalid subset {s:?}: need 1 <= n <= m <= 256"));
+            return Err(SubsetError::Range(s.to_string()));
         }
         Ok(ReadData::Bucket { n, m })
     }

@@ -7,7 +7,27 @@ use anyhow::{bail, Result};
 use arca_engine::tag::{change_tags, TagChange};
 use arca_engine::Repository;
 use clap::Args;
-use serde_json::json;
+use serde::Serialize;
+
+/// restic's JSON messages, fields in its order.
+#[derive(Serialize)]
+#[serde(tag = "message_type", rename_all = "snake_case")]
+enum Message {
+    Changed {
+        old_snapshot_id: String,
+        new_snapshot_id: String,
+    },
+    Summary {
+        changed_snapshots: usize,
+    },
+}
+
+fn print_json(m: &Message) {
+    println!(
+        "{}",
+        serde_json::to_string(m).expect("a message serialises")
+    );
+}
 
 #[derive(Args)]
 pub struct TagArgs {
@@ -69,10 +89,10 @@ pub(super) async fn run(
             Ok(Some(new_id)) => {
                 changed += 1;
                 if g.json {
-                    println!(
-                        "{}",
-                        json!({"message_type": "changed", "old_snapshot_id": sn.id.to_hex(), "new_snapshot_id": new_id.to_hex()})
-                    );
+                    print_json(&Message::Changed {
+                        old_snapshot_id: sn.id.to_hex(),
+                        new_snapshot_id: new_id.to_hex(),
+                    });
                 }
             }
             Ok(None) => {}
@@ -83,10 +103,9 @@ pub(super) async fn run(
         }
     }
     if g.json {
-        println!(
-            "{}",
-            json!({"message_type": "summary", "changed_snapshots": changed})
-        );
+        print_json(&Message::Summary {
+            changed_snapshots: changed,
+        });
     } else if changed == 0 {
         g.verbose("no snapshots were modified");
     } else {
