@@ -52,6 +52,9 @@ pub struct GlobalOptions {
     /// Do not lock the repository, this allows some operations on read-only repositories
     #[arg(long, global = true)]
     pub no_lock: bool,
+    /// retry to lock the repository if it is already locked, takes a value like 5m or 2h (default: no retries)
+    #[arg(long, global = true, value_name = "duration", value_parser = humantime::parse_duration)]
+    pub retry_lock: Option<std::time::Duration>,
     /// compression mode (only available for repository format version 2), one of (auto|off|fastest|better|max)
     #[arg(
         long,
@@ -232,6 +235,57 @@ impl GlobalOptions {
         match &self.cache_dir {
             Some(d) if !d.is_empty() => Some(d.into()),
             _ => arca_storage::cache::default_base(),
+        }
+    }
+
+    /// Lock `repo` (exclusively or not). Held by someone else: with `--retry-lock`, try again
+    /// with growing pauses (5 s, doubling, at most a minute) until the time is up, as restic
+    /// does; without it, fail at once.
+    pub async fn lock(
+        &self,
+        repo: &Repository,
+        exclusive: bool,
+    ) -> Result<arca_engine::lock::LockGuard> {
+        self.retrying_lock(|| arca_engine::lock::LockGuard::acquire(repo, exclusive))
+            .await
+    }
+
+    /// [`GlobalOptions::lock`] for a shared lock confirmed while the command runs.
+    pub async fn begin_lock(
+        &self,
+        repo: &Repository,
+    ) -> Result<(arca_engine::lock::LockGuard, arca_engine::lock::LockCheck)> {
+        self.retrying_lock(|| arca_engine::lock::LockGuard::begin(repo, false))
+            .await
+    }
+
+    async fn retrying_lock<T, F, Fut>(&self, attempt: F) -> Result<T>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = arca_engine::Result<T>>,
+    {
+        let deadline = self.retry_lock.map(|d| (d, std::time::Instant::now() + d));
+        let mut pause = std::time::Duration::from_secs(5);
+        let mut said = false;
+        loop {
+            match attempt().await {
+                Err(arca_engine::Error::Locked(_))
+                    if deadline.is_some_and(|(_, end)| std::time::Instant::now() < end) =>
+                {
+                    let (wait, end) = deadline.expect("checked");
+                    if !said {
+                        self.verbose(format!(
+                            "repo already locked, waiting up to {} for the lock",
+                            crate::output::go_duration_ms(wait)
+                        ));
+                        said = true;
+                    }
+                    let left = end.saturating_duration_since(std::time::Instant::now());
+                    tokio::time::sleep(pause.min(left)).await;
+                    pause = (pause * 2).min(std::time::Duration::from_secs(60));
+                }
+                res => return res.map_err(|e| anyhow!(e)),
+            }
         }
     }
 

@@ -202,3 +202,81 @@ fn shape(s: &str) -> (usize, Option<&str>, Option<&str>, Option<&str>) {
         w.last().copied(),
     )
 }
+
+/// Wait until `path`'s text contains `what` (a minute at most).
+fn until_written(path: &Path, what: &str) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        if text.contains(what) || std::time::Instant::now() > deadline {
+            return text;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// An exclusive command meets the lock of a running backup: without `--retry-lock` it fails at
+/// once (exit 11), with it it waits and runs once the backup is done, for arca as for restic
+/// (0.16 and later; 0.14 has no `--retry-lock`).
+#[test]
+fn retry_lock_waits_for_the_lock_of_a_running_backup() {
+    let Some(t) = twins() else { return };
+    let mut tools: Vec<(&str, &Runner, &Path)> = vec![("arca", &t.arca, &t.arca_repo)];
+    if !t.dialect.is_0_14() {
+        tools.push(("restic", &t.restic, &t.restic_repo));
+    }
+    for (name, runner, repo) in tools {
+        // A backup from standard input holds its lock until its input ends.
+        let mut holder = runner
+            .cmd(["backup", "--stdin", "--stdin-filename", "held"])
+            .command();
+        holder
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        let mut holder = holder.spawn().unwrap();
+        let locks = repo.join("locks");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while std::fs::read_dir(&locks).map_or(0, |d| d.count()) == 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{name}: no lock appeared"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let refused = runner.output(["prune"]);
+        assert_eq!(refused.status.code(), Some(11), "{name}: {refused:?}");
+
+        let dir = tempfile::tempdir().unwrap();
+        let (out, err) = (dir.path().join("out"), dir.path().join("err"));
+        let mut waiting = runner.cmd(["--retry-lock", "2m", "prune"]).command();
+        waiting
+            .stdout(std::fs::File::create(&out).unwrap())
+            .stderr(std::fs::File::create(&err).unwrap());
+        let mut waiting = waiting.spawn().unwrap();
+        let said = until_written(&out, "repo already locked, waiting up to 2m0s for the lock");
+        let said_err = std::fs::read_to_string(&err).unwrap_or_default();
+        assert!(
+            said.contains("repo already locked, waiting up to 2m0s for the lock")
+                || said_err.contains("repo already locked, waiting up to 2m0s for the lock"),
+            "{name}: {said}{said_err}"
+        );
+        // The backup ends; the waiting prune gets the lock and runs.
+        {
+            use std::io::Write;
+            let mut input = holder.stdin.take().unwrap();
+            input.write_all(b"held data").unwrap();
+        }
+        assert!(
+            holder.wait().unwrap().success(),
+            "{name}: the holding backup"
+        );
+        let status = waiting.wait().unwrap();
+        assert!(
+            status.success(),
+            "{name}: {status:?}\n{}\n{}",
+            std::fs::read_to_string(&out).unwrap_or_default(),
+            std::fs::read_to_string(&err).unwrap_or_default()
+        );
+    }
+}

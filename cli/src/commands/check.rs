@@ -4,7 +4,6 @@ use crate::global::GlobalOptions;
 use crate::output::Bar;
 use anyhow::{anyhow, bail, Result};
 use arca_engine::check::{self, ReadData};
-use arca_engine::lock::LockGuard;
 use clap::Args;
 
 #[derive(Args)]
@@ -35,7 +34,7 @@ pub(super) async fn run(a: CheckArgs, g: &GlobalOptions) -> Result<i32> {
     let lock = if g.no_lock {
         None
     } else {
-        Some(LockGuard::acquire(&repo, false).await?)
+        Some(g.lock(&repo, false).await?)
     };
     let bar = Bar::new(g.show_progress(), false, "check");
     g.verbose("load indexes\ncheck all packs\ncheck snapshots, trees and blobs");

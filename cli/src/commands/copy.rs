@@ -5,7 +5,6 @@ use crate::global::GlobalOptions;
 use crate::output::Bar;
 use anyhow::{anyhow, bail, Context, Result};
 use arca_engine::copy;
-use arca_engine::lock::LockGuard;
 use arca_engine::snapshots;
 use arca_engine::Repository;
 use clap::Args;
@@ -81,9 +80,9 @@ pub async fn run(a: CopyArgs, g: GlobalOptions) -> Result<i32> {
     let src_lock = if g.no_lock {
         None
     } else {
-        Some(LockGuard::acquire(&src, false).await?)
+        Some(g.lock(&src, false).await?)
     };
-    let dst_lock = LockGuard::acquire(&dst, false).await?;
+    let dst_lock = g.lock(&dst, false).await?;
     let res = async {
         src.load_index(&arca_engine::progress::NoProgress).await?;
         dst.load_index(&arca_engine::progress::NoProgress).await?;

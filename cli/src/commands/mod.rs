@@ -27,7 +27,6 @@ mod version;
 
 use crate::global::GlobalOptions;
 use anyhow::{anyhow, Context, Result};
-use arca_engine::lock::LockGuard;
 use arca_engine::snapshots::SnapshotFilter;
 use arca_engine::Repository;
 use arca_format::snapshot::Snapshot;
@@ -167,16 +166,12 @@ where
         return f(repo).await;
     }
     if exclusive {
-        let lock = LockGuard::acquire(&repo, true)
-            .await
-            .map_err(|e| anyhow!(e))?;
+        let lock = g.lock(&repo, true).await?;
         let res = f(repo).await;
         let _ = lock.release().await;
         return res;
     }
-    let (lock, check) = LockGuard::begin(&repo, false)
-        .await
-        .map_err(|e| anyhow!(e))?;
+    let (lock, check) = g.begin_lock(&repo).await?;
     repo.set_lock_check(check.clone());
     let conflict = async {
         match check.wait().await {

@@ -4,7 +4,6 @@ use crate::global::GlobalOptions;
 use crate::output::Bar;
 use anyhow::{anyhow, bail, Result};
 use arca_engine::filter::Patterns;
-use arca_engine::lock::LockGuard;
 use arca_engine::progress::NoProgress;
 use arca_engine::repair;
 use arca_engine::rewrite::{self, TreeRewriter};
@@ -117,7 +116,7 @@ pub async fn rewrite(a: RewriteArgs, g: GlobalOptions) -> Result<i32> {
     let lock = if g.no_lock || a.dry_run {
         None
     } else {
-        Some(LockGuard::acquire(&repo, a.forget).await?)
+        Some(g.lock(&repo, a.forget).await?)
     };
     repo.load_index(&NoProgress).await?;
     let mode = || -> Result<rewrite::Mode> {
@@ -179,7 +178,7 @@ pub async fn repair(cmd: RepairCommand, g: GlobalOptions) -> Result<i32> {
     let lock = if g.no_lock {
         None
     } else {
-        Some(LockGuard::acquire(&repo, true).await?)
+        Some(g.lock(&repo, true).await?)
     };
     let res = async {
         match cmd {
