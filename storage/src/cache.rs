@@ -347,14 +347,22 @@ impl CachedBackend {
             .clone();
         let _one = gate.lock().await;
         let n = name.to_string();
-        if !self.blocking(move |c| c.has(FileType::Pack, &n)).await {
-            let data = self.inner.read(FileType::Pack, name).await?;
-            let n = name.to_string();
-            self.blocking(move |c| c.save(FileType::Pack, &n, &data))
-                .await;
-        }
+        let fetched = if self.blocking(move |c| c.has(FileType::Pack, &n)).await {
+            Ok(())
+        } else {
+            match self.inner.read(FileType::Pack, name).await {
+                Ok(data) => {
+                    let n = name.to_string();
+                    self.blocking(move |c| c.save(FileType::Pack, &n, &data))
+                        .await;
+                    Ok(())
+                }
+                Err(e) => Err(e),
+            }
+        };
+        // Done either way: a later reader looks afresh (and finds the pack, or tries again).
         self.fetching.lock().expect("fetching mutex").remove(name);
-        Ok(())
+        fetched
     }
 }
 
@@ -427,7 +435,15 @@ impl Backend for CachedBackend {
         length: u64,
         kind: PackKind,
     ) -> Result<Bytes> {
-        if kind == PackKind::Tree && self.usable(FileType::Pack, name) {
+        // Data packs are never cached: straight to the store, no look in the cache folder on
+        // the restore's hot path.
+        if kind == PackKind::Data {
+            return self
+                .inner
+                .read_range(FileType::Pack, name, offset, length)
+                .await;
+        }
+        if self.usable(FileType::Pack, name) {
             self.fetch_pack(name).await?;
         }
         self.read_range(FileType::Pack, name, offset, length).await
