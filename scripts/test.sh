@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The whole test suite: installs the external tools the tests use (restic and rclone, from
+# The whole test suite: installs the external tools the tests use (restic, rclone and OpenSSH, from
 # Debian), builds the Go test bench (scripts/go-tools.sh: Kubernetes control plane, etcd, MinIO,
 # restic 0.19.1; cached machine-wide), starts the object-storage servers (scripts/servers.sh) and a
 # control plane (scripts/control-plane.sh), checks formatting and lints (cargo fmt, cargo clippy
@@ -34,12 +34,15 @@ print_timings() {
 }
 
 # --- 1. Tools the tests need --------------------------------------------------------------------
+# Debian packages by the program each provides (Debian 12's versions: restic 0.14.0, rclone
+# 1.60.1, OpenSSH 9.2p1).
+declare -A packages=([restic]=restic [rclone]=rclone [/usr/sbin/sshd]=openssh-server [ssh]=openssh-client)
 missing=()
-for tool in restic rclone; do
-  command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+for tool in "${!packages[@]}"; do
+  command -v "$tool" >/dev/null 2>&1 || missing+=("${packages[$tool]}")
 done
 if [ "${#missing[@]}" -gt 0 ]; then
-  say "installing restic and rclone from Debian (missing: ${missing[*]})"
+  say "installing from Debian: ${missing[*]}"
   sudo=()
   if [ "$(id -u)" -ne 0 ]; then
     if command -v sudo >/dev/null 2>&1; then
@@ -51,15 +54,15 @@ if [ "${#missing[@]}" -gt 0 ]; then
   fi
   export DEBIAN_FRONTEND=noninteractive
   "${sudo[@]}" apt-get update
-  "${sudo[@]}" apt-get install -y restic rclone
+  "${sudo[@]}" apt-get install -y "${missing[@]}"
 else
-  say "restic and rclone are installed; skipping apt-get"
+  say "restic, rclone and openssh-server are installed; skipping apt-get"
 fi
-for tool in restic rclone; do
+for tool in "${!packages[@]}"; do
   command -v "$tool" >/dev/null 2>&1 || { echo "error: $tool is still not installed" >&2; exit 1; }
 done
-say "tools: $(restic version); $(rclone version | head -n 1)"
-step_done "restic and rclone (Debian)"
+say "tools: $(restic version); $(rclone version | head -n 1); $(ssh -V 2>&1)"
+step_done "restic, rclone, OpenSSH (Debian)"
 
 # --- 2. The Go test bench ------------------------------------------------------------------------
 # scripts/go-tools.sh builds kube-apiserver, kube-controller-manager, kubectl, etcd, MinIO and
@@ -146,7 +149,7 @@ step_done "cargo test --workspace"
 say "cargo test: the restic interop suites against restic 0.19.1 ($ARCA_TEST_RESTIC_NEW)"
 ARCA_TEST_RESTIC="$ARCA_TEST_RESTIC_NEW" cargo test -p arca-tests --no-fail-fast \
   --test backup_interop --test read_interop --test forget_interop --test command_interop \
-  --test cache
+  --test cache --test remote_interop
 step_done "interop suites against restic 0.19.1"
 
 say "all tests passed"

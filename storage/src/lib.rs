@@ -8,12 +8,15 @@ pub mod cache;
 pub mod direct;
 pub mod faults;
 mod gcs;
+mod helper;
 mod local;
 pub mod location;
 mod object;
 pub mod options;
+mod rclone;
 mod rest;
 pub mod retry;
+mod sftp;
 
 pub use gcs::GcsBackend;
 pub use local::LocalBackend;
@@ -21,6 +24,7 @@ pub use location::Location;
 pub use object::{ObjectBackend, MULTIPART_THRESHOLD};
 pub use options::Options;
 pub use rest::RestBackend;
+pub use sftp::SftpBackend;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -91,7 +95,7 @@ pub enum StorageError {
     NoRepository(String),
     #[error("repository at {0} already exists")]
     RepositoryExists(String),
-    #[error("unsupported repository type {0:?} (supported: local paths, s3:, azure:, gs:, rest:)")]
+    #[error("unsupported repository type {0:?} (supported: local paths, s3:, azure:, gs:, rest:, sftp:, rclone:)")]
     Unsupported(String),
     #[error("invalid repository location {location:?}: {reason}")]
     InvalidLocation { location: String, reason: String },
@@ -126,6 +130,10 @@ pub enum StorageError {
         length: u64,
         size: u64,
     },
+    /// The program a backend runs (`ssh`, `rclone`) could not start or has ended: trying the
+    /// request again will not help. (Shown without the location, which callers print.)
+    #[error("{detail}")]
+    Helper { location: String, detail: String },
     #[error("{path}: {source}")]
     Io {
         path: String,
@@ -264,7 +272,7 @@ pub(crate) fn read_ca_cert(opts: &Options) -> Result<Option<Vec<u8>>> {
 }
 
 /// Open a backend from a restic repository string (`/path`, `s3:…`, `azure:…`, `gs:…`,
-/// `rest:…`) with `-o` options. Network backends retry transient failures; with
+/// `rest:…`, `sftp:…`, `rclone:…`) with `-o` options. Network backends retry transient failures; with
 /// `ARCA_FAULTS` set (tests), faults are injected below the retries.
 pub fn open(repo: &str) -> Result<DynBackend, StorageError> {
     open_with(repo, &Options::default())
@@ -284,6 +292,8 @@ pub fn open_with(repo: &str, opts: &Options) -> Result<DynBackend, StorageError>
     let inner: DynBackend = match &loc {
         Location::Local(path) => Arc::new(LocalBackend::new(path)),
         Location::Rest { .. } => Arc::new(RestBackend::open(&loc, opts)?),
+        Location::Rclone { .. } => Arc::new(rclone::open(&loc, opts)?),
+        Location::Sftp { .. } => Arc::new(SftpBackend::open(&loc, opts)?),
         Location::Gcs { .. } => Arc::new(GcsBackend::open(&loc, opts)?),
         _ => Arc::new(ObjectBackend::open(&loc, opts)?),
     };

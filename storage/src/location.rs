@@ -5,6 +5,8 @@
 //! - `azure:container:/prefix`
 //! - `gs:bucket:/prefix`
 //! - `rest:http(s)://[user:pass@]host:port[/path]`
+//! - `sftp:[user@]host:path`, `sftp://[user@]host[:port]/path` (through the system's `ssh`)
+//! - `rclone:remote:path` (through `rclone serve restic --stdio`)
 
 use crate::StorageError;
 use std::fmt;
@@ -32,6 +34,18 @@ pub enum Location {
         /// Base URL ending in `/`, credentials included if given.
         url: String,
     },
+    Sftp {
+        user: Option<String>,
+        host: String,
+        port: Option<String>,
+        /// Cleaned; relative paths are relative to the login's home directory.
+        path: String,
+    },
+    Rclone {
+        /// What rclone is given: `remote:path`, a local path, or a connection string
+        /// (which may hold credentials: shown only through [`redacted`]).
+        remote: String,
+    },
 }
 
 impl Location {
@@ -43,6 +57,8 @@ impl Location {
             Location::Azure { .. } => "azure",
             Location::Gcs { .. } => "gs",
             Location::Rest { .. } => "rest",
+            Location::Sftp { .. } => "sftp",
+            Location::Rclone { .. } => "rclone",
         }
     }
 
@@ -67,9 +83,14 @@ impl Location {
                 Ok(Location::Gcs { bucket, prefix })
             }
             "rest" => parse_rest(rest).map_err(|r| invalid(&r)),
-            "sftp" | "b2" | "swift" | "rclone" => {
-                Err(StorageError::Unsupported(scheme.to_string()))
+            "sftp" => parse_sftp(rest).map_err(|r| invalid(&r)),
+            "rclone" if rest.is_empty() => {
+                Err(invalid("no rclone remote (expected rclone:remote:path)"))
             }
+            "rclone" => Ok(Location::Rclone {
+                remote: rest.to_string(),
+            }),
+            "b2" | "swift" => Err(StorageError::Unsupported(scheme.to_string())),
             // A Windows drive letter or a relative path with a colon in it.
             _ => local(repo).ok_or_else(|| invalid("empty path")),
         }
@@ -152,9 +173,125 @@ fn parse_rest(rest: &str) -> Result<Location, String> {
     })
 }
 
+/// `sftp:[user@]host:path` or `sftp://[user[:password]@]host[:port]/path` (restic's rules: a
+/// password in the URL is ignored, `//abs` in the URL form and `/abs` in the short form are
+/// absolute, `~` is refused because sftp servers do not expand it).
+fn parse_sftp(rest: &str) -> Result<Location, String> {
+    let (user, host, port, dir) = if let Some(url) = rest.strip_prefix("//") {
+        let (authority, dir) = url
+            .split_once('/')
+            .ok_or("no directory in sftp URL (expected sftp://host/path)")?;
+        let (user, hostport) = match authority.rsplit_once('@') {
+            Some((u, h)) => (Some(u.split(':').next().unwrap_or(u)), h),
+            None => (None, authority),
+        };
+        let (host, port) = split_port(hostport)?;
+        (user, host, port, dir)
+    } else {
+        let (userhost, dir) = rest
+            .split_once(':')
+            .ok_or("hostname or path not found (expected sftp:[user@]host:path)")?;
+        let (user, host) = match userhost.split_once('@') {
+            Some((u, h)) => (Some(u), h),
+            None => (None, userhost),
+        };
+        (user, host, None, dir)
+    };
+    if host.is_empty() {
+        return Err("no host (expected sftp:[user@]host:path)".into());
+    }
+    if dir.is_empty() {
+        return Err("no directory (expected sftp:[user@]host:path)".into());
+    }
+    let path = clean_path(dir);
+    if path.starts_with('~') {
+        return Err("the path starts with ~, which sftp servers do not expand: give a path relative to the home directory instead".into());
+    }
+    Ok(Location::Sftp {
+        user: user.filter(|u| !u.is_empty()).map(str::to_string),
+        host: host.to_string(),
+        port: port.map(str::to_string),
+        path,
+    })
+}
+
+/// `host`, `host:port`, `[v6]`, `[v6]:port`.
+fn split_port(hostport: &str) -> Result<(&str, Option<&str>), String> {
+    let (host, port) = if let Some(v6) = hostport.strip_prefix('[') {
+        let (h, after) = v6.split_once(']').ok_or("unclosed [ in the host")?;
+        (h, after.strip_prefix(':'))
+    } else {
+        match hostport.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (hostport, None),
+        }
+    };
+    match port {
+        Some(p) if p.parse::<u16>().is_err() => Err(format!("invalid port {p:?}")),
+        Some("") => Ok((host, None)),
+        p => Ok((host, p)),
+    }
+}
+
+/// restic's `path.Clean`: no empty or `.` parts, `..` folded where it can be.
+fn clean_path(p: &str) -> String {
+    let absolute = p.starts_with('/');
+    let mut parts: Vec<&str> = Vec::new();
+    for part in p.split('/') {
+        match part {
+            "" | "." => {}
+            ".." if parts.last().is_some_and(|l| *l != "..") => {
+                parts.pop();
+            }
+            ".." if absolute => {}
+            part => parts.push(part),
+        }
+    }
+    let joined = parts.join("/");
+    match (absolute, joined.is_empty()) {
+        (true, _) => format!("/{joined}"),
+        (false, true) => ".".into(),
+        (false, false) => joined,
+    }
+}
+
+/// An rclone remote as it may be shown: the parameters of a connection string
+/// (`:s3,access_key_id=…,secret_access_key=…:bucket`) replaced by `***`.
+fn redacted_rclone(remote: &str) -> String {
+    // The configuration part ends at the first unquoted ':' after the leading one.
+    let mut out = String::with_capacity(remote.len());
+    let mut quote: Option<char> = None;
+    let mut in_value = false;
+    for (i, c) in remote.char_indices() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, '"' | '\'') if in_value => quote = Some(c),
+            (None, ':') if i > 0 => {
+                out.push_str(&remote[i..]);
+                return out;
+            }
+            (None, ',') => in_value = false,
+            (None, '=') if !in_value => {
+                in_value = true;
+                out.push_str("=***");
+                continue;
+            }
+            _ => {}
+        }
+        if !in_value {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// A repository string as it may be shown: a password in a URL's user part replaced by
 /// `***` (`rest:https://user:***@host/`), as restic shows it; everything else as given.
 pub fn redacted(repo: &str) -> String {
+    if let Some(remote) = repo.strip_prefix("rclone:") {
+        return format!("rclone:{}", redacted_rclone(remote));
+    }
     let Some(scheme_end) = repo.find("://") else {
         return repo.to_string();
     };
@@ -203,6 +340,25 @@ impl fmt::Display for Location {
                 }
                 Err(_) => write!(f, "rest:<invalid URL>"),
             },
+            Location::Sftp {
+                user,
+                host,
+                port,
+                path,
+            } => {
+                let user = user.as_ref().map(|u| format!("{u}@")).unwrap_or_default();
+                let host = if host.contains(':') {
+                    format!("[{host}]")
+                } else {
+                    host.clone()
+                };
+                match port {
+                    // The URL form keeps the port; `//` makes an absolute path.
+                    Some(p) => write!(f, "sftp://{user}{host}:{p}/{path}"),
+                    None => write!(f, "sftp:{user}{host}:{path}"),
+                }
+            }
+            Location::Rclone { remote } => write!(f, "rclone:{}", redacted_rclone(remote)),
         }
     }
 }
@@ -304,8 +460,20 @@ mod tests {
             assert!(err.contains(needle), "{input}: {err}");
             assert!(!err.contains('\n'), "one line: {err}");
         }
+        for (input, needle) in [
+            ("sftp:host", "hostname or path not found"),
+            ("sftp:host:", "no directory"),
+            ("sftp::/repo", "no host"),
+            ("sftp:host:~/repo", "starts with ~"),
+            ("sftp://host", "no directory"),
+            ("sftp://host:port/x", "invalid port"),
+            ("rclone:", "no rclone remote"),
+        ] {
+            let err = Location::parse(input).unwrap_err().to_string();
+            assert!(err.contains(needle), "{input}: {err}");
+        }
         assert!(matches!(
-            Location::parse("sftp:host:/repo"),
+            Location::parse("b2:bucket:/repo"),
             Err(StorageError::Unsupported(_))
         ));
     }
@@ -326,6 +494,70 @@ mod tests {
             ("sftp:user@host:/repo", "sftp:user@host:/repo"),
         ] {
             assert_eq!(redacted(given), shown, "{given}");
+        }
+    }
+
+    fn sftp(user: Option<&str>, host: &str, port: Option<&str>, path: &str) -> Location {
+        Location::Sftp {
+            user: user.map(Into::into),
+            host: host.into(),
+            port: port.map(Into::into),
+            path: path.into(),
+        }
+    }
+
+    #[test]
+    fn sftp_and_rclone_strings_as_restic_reads_them() {
+        for (input, want) in [
+            (
+                "sftp:user@host:/srv/repo",
+                sftp(Some("user"), "host", None, "/srv/repo"),
+            ),
+            (
+                "sftp:host:backups/./x/",
+                sftp(None, "host", None, "backups/x"),
+            ),
+            (
+                "sftp://u@host:2222//srv/repo",
+                sftp(Some("u"), "host", Some("2222"), "/srv/repo"),
+            ),
+            (
+                "sftp://u:pw@host/rel/repo",
+                sftp(Some("u"), "host", None, "rel/repo"),
+            ),
+            ("sftp://[::1]:22/a/../b", sftp(None, "::1", Some("22"), "b")),
+        ] {
+            assert_eq!(Location::parse(input).unwrap(), want, "{input}");
+        }
+        assert_eq!(
+            Location::parse("rclone:remote:bucket/path").unwrap(),
+            Location::Rclone {
+                remote: "remote:bucket/path".into()
+            }
+        );
+        let shown = Location::parse("sftp://u:pw@host:2222//srv/repo")
+            .unwrap()
+            .to_string();
+        assert_eq!(shown, "sftp://u@host:2222//srv/repo");
+    }
+
+    #[test]
+    fn rclone_connection_strings_are_shown_without_their_parameters() {
+        for (given, shown) in [
+            ("rclone:remote:path", "rclone:remote:path"),
+            ("rclone:/local/dir", "rclone:/local/dir"),
+            (
+                "rclone::s3,access_key_id=AK,secret_access_key=SK:bucket/x",
+                "rclone::s3,access_key_id=***,secret_access_key=***:bucket/x",
+            ),
+            (
+                "rclone:remote,password='a:b,c':dir",
+                "rclone:remote,password=***:dir",
+            ),
+        ] {
+            assert_eq!(redacted(given), shown, "{given}");
+            let loc = Location::parse(given).unwrap().to_string();
+            assert_eq!(loc, shown, "{given}");
         }
     }
 

@@ -177,7 +177,11 @@ impl ObjectBackend {
                 b = b.with_client_options(client_options(opts, scheme, allow_http)?);
                 (Arc::new(b.build().map_err(build_err)?), prefix)
             }
-            Location::Local(_) | Location::Rest { .. } | Location::Gcs { .. } => {
+            Location::Local(_)
+            | Location::Rest { .. }
+            | Location::Gcs { .. }
+            | Location::Sftp { .. }
+            | Location::Rclone { .. } => {
                 unreachable!("ObjectBackend::open is only called for S3 and Azure")
             }
         };

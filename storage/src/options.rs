@@ -30,6 +30,8 @@ fn known(scheme: &str) -> &'static [&'static str] {
         "azure" => &["connections", "endpoint-url", "timeout"],
         "gs" => &["connections", "endpoint-url", "timeout"],
         "rest" => &["connections", "timeout"],
+        "rclone" => &["program", "args", "connections", "timeout"],
+        "sftp" => &["command", "args", "connections", "timeout"],
         _ => &[],
     }
 }

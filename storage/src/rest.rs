@@ -2,6 +2,9 @@
 //! `GET {type}/` lists names and sizes, `HEAD`/`GET`/`POST`/`DELETE {type}/{name}` act
 //! on one file (`GET` with a `Range` header for parts), `POST /?create=true` creates the
 //! repository. Packs are addressed flat (`data/<id>`); the server lays them out.
+//!
+//! The protocol is spoken over a [`Transport`]: HTTP(S) to a server (`rest:`), or HTTP/2 over
+//! the standard input and output of `rclone serve restic --stdio` (`rclone:`).
 
 use crate::location::Location;
 use crate::object::one_line;
@@ -9,21 +12,41 @@ use crate::options::Options;
 use crate::{check_name, Backend, FileInfo, FileType, Result, StorageError};
 use async_trait::async_trait;
 use bytes::Bytes;
-use reqwest::{header, Client, StatusCode, Url};
+use reqwest::{header, Client, Method, StatusCode, Url};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Semaphore;
 
-const LIST_V2: &str = "application/vnd.x.restic.rest.v2";
+pub(crate) const LIST_V2: &str = "application/vnd.x.restic.rest.v2";
 const DEFAULT_CONNECTIONS: usize = 5;
 
+/// One request of the protocol.
+pub(crate) struct Call {
+    pub method: Method,
+    pub url: Url,
+    pub headers: Vec<(header::HeaderName, String)>,
+    pub body: Option<Bytes>,
+}
+
+/// The server's answer, its body read whole (files are at most a pack).
+pub(crate) struct Answer {
+    pub status: StatusCode,
+    /// The Content-Length header, if the server sent one.
+    pub length: Option<u64>,
+    pub body: Bytes,
+}
+
+/// How requests reach the server.
+#[async_trait]
+pub(crate) trait Transport: Send + Sync + 'static {
+    async fn send(&self, call: Call) -> Result<Answer>;
+}
+
 pub struct RestBackend {
-    client: Client,
+    transport: Arc<dyn Transport>,
     /// The server URL without credentials: request URLs (which reqwest puts in its errors)
     /// never hold a password.
     base: Url,
-    /// Basic-auth user and password, from the URL or RESTIC_REST_USERNAME/PASSWORD.
-    auth: Option<(String, Option<String>)>,
     location: String,
     connections: usize,
     limit: Arc<Semaphore>,
@@ -33,6 +56,55 @@ pub struct RestBackend {
 struct Listed {
     name: String,
     size: u64,
+}
+
+/// HTTP(S) to a REST server, with basic-auth credentials.
+struct HttpTransport {
+    client: Client,
+    /// Basic-auth user and password, from the URL or RESTIC_REST_USERNAME/PASSWORD.
+    auth: Option<(String, Option<String>)>,
+    location: String,
+}
+
+#[async_trait]
+impl Transport for HttpTransport {
+    async fn send(&self, call: Call) -> Result<Answer> {
+        let mut req = self.client.request(call.method, call.url);
+        for (name, value) in call.headers {
+            req = req.header(name, value);
+        }
+        if let Some(body) = call.body {
+            req = req.body(body);
+        }
+        if let Some((user, pass)) = &self.auth {
+            req = req.basic_auth(user, pass.as_ref());
+        }
+        let resp = req.send().await.map_err(|e| self.transport_error(e))?;
+        let status = resp.status();
+        let length = content_length(resp.headers());
+        let body = resp.bytes().await.map_err(|e| self.transport_error(e))?;
+        Ok(Answer {
+            status,
+            length,
+            body,
+        })
+    }
+}
+
+impl HttpTransport {
+    fn transport_error(&self, e: reqwest::Error) -> StorageError {
+        StorageError::Unreachable {
+            location: self.location.clone(),
+            detail: one_line(&error_chain(&e.without_url())),
+        }
+    }
+}
+
+pub(crate) fn content_length(headers: &header::HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
 }
 
 impl RestBackend {
@@ -60,16 +132,34 @@ impl RestBackend {
                 reason: "cannot take the credentials out of the URL".into(),
             });
         }
-        let client = http_client(opts, "rest", loc)?;
-        let connections = opts.connections("rest", DEFAULT_CONNECTIONS)?;
-        Ok(RestBackend {
-            client,
-            base,
+        let transport = HttpTransport {
+            client: http_client(opts, "rest", loc)?,
             auth,
             location: loc.to_string(),
+        };
+        let connections = opts.connections("rest", DEFAULT_CONNECTIONS)?;
+        Ok(RestBackend::with_transport(
+            Arc::new(transport),
+            base,
+            loc.to_string(),
+            connections,
+        ))
+    }
+
+    /// The protocol over another transport (rclone's standard input and output).
+    pub(crate) fn with_transport(
+        transport: Arc<dyn Transport>,
+        base: Url,
+        location: String,
+        connections: usize,
+    ) -> RestBackend {
+        RestBackend {
+            transport,
+            base,
+            location,
             connections,
             limit: Arc::new(Semaphore::new(connections)),
-        })
+        }
     }
 
     fn url(&self, ty: FileType, name: Option<&str>) -> Result<Url> {
@@ -86,21 +176,23 @@ impl RestBackend {
             .map_err(|_| StorageError::InvalidName(rel.clone()))
     }
 
-    /// Send with the credentials from the URL, under the connection limit.
-    async fn send(&self, req: reqwest::RequestBuilder) -> Result<reqwest::Response> {
+    /// Send under the connection limit.
+    async fn send(
+        &self,
+        method: Method,
+        url: Url,
+        headers: Vec<(header::HeaderName, String)>,
+        body: Option<Bytes>,
+    ) -> Result<Answer> {
         let _permit = self.limit.acquire().await.expect("semaphore never closed");
-        let req = match &self.auth {
-            None => req,
-            Some((user, pass)) => req.basic_auth(user, pass.as_ref()),
-        };
-        req.send().await.map_err(|e| self.transport_error(e))
-    }
-
-    fn transport_error(&self, e: reqwest::Error) -> StorageError {
-        StorageError::Unreachable {
-            location: self.location.clone(),
-            detail: one_line(&error_chain(&e.without_url())),
-        }
+        self.transport
+            .send(Call {
+                method,
+                url,
+                headers,
+                body,
+            })
+            .await
     }
 
     fn status_error(&self, ty: FileType, name: &str, status: StatusCode) -> StorageError {
@@ -175,27 +267,25 @@ impl Backend for RestBackend {
         crate::ensure_no_config(self).await?;
         let mut url = self.base.clone();
         url.set_query(Some("create=true"));
-        let resp = self.send(self.client.post(url)).await?;
-        if !resp.status().is_success() {
-            return Err(self.status_error(FileType::Config, "config", resp.status()));
+        let answer = self.send(Method::POST, url, Vec::new(), None).await?;
+        if !answer.status.is_success() {
+            return Err(self.status_error(FileType::Config, "config", answer.status));
         }
         Ok(())
     }
 
     async fn list(&self, ty: FileType) -> Result<Vec<FileInfo>> {
         let url = self.url(ty, None)?;
-        let resp = self
-            .send(self.client.get(url).header(header::ACCEPT, LIST_V2))
-            .await?;
-        match resp.status() {
+        let accept = vec![(header::ACCEPT, LIST_V2.to_string())];
+        let answer = self.send(Method::GET, url, accept, None).await?;
+        match answer.status {
             // A type directory that was never written to lists as empty.
             StatusCode::NOT_FOUND => return Ok(Vec::new()),
             s if !s.is_success() => return Err(self.status_error(ty, "", s)),
             _ => {}
         }
-        let body = resp.bytes().await.map_err(|e| self.transport_error(e))?;
         let listed: Vec<Listed> =
-            serde_json::from_slice(&body).map_err(|e| StorageError::Remote {
+            serde_json::from_slice(&answer.body).map_err(|e| StorageError::Remote {
                 location: self.location.clone(),
                 detail: format!("listing {ty} files: the server sent an invalid v2 list: {e}"),
             })?;
@@ -210,18 +300,17 @@ impl Backend for RestBackend {
 
     async fn read(&self, ty: FileType, name: &str) -> Result<Bytes> {
         let url = self.url(ty, Some(name))?;
-        let resp = self.send(self.client.get(url)).await?;
-        if !resp.status().is_success() {
-            return Err(self.status_error(ty, name, resp.status()));
+        let answer = self.send(Method::GET, url, Vec::new(), None).await?;
+        if !answer.status.is_success() {
+            return Err(self.status_error(ty, name, answer.status));
         }
-        let want = resp.content_length();
-        let data = resp.bytes().await.map_err(|e| self.transport_error(e))?;
-        if want.is_some_and(|w| w != data.len() as u64) {
+        let data = answer.body;
+        if answer.length.is_some_and(|w| w != data.len() as u64) {
             return Err(StorageError::ShortRead {
                 ty,
                 name: name.to_string(),
                 offset: 0,
-                length: want.unwrap_or(0),
+                length: answer.length.unwrap_or(0),
                 size: data.len() as u64,
             });
         }
@@ -240,10 +329,10 @@ impl Backend for RestBackend {
         }
         let url = self.url(ty, Some(name))?;
         let range = format!("bytes={}-{}", offset, offset + length - 1);
-        let resp = self
-            .send(self.client.get(url).header(header::RANGE, range))
+        let answer = self
+            .send(Method::GET, url, vec![(header::RANGE, range)], None)
             .await?;
-        let status = resp.status();
+        let status = answer.status;
         if status == StatusCode::RANGE_NOT_SATISFIABLE {
             return Err(StorageError::PastEnd {
                 ty,
@@ -256,7 +345,7 @@ impl Backend for RestBackend {
         if !status.is_success() {
             return Err(self.status_error(ty, name, status));
         }
-        let data = resp.bytes().await.map_err(|e| self.transport_error(e))?;
+        let data = answer.body;
         // A server that ignores Range sends the whole file (200 instead of 206).
         let data = if status == StatusCode::OK && data.len() as u64 > length {
             let end = (offset + length).min(data.len() as u64);
@@ -282,44 +371,35 @@ impl Backend for RestBackend {
             crate::ensure_absent(self, ty, name).await?;
         }
         let url = self.url(ty, Some(name))?;
-        let resp = self
-            .send(
-                self.client
-                    .post(url)
-                    .header(header::CONTENT_TYPE, "application/octet-stream")
-                    .body(data),
-            )
+        let content_type = vec![(header::CONTENT_TYPE, "application/octet-stream".to_string())];
+        let answer = self
+            .send(Method::POST, url, content_type, Some(data))
             .await?;
-        if !resp.status().is_success() {
-            return Err(self.status_error(ty, name, resp.status()));
+        if !answer.status.is_success() {
+            return Err(self.status_error(ty, name, answer.status));
         }
         Ok(())
     }
 
     async fn remove(&self, ty: FileType, name: &str) -> Result<()> {
         let url = self.url(ty, Some(name))?;
-        let resp = self.send(self.client.delete(url)).await?;
-        if !resp.status().is_success() {
-            return Err(self.status_error(ty, name, resp.status()));
+        let answer = self.send(Method::DELETE, url, Vec::new(), None).await?;
+        if !answer.status.is_success() {
+            return Err(self.status_error(ty, name, answer.status));
         }
         Ok(())
     }
 
     async fn stat(&self, ty: FileType, name: &str) -> Result<FileInfo> {
         let url = self.url(ty, Some(name))?;
-        let resp = self.send(self.client.head(url)).await?;
-        if !resp.status().is_success() {
-            return Err(self.status_error(ty, name, resp.status()));
+        let answer = self.send(Method::HEAD, url, Vec::new(), None).await?;
+        if !answer.status.is_success() {
+            return Err(self.status_error(ty, name, answer.status));
         }
-        let size = resp
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse().ok())
-            .ok_or_else(|| StorageError::Remote {
-                location: self.location.clone(),
-                detail: format!("{ty} {name}: no Content-Length in the HEAD answer"),
-            })?;
+        let size = answer.length.ok_or_else(|| StorageError::Remote {
+            location: self.location.clone(),
+            detail: format!("{ty} {name}: no Content-Length in the HEAD answer"),
+        })?;
         Ok(FileInfo {
             name: name.to_string(),
             size,

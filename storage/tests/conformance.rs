@@ -1,6 +1,7 @@
 //! One conformance suite for every backend: local, S3 (SeaweedFS), Azure (Azurite), GCS
-//! (fake-gcs-server) and REST (`rclone serve restic`), against real servers on loopback
-//! started by `scripts/test.sh` (scripts/servers.sh). Without a server's variables the
+//! (fake-gcs-server), REST (`rclone serve restic`), SFTP (OpenSSH's sshd, through the system's
+//! ssh) and rclone (`rclone serve restic --stdio` over a local folder), against real servers on
+//! loopback started by `scripts/test.sh` (scripts/servers.sh). Without a server's variables the
 //! test skips loudly, and fails under CI=true.
 
 use arca_storage::{DynBackend, FileType, Options, StorageError};
@@ -111,8 +112,49 @@ pub fn fresh(kind: &str) -> Option<(String, Options, Option<tempfile::TempDir>)>
             let base = v["ARCA_TEST_REST_URL"].trim_end_matches('/').to_string();
             Some((format!("rest:{base}/{}/", random_name("conf")), opts, None))
         }
+        "sftp" => {
+            let v = server(
+                kind,
+                &[
+                    "ARCA_TEST_SFTP_HOST",
+                    "ARCA_TEST_SFTP_CONFIG",
+                    "ARCA_TEST_SFTP_DIR",
+                ],
+            )?;
+            let args = format!("sftp.args=-F {}", v["ARCA_TEST_SFTP_CONFIG"]);
+            let opts = Options::parse([args.as_str()]).unwrap();
+            let repo = format!(
+                "sftp:{}:{}/{}",
+                v["ARCA_TEST_SFTP_HOST"],
+                v["ARCA_TEST_SFTP_DIR"],
+                random_name("conf")
+            );
+            Some((repo, opts, None))
+        }
+        "rclone" => {
+            if !rclone_installed(kind) {
+                return None;
+            }
+            let dir = tempfile::tempdir().unwrap();
+            let repo = format!("rclone:{}", dir.path().join("repo").display());
+            Some((repo, opts, Some(dir)))
+        }
         other => panic!("unknown backend kind {other}"),
     }
+}
+
+/// rclone on PATH (scripts/test.sh installs Debian's), or a loud skip outside CI.
+fn rclone_installed(kind: &str) -> bool {
+    let found = std::process::Command::new("rclone")
+        .arg("version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        let msg = format!("{kind} conformance needs rclone on PATH (scripts/test.sh installs it)");
+        assert!(!ci(), "{msg}");
+        eprintln!("SKIPPED: {msg}");
+    }
+    found
 }
 
 fn hex_name(rng: &mut impl Rng) -> String {
@@ -139,7 +181,8 @@ fn page_size(kind: &str) -> usize {
 /// Whether the store itself refuses a second create of the same object (the REST protocol
 /// and fake-gcs-server's simple upload have no such condition; Arca checks first there).
 fn atomic_create(kind: &str) -> bool {
-    matches!(kind, "local" | "s3" | "minio" | "azure")
+    // SFTP: a plain rename refuses to replace a file.
+    matches!(kind, "local" | "s3" | "minio" | "azure" | "sftp")
 }
 
 async fn run_suite(kind: &str) {
@@ -412,4 +455,14 @@ async fn conformance_gcs() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conformance_rest() {
     run_suite("rest").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance_sftp() {
+    run_suite("sftp").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance_rclone() {
+    run_suite("rclone").await;
 }

@@ -93,8 +93,11 @@ fn path_of(repository: &str, prefix: Option<&str>) -> Result<String> {
         Location::S3 { prefix, .. }
         | Location::Azure { prefix, .. }
         | Location::Gcs { prefix, .. } => Ok(repository_path(None, &prefix)),
-        Location::Local(_) | Location::Rest { .. } => bail!(
-            "a local or rest: URL does not say where the location starts: give the \
+        Location::Local(_)
+        | Location::Rest { .. }
+        | Location::Sftp { .. }
+        | Location::Rclone { .. } => bail!(
+            "a local, rest:, sftp: or rclone: repository does not say where the location starts: give the \
              repository's name and the location's --prefix"
         ),
     }
