@@ -202,6 +202,8 @@ async fn run(
             .unwrap_or(2),
         program_version: format!("arca-agent {}", env!("CARGO_PKG_VERSION")),
         contents_of: true,
+        skip_if_unchanged: false,
+        ignore: Default::default(),
     };
     let repo = Arc::new(repo);
     let work = backup::backup(repo.clone(), opts, counters.clone());

@@ -1,5 +1,6 @@
 //! `arca`: a restic-compatible command line over the Arca engine.
 
+mod command_reader;
 mod commands;
 mod global;
 mod output;

@@ -67,6 +67,19 @@ pub struct BackupOptions {
     /// directory is mounted: a pod volume keeps its parent match when the pod (and the
     /// pod UID in its host path) changes.
     pub contents_of: bool,
+    /// Write no snapshot when the new tree is the parent's (restic's `--skip-if-unchanged`).
+    pub skip_if_unchanged: bool,
+    /// What the unchanged-file test leaves out (`--ignore-ctime`, `--ignore-inode`).
+    pub ignore: ChangeIgnore,
+}
+
+/// Metadata the parent comparison ignores, for file systems where it is not stable (FUSE and
+/// network mounts renumber inodes; some tools touch ctimes).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ChangeIgnore {
+    pub ctime: bool,
+    /// Implies `ctime`, as in restic.
+    pub inode: bool,
 }
 
 #[derive(Debug, Default)]
@@ -75,6 +88,8 @@ pub struct BackupResult {
     pub summary: Summary,
     /// Items that could not be read: reported and skipped.
     pub errors: Vec<String>,
+    /// No snapshot was written: nothing changed since the parent and `skip_if_unchanged`.
+    pub skipped: bool,
 }
 
 #[derive(Default)]
@@ -103,13 +118,15 @@ struct Archiver<'a> {
     cwd: PathBuf,
 }
 
-/// restic's rule: a file changed if type, size, mtime, ctime or inode differ.
-fn file_changed(md: &FileStat, old: &Node) -> bool {
+/// restic's rule: a file changed if type, size, mtime, ctime or inode differ (ctime and inode
+/// unless ignored).
+fn file_changed(md: &FileStat, old: &Node, ignore: ChangeIgnore) -> bool {
+    let ignore_ctime = ignore.ctime || ignore.inode;
     old.node_type != NodeType::File
         || old.size != md.size()
         || (old.mtime.unix_secs(), old.mtime.unix_nanos_part()) != md.mtime()
-        || (old.ctime.unix_secs(), old.ctime.unix_nanos_part()) != md.ctime()
-        || old.inode != md.ino()
+        || (!ignore_ctime && (old.ctime.unix_secs(), old.ctime.unix_nanos_part()) != md.ctime())
+        || (!ignore.inode && old.inode != md.ino())
 }
 
 /// Open the item at `loc` (never following it) and make sure it is the one `md` describes:
@@ -267,7 +284,7 @@ impl Archiver<'_> {
         match t {
             NodeType::File => {
                 let reuse = match old {
-                    Some(o) if !self.opts.force && !file_changed(&md, o) => {
+                    Some(o) if !self.opts.force && !file_changed(&md, o, self.opts.ignore) => {
                         let content = o.content.clone().unwrap_or_default();
                         content
                             .iter()
@@ -276,6 +293,7 @@ impl Archiver<'_> {
                     }
                     _ => None,
                 };
+                let reused = reuse.is_some();
                 let content = match reuse {
                     Some(c) => {
                         self.progress.add(md.size());
@@ -294,8 +312,12 @@ impl Archiver<'_> {
                 self.counters.files.fetch_add(1, Ordering::Relaxed);
                 self.counters.bytes.fetch_add(md.size(), Ordering::Relaxed);
                 self.progress.file_done();
+                // As restic: a file the parent comparison calls unchanged counts as unmodified
+                // (with --ignore-ctime its node may still differ); one read again counts as
+                // unmodified only if its node came out the same.
                 let c = match old {
                     None => &self.counters.files_new,
+                    Some(_) if reused => &self.counters.files_unmodified,
                     Some(o) if *o == node => &self.counters.files_unmodified,
                     Some(_) => &self.counters.files_changed,
                 };
@@ -548,15 +570,19 @@ async fn finish(
         summary: Some(summary.clone()),
         id: Id::default(),
     };
-    if !opts.writer.dry_run {
+    let unchanged = opts.parent.as_ref().is_some_and(|p| p.tree == tree);
+    let skipped = opts.skip_if_unchanged && unchanged;
+    let save = !opts.writer.dry_run && !skipped;
+    if save {
         sn.id = repo
             .save_unpacked(FileType::Snapshot, &sn.to_json())
             .await?;
     }
     Ok(BackupResult {
-        snapshot: (!opts.writer.dry_run).then_some(sn),
+        snapshot: save.then_some(sn),
         summary,
         errors,
+        skipped,
     })
 }
 

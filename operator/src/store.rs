@@ -164,6 +164,8 @@ pub async fn save_manifests(
         threads: 2,
         program_version: format!("arca-operator {}", env!("CARGO_PKG_VERSION")),
         contents_of: true,
+        skip_if_unchanged: false,
+        ignore: Default::default(),
     };
     let lock = arca_engine::lock::LockGuard::acquire(&opened, false)
         .await

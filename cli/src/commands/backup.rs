@@ -3,9 +3,10 @@
 use crate::global::GlobalOptions;
 use crate::output::{format_bytes, Bar, JsonObject};
 use anyhow::{anyhow, bail, Context, Result};
-use arca_engine::backup::{self, BackupOptions, BackupResult};
+use arca_engine::backup::{self, BackupOptions, BackupResult, ChangeIgnore};
 use arca_engine::exclude::{ExcludeRules, CACHEDIR_TAG};
 use arca_engine::filter::Patterns;
+use arca_engine::forget::GroupBy;
 use arca_engine::progress::{NoProgress, Progress};
 use arca_engine::snapshots;
 use arca_engine::writer::WriterOptions;
@@ -28,6 +29,9 @@ pub struct BackupArgs {
     /// read backup from stdin
     #[arg(long)]
     stdin: bool,
+    /// interpret arguments as command to execute and store its stdout
+    #[arg(long)]
+    stdin_from_command: bool,
     /// filename to use when reading from stdin
     #[arg(long, default_value = "stdin")]
     stdin_filename: String,
@@ -37,9 +41,27 @@ pub struct BackupArgs {
     /// set the hostname for the snapshot manually
     #[arg(short = 'H', long, env = "RESTIC_HOST", hide_env_values = true)]
     host: Option<String>,
-    /// use this parent snapshot (default: latest snapshot of the same host and paths)
+    /// use this parent snapshot (default: latest snapshot in the group determined by --group-by and not newer than the timestamp determined by --time)
     #[arg(long)]
     parent: Option<String>,
+    /// group snapshots by host, paths and/or tags, separated by comma (disable grouping with '')
+    #[arg(short = 'g', long, default_value = "host,paths", value_parser = GroupBy::parse)]
+    group_by: GroupBy,
+    /// read n files concurrently (default: $RESTIC_READ_CONCURRENCY or 2)
+    #[arg(long, value_name = "n")]
+    read_concurrency: Option<usize>,
+    /// do not run scanner to estimate size of backup
+    #[arg(long)]
+    no_scan: bool,
+    /// ignore inode number and ctime changes when checking for modified files
+    #[arg(long)]
+    ignore_inode: bool,
+    /// ignore ctime changes when checking for modified files
+    #[arg(long)]
+    ignore_ctime: bool,
+    /// skip snapshot creation if identical to parent snapshot
+    #[arg(long)]
+    skip_if_unchanged: bool,
     /// force re-reading the target files/directories (overrides the "parent" flag)
     #[arg(short, long)]
     force: bool,
@@ -152,12 +174,23 @@ fn expand_env(s: &str) -> String {
     out
 }
 
+/// A --files-from* list: a file, or standard input for `-` (read once, whichever flag names
+/// it first).
+fn read_list(f: &std::path::Path) -> Result<Vec<u8>> {
+    if f.as_os_str() == "-" {
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut data)
+            .context("reading the list of files from standard input")?;
+        return Ok(data);
+    }
+    std::fs::read(f).with_context(|| format!("reading {}", f.display()))
+}
+
 fn read_files_from(a: &BackupArgs) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     // restic expands wildcards (Go's filepath.Glob) in --files-from lines, not variables.
     for f in &a.files_from {
-        let text =
-            std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?;
+        let text = String::from_utf8_lossy(&read_list(f)?).into_owned();
         for line in text.lines() {
             let l = line.trim();
             if l.is_empty() || l.starts_with('#') {
@@ -171,18 +204,36 @@ fn read_files_from(a: &BackupArgs) -> Result<Vec<PathBuf>> {
         }
     }
     for f in &a.files_from_verbatim {
-        let text = std::fs::read(f).with_context(|| format!("reading {}", f.display()))?;
+        let text = read_list(f)?;
         for line in text.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
             out.push(PathBuf::from(std::ffi::OsStr::from_bytes(line)));
         }
     }
     for f in &a.files_from_raw {
-        let text = std::fs::read(f).with_context(|| format!("reading {}", f.display()))?;
-        for name in text.split(|&b| b == 0).filter(|l| !l.is_empty()) {
+        let text = read_list(f)?;
+        if text.is_empty() {
+            continue;
+        }
+        // As restic: every name ends in a NUL, and none is empty.
+        let Some(body) = text.strip_suffix(&[0]) else {
+            bail!("--files-from-raw: trailing zero byte missing");
+        };
+        for name in body.split(|&b| b == 0) {
+            if name.is_empty() {
+                bail!("--files-from-raw: empty filename in listing");
+            }
             out.push(PathBuf::from(std::ffi::OsStr::from_bytes(name)));
         }
     }
     Ok(out)
+}
+
+/// `RESTIC_READ_CONCURRENCY`, ignored when it is not a number (as restic does).
+fn read_concurrency_env() -> Option<usize> {
+    std::env::var("RESTIC_READ_CONCURRENCY")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n| n > 0)
 }
 
 fn parse_time(s: &str) -> Result<GoTime> {
@@ -247,18 +298,32 @@ pub async fn run(mut repo: Repository, a: BackupArgs, g: GlobalOptions) -> Resul
         dry_run: a.dry_run,
         ..g.writer_options()?
     };
-    let mut paths = a.paths.clone();
-    paths.extend(read_files_from(&a)?);
-    if a.stdin && !paths.is_empty() {
-        bail!("--stdin and paths to back up are mutually exclusive");
+    let from_stdin = a.stdin || a.stdin_from_command;
+    let listed = !(a.files_from.is_empty()
+        && a.files_from_verbatim.is_empty()
+        && a.files_from_raw.is_empty());
+    if from_stdin && listed {
+        bail!("--stdin and --files-from cannot be used together");
     }
-    if !a.stdin && paths.is_empty() {
-        bail!("nothing to backup, please specify target files/dirs");
+    if a.stdin && !a.paths.is_empty() {
+        bail!("--stdin was specified and files/dirs were listed as arguments");
+    }
+    if a.stdin_from_command && a.paths.is_empty() {
+        bail!("--stdin-from-command needs the command to run as arguments");
+    }
+    let mut paths = if a.stdin_from_command {
+        Vec::new()
+    } else {
+        a.paths.clone()
+    };
+    paths.extend(read_files_from(&a)?);
+    if !from_stdin && paths.is_empty() {
+        bail!("nothing to backup, please specify source files/dirs");
     }
     // Like restic (0.17 on): targets that are missing or cannot be reached are skipped with a
     // warning and make the backup incomplete (exit code 3); none left is an error.
     let mut skipped_targets = false;
-    if !a.stdin {
+    if !from_stdin {
         let before = paths.len();
         paths.retain(|p| match std::fs::symlink_metadata(p) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -310,7 +375,7 @@ pub async fn run(mut repo: Repository, a: BackupArgs, g: GlobalOptions) -> Resul
     ibar.finish();
 
     let hostname = a.host.clone().unwrap_or_else(arca_engine::sys::hostname);
-    let abs_strings: Vec<String> = if a.stdin {
+    let abs_strings: Vec<String> = if from_stdin {
         vec![format!("/{}", a.stdin_filename)]
     } else {
         paths
@@ -318,7 +383,16 @@ pub async fn run(mut repo: Repository, a: BackupArgs, g: GlobalOptions) -> Resul
             .map(|p| backup::absolute(p).to_string_lossy().into_owned())
             .collect()
     };
-    let parent = if a.force {
+    let time = a.time.as_deref().map(parse_time).transpose()?;
+    let tags: Vec<String> = a
+        .tag
+        .iter()
+        .flat_map(|t| t.split(','))
+        .filter(|t| !t.is_empty())
+        .map(String::from)
+        .collect();
+    // As restic: no parent for --stdin (a stream has no metadata to compare).
+    let parent = if a.force || a.stdin {
         None
     } else if let Some(p) = &a.parent {
         Some(
@@ -327,29 +401,45 @@ pub async fn run(mut repo: Repository, a: BackupArgs, g: GlobalOptions) -> Resul
                 .with_context(|| format!("parent snapshot {p}"))?,
         )
     } else {
+        // The latest snapshot of this backup's group that is not newer than its time.
+        let g = a.group_by;
         let filter = snapshots::SnapshotFilter {
-            hosts: vec![hostname.clone()],
-            tags: Vec::new(),
-            paths: abs_strings.clone(),
+            hosts: if g.host {
+                vec![hostname.clone()]
+            } else {
+                Vec::new()
+            },
+            tags: if g.tags && !tags.is_empty() {
+                vec![tags.clone()]
+            } else {
+                Vec::new()
+            },
+            paths: if g.paths {
+                abs_strings.clone()
+            } else {
+                Vec::new()
+            },
         };
+        let limit = time.as_ref().map(|t| t.0);
         snapshots::load_all(&repo)
             .await?
             .into_iter()
             .rev()
-            .find(|s| filter.matches(s) && s.paths.len() == abs_strings.len())
+            .filter(|s| limit.is_none_or(|l| s.time.0 <= l))
+            .find(|s| filter.matches(s) && (!g.paths || s.paths.len() == abs_strings.len()))
     };
     if let Some(p) = &parent {
         if !g.json {
             g.verbose(format!("using parent snapshot {}", p.id.short()));
         }
     }
-    let tags: Vec<String> = a
-        .tag
-        .iter()
-        .flat_map(|t| t.split(','))
-        .filter(|t| !t.is_empty())
-        .map(String::from)
-        .collect();
+    let threads = match a.read_concurrency.or_else(read_concurrency_env) {
+        Some(0) => bail!("--read-concurrency must be at least 1"),
+        Some(n) => n,
+        None => std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2),
+    };
     let opts = BackupOptions {
         paths: paths.clone(),
         tags,
@@ -361,12 +451,15 @@ pub async fn run(mut repo: Repository, a: BackupArgs, g: GlobalOptions) -> Resul
         excludes: a.exclude.clone(),
         selector: selector.clone(),
         writer,
-        time: a.time.as_deref().map(parse_time).transpose()?,
-        threads: std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(2),
+        time,
+        threads,
         program_version: format!("arca {}", env!("CARGO_PKG_VERSION")),
         contents_of: false,
+        skip_if_unchanged: a.skip_if_unchanged,
+        ignore: ChangeIgnore {
+            ctime: a.ignore_ctime,
+            inode: a.ignore_inode,
+        },
     };
     let progress = Arc::new(BackupProgress {
         bar: Bar::new(g.show_progress(), true, "backup"),
@@ -375,7 +468,7 @@ pub async fn run(mut repo: Repository, a: BackupArgs, g: GlobalOptions) -> Resul
         total: Default::default(),
         last: std::sync::Mutex::new(Instant::now()),
     });
-    if (g.show_progress() || g.json) && !a.stdin {
+    if (g.show_progress() || g.json) && !from_stdin && !a.no_scan {
         let (p, sel, prog) = (paths.clone(), selector.clone(), progress.clone());
         std::thread::spawn(move || backup::scan(&p, sel.as_ref(), prog.as_ref()));
     }
@@ -385,7 +478,19 @@ pub async fn run(mut repo: Repository, a: BackupArgs, g: GlobalOptions) -> Resul
     } else {
         progress.clone()
     };
-    let res: BackupResult = if a.stdin {
+    let res: BackupResult = if a.stdin_from_command {
+        // The snapshot is written only if the command ends well: the reader turns a failed
+        // exit into a read error, which fails the backup before its snapshot is saved.
+        let command = crate::command_reader::CommandReader::spawn(&a.paths)?;
+        backup::backup_stdin(
+            repo,
+            opts,
+            a.stdin_filename.clone(),
+            Box::new(command),
+            prog,
+        )
+        .await?
+    } else if a.stdin {
         backup::backup_stdin(
             repo,
             opts,
@@ -473,6 +578,7 @@ pub async fn run(mut repo: Repository, a: BackupArgs, g: GlobalOptions) -> Resul
         );
         match id {
             Some(id) => println!("snapshot {} saved", id.short()),
+            None if res.skipped => println!("skipped creating snapshot"),
             None => println!("dry run: no snapshot saved"),
         }
     }

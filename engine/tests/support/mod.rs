@@ -183,6 +183,8 @@ pub fn backup_options(
         threads: 2,
         program_version: "arca test".into(),
         contents_of,
+        skip_if_unchanged: false,
+        ignore: Default::default(),
     }
 }
 
