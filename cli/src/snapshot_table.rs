@@ -2,7 +2,7 @@
 
 use crate::output::format_bytes;
 use crate::output::local_time;
-use arca_engine::forget::KeepReason;
+use arca_engine::forget::{GroupKey, KeepReason};
 use arca_format::snapshot::Snapshot;
 use arca_format::Id;
 use std::collections::HashMap;
@@ -145,6 +145,24 @@ pub fn snapshot_table(list: &[Snapshot], reasons: Option<&[KeepReason]>, compact
 }
 
 /// A snapshot for the CLI's unit tests.
+/// restic's `PrintSnapshotGroupHeader`: nothing for the empty key.
+pub fn group_header(k: &GroupKey) -> String {
+    let mut info = Vec::new();
+    if !k.hostname.is_empty() {
+        info.push(format!("host [{}]", k.hostname));
+    }
+    if !k.tags.is_empty() {
+        info.push(format!("tags [{}]", k.tags.join(", ")));
+    }
+    if !k.paths.is_empty() {
+        info.push(format!("paths [{}]", k.paths.join(", ")));
+    }
+    if info.is_empty() {
+        return String::new();
+    }
+    format!("snapshots for ({}):\n", info.join(", "))
+}
+
 #[cfg(test)]
 pub(crate) fn test_snapshot(
     id: u8,

@@ -132,7 +132,7 @@ pub fn read_patterns(files: &[PathBuf]) -> Result<Vec<String>> {
     let mut out = Vec::new();
     for f in files {
         let text = std::fs::read_to_string(f)
-            .with_context(|| format!("reading exclude file {}", f.display()))?;
+            .with_context(|| format!("reading pattern file {}", f.display()))?;
         for line in text.lines() {
             let l = line.trim();
             if l.is_empty() || l.starts_with('#') {

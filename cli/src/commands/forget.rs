@@ -7,9 +7,9 @@ use crate::commands::prune::PruneArgs;
 use crate::global::GlobalOptions;
 use crate::output::go_escape;
 use crate::output::snapshot_json;
-use crate::snapshot_table::snapshot_table;
+use crate::snapshot_table::{group_header, snapshot_table};
 use anyhow::{anyhow, bail, Result};
-use arca_engine::forget::{self, ExpirePolicy, ForgetGroup, GroupBy, GroupKey, KeepDuration};
+use arca_engine::forget::{self, ExpirePolicy, ForgetGroup, GroupBy, KeepDuration};
 use arca_engine::snapshots::{self, SnapshotFilter};
 use arca_engine::Repository;
 use arca_format::gotime::GoTime;
@@ -374,24 +374,6 @@ async fn forget(
 
 // ------------------------------------------------------------------ text output
 
-/// restic's `PrintSnapshotGroupHeader` (printed with `--verbose`).
-fn group_header(k: &GroupKey) -> String {
-    let mut info = Vec::new();
-    if !k.hostname.is_empty() {
-        info.push(format!("host [{}]", k.hostname));
-    }
-    if !k.tags.is_empty() {
-        info.push(format!("tags [{}]", k.tags.join(", ")));
-    }
-    if !k.paths.is_empty() {
-        info.push(format!("paths [{}]", k.paths.join(", ")));
-    }
-    if info.is_empty() {
-        return String::new();
-    }
-    format!("snapshots for ({}):\n", info.join(", "))
-}
-
 // ------------------------------------------------------------------ JSON output
 
 fn json_array(items: impl IntoIterator<Item = Vec<u8>>) -> Vec<u8> {
@@ -454,6 +436,7 @@ fn groups_json(groups: &[ForgetGroup]) -> Vec<u8> {
 mod tests {
     use super::*;
     use crate::snapshot_table::test_snapshot as snap;
+    use arca_engine::forget::GroupKey;
     use arca_engine::forget::KeepReason;
 
     #[test]

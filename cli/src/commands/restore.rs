@@ -11,6 +11,7 @@ use arca_engine::Repository;
 use clap::Args;
 use std::sync::Arc;
 
+use super::backup::read_patterns;
 use super::{out, FilterArgs};
 use crate::output::go_time_string;
 
@@ -33,6 +34,18 @@ pub struct RestoreArgs {
     /// same as --exclude but ignores the casing of filenames
     #[arg(long)]
     iexclude: Vec<String>,
+    /// read include patterns from a file (can be specified multiple times)
+    #[arg(long)]
+    include_file: Vec<std::path::PathBuf>,
+    /// same as --include-file but ignores casing of filenames in patterns
+    #[arg(long)]
+    iinclude_file: Vec<std::path::PathBuf>,
+    /// read exclude patterns from a file (can be specified multiple times)
+    #[arg(long)]
+    exclude_file: Vec<std::path::PathBuf>,
+    /// same as --exclude-file but ignores casing of filenames in patterns
+    #[arg(long)]
+    iexclude_file: Vec<std::path::PathBuf>,
     /// verify restored files content
     #[arg(long)]
     verify: bool,
@@ -46,7 +59,13 @@ pub struct RestoreArgs {
     snapshot: String,
 }
 
-pub(super) async fn run(mut repo: Repository, a: RestoreArgs, g: GlobalOptions) -> Result<i32> {
+pub(super) async fn run(mut repo: Repository, mut a: RestoreArgs, g: GlobalOptions) -> Result<i32> {
+    // Pattern files as restic reads them (comments, blank lines, $VARIABLES), added to the
+    // patterns given one by one.
+    a.include.extend(read_patterns(&a.include_file)?);
+    a.iinclude.extend(read_patterns(&a.iinclude_file)?);
+    a.exclude.extend(read_patterns(&a.exclude_file)?);
+    a.iexclude.extend(read_patterns(&a.iexclude_file)?);
     let overwrite = Overwrite::parse(&a.overwrite).ok_or_else(|| {
         anyhow!(
             "invalid --overwrite {:?}: use always, if-changed, if-newer or never",

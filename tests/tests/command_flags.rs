@@ -1,0 +1,229 @@
+//! Flags of restic 0.15–0.18 that scripts use, outside `backup`: `snapshots --compact` and
+//! `--group-by`, `restore --include-file/--exclude-file` (and their `i` forms), run by arca and
+//! by restic on one repository (or on copies of one) and compared.
+//!
+//! Run against Debian's restic 0.14.0 in the workspace run and the current restic from
+//! scripts/test.sh; where 0.14 lacks a flag or printed differently, the test says so.
+
+use arca_tests::*;
+use serde_json::Value;
+use std::collections::BTreeSet;
+use std::path::Path;
+
+const PW: &str = "command-flags";
+
+/// A repository restic wrote: four snapshots over two hosts, two paths and some tags.
+struct Repo {
+    restic: Restic,
+    arca: Arca,
+    current: bool,
+    src: std::path::PathBuf,
+    _dirs: (TempRepo, tempfile::TempDir),
+}
+
+fn repo() -> Option<Repo> {
+    let bin = restic_or_skip()?;
+    let current = !dialect_of(&bin).is_0_14();
+    let r = TempRepo::new();
+    let data = tempfile::tempdir().unwrap();
+    let src = data.path().join("src");
+    for (path, body) in [
+        ("docs/a.txt", "alpha"),
+        ("docs/B.TXT", "beta"),
+        ("docs/keep.md", "keep"),
+        ("img/c.png", "png"),
+        ("img/deep/d.png", "deep"),
+        ("notes.txt", "notes"),
+    ] {
+        let p = src.join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, body).unwrap();
+    }
+    let restic = Restic::with_bin(&bin, r.path(), PW);
+    restic.run(["init"]);
+    let s = src.to_str().unwrap();
+    let docs = src.join("docs");
+    let d = docs.to_str().unwrap();
+    restic.run(["backup", "--host", "one", s]);
+    restic.run(["backup", "--host", "one", "--tag", "x,y", d]);
+    restic.run(["backup", "--host", "two", "--tag", "x", s]);
+    restic.run(["backup", "--host", "two", s]);
+    let arca = Arca::new(r.path(), PW);
+    Some(Repo {
+        restic,
+        arca,
+        current,
+        src,
+        _dirs: (r, data),
+    })
+}
+
+/// restic prints groups in Go's map order, which changes from run to run: compare the set
+/// of groups, each its header (none for the empty key) and table, which ends in its
+/// "N snapshots" line.
+fn groups(text: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let mut cur = String::new();
+    for line in text.split_inclusive('\n') {
+        cur.push_str(line);
+        let count = line.trim_end().strip_suffix(" snapshots");
+        if count.is_some_and(|n| n.parse::<usize>().is_ok()) {
+            out.insert(std::mem::take(&mut cur));
+        }
+    }
+    if !cur.is_empty() {
+        out.insert(cur);
+    }
+    out
+}
+
+fn text(tool: &Runner, args: &[&str], current: bool) -> String {
+    let out = tool.run_string(args);
+    // 0.14 printed no "Timestamps shown in ..." footer.
+    if current {
+        out
+    } else {
+        arca_tests::dialect::without_zone_footer(&out)
+    }
+}
+
+#[test]
+fn snapshots_compact_and_grouped_read_as_restics() {
+    let Some(r) = repo() else { return };
+    for args in [
+        vec!["snapshots", "--compact"],
+        vec!["snapshots", "-c", "--host", "two"],
+        vec!["snapshots", "--group-by", "host"],
+        vec!["snapshots", "--group-by", "host,paths", "--compact"],
+        vec!["snapshots", "--group-by", "tags"],
+        vec!["snapshots", "--latest", "1"],
+        vec!["snapshots", "-g", "paths,tags", "--latest", "1"],
+    ] {
+        // 0.14 took --latest per host and paths inside each group; 0.17 on per group, as arca.
+        if !r.current && args.contains(&"-g") {
+            continue;
+        }
+        let (a, x) = (
+            text(&r.arca, &args, r.current),
+            text(&r.restic, &args, r.current),
+        );
+        assert_eq!(groups(&a), groups(&x), "{args:?}\narca:\n{a}\nrestic:\n{x}");
+    }
+    // JSON: an array of {group_key, snapshots} when grouped, in any order.
+    for by in ["host", "host,paths,tags"] {
+        let args = ["snapshots", "--json", "--group-by", by];
+        let set = |v: Value| -> BTreeSet<String> {
+            v.as_array()
+                .unwrap()
+                .iter()
+                .map(|g| g.to_string())
+                .collect()
+        };
+        let (a, x) = (r.arca.run_json(args), r.restic.run_json(args));
+        assert_eq!(set(a), set(x), "{by}");
+    }
+    // An ungrouped --json stays a flat list.
+    let flat = r.arca.run_json(["snapshots", "--json", "--compact"]);
+    assert_eq!(flat.as_array().unwrap().len(), 4);
+    assert!(flat[0]["id"].is_string());
+}
+
+/// `restore latest --target T ARGS` of the snapshot of `src` by `tool`; the restored files
+/// (relative to the target) as a sorted list. Pattern files may name $ARCA_TEST_PATTERN_DIR.
+fn restored(tool: &Runner, src: &Path, args: &[&str]) -> Vec<String> {
+    let target = tempfile::tempdir().unwrap();
+    tool.cmd(["restore", "latest", "--host", "one", "--path"])
+        .arg(src)
+        .args(["--target", target.path().to_str().unwrap()])
+        .args(args)
+        .env("ARCA_TEST_PATTERN_DIR", "img")
+        .run();
+    let mut files = Vec::new();
+    walk(target.path(), target.path(), &mut files);
+    files.sort();
+    files
+}
+
+fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            walk(root, &p, out);
+        } else {
+            let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+            out.push(rel);
+        }
+    }
+}
+
+#[test]
+fn restore_reads_patterns_from_files_as_restic() {
+    let Some(r) = repo() else { return };
+    let files = tempfile::tempdir().unwrap();
+    let file = |name: &str, body: &str| -> String {
+        let p = files.path().join(name);
+        std::fs::write(&p, body).unwrap();
+        p.display().to_string()
+    };
+    let include = file("include", "# what to take\n\n*.txt\n");
+    let exclude = file("exclude", "$ARCA_TEST_PATTERN_DIR\n*.md\n");
+    let iinclude = file("iinclude", "*.TXT\n");
+    let iexclude = file("iexclude", "*.PNG\n");
+    // arca's flags, and the same patterns given one by one for restic 0.14 (its restore had
+    // no pattern files; 0.17 added them).
+    let cases: Vec<(Vec<&str>, Vec<&str>)> = vec![
+        (
+            vec!["--exclude-file", &exclude],
+            vec!["--exclude", "img", "--exclude", "*.md"],
+        ),
+        (
+            vec!["--exclude-file", &exclude, "--exclude", "notes.txt"],
+            vec![
+                "--exclude",
+                "img",
+                "--exclude",
+                "*.md",
+                "--exclude",
+                "notes.txt",
+            ],
+        ),
+        (vec!["--include-file", &include], vec!["--include", "*.txt"]),
+        (
+            vec!["--iinclude-file", &iinclude],
+            vec!["--iinclude", "*.TXT"],
+        ),
+        (
+            vec!["--iexclude-file", &iexclude],
+            vec!["--iexclude", "*.PNG"],
+        ),
+        (
+            vec!["--include-file", &include, "--include", "*.md"],
+            vec!["--include", "*.txt", "--include", "*.md"],
+        ),
+    ];
+    for (args, inline) in cases {
+        let a = restored(&r.arca, &r.src, &args);
+        let x = restored(&r.restic, &r.src, if r.current { &args } else { &inline });
+        assert_eq!(a, x, "{args:?}");
+        assert!(!a.is_empty(), "{args:?} restored something");
+    }
+    // On arca alone against 0.14: the include file selects the .txt files, any case.
+    let a = restored(&r.arca, &r.src, &["--iinclude-file", iinclude.as_str()]);
+    assert_eq!(a.len(), 3, "{a:?}");
+    // Includes and excludes together are refused, as restic refuses them.
+    let out = r
+        .arca
+        .cmd(["restore", "latest", "--target", "/nonexistent-target"])
+        .args(["--include-file", include.as_str(), "--exclude", "x"])
+        .expect_failure();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("mutually exclusive"));
+    // A missing pattern file is one clear line.
+    let out = r
+        .arca
+        .cmd(["restore", "latest", "--target", "/nonexistent-target"])
+        .args(["--exclude-file", "/nonexistent/patterns"])
+        .expect_failure();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("/nonexistent/patterns"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+}
