@@ -77,6 +77,49 @@ pub async fn add_key(repo: &Repository, password: &str, params: KdfParams) -> Re
     write_key(repo.backend(), repo.key(), password, params).await
 }
 
+/// Who a new key says made it (restic's `key add --user --host`); empty fields mean this
+/// user and host.
+#[derive(Clone, Debug, Default)]
+pub struct KeyOwner {
+    pub username: String,
+    pub hostname: String,
+}
+
+impl KeyOwner {
+    fn resolved(&self) -> (String, String) {
+        let or = |v: &str, default: fn() -> String| {
+            if v.is_empty() {
+                default()
+            } else {
+                v.to_string()
+            }
+        };
+        (
+            or(&self.username, sys::username),
+            or(&self.hostname, sys::hostname),
+        )
+    }
+}
+
+/// [`add_key`] recording `owner` in the key file.
+pub async fn add_key_as(
+    repo: &Repository,
+    password: &str,
+    params: KdfParams,
+    owner: &KeyOwner,
+) -> Result<Id> {
+    let (username, hostname) = owner.resolved();
+    write_key_as(
+        repo.backend(),
+        repo.key(),
+        password,
+        params,
+        &username,
+        &hostname,
+    )
+    .await
+}
+
 /// Remove a key other than the one this session opened with.
 pub async fn remove_key(repo: &Repository, id: &Id) -> Result<()> {
     if *id == repo.key_id() {
@@ -87,8 +130,13 @@ pub async fn remove_key(repo: &Repository, id: &Id) -> Result<()> {
 }
 
 /// Replace the current key with one for a new password; returns the new key's ID.
-pub async fn change_password(repo: &Repository, password: &str, params: KdfParams) -> Result<Id> {
-    let new = add_key(repo, password, params).await?;
+pub async fn change_password(
+    repo: &Repository,
+    password: &str,
+    params: KdfParams,
+    owner: &KeyOwner,
+) -> Result<Id> {
+    let new = add_key_as(repo, password, params, owner).await?;
     repo.backend()
         .remove(FileType::Key, &repo.key_id().to_hex())
         .await?;

@@ -9,8 +9,9 @@ use crate::filter::Patterns;
 use crate::repo::Repository;
 use crate::walk::join;
 use crate::writer::BlobWriter;
+use arca_format::gotime::GoTime;
 use arca_format::pack::BlobType;
-use arca_format::snapshot::Snapshot;
+use arca_format::snapshot::{Snapshot, Summary};
 use arca_format::tree::{NodeType, Tree};
 use arca_format::Id;
 use arca_storage::FileType;
@@ -29,6 +30,9 @@ pub struct TreeRewriter<'a> {
     done: HashMap<(Id, Vec<u8>), Id>,
     /// What was changed, one line per item, for the user.
     pub changes: Vec<String>,
+    /// The trees this rewriter wrote, by ID: they reach the index only when the writer
+    /// flushes, and a summary of the new snapshot reads them before that.
+    pub saved: HashMap<Id, Tree>,
 }
 
 impl<'a> TreeRewriter<'a> {
@@ -39,15 +43,19 @@ impl<'a> TreeRewriter<'a> {
             mode,
             done: HashMap::new(),
             changes: Vec::new(),
+            saved: HashMap::new(),
         }
     }
 
-    async fn save(&self, tree: Tree) -> Result<Id> {
+    async fn save(&mut self, tree: Tree) -> Result<Id> {
         let bytes = tree.encode().map_err(Error::TreeEncoding)?;
         let w = self.writer.clone();
-        tokio::task::spawn_blocking(move || w.save(BlobType::Tree, &bytes).map(|(id, _)| id))
-            .await
-            .map_err(Error::task("writer"))?
+        let id =
+            tokio::task::spawn_blocking(move || w.save(BlobType::Tree, &bytes).map(|(id, _)| id))
+                .await
+                .map_err(Error::task("writer"))??;
+        self.saved.insert(id, tree);
+        Ok(id)
     }
 
     /// The rewritten root tree of a snapshot, or `None` when repairing a snapshot whose
@@ -169,18 +177,109 @@ impl<'a> TreeRewriter<'a> {
     }
 }
 
-/// Save `sn` with a new tree as a new snapshot whose `original` is `sn`, then remove
+/// What `rewrite` changes in a snapshot besides its tree (restic 0.18's `--new-host`,
+/// `--new-time` and `--snapshot-summary`).
+#[derive(Clone, Debug, Default)]
+pub struct SnapshotEdit {
+    pub hostname: Option<String>,
+    pub time: Option<GoTime>,
+    /// Give a snapshot without a summary one counting its files and their bytes.
+    pub add_summary: bool,
+    /// When the tree changes, count the files and bytes of a summary again (restic 0.17 on
+    /// does so for `rewrite`: excluded files leave the totals).
+    pub recount: bool,
+}
+
+impl SnapshotEdit {
+    pub fn is_empty(&self) -> bool {
+        self.hostname.is_none() && self.time.is_none() && !self.add_summary
+    }
+
+    /// Whether [`apply`](Self::apply) wants the totals of `tree` for `sn`.
+    pub fn needs_totals(&self, sn: &Snapshot, tree: Id) -> bool {
+        match sn.summary {
+            None => self.add_summary,
+            Some(_) => self.recount && tree != sn.tree,
+        }
+    }
+
+    /// Whether `sn` with `tree` and these edits differs from `sn`.
+    pub fn changes(&self, sn: &Snapshot, tree: Id) -> bool {
+        tree != sn.tree
+            || self.hostname.as_ref().is_some_and(|h| *h != sn.hostname)
+            || self.time.is_some_and(|t| t != sn.time)
+            || (self.add_summary && sn.summary.is_none())
+    }
+
+    /// `sn` with `tree` and these edits; `totals` (files, bytes of `tree`, from
+    /// [`tree_totals`]) are needed only to add a summary.
+    pub fn apply(&self, sn: &Snapshot, tree: Id, totals: Option<(u64, u64)>) -> Snapshot {
+        let mut new = sn.clone();
+        new.tree = tree;
+        if let Some(h) = &self.hostname {
+            new.hostname = h.clone();
+        }
+        if let Some(t) = &self.time {
+            new.time = *t;
+        }
+        if let (Some(summary), Some((files, bytes))) = (&mut new.summary, totals) {
+            summary.total_files_processed = files;
+            summary.total_bytes_processed = bytes;
+        } else if let (true, None, Some((files, bytes))) = (self.add_summary, &new.summary, totals)
+        {
+            // As restic: the counts it can know from the tree, zero times for the rest.
+            let zero = GoTime::parse("0001-01-01T00:00:00Z").expect("a valid time");
+            new.summary = Some(Summary {
+                backup_start: Some(zero),
+                backup_end: Some(zero),
+                total_files_processed: files,
+                total_bytes_processed: bytes,
+                ..Summary::default()
+            });
+        }
+        new
+    }
+}
+
+/// How many files a tree holds (every name counted, hard links too) and their bytes; trees
+/// in `unsaved` (written but not yet indexed) are taken from there.
+pub async fn tree_totals(
+    repo: &Repository,
+    root: Id,
+    unsaved: &HashMap<Id, Tree>,
+) -> Result<(u64, u64)> {
+    let (mut files, mut bytes) = (0u64, 0u64);
+    let mut stack = vec![root];
+    while let Some(id) = stack.pop() {
+        let tree = match unsaved.get(&id) {
+            Some(t) => t.clone(),
+            None => repo.load_tree(&id).await?,
+        };
+        for node in tree.nodes {
+            match node.node_type {
+                NodeType::File => {
+                    files += 1;
+                    bytes += node.size;
+                }
+                NodeType::Dir => stack.extend(node.subtree),
+                _ => {}
+            }
+        }
+    }
+    Ok((files, bytes))
+}
+
+/// Save `new` (an edit of `sn`) as a new snapshot whose `original` is `sn`, then remove
 /// `sn` if `forget_old`; otherwise the new snapshot gets `tag` (restic's `rewrite` or
 /// `repaired`) to tell the two apart. Returns the new snapshot's ID.
 pub async fn replace_snapshot(
     repo: &Repository,
     sn: &Snapshot,
-    tree: Id,
+    new: Snapshot,
     forget_old: bool,
     tag: &str,
 ) -> Result<Id> {
-    let mut new = sn.clone();
-    new.tree = tree;
+    let mut new = new;
     // restic points at the snapshot just replaced, not at an earlier original.
     new.original = Some(sn.id);
     if !forget_old && !new.tags.iter().any(|t| t == tag) {

@@ -236,7 +236,7 @@ fn read_concurrency_env() -> Option<usize> {
         .filter(|&n| n > 0)
 }
 
-fn parse_time(s: &str) -> Result<GoTime> {
+pub fn parse_time(s: &str) -> Result<GoTime> {
     if let Ok(t) = GoTime::parse(s) {
         return Ok(t);
     }

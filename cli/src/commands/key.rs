@@ -28,6 +28,21 @@ pub struct NewKeyArgs {
     /// file from which to read the new password
     #[arg(long)]
     new_password_file: Option<String>,
+    /// the hostname for new keys
+    #[arg(long)]
+    host: Option<String>,
+    /// the username for new keys
+    #[arg(long)]
+    user: Option<String>,
+}
+
+impl NewKeyArgs {
+    fn owner(&self) -> keys::KeyOwner {
+        keys::KeyOwner {
+            username: self.user.clone().unwrap_or_default(),
+            hostname: self.host.clone().unwrap_or_default(),
+        }
+    }
 }
 
 pub(super) async fn run(k: KeyCommand, g: &GlobalOptions) -> Result<i32> {
@@ -72,13 +87,9 @@ pub(super) async fn run(k: KeyCommand, g: &GlobalOptions) -> Result<i32> {
         }
         KeyCommand::Add(a) => {
             let pw = new_password(a.new_password_file.as_deref(), false)?;
-            let id = keys::add_key(&repo, &pw, KdfParams::DEFAULT).await?;
-            g.verbose(format!(
-                "saved new key as <Key of {}@{}, created on {}>",
-                "",
-                "",
-                id.short()
-            ));
+            let id = keys::add_key_as(&repo, &pw, KdfParams::DEFAULT, &a.owner()).await?;
+            // As restic 0.17 on (0.14 printed the key as for passwd).
+            g.verbose(format!("saved new key with ID {}", id.to_hex()));
         }
         KeyCommand::Remove { id } => {
             let id = repo.find_id(FileType::Key, &id).await?;
@@ -87,8 +98,22 @@ pub(super) async fn run(k: KeyCommand, g: &GlobalOptions) -> Result<i32> {
         }
         KeyCommand::Passwd(a) => {
             let pw = new_password(a.new_password_file.as_deref(), false)?;
-            keys::change_password(&repo, &pw, KdfParams::DEFAULT).await?;
-            g.verbose("saved new key");
+            let id = keys::change_password(&repo, &pw, KdfParams::DEFAULT, &a.owner()).await?;
+            let list = keys::list_keys(&repo).await?;
+            let Some((_, kf)) = list.into_iter().find(|(k, _)| *k == id) else {
+                anyhow::bail!("the new key {} is not in the repository", id.short());
+            };
+            // restic prints the key as Go formats it: user@host and the creation time.
+            let created = kf
+                .created
+                .as_deref()
+                .and_then(|c| arca_format::gotime::GoTime::parse(c).ok())
+                .map(|t| crate::output::go_time_string(&t))
+                .unwrap_or_default();
+            g.verbose(format!(
+                "saved new key as <Key of {}@{}, created on {created}>",
+                kf.username, kf.hostname
+            ));
         }
     }
     Ok(0)

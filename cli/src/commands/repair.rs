@@ -1,6 +1,7 @@
 //! `arca rewrite` and `arca repair index|snapshots|packs`.
 
 use crate::global::GlobalOptions;
+use crate::output::go_time_string;
 use crate::output::Bar;
 use anyhow::{anyhow, bail, Result};
 use arca_engine::filter::Patterns;
@@ -33,6 +34,18 @@ pub struct RewriteArgs {
     /// read exclude patterns from a file (can be specified multiple times)
     #[arg(long)]
     exclude_file: Vec<std::path::PathBuf>,
+    /// same as --exclude-file but ignores casing of filenames in patterns
+    #[arg(long)]
+    iexclude_file: Vec<std::path::PathBuf>,
+    /// replace hostname
+    #[arg(long)]
+    new_host: Option<String>,
+    /// replace time of the backup
+    #[arg(long)]
+    new_time: Option<String>,
+    /// create snapshot summary record if it does not exist
+    #[arg(short = 's', long)]
+    snapshot_summary: bool,
     /// replace the original snapshots
     #[arg(long)]
     forget: bool,
@@ -51,7 +64,8 @@ async fn rewrite_snapshots(
     g: &GlobalOptions,
     filter: &crate::commands::FilterArgs,
     ids: &[String],
-    make_mode: impl Fn() -> Result<rewrite::Mode>,
+    make_mode: impl Fn() -> Result<Option<rewrite::Mode>>,
+    edit: &rewrite::SnapshotEdit,
     forget: bool,
     dry_run: bool,
     tag: &str,
@@ -61,18 +75,37 @@ async fn rewrite_snapshots(
     let mut new_trees = Vec::new();
     let mut unreadable = Vec::new();
     for sn in &snaps {
-        let mut rw = TreeRewriter::new(&repo, writer.clone(), make_mode()?);
-        let tree = rw.rewrite_root(sn.tree).await?;
-        for c in &rw.changes {
-            g.verbose(format!("snapshot {}: {c}", sn.id.short()));
-        }
-        match tree {
-            None => unreadable.push(sn.id),
-            Some(tree) if tree == sn.tree => {
-                g.verbose(format!("snapshot {} not modified", sn.id.short()))
+        // Without patterns only the snapshot's metadata changes: its tree is kept as it is.
+        let (tree, unsaved) = match make_mode()? {
+            Some(mode) => {
+                let mut rw = TreeRewriter::new(&repo, writer.clone(), mode);
+                let tree = rw.rewrite_root(sn.tree).await?;
+                for c in &rw.changes {
+                    g.verbose(format!("snapshot {}: {c}", sn.id.short()));
+                }
+                (tree, rw.saved)
             }
-            Some(tree) => new_trees.push((sn.clone(), tree)),
+            None => (Some(sn.tree), Default::default()),
+        };
+        let Some(tree) = tree else {
+            unreadable.push(sn.id);
+            continue;
+        };
+        if !edit.changes(sn, tree) {
+            g.verbose(format!("snapshot {} not modified", sn.id.short()));
+            continue;
         }
+        if let Some(t) = &edit.time {
+            g.verbose(format!("setting time to {}", go_time_string(t)));
+        }
+        if let Some(h) = &edit.hostname {
+            g.verbose(format!("setting host to {h}"));
+        }
+        let totals = match edit.needs_totals(sn, tree) {
+            true => Some(rewrite::tree_totals(&repo, tree, &unsaved).await?),
+            false => None,
+        };
+        new_trees.push((sn.clone(), edit.apply(sn, tree, totals)));
     }
     // Blobs and index first, then the snapshots that refer to them.
     let w = writer.clone();
@@ -94,8 +127,8 @@ async fn rewrite_snapshots(
             id.short()
         ));
     }
-    for (sn, tree) in &new_trees {
-        let id = rewrite::replace_snapshot(&repo, sn, *tree, forget, tag).await?;
+    for (sn, new) in new_trees.iter().cloned() {
+        let id = rewrite::replace_snapshot(&repo, &sn, new, forget, tag).await?;
         g.verbose(format!(
             "snapshot {} rewritten as {}{}",
             sn.id.short(),
@@ -109,8 +142,20 @@ async fn rewrite_snapshots(
 pub async fn rewrite(a: RewriteArgs, g: GlobalOptions) -> Result<i32> {
     let mut excludes = a.exclude.clone();
     excludes.extend(crate::commands::backup::read_patterns(&a.exclude_file)?);
-    if excludes.is_empty() && a.iexclude.is_empty() {
-        bail!("nothing to do: no excludes provided");
+    let mut iexcludes = a.iexclude.clone();
+    iexcludes.extend(crate::commands::backup::read_patterns(&a.iexclude_file)?);
+    let edit = rewrite::SnapshotEdit {
+        hostname: a.new_host.clone().filter(|h| !h.is_empty()),
+        time: a
+            .new_time
+            .as_deref()
+            .map(crate::commands::backup::parse_time)
+            .transpose()?,
+        add_summary: a.snapshot_summary,
+        recount: true,
+    };
+    if excludes.is_empty() && iexcludes.is_empty() && edit.is_empty() {
+        bail!("nothing to do: no excludes provided and no new metadata provided");
     }
     let mut repo = g.open().await?;
     let lock = if g.no_lock || a.dry_run {
@@ -119,12 +164,15 @@ pub async fn rewrite(a: RewriteArgs, g: GlobalOptions) -> Result<i32> {
         Some(g.lock(&repo, a.forget).await?)
     };
     repo.load_index(&NoProgress).await?;
-    let mode = || -> Result<rewrite::Mode> {
+    let mode = || -> Result<Option<rewrite::Mode>> {
+        if excludes.is_empty() && iexcludes.is_empty() {
+            return Ok(None);
+        }
         let mut all = excludes.clone();
-        all.extend(a.iexclude.iter().cloned());
-        Ok(rewrite::Mode::Exclude(
-            Patterns::new(&all, !a.iexclude.is_empty()).map_err(|e| anyhow!(e))?,
-        ))
+        all.extend(iexcludes.iter().cloned());
+        Ok(Some(rewrite::Mode::Exclude(
+            Patterns::new(&all, !iexcludes.is_empty()).map_err(|e| anyhow!(e))?,
+        )))
     };
     let res = rewrite_snapshots(
         Arc::new(repo),
@@ -132,6 +180,7 @@ pub async fn rewrite(a: RewriteArgs, g: GlobalOptions) -> Result<i32> {
         &a.filter,
         &a.ids,
         mode,
+        &edit,
         a.forget,
         a.dry_run,
         "rewrite",
@@ -206,7 +255,8 @@ pub async fn repair(cmd: RepairCommand, g: GlobalOptions) -> Result<i32> {
                     &g,
                     &filter,
                     &ids,
-                    || Ok(rewrite::Mode::Repair),
+                    || Ok(Some(rewrite::Mode::Repair)),
+                    &rewrite::SnapshotEdit::default(),
                     forget,
                     dry_run,
                     "repaired",
