@@ -23,6 +23,11 @@ struct Cli {
     command: commands::Command,
 }
 
+/// The whole command line's definition, for `arca generate`.
+pub fn cli_command() -> clap::Command {
+    <Cli as clap::CommandFactory>::command()
+}
+
 /// restic's exit code after SIGINT or SIGTERM.
 const EXIT_INTERRUPTED: i32 = 130;
 

@@ -418,3 +418,87 @@ fn key_add_and_passwd_record_user_and_host_as_restic() {
     assert_eq!(current.len(), 1);
     assert_eq!(current[0]["hostName"], "desk");
 }
+
+#[test]
+fn generate_writes_completions_and_man_pages_as_restic() {
+    let Some(bin) = restic_or_skip() else { return };
+    let current = !dialect_of(&bin).is_0_14();
+    let dir = tempfile::tempdir().unwrap();
+    let arca = Arca::plain();
+    let restic = Restic::plain_with_bin(&bin);
+    for (tool, name) in [(&*arca, "arca"), (&*restic, "restic")] {
+        let out = dir.path().join(name);
+        let man = out.join("man");
+        // restic writes into an existing folder only.
+        std::fs::create_dir_all(&man).unwrap();
+        tool.run([
+            "generate",
+            "--man",
+            man.to_str().unwrap(),
+            "--bash-completion",
+            out.join("bash").to_str().unwrap(),
+            "--zsh-completion",
+            out.join("zsh").to_str().unwrap(),
+            "--fish-completion",
+            out.join("fish").to_str().unwrap(),
+        ]);
+        // The bash completion loads and registers a completion for the program.
+        let script = format!(
+            "source {} && complete -p {name}",
+            out.join("bash").display()
+        );
+        let loaded = std::process::Command::new("bash")
+            .args(["-c", &script])
+            .output()
+            .unwrap();
+        assert!(loaded.status.success(), "{name}: {loaded:?}");
+        assert!(String::from_utf8_lossy(&loaded.stdout).contains(name));
+        for shell in ["zsh", "fish"] {
+            let text = std::fs::read_to_string(out.join(shell)).unwrap();
+            assert!(text.contains(name), "{name} {shell}");
+        }
+    }
+    // A page for the program and for every command both have, named as restic names them.
+    let pages = |name: &str| -> BTreeSet<String> {
+        std::fs::read_dir(dir.path().join(name).join("man"))
+            .unwrap()
+            .map(|e| {
+                let f = e.unwrap().file_name().to_string_lossy().into_owned();
+                f.strip_prefix(name).unwrap().to_string()
+            })
+            .collect()
+    };
+    let (a, x) = (pages("arca"), pages("restic"));
+    for page in [
+        ".1",
+        "-backup.1",
+        "-restore.1",
+        "-snapshots.1",
+        "-forget.1",
+        "-key.1",
+    ] {
+        assert!(
+            a.contains(page) && x.contains(page),
+            "{page}: {a:?} / {x:?}"
+        );
+    }
+    let key_add = std::fs::read_to_string(dir.path().join("arca/man/arca-key-add.1")).unwrap();
+    assert!(key_add.contains("new\\-password\\-file"), "{key_add}");
+    // Standard output for `-` (restic 0.17 on), and nothing asked for is an error in both.
+    if current {
+        let a = arca.run_string(["generate", "--bash-completion", "-"]);
+        let x = restic.run_string(["generate", "--bash-completion", "-"]);
+        assert!(a.contains("complete") && x.contains("complete"));
+    }
+    let (a, x) = (arca.output(["generate"]), restic.output(["generate"]));
+    assert_eq!(a.status.code(), x.status.code());
+    let last = |o: &std::process::Output| {
+        String::from_utf8_lossy(&o.stderr)
+            .trim()
+            .lines()
+            .last()
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert_eq!(last(&a), last(&x));
+}

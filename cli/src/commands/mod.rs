@@ -12,6 +12,7 @@ mod diff;
 mod dump;
 mod find;
 mod forget;
+mod generate;
 mod init;
 mod key;
 mod list;
@@ -79,6 +80,8 @@ pub enum Command {
     Tag(tag::TagArgs),
     /// Print version information
     Version,
+    /// Generate manual pages and auto-completion files (bash, fish, zsh, powershell)
+    Generate(generate::GenerateArgs),
     /// Operate on local cache directories
     Cache(cache::CacheArgs),
     /// Back up and restore a Kubernetes cluster through the Arca operator
@@ -147,6 +150,7 @@ pub async fn run(cmd: Command, g: GlobalOptions) -> Result<i32> {
             with_lock(&g, true, |repo| tag::run(repo, a, change, g.clone())).await
         }
         Command::Version => Ok(version::run(&g)),
+        Command::Generate(a) => generate::run(&a),
         Command::Cache(a) => cache::run(a, &g),
         Command::Cluster(a) => cluster::run(a).await,
     }
