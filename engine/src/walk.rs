@@ -53,6 +53,8 @@ pub enum Step {
 
 /// One level of the walk: a tree, the next node in it, and the length of its own path.
 struct Level {
+    /// The ID of `tree`.
+    id: Id,
     tree: Tree,
     next: usize,
     dir_len: usize,
@@ -81,7 +83,7 @@ impl<'r> Walker<'r> {
     /// A walk of the tree `root`, whose own path is `base`.
     pub async fn start(repo: &'r Repository, root: &Id, base: &[u8]) -> Result<Walker<'r>> {
         let path = base.to_vec();
-        let level = Level::new(repo.load_tree(root).await?, path.len());
+        let level = Level::new(*root, repo.load_tree(root).await?, path.len());
         Ok(Walker {
             repo,
             path,
@@ -94,7 +96,7 @@ impl<'r> Walker<'r> {
     pub async fn next(&mut self) -> Result<Option<Step>> {
         if let Some(sub) = self.descend.take() {
             let tree = self.repo.load_tree(&sub).await?;
-            self.stack.push(Level::new(tree, self.path.len()));
+            self.stack.push(Level::new(sub, tree, self.path.len()));
         }
         let Some(level) = self.stack.last_mut() else {
             return Ok(None);
@@ -131,6 +133,11 @@ impl<'r> Walker<'r> {
         &level.tree.nodes[level.next - 1]
     }
 
+    /// The ID of the tree that holds the node the last [`Step::Node`] reached.
+    pub fn tree_id(&self) -> Id {
+        self.stack.last().expect("a node was reached").id
+    }
+
     /// Whether the node's name came earlier in its tree (restic never writes that).
     pub fn repeats_a_name(&self) -> bool {
         let level = self.stack.last().expect("a node was reached");
@@ -144,7 +151,7 @@ impl<'r> Walker<'r> {
 }
 
 impl Level {
-    fn new(tree: Tree, dir_len: usize) -> Level {
+    fn new(id: Id, tree: Tree, dir_len: usize) -> Level {
         let sorted = tree.nodes.windows(2).all(|w| w[0].name < w[1].name);
         let repeated = if sorted {
             Vec::new()
@@ -156,6 +163,7 @@ impl Level {
                 .collect()
         };
         Level {
+            id,
             tree,
             next: 0,
             dir_len,

@@ -2,7 +2,7 @@
 
 use crate::global::GlobalOptions;
 use crate::output::{mode_string, JsonObject};
-use anyhow::{anyhow, Result};
+use anyhow::{anyhow, bail, Result};
 use arca_engine::filter::Patterns;
 use arca_engine::progress::NoProgress;
 use arca_engine::walk::{self, Visit};
@@ -10,6 +10,7 @@ use arca_engine::Repository;
 use arca_format::tree::Node;
 use clap::Args;
 
+use super::find_ids::{IdKind, IdSearch};
 use super::ls::ls_long;
 use super::{out, select_snapshots, FilterArgs};
 use crate::output::local_time;
@@ -27,18 +28,60 @@ pub struct FindArgs {
     /// snapshot ID to search in (can be given multiple times)
     #[arg(short, long = "snapshot")]
     snapshot: Vec<String>,
+    /// pattern is a blob-ID
+    #[arg(long)]
+    blob: bool,
+    /// pattern is a tree-ID
+    #[arg(long)]
+    tree: bool,
+    /// pattern is a pack-ID
+    #[arg(long)]
+    pack: bool,
+    /// display the pack-ID the blobs belong to (with --blob or --tree)
+    #[arg(long)]
+    show_pack_id: bool,
+    /// reverse sort order oldest to newest
+    #[arg(short = 'R', long)]
+    reverse: bool,
     /// patterns to look for (matched against file names)
     #[arg(required = true)]
     patterns: Vec<String>,
 }
 
 pub(super) async fn run(mut repo: Repository, a: FindArgs, g: GlobalOptions) -> Result<i32> {
+    let kinds = [
+        (a.blob, IdKind::Blob),
+        (a.tree, IdKind::Tree),
+        (a.pack, IdKind::Pack),
+    ];
+    let mut kinds = kinds.iter().filter(|(on, _)| *on).map(|(_, k)| *k);
+    let kind = kinds.next();
+    if kinds.next().is_some() {
+        bail!("cannot have several ID types");
+    }
     repo.load_index(&NoProgress).await?;
+    if let Some(kind) = kind {
+        let mut search = IdSearch::new(&repo, kind, &a.patterns, g.json)?;
+        let mut list = select_snapshots(&repo, &a.filter, &a.snapshot).await?;
+        if !a.reverse {
+            list.reverse();
+        }
+        for sn in &list {
+            search.search(&repo, sn).await?;
+        }
+        search.finish()?;
+        if a.show_pack_id {
+            search.show_packs(&repo)?;
+        }
+        return Ok(0);
+    }
     // restic's filter.Match on the whole path: a pattern without a leading `/` matches at any
     // depth, and everything below a matching directory matches too.
     let patterns = Patterns::new(&a.patterns, a.ignore_case).map_err(|e| anyhow!(e))?;
     let mut list = select_snapshots(&repo, &a.filter, &a.snapshot).await?;
-    list.reverse();
+    if !a.reverse {
+        list.reverse();
+    }
     let mut json_out: Vec<Vec<u8>> = Vec::new();
     let mut printed_any = false;
     for sn in &list {

@@ -11,6 +11,7 @@ mod copy;
 mod diff;
 mod dump;
 mod find;
+mod find_ids;
 mod forget;
 mod generate;
 mod init;
