@@ -598,3 +598,47 @@ fn find_by_blob_tree_and_pack_id_prints_what_restic_prints() {
         assert_eq!(last(&a), last(&x), "{args:?}");
     }
 }
+
+#[test]
+fn ls_sorts_and_reverses_as_restic() {
+    let Some(r) = repo() else { return };
+    // restic 0.18 added --sort and --reverse.
+    let docs = r.src.join("docs");
+    let cases: Vec<Vec<String>> = vec![
+        vec!["--sort".into(), "size".into()],
+        vec!["--sort".into(), "size".into(), "--reverse".into()],
+        vec!["--sort".into(), "extension".into(), "-l".into()],
+        vec!["--sort".into(), "time".into()],
+        vec!["--sort".into(), "ctime".into(), "--json".into()],
+        vec!["--reverse".into()],
+        vec!["--sort".into(), "name".into(), docs.display().to_string()],
+    ];
+    for case in &cases {
+        let mut args = vec![
+            "ls",
+            "latest",
+            "--host",
+            "one",
+            "--path",
+            r.src.to_str().unwrap(),
+        ];
+        args.extend(case.iter().map(String::as_str));
+        let a = r.arca.run_string(&args);
+        if r.current {
+            assert_eq!(a, r.restic.run_string(&args), "{args:?}");
+        }
+        assert!(a.lines().count() > 2, "{args:?}: {a}");
+    }
+    // On arca alone: sizes ascending, the path breaking ties.
+    let a = r
+        .arca
+        .run_string(["ls", "latest", "--host", "two", "--sort", "size", "-l"]);
+    let sizes: Vec<u64> = a
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().nth(3).unwrap().parse().unwrap())
+        .collect();
+    assert!(sizes.windows(2).all(|w| w[0] <= w[1]), "{a}");
+    let out = r.arca.expect_failure(["ls", "latest", "--sort", "colour"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("invalid sort mode"));
+}

@@ -24,10 +24,76 @@ pub struct LsArgs {
     /// include files in subfolders of the listed directories
     #[arg(long)]
     recursive: bool,
+    /// sort output by (name|size|time=mtime|atime|ctime|extension)
+    #[arg(short, long, default_value = "name", value_parser = SortMode::parse)]
+    sort: SortMode,
+    /// reverse sorted output
+    #[arg(long)]
+    reverse: bool,
     /// snapshot ID or "latest"
     snapshot: String,
     /// only list these directories
     dirs: Vec<String>,
+}
+
+/// restic's `ls --sort` keys; every sort falls back to the path, and `name` keeps the order
+/// of the walk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SortMode {
+    Name,
+    Size,
+    Atime,
+    Ctime,
+    Mtime,
+    Extension,
+}
+
+impl SortMode {
+    fn parse(s: &str) -> std::result::Result<SortMode, String> {
+        Ok(match s {
+            "name" => SortMode::Name,
+            "size" => SortMode::Size,
+            "atime" => SortMode::Atime,
+            "ctime" => SortMode::Ctime,
+            "mtime" | "time" => SortMode::Mtime,
+            "extension" => SortMode::Extension,
+            _ => {
+                return Err(format!(
+                    "invalid sort mode {s:?}, must be one of (name|size|time=mtime|atime|ctime|extension)"
+                ))
+            }
+        })
+    }
+
+    /// Sort `items` as restic does: by the key, then by path; reversed after that.
+    fn apply(self, items: &mut [(Vec<u8>, Node)], reverse: bool) {
+        let by_path = |a: &(Vec<u8>, Node), b: &(Vec<u8>, Node)| a.0.cmp(&b.0);
+        match self {
+            SortMode::Name => {}
+            SortMode::Size => items.sort_by(|a, b| a.1.size.cmp(&b.1.size).then(by_path(a, b))),
+            SortMode::Atime => items.sort_by(|a, b| a.1.atime.cmp(&b.1.atime).then(by_path(a, b))),
+            SortMode::Ctime => items.sort_by(|a, b| a.1.ctime.cmp(&b.1.ctime).then(by_path(a, b))),
+            SortMode::Mtime => items.sort_by(|a, b| a.1.mtime.cmp(&b.1.mtime).then(by_path(a, b))),
+            SortMode::Extension => {
+                items.sort_by(|a, b| extension(&a.0).cmp(extension(&b.0)).then(by_path(a, b)))
+            }
+        }
+        if reverse {
+            items.reverse();
+        }
+    }
+}
+
+/// Go's `filepath.Ext`: from the last dot of the last element, or nothing.
+fn extension(path: &[u8]) -> &[u8] {
+    for (i, &c) in path.iter().enumerate().rev() {
+        match c {
+            b'/' => return b"",
+            b'.' => return &path[i..],
+            _ => {}
+        }
+    }
+    b""
 }
 
 fn ls_node_json(path: &[u8], n: &Node) -> Vec<u8> {
@@ -132,20 +198,27 @@ pub(super) async fn run(mut repo: Repository, a: LsArgs, g: GlobalOptions) -> Re
     };
     let within = |p: &[u8]| dirs.is_empty() || dirs.iter().any(|d| has_prefix(d, p));
     let approaching = |p: &[u8]| dirs.is_empty() || dirs.iter().any(|d| has_prefix(p, d));
+    let print = |o: &mut dyn Write, path: &[u8], node: &Node| -> std::io::Result<()> {
+        if g.json {
+            o.write_all(&ls_node_json(path, node))?;
+        } else if a.long {
+            o.write_all(&ls_long(path, node))?;
+        } else {
+            o.write_all(path)?;
+        }
+        o.write_all(b"\n")
+    };
+    // Sorted or reversed output is collected first, as restic does; the walk's own order is
+    // printed as it goes.
+    let sorted = a.sort != SortMode::Name || a.reverse;
+    let mut collected: Vec<(Vec<u8>, Node)> = Vec::new();
     let mut err = None;
     walk::walk(&repo, &sn.tree, b"/", |path, node| {
         let inside = within(path);
-        if inside {
-            let r = if g.json {
-                o.write_all(&ls_node_json(path, node))
-                    .and_then(|_| o.write_all(b"\n"))
-            } else if a.long {
-                o.write_all(&ls_long(path, node))
-                    .and_then(|_| o.write_all(b"\n"))
-            } else {
-                o.write_all(path).and_then(|_| o.write_all(b"\n"))
-            };
-            if let Err(e) = r {
+        if inside && sorted {
+            collected.push((path.to_vec(), node.clone()));
+        } else if inside {
+            if let Err(e) = print(&mut o, path, node) {
                 err = Some(e);
             }
         }
@@ -158,6 +231,10 @@ pub(super) async fn run(mut repo: Repository, a: LsArgs, g: GlobalOptions) -> Re
     .await?;
     if let Some(e) = err {
         return Err(e.into());
+    }
+    a.sort.apply(&mut collected, a.reverse);
+    for (path, node) in &collected {
+        print(&mut o, path, node)?;
     }
     o.flush()?;
     Ok(0)
