@@ -1,4 +1,5 @@
-//! `stats` in restic's restore-size and raw-data modes.
+//! `stats` in restic's four modes: restore-size, files-by-contents, blobs-per-file and
+//! raw-data.
 
 use crate::error::{Error, Result};
 use crate::repo::{Repository, LOAD_CONCURRENCY};
@@ -10,11 +11,17 @@ use arca_format::tree::NodeType;
 use arca_format::Id;
 use futures::StreamExt;
 use serde::Serialize;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StatsMode {
     RestoreSize,
+    /// Nodes counted once per content (the list of their blobs), whatever their path. As in
+    /// restic every node counts, so all directories and empty files share one entry.
+    FilesByContents,
+    /// For each content not seen before, its file's path (once) and each distinct blob of
+    /// that path (once, at its plaintext size), as restic counts them.
+    BlobsPerFile,
     RawData,
 }
 
@@ -66,6 +73,63 @@ pub async fn stats(repo: &Repository, snapshots: &[Snapshot], mode: StatsMode) -
                 .await?;
             }
         }
+        StatsMode::FilesByContents => {
+            let mut contents: HashSet<Id> = HashSet::new();
+            // A tree seen before holds only contents seen before.
+            let mut trees: HashSet<Id> = HashSet::new();
+            for sn in snapshots {
+                st.snapshots_count += 1;
+                let mut stack = vec![sn.tree];
+                while let Some(id) = stack.pop() {
+                    if !trees.insert(id) {
+                        continue;
+                    }
+                    for node in repo.load_tree(&id).await?.nodes {
+                        if contents.insert(content_key(&node)) {
+                            st.total_file_count += 1;
+                            st.total_size = st.total_size.saturating_add(node.size);
+                        }
+                        if node.node_type == NodeType::Dir {
+                            stack.extend(node.subtree);
+                        }
+                    }
+                }
+            }
+        }
+        StatsMode::BlobsPerFile => {
+            let index = repo.index();
+            let mut contents: HashSet<Id> = HashSet::new();
+            let mut files: HashMap<Vec<u8>, HashSet<Id>> = HashMap::new();
+            for sn in snapshots {
+                st.snapshots_count += 1;
+                walk(repo, &sn.tree, b"/", |path, node| {
+                    // A content seen before, under any path, is not looked at again.
+                    if !contents.insert(content_key(node)) {
+                        return Ok(Visit::Descend);
+                    }
+                    for blob in node.content.iter().flatten() {
+                        let seen = files.entry(path.to_vec()).or_insert_with(|| {
+                            st.total_file_count += 1;
+                            HashSet::new()
+                        });
+                        if seen.insert(*blob) {
+                            let e =
+                                index
+                                    .lookup(BlobType::Data, blob)
+                                    .ok_or(Error::BlobNotFound {
+                                        blob_type: BlobType::Data,
+                                        id: *blob,
+                                    })?;
+                            let size = e.to_packed(BlobType::Data, *blob).data_length() as u64;
+                            st.total_size = st.total_size.saturating_add(size);
+                            st.total_blob_count += 1;
+                        }
+                    }
+                    Ok(Visit::Descend)
+                })
+                .await?;
+            }
+        }
         StatsMode::RawData => {
             let roots: Vec<Id> = snapshots.iter().map(|s| s.tree).collect();
             st.snapshots_count = snapshots.len() as u64;
@@ -101,6 +165,13 @@ pub async fn stats(repo: &Repository, snapshots: &[Snapshot], mode: StatsMode) -
         }
     }
     Ok(st)
+}
+
+/// restic's file ID by contents: the hash of the node's blob IDs one after the other (the
+/// same for every node without content).
+fn content_key(node: &arca_format::tree::Node) -> Id {
+    let ids: Vec<u8> = node.content.iter().flatten().flat_map(|c| c.0).collect();
+    Id::hash(&ids)
 }
 
 /// Every blob (tree and data) reachable from the given trees.

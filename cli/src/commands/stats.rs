@@ -13,7 +13,7 @@ use super::{out, select_snapshots, FilterArgs};
 pub struct StatsArgs {
     #[command(flatten)]
     filter: FilterArgs,
-    /// counting mode: restore-size (default) or raw-data
+    /// counting mode: restore-size (default), files-by-contents, blobs-per-file or raw-data
     #[arg(long, default_value = "restore-size")]
     mode: String,
     /// snapshots to count (default: all)
@@ -23,8 +23,12 @@ pub struct StatsArgs {
 pub(super) async fn run(mut repo: Repository, a: StatsArgs, g: GlobalOptions) -> Result<i32> {
     let mode = match a.mode.as_str() {
         "restore-size" => StatsMode::RestoreSize,
+        "files-by-contents" => StatsMode::FilesByContents,
+        "blobs-per-file" => StatsMode::BlobsPerFile,
         "raw-data" => StatsMode::RawData,
-        m => bail!("unknown counting mode: {m} (use restore-size or raw-data)"),
+        m => bail!(
+            "unknown counting mode: {m} (use restore-size, files-by-contents, blobs-per-file or raw-data)"
+        ),
     };
     let bar = Bar::new(g.show_progress(), false, "index");
     repo.load_index(&bar).await?;
@@ -50,7 +54,11 @@ pub(super) async fn run(mut repo: Repository, a: StatsArgs, g: GlobalOptions) ->
             format_bytes(st.total_uncompressed_size)
         );
     }
-    println!("              Total Size:  {}", format_bytes(st.total_size));
+    // restic pads the size to five characters (`%-5s`).
+    println!(
+        "              Total Size:  {:<5}",
+        format_bytes(st.total_size)
+    );
     if st.compression_progress > 0.0 {
         println!("    Compression Progress:  {:.2}%", st.compression_progress);
     }
