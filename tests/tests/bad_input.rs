@@ -143,8 +143,9 @@ fn no_password_and_no_terminal() {
 
 #[test]
 fn unsupported_repository_scheme() {
-    let out = Arca::new("sftp:backup@host:/srv/repo", "pw").output(["snapshots"]);
-    fatal_line("sftp repository", &out, true, &["unsupported", "sftp"]);
+    // sftp: and rclone: are supported (tests/tests/remote_interop.rs); B2 and Swift are not.
+    let out = Arca::new("b2:bucket:/srv/repo", "pw").output(["snapshots"]);
+    fatal_line("b2 repository", &out, true, &["unsupported", "b2"]);
 }
 
 #[test]
