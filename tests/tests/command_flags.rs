@@ -547,7 +547,9 @@ fn find_by_blob_tree_and_pack_id_prints_what_restic_prints() {
         } else if args.contains(&"--blob") {
             // 0.14 went through the snapshots in the order of their IDs, 0.17 on (and arca)
             // newest first: the same reports, in another order.
+            // The --show-pack-id lines after the last report are a block of their own.
             let blocks = |t: String| -> Vec<String> {
+                let t = t.replace("Object belongs", "Found Object belongs");
                 let mut v: Vec<String> = t.split("Found ").map(String::from).collect();
                 v.sort();
                 v
