@@ -100,7 +100,12 @@ pub async fn stats(repo: &Repository, snapshots: &[Snapshot], mode: StatsMode) -
             let index = repo.index();
             let mut contents: HashSet<Id> = HashSet::new();
             let mut files: HashMap<Vec<u8>, HashSet<Id>> = HashMap::new();
-            for sn in snapshots {
+            // Which path a content is first seen at decides which paths count when a content
+            // has several: restic takes the snapshots in the store's listing order (for a
+            // local store, the directory's), arca by ID, so the count does not depend on it.
+            let mut by_id: Vec<&Snapshot> = snapshots.iter().collect();
+            by_id.sort_by_key(|s| s.id);
+            for sn in by_id {
                 st.snapshots_count += 1;
                 walk(repo, &sn.tree, b"/", |path, node| {
                     // A content seen before, under any path, is not looked at again.
