@@ -1,7 +1,8 @@
 //! `arca find --blob|--tree|--pack IDs [--show-pack-id]`: where objects of the repository
 //! are used, as restic reports it. Snapshots are searched newest first; each file whose
-//! content holds a wanted blob is reported, and a wanted tree wherever a directory (or a
-//! root) is it. IDs may be given whole or in their 8-character short form.
+//! content holds a wanted blob is reported, and a wanted tree where a directory (or a root)
+//! is it, with restic's stop once as many trees were found as are wanted (roots included,
+//! which 0.14 did not look at). IDs may be given whole or in their 8-character short form.
 
 use crate::output::{local_time, JsonObject};
 use anyhow::{bail, Result};
@@ -26,6 +27,12 @@ pub enum IdKind {
 pub struct IdSearch {
     blobs: BTreeSet<String>,
     trees: BTreeSet<String>,
+    /// Trees found so far, over all snapshots: as restic, a snapshot's walk stops once as
+    /// many trees were found as are looked for (when no blobs are).
+    found: usize,
+    /// Searching by pack, restic 0.19 reports every place (measured: its output has the
+    /// trees of a pack in every snapshot), so the stop applies to --tree only.
+    stop_early: bool,
     json: bool,
     printed: usize,
 }
@@ -37,6 +44,8 @@ impl IdSearch {
         let mut search = IdSearch {
             blobs: BTreeSet::new(),
             trees: BTreeSet::new(),
+            found: 0,
+            stop_early: kind == IdKind::Tree,
             json,
             printed: 0,
         };
@@ -78,7 +87,9 @@ impl IdSearch {
 
     /// Look through `sn`, printing what is found.
     pub async fn search(&mut self, repo: &Repository, sn: &Snapshot) -> Result<()> {
-        self.tree_at(&sn.tree, b"/", sn)?;
+        if self.tree_at(&sn.tree, b"/", sn)? {
+            return Ok(());
+        }
         let mut walker = Walker::start(repo, &sn.tree, b"/").await?;
         while let Some(step) = walker.next().await? {
             if step != Step::Node {
@@ -87,7 +98,9 @@ impl IdSearch {
             let node = walker.node();
             if node.node_type == NodeType::Dir && !self.trees.is_empty() {
                 if let Some(sub) = node.subtree {
-                    self.tree_at(&sub, walker.path(), sn)?;
+                    if self.tree_at(&sub, walker.path(), sn)? {
+                        return Ok(());
+                    }
                 }
             }
             if node.node_type == NodeType::File && !self.blobs.is_empty() {
@@ -107,14 +120,14 @@ impl IdSearch {
         Ok(())
     }
 
-    /// Report `id` where it is the tree of `path`. Every place in every snapshot is
-    /// reported, as restic 0.17 on does (0.14 stopped after as many finds as trees wanted,
-    /// and did not look at root trees).
-    fn tree_at(&mut self, id: &Id, path: &[u8], sn: &Snapshot) -> Result<()> {
-        if self.take(BlobType::Tree, id) {
-            self.print("tree", id, path, None, sn)?;
+    /// Report `id` where it is the tree of `path`; whether this snapshot's walk is over.
+    fn tree_at(&mut self, id: &Id, path: &[u8], sn: &Snapshot) -> Result<bool> {
+        if !self.take(BlobType::Tree, id) {
+            return Ok(false);
         }
-        Ok(())
+        self.print("tree", id, path, None, sn)?;
+        self.found += 1;
+        Ok(self.stop_early && self.found >= self.trees.len() && self.blobs.is_empty())
     }
 
     /// Whether `id` is looked for; a short form that matches is replaced by the full ID.
