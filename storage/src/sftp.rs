@@ -79,12 +79,13 @@ impl SftpBackend {
                 argv
             }
         };
+        let connections = opts.connections("sftp", DEFAULT_CONNECTIONS)?;
         Ok(SftpBackend {
             argv,
             root: path.clone(),
             location: loc.to_string(),
-            connections: opts.connections("sftp", DEFAULT_CONNECTIONS)?,
-            limit: Semaphore::new(opts.connections("sftp", DEFAULT_CONNECTIONS)?),
+            connections,
+            limit: Semaphore::new(connections),
             request_timeout_secs: opts.timeout("sftp")?.as_secs(),
             session: OnceCell::new(),
         })
