@@ -94,6 +94,17 @@ pub fn go_duration_ms(d: std::time::Duration) -> String {
 }
 
 /// restic's ui.FormatBytes.
+/// restic's `ui.FormatDuration`: whole seconds as "m:ss", or "h:mm:ss" from an hour on.
+pub fn format_seconds(d: std::time::Duration) -> String {
+    let s = d.as_secs();
+    let (h, m, s) = (s / 3600, s / 60 % 60, s % 60);
+    if h > 0 {
+        format!("{h}:{m:02}:{s:02}")
+    } else {
+        format!("{m}:{s:02}")
+    }
+}
+
 pub fn format_bytes(c: u64) -> String {
     let b = c as f64;
     if c >= 1 << 40 {

@@ -10,6 +10,20 @@ pub trait Progress: Send + Sync {
     fn message(&self, _msg: &str) {}
     /// One more file done (backup).
     fn file_done(&self) {}
+    /// An item of a restore is done: its path in the snapshot (for `Deleted`, its path in
+    /// the target) and, for files, its size.
+    fn item(&self, _action: ItemAction, _path: &[u8], _size: Option<u64>) {}
+}
+
+/// What a restore did with one item, as restic's verbose restore names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ItemAction {
+    Restored,
+    /// An existing file whose content was rewritten in part.
+    Updated,
+    /// An existing item the overwrite mode kept.
+    Unchanged,
+    Deleted,
 }
 
 /// Reports nothing.

@@ -19,12 +19,15 @@ use std::sync::Arc;
 
 mod batch;
 mod contents;
+mod delete;
+mod dry_run;
 mod metadata;
 mod plan;
 mod target;
 mod verify;
 use batch::Restorer;
 pub use contents::ZERO_CHUNK_ID;
+use dry_run::DryRun;
 use plan::Planner;
 use target::Target;
 
@@ -56,6 +59,13 @@ pub struct RestoreOptions {
     pub sparse: bool,
     pub overwrite: Overwrite,
     pub verify: bool,
+    /// Only find out what would be restored, skipped and deleted: nothing in the target is
+    /// created, changed or removed (restic's `--dry-run`).
+    pub dry_run: bool,
+    /// Remove what is in a restored directory of the target but not in the snapshot (and
+    /// selected by the filters); a file of the snapshot may then replace a directory with
+    /// contents (restic's `--delete`).
+    pub delete: bool,
     /// How many packs to fetch and write at once.
     pub concurrency: usize,
     /// How much plan (paths, blob IDs, attributes) one batch holds: restore walks the
@@ -80,6 +90,8 @@ impl RestoreOptions {
             sparse: false,
             overwrite: Overwrite::Always,
             verify: false,
+            dry_run: false,
+            delete: false,
             concurrency: 3,
             batch_bytes: BATCH_BYTES,
             privileged_files: false,
@@ -94,6 +106,12 @@ pub struct RestoreReport {
     pub others: u64,
     pub bytes: u64,
     pub skipped: u64,
+    /// The size of the files skipped.
+    pub skipped_bytes: u64,
+    /// Of `dirs`, those restored only because they hold something the filters selected.
+    pub implicit_dirs: u64,
+    /// Items removed (or, in a dry run, that would be) by `delete`, each counted.
+    pub deleted: u64,
     pub verified_files: u64,
     /// How long `--verify` took.
     pub verify_time: std::time::Duration,
@@ -221,9 +239,19 @@ pub async fn restore(
 ) -> Result<RestoreReport> {
     let mut report = RestoreReport::default();
     let mut planner = Planner::start(&repo, &root, opts).await?;
+    if opts.dry_run {
+        // Nothing is created, not even the target: what is there is only looked at.
+        let target = Target::open_existing(&opts.target).map_err(Error::io(&opts.target))?;
+        let mut dry = DryRun::new(target.map(|t| t.replacing_folders(opts.delete)), opts);
+        while let Some(batch) = planner.next_batch(&mut report.errors).await? {
+            dry.count(batch, &mut report, progress);
+        }
+        return Ok(report);
+    }
     // restic creates the target private (0700) when it does not exist. Everything below
     // is made relative to this handle, never through a symbolic link (see `target`).
-    let target = Arc::new(Target::create(&opts.target).map_err(Error::io(&opts.target))?);
+    let target = Target::create(&opts.target).map_err(Error::io(&opts.target))?;
+    let target = Arc::new(target.replacing_folders(opts.delete));
     let mut restorer = Restorer::new(&repo, &target, opts, progress);
     while let Some(batch) = planner.next_batch(&mut report.errors).await? {
         restorer.restore(batch, &mut report).await?;

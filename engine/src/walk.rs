@@ -77,6 +77,8 @@ pub struct Walker<'r> {
     stack: Vec<Level>,
     /// The subtree of the directory node just returned, entered on the next step.
     descend: Option<Id>,
+    /// The tree of the directory the last [`Step::Leave`] (or the end of the walk) left.
+    left: Option<Tree>,
 }
 
 impl<'r> Walker<'r> {
@@ -89,6 +91,7 @@ impl<'r> Walker<'r> {
             path,
             stack: vec![level],
             descend: None,
+            left: None,
         })
     }
 
@@ -103,7 +106,7 @@ impl<'r> Walker<'r> {
         };
         let Some(node) = level.tree.nodes.get(level.next) else {
             let dir_len = level.dir_len;
-            self.stack.pop();
+            self.left = self.stack.pop().map(|l| l.tree);
             if self.stack.is_empty() {
                 return Ok(None);
             }
@@ -131,6 +134,14 @@ impl<'r> Walker<'r> {
     pub fn node(&self) -> &Node {
         let level = self.stack.last().expect("a node was reached");
         &level.tree.nodes[level.next - 1]
+    }
+
+    /// The names in the directory the last [`Step::Leave`] left, or in the root once the
+    /// walk is over.
+    pub fn left_names(&self) -> impl Iterator<Item = &[u8]> {
+        self.left
+            .iter()
+            .flat_map(|t| t.nodes.iter().map(|n| n.name.as_slice()))
     }
 
     /// The ID of the tree that holds the node the last [`Step::Node`] reached.

@@ -137,6 +137,8 @@ async fn restore_with(
         sparse: false,
         overwrite: Overwrite::Always,
         verify: true,
+        dry_run: false,
+        delete: false,
         concurrency: 2,
         batch_bytes,
         privileged_files: true,

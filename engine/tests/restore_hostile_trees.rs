@@ -60,6 +60,8 @@ async fn restore_into(repo: Arc<Repository>, root: Id, target: &Path) -> Restore
         sparse: false,
         overwrite: Overwrite::Always,
         verify: true,
+        dry_run: false,
+        delete: false,
         concurrency: 2,
         batch_bytes: arca_engine::restore::BATCH_BYTES,
         privileged_files: true,

@@ -709,6 +709,8 @@ async fn exercise(repo_dir: PathBuf, restore_dir: PathBuf) -> Outcome {
             sparse: i % 2 == 1,
             overwrite: Overwrite::Always,
             verify,
+            dry_run: false,
+            delete: false,
             concurrency: 2,
             batch_bytes: arca_engine::restore::BATCH_BYTES,
             privileged_files: true,

@@ -1,14 +1,16 @@
 //! `arca restore`: restoring a snapshot.
 
 use crate::global::GlobalOptions;
-use crate::output::{go_duration_ms, Bar, JsonObject};
+use crate::output::{format_bytes, format_seconds, go_duration_ms, Bar, JsonObject};
 use anyhow::{anyhow, bail, Result};
 use arca_engine::filter::Patterns;
+use arca_engine::progress::{ItemAction, Progress};
 use arca_engine::restore::{self, Overwrite, RestoreOptions};
 use arca_engine::snapshots;
 use arca_engine::walk;
 use arca_engine::Repository;
 use clap::Args;
+use std::io::Write;
 use std::sync::Arc;
 
 use super::backup::read_patterns;
@@ -53,8 +55,14 @@ pub struct RestoreArgs {
     #[arg(long)]
     sparse: bool,
     /// overwrite behavior, one of (always|if-changed|if-newer|never)
-    #[arg(long, default_value = "always")]
+    #[arg(long, default_value = "if-changed")]
     overwrite: String,
+    /// delete files from target directory if they do not exist in snapshot. Use '--dry-run -vv' to check what would be deleted
+    #[arg(long)]
+    delete: bool,
+    /// do not write any data, just show what would be done
+    #[arg(long)]
+    dry_run: bool,
     /// snapshot ID (or "latest"), optionally followed by :subfolder
     snapshot: String,
 }
@@ -113,13 +121,17 @@ pub(super) async fn run(mut repo: Repository, mut a: RestoreArgs, g: GlobalOptio
             a.target
         ));
     }
+    // Absolute, as restic makes it: deleted items are named by their full path.
+    let target = std::path::absolute(&a.target)?;
     let opts = RestoreOptions {
-        target: a.target.clone().into(),
+        target,
         include,
         exclude,
         sparse: a.sparse,
         overwrite,
         verify: a.verify,
+        dry_run: a.dry_run,
+        delete: a.delete,
         // Each job holds a stretch of at most 4 MiB of a pack: the backend's connections,
         // capped like uploads, and at least three so that reading, decoding and writing
         // overlap on a local disk.
@@ -131,9 +143,18 @@ pub(super) async fn run(mut repo: Repository, mut a: RestoreArgs, g: GlobalOptio
         // As restic: the user running the restore gets what the snapshot holds.
         privileged_files: true,
     };
+    if a.dry_run && a.verify {
+        bail!("--dry-run and --verify are mutually exclusive");
+    }
+    let started = std::time::Instant::now();
     let bar = Bar::new(g.show_progress(), true, "restore");
     let repo = Arc::new(repo);
-    let report = restore::restore(repo, tree, &opts, &bar).await?;
+    let items = ItemPrinter {
+        bar: &bar,
+        json: g.json,
+        show: g.verbose >= 2 && !g.quiet,
+    };
+    let report = restore::restore(repo, tree, &opts, &items).await?;
     bar.finish();
     for e in &report.errors {
         eprintln!("ignoring error for {e}");
@@ -145,17 +166,49 @@ pub(super) async fn run(mut repo: Repository, mut a: RestoreArgs, g: GlobalOptio
             report.errors.iter().len()
         );
     }
+    // restic 0.17+'s summary: items restored (directories included), skipped by the
+    // overwrite mode, and deleted.
+    let restored = report.files + report.dirs + report.others;
+    let total = restored.saturating_sub(report.implicit_dirs);
     if g.json {
-        let line = JsonObject::new()
-            .str("message_type", b"summary")
-            .num("total_files", report.files + report.dirs + report.others)
-            .num("files_restored", report.files + report.dirs + report.others)
-            .num("files_skipped", report.skipped)
-            .num("total_bytes", report.bytes)
-            .num("bytes_restored", report.bytes)
-            .finish();
-        out(&[line, b"\n".to_vec()].concat())?;
-    } else if a.verify {
+        // Every count is left out when it is zero, as restic's omitempty does.
+        let mut line = JsonObject::new().str("message_type", b"summary");
+        for (key, n) in [
+            ("seconds_elapsed", started.elapsed().as_secs()),
+            ("total_files", total),
+            ("files_restored", restored),
+            ("files_skipped", report.skipped),
+            ("files_deleted", report.deleted),
+            ("total_bytes", report.bytes),
+            ("bytes_restored", report.bytes),
+            ("bytes_skipped", report.skipped_bytes),
+        ] {
+            if n > 0 {
+                line = line.num(key, n);
+            }
+        }
+        out(&[line.finish(), b"\n".to_vec()].concat())?;
+    } else if !g.quiet {
+        let bytes = format_bytes(report.bytes);
+        let mut line = if total == restored {
+            format!("Summary: Restored {restored} files/dirs ({bytes})")
+        } else {
+            format!("Summary: Restored {restored} / {total} files/dirs ({bytes} / {bytes})")
+        };
+        line.push_str(&format!(" in {}", format_seconds(started.elapsed())));
+        if report.skipped > 0 {
+            line.push_str(&format!(
+                ", skipped {} files/dirs {}",
+                report.skipped,
+                format_bytes(report.skipped_bytes)
+            ));
+        }
+        if report.deleted > 0 {
+            line.push_str(&format!(", deleted {} files/dirs", report.deleted));
+        }
+        out(format!("{line}\n").as_bytes())?;
+    }
+    if a.verify && !g.json {
         g.verbose(format!(
             "verifying files in {}\nfinished verifying {} files in {} (took {})",
             a.target,
@@ -168,4 +221,53 @@ pub(super) async fn run(mut repo: Repository, mut a: RestoreArgs, g: GlobalOptio
         bail!("There were {} errors", report.errors.len());
     }
     Ok(0)
+}
+
+/// The restore's progress: the bar, and with `-vv` one line per item as restic prints them
+/// (`restored  /path with size 6 B`, or a `verbose_status` object with `--json`).
+struct ItemPrinter<'a> {
+    bar: &'a Bar,
+    json: bool,
+    show: bool,
+}
+
+impl Progress for ItemPrinter<'_> {
+    fn set_total(&self, total: u64) {
+        self.bar.set_total(total)
+    }
+    fn add(&self, n: u64) {
+        self.bar.add(n)
+    }
+    fn message(&self, msg: &str) {
+        self.bar.message(msg)
+    }
+    fn item(&self, action: ItemAction, path: &[u8], size: Option<u64>) {
+        if !self.show {
+            return;
+        }
+        let action = match action {
+            ItemAction::Restored => "restored",
+            ItemAction::Updated => "updated",
+            ItemAction::Unchanged => "unchanged",
+            ItemAction::Deleted => "deleted",
+        };
+        let mut line = if self.json {
+            JsonObject::new()
+                .str("message_type", b"verbose_status")
+                .str("action", action.as_bytes())
+                .str("item", path)
+                .num("size", size.unwrap_or(0))
+                .finish()
+        } else {
+            let mut line = format!("{action:<9} ").into_bytes();
+            line.extend_from_slice(path);
+            if let Some(size) = size {
+                line.extend_from_slice(format!(" with size {}", format_bytes(size)).as_bytes());
+            }
+            line
+        };
+        line.push(b'\n');
+        // One write per line: items come from several threads.
+        let _ = std::io::stdout().lock().write_all(&line);
+    }
 }

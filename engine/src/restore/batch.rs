@@ -3,12 +3,13 @@
 //! finished, deepest first, so their times survive the writes inside them).
 
 use super::contents::{create_file, write_contents, PlannedFile};
+use super::delete::delete_unexpected;
 use super::metadata::set_metadata;
 use super::plan::Batch;
 use super::target::Target;
 use super::{rel_path, Overwrite, RestoreOptions, RestoreReport};
 use crate::error::Result;
-use crate::progress::Progress;
+use crate::progress::{ItemAction, Progress};
 use crate::repo::Repository;
 use arca_format::tree::{Node, NodeType};
 use rayon::prelude::*;
@@ -16,6 +17,7 @@ use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
 /// What restoring one batch needs from the ones before it.
@@ -59,6 +61,7 @@ impl<'a> Restorer<'a> {
     pub async fn restore(&mut self, batch: Batch, report: &mut RestoreReport) -> Result<()> {
         let (target, opts) = (self.target, self.opts);
         let items = batch.items;
+        report.implicit_dirs += batch.implicit_dirs;
         // Directories first (created private; final modes come at the end). Remember which
         // exist so the files below do not check their parents again.
         for it in items.iter().filter(|i| i.node.node_type == NodeType::Dir) {
@@ -106,7 +109,11 @@ impl<'a> Restorer<'a> {
         let mut file_items: Vec<usize> = Vec::new();
         for ((i, path), keep) in wanted.into_iter().zip(keep) {
             if keep {
+                let node = &items[i].node;
                 report.skipped += 1;
+                report.skipped_bytes = report.skipped_bytes.saturating_add(node.size);
+                self.progress
+                    .item(ItemAction::Unchanged, &items[i].rel, Some(node.size));
                 continue;
             }
             files.push(PlannedFile {
@@ -114,6 +121,7 @@ impl<'a> Restorer<'a> {
                 size: items[i].node.size,
                 content: items[i].node.content.clone().unwrap_or_default(),
                 created: OnceLock::new(),
+                replaced_a_file: AtomicBool::new(false),
             });
             file_items.push(i);
         }
@@ -142,7 +150,15 @@ impl<'a> Restorer<'a> {
         for (f, i) in files.iter().zip(file_items) {
             match f.created.get() {
                 Some(Err(e)) => report.errors.push(e.clone()),
-                _ => restored_items.push(i),
+                _ => {
+                    let action = if f.replaced_a_file.load(Ordering::Relaxed) {
+                        ItemAction::Updated
+                    } else {
+                        ItemAction::Restored
+                    };
+                    self.progress.item(action, &items[i].rel, Some(f.size));
+                    restored_items.push(i)
+                }
             }
         }
         let file_items = restored_items;
@@ -161,7 +177,12 @@ impl<'a> Restorer<'a> {
                 continue;
             }
             match target.hard_link(first, link) {
-                Ok(()) => report.files += 1,
+                Ok(()) => {
+                    report.files += 1;
+                    let rel = link.as_os_str().as_bytes();
+                    self.progress
+                        .item(ItemAction::Restored, &[b"/", rel].concat(), Some(0));
+                }
                 Err(e) => report
                     .errors
                     .push(format!("{}: cannot create hard link: {e}", shown.display())),
@@ -182,6 +203,8 @@ impl<'a> Restorer<'a> {
             if keep_existing_other(target, &p, &it.node, opts.overwrite) {
                 kept.insert(&it.rel);
                 report.skipped += 1;
+                self.progress
+                    .item(ItemAction::Unchanged, &it.rel, Some(it.node.size));
                 continue;
             }
             let device = matches!(it.node.node_type, NodeType::Dev | NodeType::Chardev);
@@ -200,7 +223,10 @@ impl<'a> Restorer<'a> {
                 _ => make_node(target, &p, libc::S_IFCHR, it.node.device),
             };
             match res {
-                Ok(true) => report.others += 1,
+                Ok(true) => {
+                    report.others += 1;
+                    self.progress.item(ItemAction::Restored, &it.rel, None);
+                }
                 Ok(false) => {
                     kept.insert(&it.rel);
                 }
@@ -236,6 +262,11 @@ impl<'a> Restorer<'a> {
             let p = rel_path(&it.rel);
             set_metadata(target, &p, &it.node, opts.privileged_files, &mut errs);
         }
+        // What the snapshot does not have goes before the directories get their times.
+        for c in &batch.cleanups {
+            report.deleted +=
+                delete_unexpected(target, c, opts, false, &mut report.errors, self.progress);
+        }
         // Only directories that are directories in the target (made or found by
         // `ensure_dir`); what stood in the way of one was reported then and is not touched.
         for it in &batch.finished {
@@ -243,6 +274,7 @@ impl<'a> Restorer<'a> {
             if self.made.contains(&p) {
                 set_metadata(target, &p, &it.node, opts.privileged_files, &mut errs);
                 report.dirs += 1;
+                self.progress.item(ItemAction::Restored, &it.rel, None);
             }
         }
         report.errors.extend(errs);
@@ -309,7 +341,7 @@ pub(super) fn ensure_dir(
     Ok(())
 }
 
-fn skip_existing(target: &Target, rel: &Path, node: &Node, mode: Overwrite) -> bool {
+pub(super) fn skip_existing(target: &Target, rel: &Path, node: &Node, mode: Overwrite) -> bool {
     let Ok(Some(st)) = target.lstat(rel) else {
         // Nothing there, or what leads there is not a plain folder: writing will say which.
         return false;
@@ -326,10 +358,13 @@ fn skip_existing(target: &Target, rel: &Path, node: &Node, mode: Overwrite) -> b
 }
 
 /// Clear the way for a new item: a file, link or special file is removed, a directory only
-/// when it is empty. A directory with something in it is never removed (as restic 0.17+
-/// without `--delete`): restoring into a populated target must not lose what is there.
+/// when it is empty. A directory with something in it is removed only with `--delete` (as
+/// restic 0.17+): restoring into a populated target must not otherwise lose what is there.
 pub(super) fn remove_for_replacement(target: &Target, rel: &Path) -> std::io::Result<()> {
     let removed = match target.lstat(rel)? {
+        Some(st) if st.st_mode & libc::S_IFMT == libc::S_IFDIR && target.replaces_folders() => {
+            target.remove_all(rel, false, &mut |_| ()).map(drop)
+        }
         Some(st) => target.remove(rel, st.st_mode & libc::S_IFMT == libc::S_IFDIR),
         None => Ok(()),
     };
@@ -344,7 +379,12 @@ pub(super) fn remove_for_replacement(target: &Target, rel: &Path) -> std::io::Re
 
 /// Whether an existing item at `path` stays as it is under the overwrite mode, for items
 /// other than regular files (which [`skip_existing`] decides with their size and time).
-fn keep_existing_other(target: &Target, rel: &Path, node: &Node, mode: Overwrite) -> bool {
+pub(super) fn keep_existing_other(
+    target: &Target,
+    rel: &Path,
+    node: &Node,
+    mode: Overwrite,
+) -> bool {
     match mode {
         Overwrite::Always | Overwrite::IfChanged => false,
         Overwrite::Never => !matches!(target.lstat(rel), Ok(None)),

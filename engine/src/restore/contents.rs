@@ -15,6 +15,7 @@ use futures::StreamExt;
 use std::collections::HashMap;
 use std::fs;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 /// The ID of a MinSize (512 KiB) all-zero chunk, skipped with `--sparse`.
@@ -29,6 +30,9 @@ pub(super) struct PlannedFile {
     /// Set by whoever creates the file: the background pass, or the first job to write to
     /// it if that comes first.
     pub created: OnceLock<std::result::Result<(), String>>,
+    /// Set when creating it found a regular file in its place (restic calls the restore of
+    /// such a file an update).
+    pub replaced_a_file: AtomicBool,
 }
 
 /// Create (or truncate) a file of `size` bytes. With `allocate`, a file large enough for
@@ -44,6 +48,9 @@ pub(super) fn create_file(
     let (rel, size) = (&f.rel, f.size);
     let shown = || target.shown(rel).display().to_string();
     if let Ok(Some(st)) = target.lstat(rel) {
+        if st.st_mode & libc::S_IFMT == libc::S_IFREG {
+            f.replaced_a_file.store(true, Ordering::Relaxed);
+        }
         if st.st_mode & libc::S_IFMT != libc::S_IFREG || st.st_nlink > 1 {
             // Replace links and other types instead of writing through them.
             remove_for_replacement(target, rel)
@@ -305,6 +312,7 @@ mod tests {
             size,
             content: Vec::new(),
             created: OnceLock::new(),
+            replaced_a_file: AtomicBool::new(false),
         };
         drop(create_file(&target, &planned("full", size), true).expect("create"));
         drop(create_file(&target, &planned("holey", size), false).expect("create"));

@@ -27,6 +27,20 @@ pub(super) struct Batch {
     /// Directories whose contents are all in this batch or earlier ones, each after what it
     /// holds: their metadata is set once the batch's items are done.
     pub finished: Vec<Item>,
+    /// With `--delete`: restored directories and the names their trees hold; whatever else
+    /// is in them in the target (and selected by the filters) is removed, after the
+    /// batch's items and before the directories' metadata.
+    pub cleanups: Vec<Cleanup>,
+    /// Directories finished in this batch that were restored only because they hold
+    /// something selected (restic leaves them out of its total).
+    pub implicit_dirs: u64,
+}
+
+/// A restored directory (`/` is the target itself) and every name its tree holds, those the
+/// filters leave out included: restic keeps them too.
+pub(super) struct Cleanup {
+    pub rel: Vec<u8>,
+    pub expected: std::collections::HashSet<Vec<u8>>,
 }
 
 /// A directory the walk is inside.
@@ -35,12 +49,18 @@ struct OpenDir {
     /// Whether it is restored: it is selected, or holds something selected found so far.
     /// restic restores every directory that holds something it restored, selected or not.
     entered: bool,
+    /// Whether the filters select it itself.
+    selected: bool,
 }
 
 pub(super) struct Planner<'a> {
     walker: Walker<'a>,
     opts: &'a RestoreOptions,
     open: Vec<OpenDir>,
+    /// Whether anything at all is restored: only then is the target itself cleaned up.
+    restores_any: bool,
+    /// Set once a name that cannot be restored is met: nothing is deleted after that.
+    refuse_delete: bool,
     done: bool,
 }
 
@@ -54,6 +74,8 @@ impl<'a> Planner<'a> {
             walker: Walker::start(repo, root, b"/").await?,
             opts,
             open: Vec::new(),
+            restores_any: false,
+            refuse_delete: false,
             done: false,
         })
     }
@@ -69,11 +91,22 @@ impl<'a> Planner<'a> {
         while weight < self.opts.batch_bytes.max(1) {
             let Some(step) = self.walker.next().await? else {
                 self.done = true;
+                if self.opts.delete && self.restores_any && !self.refuse_delete {
+                    batch.cleanups.push(self.cleanup(b"/"));
+                }
                 break;
             };
             match step {
                 Step::Leave => {
                     let dir = self.open.pop().expect("each directory left was entered");
+                    if dir.entered && self.opts.delete && !self.refuse_delete {
+                        let cleanup = self.cleanup(&dir.item.rel);
+                        weight += cleanup.expected.iter().map(|n| n.len() + 32).sum::<usize>();
+                        batch.cleanups.push(cleanup);
+                    }
+                    if dir.entered && !dir.selected {
+                        batch.implicit_dirs += 1;
+                    }
                     if dir.entered {
                         weight += weight_of(&dir.item);
                         batch.finished.push(dir.item);
@@ -94,6 +127,14 @@ impl<'a> Planner<'a> {
             .map(|d| d.item.rel.as_slice())
     }
 
+    /// The clean-up of the directory `rel` that the walk has just left.
+    fn cleanup(&self, rel: &[u8]) -> Cleanup {
+        Cleanup {
+            rel: rel.to_vec(),
+            expected: self.walker.left_names().map(<[u8]>::to_vec).collect(),
+        }
+    }
+
     /// Adds the node just reached to the batch if it is restored; gives the weight added.
     fn visit(&mut self, batch: &mut Batch, errors: &mut Problems) -> usize {
         let (rel, node) = (self.walker.path(), self.walker.node());
@@ -106,6 +147,8 @@ impl<'a> Planner<'a> {
             return 0;
         }
         if let Err(e) = check_name(&node.name) {
+            // As restic: a tree with a name that cannot be restored turns deleting off.
+            self.refuse_delete = true;
             errors.push(format!(
                 "{}: {e}, not restored",
                 String::from_utf8_lossy(rel)
@@ -136,6 +179,7 @@ impl<'a> Planner<'a> {
         };
         let mut weight = 0;
         if selected {
+            self.restores_any = true;
             for dir in self.open.iter_mut().filter(|d| !d.entered) {
                 dir.entered = true;
                 weight += weight_of(&dir.item);
@@ -150,6 +194,7 @@ impl<'a> Planner<'a> {
                 self.open.push(OpenDir {
                     item: item(),
                     entered: true,
+                    selected: true,
                 });
             } else if node.node_type == NodeType::Dir {
                 // Nothing below it: finished as soon as it is made.
@@ -161,6 +206,7 @@ impl<'a> Planner<'a> {
             self.open.push(OpenDir {
                 item: item(),
                 entered: false,
+                selected: false,
             });
         }
         weight

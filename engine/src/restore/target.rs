@@ -10,10 +10,12 @@
 //! removed outside the target.
 
 use rustix::fs::{AtFlags, Mode, OFlags, ResolveFlags};
-use std::ffi::OsStr;
+use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::io;
+use std::os::fd::AsFd;
 use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStringExt;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -24,6 +26,9 @@ static NO_OPENAT2: AtomicBool = AtomicBool::new(false);
 pub(super) struct Target {
     root: PathBuf,
     dir: OwnedFd,
+    /// Whether an item of the snapshot may replace a directory that has contents
+    /// (`--delete`); otherwise only an empty one is replaced.
+    replace_folders: bool,
 }
 
 impl Target {
@@ -42,7 +47,37 @@ impl Target {
         Ok(Target {
             root: root.to_path_buf(),
             dir,
+            replace_folders: false,
         })
+    }
+
+    /// The same target, letting items replace directories with contents or not.
+    pub fn replacing_folders(self, yes: bool) -> Target {
+        Target {
+            replace_folders: yes,
+            ..self
+        }
+    }
+
+    pub fn replaces_folders(&self) -> bool {
+        self.replace_folders
+    }
+
+    /// Open the target if it exists (for a dry run, which creates nothing).
+    pub fn open_existing(root: &Path) -> io::Result<Option<Target>> {
+        match rustix::fs::open(
+            root,
+            OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
+            Mode::empty(),
+        ) {
+            Ok(dir) => Ok(Some(Target {
+                root: root.to_path_buf(),
+                dir,
+                replace_folders: false,
+            })),
+            Err(rustix::io::Errno::NOENT) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// The full path of `rel`, for messages.
@@ -147,6 +182,57 @@ impl Target {
             AtFlags::empty()
         };
         Ok(rustix::fs::unlinkat(&parent, name, flags)?)
+    }
+
+    /// The names in the directory `rel` (empty: the target itself), `.` and `..` left out.
+    pub fn names(&self, rel: &Path) -> io::Result<Vec<OsString>> {
+        let opened;
+        let dir = if rel.as_os_str().is_empty() {
+            self.dir.as_fd()
+        } else {
+            opened = self.open_beneath(rel, OFlags::DIRECTORY | OFlags::RDONLY, Mode::empty())?;
+            opened.as_fd()
+        };
+        let mut names = Vec::new();
+        // `read_from` opens the folder again, so the handle's own position is not moved.
+        for entry in rustix::fs::Dir::read_from(dir)? {
+            let name = entry?.file_name().to_bytes().to_vec();
+            if name != b"." && name != b".." {
+                names.push(OsString::from_vec(name));
+            }
+        }
+        Ok(names)
+    }
+
+    /// Remove `rel` and everything below it, deepest first, never following a symbolic
+    /// link; with `dry_run` only count. Gives how many items went (or would go). The walk
+    /// keeps its own stack: a deep tree in the target cannot exhaust the thread's.
+    pub fn remove_all(
+        &self,
+        rel: &Path,
+        dry_run: bool,
+        removed: &mut dyn FnMut(&Path),
+    ) -> io::Result<u64> {
+        let mut count = 0;
+        let mut stack = vec![(rel.to_path_buf(), false)];
+        while let Some((path, listed)) = stack.pop() {
+            let Some(st) = self.lstat(&path)? else {
+                continue;
+            };
+            let is_dir = st.st_mode & libc::S_IFMT == libc::S_IFDIR;
+            if is_dir && !listed {
+                let names = self.names(&path)?;
+                stack.push((path.clone(), true));
+                stack.extend(names.into_iter().map(|n| (path.join(n), false)));
+                continue;
+            }
+            if !dry_run {
+                self.remove(&path, is_dir)?;
+            }
+            removed(&path);
+            count += 1;
+        }
+        Ok(count)
     }
 
     pub fn symlink(&self, rel: &Path, points_to: &OsStr) -> io::Result<()> {
@@ -255,5 +341,41 @@ mod tests {
         assert!(target.lstat(Path::new("d/none")).unwrap().is_none());
         target.remove(Path::new("d/l"), false).unwrap();
         assert!(target.remove(Path::new("d"), true).is_err(), "not empty");
+    }
+
+    #[test]
+    fn remove_all_takes_a_tree_and_nothing_a_link_points_to() {
+        let (_t, target, outside) = setup();
+        fs::write(outside.join("keep"), "outside").unwrap();
+        fs::create_dir_all(target.shown(Path::new("d/e/f"))).unwrap();
+        fs::write(target.shown(Path::new("d/e/f/x")), "x").unwrap();
+        std::os::unix::fs::symlink(&outside, target.shown(Path::new("d/link"))).unwrap();
+        let mut names = target.names(Path::new("d")).unwrap();
+        names.sort();
+        assert_eq!(names, ["e", "link"]);
+        let mut seen = Vec::new();
+        let n = target.remove_all(Path::new("d"), true, &mut |p| seen.push(p.to_owned()));
+        assert_eq!(n.unwrap(), 5);
+        assert_eq!(
+            seen.last().unwrap(),
+            Path::new("d"),
+            "deepest first: {seen:?}"
+        );
+        assert!(
+            target.lstat(Path::new("d/e/f/x")).unwrap().is_some(),
+            "a dry run"
+        );
+        assert_eq!(
+            target
+                .remove_all(Path::new("d"), false, &mut |_| ())
+                .unwrap(),
+            5
+        );
+        assert!(target.lstat(Path::new("d")).unwrap().is_none());
+        assert!(
+            outside.join("keep").exists(),
+            "the link was removed, not followed"
+        );
+        assert_eq!(target.names(Path::new("")).unwrap(), Vec::<OsString>::new());
     }
 }
