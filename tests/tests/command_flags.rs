@@ -646,6 +646,50 @@ fn ls_sorts_and_reverses_as_restic() {
 }
 
 #[test]
+fn ls_ncdu_writes_restics_export() {
+    let Some(r) = repo() else { return };
+    // restic 0.15 added --ncdu: against 0.14 arca's export is checked on its own.
+    let src = r.src.display().to_string();
+    let docs = r.src.join("docs").display().to_string();
+    let deep = r.src.join("img/deep").display().to_string();
+    for dirs in [
+        vec![],
+        vec![docs.as_str()],
+        vec![deep.as_str(), docs.as_str()],
+    ] {
+        for recursive in [false, true] {
+            let mut args = vec!["ls", "latest", "--host", "one", "--path", &src, "--ncdu"];
+            if recursive {
+                args.push("--recursive");
+            }
+            args.extend(&dirs);
+            let a = r.arca.run_string(&args);
+            if r.current {
+                assert_eq!(a, r.restic.run_string(&args), "{args:?}");
+            }
+            // ncdu's format: [major, minor, metadata, [root, entries…]], entries nested.
+            let v: Value = serde_json::from_str(&a).unwrap_or_else(|e| panic!("{e}: {a}"));
+            assert_eq!((v[0].as_u64(), v[1].as_u64()), (Some(1), Some(2)), "{a}");
+            assert_eq!(v[3][0]["name"], "/");
+        }
+    }
+    let all = r
+        .arca
+        .run_string(["ls", "latest", "--host", "two", "--ncdu"]);
+    for name in ["\"a.txt\"", "\"deep\"", "\"d.png\""] {
+        assert!(all.contains(name), "{name} in {all}");
+    }
+    let out = r.arca.expect_failure(["ls", "latest", "--ncdu", "--json"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("only either '--json' or '--ncdu'"));
+    let out = r
+        .arca
+        .expect_failure(["ls", "latest", "--ncdu", "--sort", "size"]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--sort and --ncdu are mutually exclusive")
+    );
+}
+
+#[test]
 fn stats_counts_files_by_contents_and_blobs_per_file_as_restic() {
     let Some(r) = repo() else { return };
     // A copy under another name (one content, two paths) and a file that changes between two

@@ -2,15 +2,16 @@
 
 use crate::global::GlobalOptions;
 use crate::output::{mode_string, JsonObject};
-use anyhow::Result;
+use anyhow::{bail, Result};
 use arca_engine::progress::NoProgress;
 use arca_engine::snapshots;
-use arca_engine::walk::{self, Visit};
+use arca_engine::walk::{self, Step, Visit, Walker};
 use arca_engine::Repository;
 use arca_format::tree::{Node, NodeType};
 use clap::Args;
 use std::io::Write;
 
+use super::ls_ncdu::NcduPrinter;
 use super::FilterArgs;
 use crate::output::{go_time_string, local_time, snapshot_json};
 
@@ -30,6 +31,9 @@ pub struct LsArgs {
     /// reverse sorted output
     #[arg(long)]
     reverse: bool,
+    /// print the output in the ncdu export format (pipe into 'ncdu -f -')
+    #[arg(long)]
+    ncdu: bool,
     /// snapshot ID or "latest"
     snapshot: String,
     /// only list these directories
@@ -157,6 +161,15 @@ pub(super) fn ls_long(path: &[u8], n: &Node) -> Vec<u8> {
 }
 
 pub(super) async fn run(mut repo: Repository, a: LsArgs, g: GlobalOptions) -> Result<i32> {
+    if a.ncdu && g.json {
+        bail!("only either '--json' or '--ncdu' can be specified");
+    }
+    if a.ncdu && a.sort != SortMode::Name {
+        bail!("--sort and --ncdu are mutually exclusive");
+    }
+    if a.ncdu && a.reverse {
+        bail!("--reverse and --ncdu are mutually exclusive");
+    }
     repo.load_index(&NoProgress).await?;
     let sn = snapshots::find(&repo, &a.snapshot, &a.filter.filter()).await?;
     let dirs: Vec<Vec<u8>> = a
@@ -171,7 +184,44 @@ pub(super) async fn run(mut repo: Repository, a: LsArgs, g: GlobalOptions) -> Re
             }
         })
         .collect();
+    let has_prefix = |base: &[u8], p: &[u8]| {
+        p == base || base == b"/" || (p.starts_with(base) && p.get(base.len()) == Some(&b'/'))
+    };
+    let within = |p: &[u8]| dirs.is_empty() || dirs.iter().any(|d| has_prefix(d, p));
+    let approaching = |p: &[u8]| dirs.is_empty() || dirs.iter().any(|d| has_prefix(p, d));
     let mut o = std::io::BufWriter::new(std::io::stdout().lock());
+    if a.ncdu {
+        let mut ncdu = NcduPrinter::start(&mut o, &sn)?;
+        let mut walker = Walker::start(&repo, &sn.tree, b"/").await?;
+        while let Some(step) = walker.next().await? {
+            if step == Step::Leave {
+                ncdu.leave()?;
+                continue;
+            }
+            let (path, node) = (walker.path(), walker.node());
+            // As restic: a node inside a listed dir, or on the way to one, is written; a
+            // directory the walk does not enter is closed at once.
+            let inside = within(path);
+            if (inside && a.recursive) || approaching(path) {
+                ncdu.node(node)?;
+                if node.node_type == NodeType::Dir && node.subtree.is_none() {
+                    // Nothing to walk into, so no end of it either.
+                    ncdu.leave()?;
+                }
+            } else if node.node_type == NodeType::Dir {
+                if inside {
+                    ncdu.node(node)?;
+                    ncdu.leave()?;
+                }
+                walker.skip();
+            } else if inside {
+                ncdu.node(node)?;
+            }
+        }
+        ncdu.finish()?;
+        o.flush()?;
+        return Ok(0);
+    }
     if g.json {
         o.write_all(&snapshot_json(
             &sn,
@@ -193,11 +243,6 @@ pub(super) async fn run(mut repo: Repository, a: LsArgs, g: GlobalOptions) -> Re
     }
     // restic's ls: print what is within a listed dir (the dir itself and its entries); descend
     // only towards a listed dir or into the listed dir itself, or everywhere with --recursive.
-    let has_prefix = |base: &[u8], p: &[u8]| {
-        p == base || base == b"/" || (p.starts_with(base) && p.get(base.len()) == Some(&b'/'))
-    };
-    let within = |p: &[u8]| dirs.is_empty() || dirs.iter().any(|d| has_prefix(d, p));
-    let approaching = |p: &[u8]| dirs.is_empty() || dirs.iter().any(|d| has_prefix(p, d));
     let print = |o: &mut dyn Write, path: &[u8], node: &Node| -> std::io::Result<()> {
         if g.json {
             o.write_all(&ls_node_json(path, node))?;

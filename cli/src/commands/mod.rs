@@ -18,6 +18,7 @@ mod init;
 mod key;
 mod list;
 mod ls;
+mod ls_ncdu;
 mod prune;
 mod repair;
 mod restore;
