@@ -1,7 +1,10 @@
-//! `dump`: one file's contents, or a folder as a tar archive, written to any `Write`.
+//! `dump`: one file's contents, or a folder as a tar or zip archive, written to any `Write`.
 //!
 //! Contents are written blob by blob as they are read: memory holds one blob, whatever the
 //! size of the file or the number of entries.
+
+mod zip_archive;
+pub use zip_archive::write_zip;
 
 use crate::error::{Error, Result};
 use crate::repo::Repository;

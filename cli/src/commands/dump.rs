@@ -16,7 +16,7 @@ use super::FilterArgs;
 pub struct DumpArgs {
     #[command(flatten)]
     filter: FilterArgs,
-    /// archive format for directories (tar)
+    /// set archive format as "tar" or "zip"
     #[arg(short, long, default_value = "tar")]
     archive: String,
     snapshot: String,
@@ -27,8 +27,8 @@ pub struct DumpArgs {
 }
 
 pub(super) async fn run(mut repo: Repository, a: DumpArgs) -> Result<i32> {
-    if a.archive != "tar" {
-        bail!("unsupported archive format {:?}: only tar", a.archive);
+    if a.archive != "tar" && a.archive != "zip" {
+        bail!("unknown archive format {:?}", a.archive);
     }
     repo.load_index(&NoProgress).await?;
     let sn = snapshots::find(&repo, &a.snapshot, &a.filter.filter()).await?;
@@ -45,7 +45,11 @@ pub(super) async fn run(mut repo: Repository, a: DumpArgs) -> Result<i32> {
             while prefix.last() == Some(&b'/') {
                 prefix.pop();
             }
-            dump::write_tar(&repo, &tree, &prefix, &mut o).await?;
+            if a.archive == "zip" {
+                dump::write_zip(&repo, &tree, &prefix, &mut o).await?;
+            } else {
+                dump::write_tar(&repo, &tree, &prefix, &mut o).await?;
+            }
         }
     }
     o.flush()?;
