@@ -92,6 +92,18 @@ stop_servers() {
     rm -rf "$servers_dir" "$kube_dir"
   else
     say "the servers' data and logs are kept in $servers_dir and $kube_dir"
+    # CI keeps only this output: the servers' own complaints go with it, so a failure that
+    # came from a server (an S3 "InternalError", say) can be told from one of arca's.
+    if [ "$rc" -ne 0 ]; then
+      local log
+      for log in "$servers_dir"/s3-glog/weed.ERROR "$servers_dir"/minio.log "$servers_dir"/azurite.log \
+        "$servers_dir"/fake-gcs.log; do
+        [ -s "$log" ] || continue
+        say "last lines of $log:"
+        tail -n 15 "$log" >&2 || true
+      done
+      df -h / /tmp >&2 || true
+    fi
   fi
   print_timings
 }
@@ -128,6 +140,11 @@ step_done "control plane (scripts/control-plane.sh start)"
 # fail the run, as a failing test does.
 if ! { cargo fmt --version && cargo clippy --version; } >/dev/null 2>&1 && command -v rustup >/dev/null; then
   rustup component add rustfmt clippy
+fi
+# A CI run builds once from a clean clone: incremental state would only take disk (gigabytes)
+# and time there. A developer's runs keep it.
+if [ "${CI:-}" = true ]; then
+  export CARGO_INCREMENTAL=0
 fi
 say "cargo fmt --all --check"
 cargo fmt --all --check
