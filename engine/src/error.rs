@@ -84,6 +84,8 @@ pub enum Error {
     LastOfGroup(String),
     #[error("{blob_type} blob {id} is used by a snapshot but not stored in any existing pack; run check and repair before pruning")]
     UsedBlobNotStored { blob_type: BlobType, id: Id },
+    #[error("check found {0} errors; the repository is not upgraded (run check, then repair)")]
+    CheckFailedBeforeMigration(usize),
     #[error("dir {0:?} has no subtree")]
     DirWithoutSubtree(String),
     /// What to back up cannot be laid out as one snapshot.

@@ -20,6 +20,7 @@ pub mod fsnode;
 pub mod index;
 pub mod keys;
 pub mod lock;
+pub mod migrate;
 pub mod progress;
 pub mod prune;
 pub mod recovery;

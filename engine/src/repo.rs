@@ -166,6 +166,18 @@ impl Repository {
         self.config.version
     }
 
+    /// Replace the stored config with `config` (sealed with the master key). The backend's
+    /// plain write replaces the file whole (a rename locally, one PUT in a store), so there is
+    /// never a moment without a config; the caller holds the exclusive lock.
+    pub async fn replace_config(&mut self, config: Config) -> Result<()> {
+        let sealed = self.key.seal(&config.to_json());
+        self.backend
+            .write(FileType::Config, "config", Bytes::from(sealed), false)
+            .await?;
+        self.config = config;
+        Ok(())
+    }
+
     /// Read a file and check that its bytes hash to its name (all but `config`).
     pub async fn load_file(&self, ty: FileType, id: &Id) -> Result<Bytes> {
         load_verified(&self.backend, ty, id).await

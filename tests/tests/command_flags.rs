@@ -732,7 +732,9 @@ fn dump_zip_holds_what_restics_holds() {
         let a: Vec<String> = if r.current {
             a
         } else {
-            a.iter().map(|e| e.replace(" Deflated ", " Stored ")).collect()
+            a.iter()
+                .map(|e| e.replace(" Deflated ", " Stored "))
+                .collect()
         };
         assert_eq!(a, zip_entries(r.restic.run(args)), "{folder}");
     }
@@ -740,6 +742,63 @@ fn dump_zip_holds_what_restics_holds() {
         .arca
         .expect_failure(["dump", "latest", "/", "--archive", "rar"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown archive format \"rar\""));
+}
+
+#[test]
+fn migrate_upgrade_repo_v2_upgrades_as_restic_does() {
+    let Some(bin) = restic_or_skip() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("f"), "some data ".repeat(1000)).unwrap();
+    let repo_at = |name: &str| {
+        let path = dir.path().join(name);
+        let restic = Restic::with_bin(&bin, &path, PW);
+        restic.run(["init", "--repository-version", "1"]);
+        restic.run(["backup", src.to_str().unwrap()]);
+        (restic, Arca::new(&path, PW), path)
+    };
+    let version = |r: &Restic| r.run_json(["cat", "config"])["version"].as_u64();
+    let (restic, arca, _) = repo_at("ok");
+    // The listing: the same words as restic's, before and after.
+    assert_eq!(arca.run_string(["migrate"]), restic.run_string(["migrate"]));
+    assert!(arca.run_string(["migrate"]).contains("upgrade_repo_v2"));
+    arca.run(["migrate", "upgrade_repo_v2"]);
+    assert_eq!(version(&restic), Some(2));
+    assert_eq!(arca.run_string(["migrate"]), restic.run_string(["migrate"]));
+    assert!(restic
+        .run_string(["check"])
+        .contains("no errors were found"));
+    // restic writes compressed data into it now, and arca reads it.
+    std::fs::write(src.join("g"), "more data ".repeat(1000)).unwrap();
+    restic.run(["backup", src.to_str().unwrap()]);
+    arca.run(["check", "--read-data"]);
+    // A second time: said, not done, and not an error (as restic), unless --force.
+    let again = arca.output(["migrate", "upgrade_repo_v2"]);
+    assert!(again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already upgraded to version 2"));
+    arca.run(["migrate", "upgrade_repo_v2", "--force"]);
+    assert_eq!(version(&restic), Some(2));
+    let unknown = arca.expect_failure(["migrate", "upgrade_repo_v3"]);
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("unknown migration upgrade_repo_v3"));
+
+    // A damaged repository is not upgraded: the check comes first.
+    let (restic, arca, path) = repo_at("damaged");
+    let pack = std::fs::read_dir(path.join("data"))
+        .unwrap()
+        .flat_map(|d| std::fs::read_dir(d.unwrap().path()).unwrap())
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    std::fs::remove_file(pack).unwrap();
+    let refused = arca.expect_failure(["migrate", "upgrade_repo_v2"]);
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("not upgraded"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    assert_eq!(version(&restic), Some(1));
 }
 
 #[test]

@@ -19,6 +19,7 @@ mod key;
 mod list;
 mod ls;
 mod ls_ncdu;
+mod migrate;
 mod prune;
 mod repair;
 mod restore;
@@ -86,6 +87,8 @@ pub enum Command {
     Generate(generate::GenerateArgs),
     /// Operate on local cache directories
     Cache(cache::CacheArgs),
+    /// Apply migrations
+    Migrate(migrate::MigrateArgs),
     /// Back up and restore a Kubernetes cluster through the Arca operator
     Cluster(cluster::ClusterArgs),
 }
@@ -154,6 +157,11 @@ pub async fn run(cmd: Command, g: GlobalOptions) -> Result<i32> {
         Command::Version => Ok(version::run(&g)),
         Command::Generate(a) => generate::run(&a),
         Command::Cache(a) => cache::run(a, &g),
+        Command::Migrate(a) => {
+            // Listing needs no lock; applying one changes the config under an exclusive lock.
+            let exclusive = !a.names.is_empty();
+            with_lock(&g, exclusive, |repo| migrate::run(repo, a, g.clone())).await
+        }
         Command::Cluster(a) => cluster::run(a).await,
     }
 }
