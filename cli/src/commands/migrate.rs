@@ -13,7 +13,7 @@ pub struct MigrateArgs {
     #[arg(short, long)]
     force: bool,
     /// migrations to apply; none lists those that can be applied
-    names: Vec<String>,
+    pub(super) names: Vec<String>,
 }
 
 pub(super) async fn run(mut repo: Repository, a: MigrateArgs, g: GlobalOptions) -> Result<i32> {
@@ -22,13 +22,12 @@ pub(super) async fn run(mut repo: Repository, a: MigrateArgs, g: GlobalOptions) 
             .iter()
             .filter(|(name, _)| migrate::refusal(&repo, name).is_none())
             .collect();
+        println!("available migrations:");
+        for (name, what) in &can {
+            println!("  {name}\t{what}");
+        }
         if can.is_empty() {
             println!("no migrations found");
-        } else {
-            println!("available migrations:");
-            for (name, what) in can {
-                println!("  {name}\t{what}");
-            }
         }
         return Ok(0);
     }
