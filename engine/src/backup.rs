@@ -11,6 +11,7 @@ use crate::error::{Error, Result};
 use crate::fsnode::{node_from_metadata, node_type, FileStat, Loc, NameCache};
 use crate::progress::Progress;
 use crate::repo::Repository;
+use crate::sys::entry_names;
 use crate::writer::{BlobWriter, WriterOptions};
 use arca_chunker::{ChunkIter, ChunkerTables, Pol};
 use arca_format::gotime::GoTime;
@@ -21,10 +22,9 @@ use arca_format::Id;
 use arca_storage::FileType;
 use rayon::prelude::*;
 use rustix::fs::OFlags;
-use std::ffi::{OsStr, OsString};
+use std::ffi::OsStr;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::ffi::OsStringExt;
 use std::path::{Path, PathBuf};
 
 mod targets;
@@ -140,18 +140,6 @@ fn open_checked(loc: &Loc, md: &FileStat, flags: OFlags) -> std::io::Result<Owne
         ));
     }
     Ok(fd)
-}
-
-/// The names in the open folder `dir`, without `.` and `..`.
-fn entry_names(dir: &OwnedFd) -> std::io::Result<Vec<OsString>> {
-    let mut names = Vec::new();
-    for e in rustix::fs::Dir::read_from(dir)? {
-        let name = e?.file_name().to_bytes().to_vec();
-        if name != b"." && name != b".." {
-            names.push(OsString::from_vec(name));
-        }
-    }
-    Ok(names)
 }
 
 impl Archiver<'_> {

@@ -81,3 +81,17 @@ pub fn process_exists(pid: i64) -> bool {
 pub fn is_root() -> bool {
     rustix::process::geteuid().is_root()
 }
+
+/// The names in the open folder `dir`, without `.` and `..`. The folder is read through a
+/// handle of its own (`Dir::read_from` opens it again), so `dir`'s position is not moved.
+pub fn entry_names(dir: impl std::os::fd::AsFd) -> std::io::Result<Vec<std::ffi::OsString>> {
+    use std::os::unix::ffi::OsStringExt;
+    let mut names = Vec::new();
+    for e in rustix::fs::Dir::read_from(dir)? {
+        let name = e?.file_name().to_bytes().to_vec();
+        if name != b"." && name != b".." {
+            names.push(std::ffi::OsString::from_vec(name));
+        }
+    }
+    Ok(names)
+}

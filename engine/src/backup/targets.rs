@@ -3,8 +3,8 @@
 //! same first component from different folders `x` and `x-1`, and cleans paths as Go's
 //! `filepath.Clean` does.
 
-use super::entry_names;
 use crate::error::{Error, Result, TargetError};
+use crate::sys::entry_names;
 use rustix::fs::OFlags;
 use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};

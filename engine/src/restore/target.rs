@@ -15,7 +15,6 @@ use std::fs;
 use std::io;
 use std::os::fd::AsFd;
 use std::os::fd::OwnedFd;
-use std::os::unix::ffi::OsStringExt;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -193,15 +192,7 @@ impl Target {
             opened = self.open_beneath(rel, OFlags::DIRECTORY | OFlags::RDONLY, Mode::empty())?;
             opened.as_fd()
         };
-        let mut names = Vec::new();
-        // `read_from` opens the folder again, so the handle's own position is not moved.
-        for entry in rustix::fs::Dir::read_from(dir)? {
-            let name = entry?.file_name().to_bytes().to_vec();
-            if name != b"." && name != b".." {
-                names.push(OsString::from_vec(name));
-            }
-        }
-        Ok(names)
+        crate::sys::entry_names(dir)
     }
 
     /// Remove `rel` and everything below it, deepest first, never following a symbolic
