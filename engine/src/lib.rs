@@ -23,6 +23,7 @@ pub mod lock;
 pub mod migrate;
 pub mod progress;
 pub mod prune;
+pub mod recover;
 pub mod recovery;
 pub mod repack;
 pub mod repair;

@@ -850,3 +850,121 @@ fn stats_counts_files_by_contents_and_blobs_per_file_as_restic() {
         }
     }
 }
+
+/// The names, modes and subtrees of the nodes of the tree a `recover` snapshot holds.
+fn recovered_nodes(tool: &Runner) -> Vec<(String, u64, String)> {
+    let snapshots = tool.run_json(["snapshots", "--json", "--tag", "recovered"]);
+    let tree = snapshots[0]["tree"].as_str().unwrap().to_owned();
+    let tree = tool.run_json(["cat", "blob", &tree]);
+    tree["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| {
+            (
+                n["name"].as_str().unwrap().to_owned(),
+                n["mode"].as_u64().unwrap(),
+                n["subtree"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn recover_saves_the_forgotten_trees_as_restic() {
+    let Some(bin) = restic_or_skip() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    for (name, data) in [("kept/a", "a"), ("lost/b", "b"), ("lost/deeper/c", "c")] {
+        let p = src.join(name);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, data).unwrap();
+    }
+    let made = dir.path().join("made");
+    let restic = Restic::with_bin(&bin, &made, PW);
+    restic.run(["init"]);
+    restic.run(["backup", src.join("kept").to_str().unwrap()]);
+    restic.run(["backup", src.join("lost").to_str().unwrap()]);
+    restic.run(["forget", "latest"]);
+    // The same repository twice: restic recovers one, arca the other.
+    let copy = |name: &str| {
+        let to = dir.path().join(name);
+        let ok = std::process::Command::new("cp")
+            .args(["-a", made.to_str().unwrap(), to.to_str().unwrap()])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+        to
+    };
+    let restic = Restic::with_bin(&bin, &copy("by-restic"), PW);
+    let arca_repo = copy("by-arca");
+    let arca = Arca::new(&arca_repo, PW);
+    let said = |tool: &Runner| -> Vec<String> {
+        let out = tool.run_string(["recover", "-v"]);
+        out.lines()
+            .filter(|l| l.starts_with("found") || l.starts_with("saved new snapshot"))
+            .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+            .collect()
+    };
+    let by_restic = said(&restic);
+    assert_eq!(said(&arca), by_restic);
+    assert_eq!(
+        by_restic[..2],
+        [
+            "found root tree".to_owned(),
+            "found 1 unreferenced".to_owned()
+        ]
+    );
+    // One directory per lost tree, named and moded as restic's, holding the same tree.
+    let (ours, theirs) = (recovered_nodes(&arca), recovered_nodes(&restic));
+    assert_eq!(ours.len(), 1);
+    assert_eq!(ours, theirs);
+    let sn = &arca.run_json(["snapshots", "--json", "--tag", "recovered"])[0];
+    let theirs = &restic.run_json(["snapshots", "--json", "--tag", "recovered"])[0];
+    for key in ["paths", "hostname", "username", "tags"] {
+        assert_eq!(sn[key], theirs[key], "{key}");
+    }
+    // restic checks arca's work and restores the lost files from it.
+    let restic_on_arca = Restic::with_bin(&bin, &arca_repo, PW);
+    assert!(restic_on_arca
+        .run_string(["check"])
+        .contains("no errors were found"));
+    let target = dir.path().join("target");
+    restic_on_arca.run([
+        "restore",
+        "--tag",
+        "recovered",
+        "latest",
+        "--target",
+        target.to_str().unwrap(),
+    ]);
+    let lost = target
+        .join(&ours[0].0)
+        .join(src.strip_prefix("/").unwrap())
+        .join("lost");
+    assert_eq!(std::fs::read_to_string(lost.join("deeper/c")).unwrap(), "c");
+    assert_eq!(std::fs::read_to_string(lost.join("b")).unwrap(), "b");
+    // Nothing is left to recover now, and nothing more is written.
+    let again = arca.run_string(["recover"]);
+    assert!(again.contains("found 0 unreferenced roots"), "{again}");
+    assert_eq!(
+        arca.run_json(["snapshots", "--json"])
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+
+    // Trees in packs no index names are found too (restic 0.17+ completes the index first).
+    let bare = copy("no-index");
+    for f in std::fs::read_dir(bare.join("index")).unwrap() {
+        std::fs::remove_file(f.unwrap().path()).unwrap();
+    }
+    let arca = Arca::new(&bare, PW);
+    let out = arca.run_string(["recover"]);
+    assert!(out.contains("found 1 unreferenced roots"), "{out}");
+    assert_eq!(recovered_nodes(&arca), recovered_nodes(&restic));
+    assert!(Restic::with_bin(&bin, &bare, PW)
+        .run_string(["check", "--read-data"])
+        .contains("no errors were found"));
+}

@@ -21,6 +21,7 @@ mod ls;
 mod ls_ncdu;
 mod migrate;
 mod prune;
+mod recover;
 mod repair;
 mod restore;
 mod snapshots;
@@ -87,6 +88,8 @@ pub enum Command {
     Generate(generate::GenerateArgs),
     /// Operate on local cache directories
     Cache(cache::CacheArgs),
+    /// Recover data from the repository not referenced by snapshots
+    Recover,
     /// Apply migrations
     Migrate(migrate::MigrateArgs),
     /// Back up and restore a Kubernetes cluster through the Arca operator
@@ -162,6 +165,7 @@ pub async fn run(cmd: Command, g: GlobalOptions) -> Result<i32> {
             let exclusive = !a.names.is_empty();
             with_lock(&g, exclusive, |repo| migrate::run(repo, a, g.clone())).await
         }
+        Command::Recover => with_lock(&g, true, |repo| recover::run(repo, g.clone())).await,
         Command::Cluster(a) => cluster::run(a).await,
     }
 }
