@@ -91,9 +91,9 @@ pub fn recovered_tree(roots: &[Id]) -> Tree {
             let name = if unique { id.short() } else { id.to_hex() };
             let mut node = Node::new(name, NodeType::Dir);
             node.mode = 0o755;
-            node.mtime = now.clone();
-            node.atime = now.clone();
-            node.ctime = now.clone();
+            node.mtime = now;
+            node.atime = now;
+            node.ctime = now;
             node.subtree = Some(*id);
             node
         })
