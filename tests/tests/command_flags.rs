@@ -896,7 +896,7 @@ fn recover_saves_the_forgotten_trees_as_restic() {
         assert!(ok.success());
         to
     };
-    let restic = Restic::with_bin(&bin, &copy("by-restic"), PW);
+    let restic = Restic::with_bin(&bin, copy("by-restic"), PW);
     let arca_repo = copy("by-arca");
     let arca = Arca::new(&arca_repo, PW);
     let said = |tool: &Runner| -> Vec<String> {
