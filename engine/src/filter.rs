@@ -23,6 +23,24 @@ pub struct Patterns {
 impl Patterns {
     pub fn new(patterns: &[String], case_insensitive: bool) -> Result<Patterns, PatternError> {
         let mut globs = Vec::new();
+        Self::compile(patterns, case_insensitive, &mut globs)?;
+        Ok(Patterns { globs })
+    }
+
+    /// `exact` patterns and `ignoring_case` ones (restic's `--include` and `--iinclude`,
+    /// `--exclude` and `--iexclude`), each matched as given.
+    pub fn with_case(exact: &[String], ignoring_case: &[String]) -> Result<Patterns, PatternError> {
+        let mut globs = Vec::new();
+        Self::compile(exact, false, &mut globs)?;
+        Self::compile(ignoring_case, true, &mut globs)?;
+        Ok(Patterns { globs })
+    }
+
+    fn compile(
+        patterns: &[String],
+        case_insensitive: bool,
+        globs: &mut Vec<GlobMatcher>,
+    ) -> Result<(), PatternError> {
         for p in patterns {
             let p = p.trim_end_matches('/');
             if p.is_empty() {
@@ -44,7 +62,7 @@ impl Patterns {
                 })?;
             globs.push(g.compile_matcher());
         }
-        Ok(Patterns { globs })
+        Ok(())
     }
 
     pub fn is_empty(&self) -> bool {
@@ -203,5 +221,14 @@ mod tests {
         assert!(p.matches(b"/a/cache/b/c/tmp/f"));
         let ci = Patterns::new(&["*.JPG".into()], true).unwrap();
         assert!(ci.matches(b"/p/photo.jpg"));
+    }
+
+    #[test]
+    fn exact_and_case_ignoring_patterns_keep_their_own_case_rule() {
+        let p = Patterns::with_case(&["/Docs".into()], &["*.JPG".into()]).unwrap();
+        assert!(p.matches(b"/Docs/a"));
+        assert!(!p.matches(b"/docs/a"));
+        assert!(p.matches(b"/p/photo.jpg"));
+        assert!(p.matches(b"/p/photo.Jpg"));
     }
 }

@@ -1,4 +1,5 @@
-//! Rewriting snapshot trees: `rewrite --exclude` drops matching paths, `repair
+//! Rewriting snapshot trees: `rewrite --exclude` drops matching paths, `rewrite
+//! --include` keeps only matching paths and the folders that lead to them, `repair
 //! snapshots` drops missing file content and invalid nodes, fixes file sizes and
 //! replaces unreadable directories with empty ones (a snapshot whose root is
 //! unreadable is dropped, as restic does). Unchanged subtrees keep their IDs (they
@@ -20,6 +21,9 @@ use std::sync::Arc;
 
 pub enum Mode {
     Exclude(Patterns),
+    /// Keep what matches (with everything below it) and the folders on the way; a
+    /// folder left empty goes, and a snapshot where nothing matches is left as it is.
+    Include(Patterns),
     Repair,
 }
 
@@ -27,7 +31,8 @@ pub struct TreeRewriter<'a> {
     repo: &'a Repository,
     writer: Arc<BlobWriter>,
     mode: Mode,
-    done: HashMap<(Id, Vec<u8>), Id>,
+    /// Rewritten trees by (tree, path); `None` for a folder `--include` leaves empty.
+    done: HashMap<(Id, Vec<u8>), Option<Id>>,
     /// What was changed, one line per item, for the user.
     pub changes: Vec<String>,
     /// The trees this rewriter wrote, by ID: they reach the index only when the writer
@@ -72,8 +77,14 @@ impl<'a> TreeRewriter<'a> {
         self.rewrite(id, b"/").await.map(Some)
     }
 
-    /// The rewritten ID of tree `id` found at `path` (`/`-separated, starting at `/`).
+    /// The rewritten ID of tree `id` found at `path` (`/`-separated, starting at `/`);
+    /// `id` itself when `--include` matches nothing in it, as restic keeps such a snapshot.
     pub async fn rewrite(&mut self, id: Id, path: &[u8]) -> Result<Id> {
+        Ok(self.rewrite_dir(id, path).await?.unwrap_or(id))
+    }
+
+    /// As [`rewrite`](Self::rewrite), with `None` for a folder `--include` leaves empty.
+    async fn rewrite_dir(&mut self, id: Id, path: &[u8]) -> Result<Option<Id>> {
         // Exclusion depends on the path, so memoise per (tree, path).
         if let Some(done) = self.done.get(&(id, path.to_vec())) {
             return Ok(*done);
@@ -86,9 +97,9 @@ impl<'a> TreeRewriter<'a> {
                         "{}: unreadable directory ({e}) replaced with an empty one",
                         String::from_utf8_lossy(path)
                     ));
-                    return self.save(Tree::default()).await;
+                    return self.save(Tree::default()).await.map(Some);
                 }
-                Mode::Exclude(_) => return Err(e),
+                Mode::Exclude(_) | Mode::Include(_) => return Err(e),
             },
         };
         let mut changed = false;
@@ -99,6 +110,15 @@ impl<'a> TreeRewriter<'a> {
                 Mode::Exclude(patterns) if patterns.matches(&p) => {
                     self.changes
                         .push(format!("excluded {}", String::from_utf8_lossy(&p)));
+                    changed = true;
+                    continue;
+                }
+                // Everything below a match matches too: kept whole.
+                Mode::Include(patterns) if patterns.matches(&p) => {
+                    nodes.push(node);
+                    continue;
+                }
+                Mode::Include(_) if node.node_type != NodeType::Dir => {
                     changed = true;
                     continue;
                 }
@@ -147,13 +167,17 @@ impl<'a> TreeRewriter<'a> {
             }
             if node.node_type == NodeType::Dir {
                 match node.subtree {
-                    Some(sub) => {
-                        let new = Box::pin(self.rewrite(sub, &p)).await?;
-                        if new != sub {
+                    Some(sub) => match Box::pin(self.rewrite_dir(sub, &p)).await? {
+                        Some(new) if new != sub => {
                             node.subtree = Some(new);
                             changed = true;
                         }
-                    }
+                        Some(_) => {}
+                        None => {
+                            changed = true;
+                            continue;
+                        }
+                    },
                     None if matches!(self.mode, Mode::Repair) => {
                         node.subtree = Some(self.save(Tree::default()).await?);
                         self.changes.push(format!(
@@ -167,10 +191,12 @@ impl<'a> TreeRewriter<'a> {
             }
             nodes.push(node);
         }
-        let new_id = if changed {
-            self.save(Tree::new(nodes)).await?
+        let new_id = if matches!(self.mode, Mode::Include(_)) && nodes.is_empty() {
+            None
+        } else if changed {
+            Some(self.save(Tree::new(nodes)).await?)
         } else {
-            id
+            Some(id)
         };
         self.done.insert((id, path.to_vec()), new_id);
         Ok(new_id)

@@ -330,6 +330,108 @@ fn rewrite_changes_host_time_and_summary_as_restic() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("nothing to do"));
 }
 
+/// The files and folders of a snapshot, relative to its first path, as arca lists them.
+fn listed(arca: &Arca, snapshot: &str, src: &Path) -> Vec<String> {
+    arca.run_json_lines(["ls", "--json", snapshot])
+        .iter()
+        .filter_map(|v| v["path"].as_str())
+        .filter_map(|p| Path::new(p).strip_prefix(src).ok())
+        .map(|p| p.to_string_lossy().into_owned())
+        .filter(|p| !p.is_empty())
+        .collect()
+}
+
+#[test]
+fn rewrite_include_keeps_what_restic_keeps() {
+    let Some((r, arca, arca_repo)) = copies() else {
+        return;
+    };
+    let patterns = arca_repo.path().with_extension("patterns");
+    std::fs::write(&patterns, "# folders\nimg\n").unwrap();
+    let steps: Vec<Vec<&str>> = vec![
+        vec!["rewrite", "--include", "*.txt", "--host", "one"],
+        vec![
+            "rewrite",
+            "--iinclude",
+            "*.txt",
+            "--host",
+            "two",
+            "--forget",
+        ],
+        // Nothing matches: the snapshots are left as they are.
+        vec!["rewrite", "--include", "/nothing/here", "--tag", "x"],
+        vec![
+            "rewrite",
+            "--include-file",
+            patterns.to_str().unwrap(),
+            "--host",
+            "one",
+        ],
+    ];
+    for step in &steps {
+        arca.run(step);
+        // restic 0.18 added --include to rewrite; against 0.14 arca's results are checked
+        // below on their own.
+        if r.current {
+            r.restic.run(step);
+            assert_eq!(
+                snapshot_list(r.restic.program(), arca_repo.path()),
+                snapshot_list(r.restic.program(), r._dirs.0.path()),
+                "after {step:?}"
+            );
+        }
+    }
+    let list = arca.run_json(["snapshots", "--json"]);
+    let of = |host: &str, tag: &str| -> Vec<String> {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["hostname"] == host && s["paths"][0] == r.src.to_str().unwrap())
+            .filter(|s| s["tags"].as_array().into_iter().flatten().any(|t| t == tag))
+            .map(|s| s["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    // Case counts with --include, not with --iinclude; folders on the way stay, those
+    // left empty go; a matching folder is kept whole (the last step, whose pattern
+    // matched nothing in the snapshot the first step wrote).
+    let one: BTreeSet<Vec<String>> = of("one", "rewrite")
+        .iter()
+        .map(|id| listed(&arca, id, &r.src))
+        .collect();
+    let want: BTreeSet<Vec<String>> = [
+        vec!["docs", "docs/a.txt", "notes.txt"],
+        vec!["img", "img/c.png", "img/deep", "img/deep/d.png"],
+    ]
+    .iter()
+    .map(|v| v.iter().map(|s| s.to_string()).collect())
+    .collect();
+    assert_eq!(one, want, "{list}");
+    let two_txt: Vec<String> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["hostname"] == "two" && s["original"].is_string())
+        .filter(|s| {
+            !s["tags"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|t| t == "rewrite")
+        })
+        .map(|s| s["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(two_txt.len(), 2, "{list}");
+    for id in &two_txt {
+        assert_eq!(
+            listed(&arca, id, &r.src),
+            ["docs", "docs/B.TXT", "docs/a.txt", "notes.txt"]
+        );
+    }
+    assert!(of("two", "rewrite").is_empty(), "{list}");
+    let out = arca.expect_failure(["rewrite", "--include", "a", "--exclude", "b"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("mutually exclusive"));
+}
+
 #[test]
 fn key_add_and_passwd_record_user_and_host_as_restic() {
     let Some((r, arca, arca_repo)) = copies() else {
@@ -889,11 +991,7 @@ fn recover_saves_the_forgotten_trees_as_restic() {
     // The same repository twice: restic recovers one, arca the other.
     let copy = |name: &str| {
         let to = dir.path().join(name);
-        let ok = std::process::Command::new("cp")
-            .args(["-a", made.to_str().unwrap(), to.to_str().unwrap()])
-            .status()
-            .unwrap();
-        assert!(ok.success());
+        cp_a(&made, &to);
         to
     };
     let restic = Restic::with_bin(&bin, copy("by-restic"), PW);

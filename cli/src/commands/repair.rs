@@ -37,6 +37,18 @@ pub struct RewriteArgs {
     /// same as --exclude-file but ignores casing of filenames in patterns
     #[arg(long)]
     iexclude_file: Vec<std::path::PathBuf>,
+    /// include a pattern (can be specified multiple times)
+    #[arg(short, long)]
+    include: Vec<String>,
+    /// same as --include pattern but ignores the casing of filenames
+    #[arg(long)]
+    iinclude: Vec<String>,
+    /// read include patterns from a file (can be specified multiple times)
+    #[arg(long)]
+    include_file: Vec<std::path::PathBuf>,
+    /// same as --include-file but ignores casing of filenames in patterns
+    #[arg(long)]
+    iinclude_file: Vec<std::path::PathBuf>,
     /// replace hostname
     #[arg(long)]
     new_host: Option<String>,
@@ -144,6 +156,12 @@ pub async fn rewrite(a: RewriteArgs, g: GlobalOptions) -> Result<i32> {
     excludes.extend(crate::commands::backup::read_patterns(&a.exclude_file)?);
     let mut iexcludes = a.iexclude.clone();
     iexcludes.extend(crate::commands::backup::read_patterns(&a.iexclude_file)?);
+    let mut includes = a.include.clone();
+    includes.extend(crate::commands::backup::read_patterns(&a.include_file)?);
+    let mut iincludes = a.iinclude.clone();
+    iincludes.extend(crate::commands::backup::read_patterns(&a.iinclude_file)?);
+    let has_excludes = !excludes.is_empty() || !iexcludes.is_empty();
+    let has_includes = !includes.is_empty() || !iincludes.is_empty();
     let edit = rewrite::SnapshotEdit {
         hostname: a.new_host.clone().filter(|h| !h.is_empty()),
         time: a
@@ -154,8 +172,11 @@ pub async fn rewrite(a: RewriteArgs, g: GlobalOptions) -> Result<i32> {
         add_summary: a.snapshot_summary,
         recount: true,
     };
-    if excludes.is_empty() && iexcludes.is_empty() && edit.is_empty() {
-        bail!("nothing to do: no excludes provided and no new metadata provided");
+    if !has_excludes && !has_includes && edit.is_empty() {
+        bail!("nothing to do: no excludes/includes provided and no new metadata provided");
+    }
+    if has_excludes && has_includes {
+        bail!("exclude and include patterns are mutually exclusive");
     }
     let mut repo = g.open().await?;
     let lock = if g.no_lock || a.dry_run {
@@ -165,14 +186,17 @@ pub async fn rewrite(a: RewriteArgs, g: GlobalOptions) -> Result<i32> {
     };
     repo.load_index(&NoProgress).await?;
     let mode = || -> Result<Option<rewrite::Mode>> {
-        if excludes.is_empty() && iexcludes.is_empty() {
-            return Ok(None);
-        }
-        let mut all = excludes.clone();
-        all.extend(iexcludes.iter().cloned());
-        Ok(Some(rewrite::Mode::Exclude(
-            Patterns::new(&all, !iexcludes.is_empty()).map_err(|e| anyhow!(e))?,
-        )))
+        Ok(if has_includes {
+            Some(rewrite::Mode::Include(
+                Patterns::with_case(&includes, &iincludes).map_err(|e| anyhow!(e))?,
+            ))
+        } else if has_excludes {
+            Some(rewrite::Mode::Exclude(
+                Patterns::with_case(&excludes, &iexcludes).map_err(|e| anyhow!(e))?,
+            ))
+        } else {
+            None
+        })
     };
     let res = rewrite_snapshots(
         Arc::new(repo),

@@ -85,21 +85,8 @@ pub(super) async fn run(mut repo: Repository, mut a: RestoreArgs, g: GlobalOptio
     {
         bail!("exclude and include patterns are mutually exclusive");
     }
-    let include = if a.iinclude.is_empty() {
-        Patterns::new(&a.include, false)
-    } else {
-        Patterns::new(
-            &[a.include.clone(), a.iinclude.clone()].concat(),
-            !a.iinclude.is_empty(),
-        )
-    }
-    .map_err(|e| anyhow!(e))?;
-    let exclude = if a.iexclude.is_empty() {
-        Patterns::new(&a.exclude, false)
-    } else {
-        Patterns::new(&[a.exclude.clone(), a.iexclude.clone()].concat(), true)
-    }
-    .map_err(|e| anyhow!(e))?;
+    let include = Patterns::with_case(&a.include, &a.iinclude).map_err(|e| anyhow!(e))?;
+    let exclude = Patterns::with_case(&a.exclude, &a.iexclude).map_err(|e| anyhow!(e))?;
     let ibar = Bar::new(g.show_progress(), false, "index");
     repo.load_index(&ibar).await?;
     ibar.finish();
