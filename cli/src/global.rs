@@ -79,6 +79,27 @@ pub struct GlobalOptions {
         hide_env_values = true
     )]
     pub cacert: Option<std::path::PathBuf>,
+    /// skip TLS certificate verification when connecting to the repository (insecure)
+    #[arg(long, global = true)]
+    pub insecure_tls: bool,
+    /// path to a file containing PEM encoded TLS client certificate and private key
+    #[arg(
+        long,
+        global = true,
+        env = "RESTIC_TLS_CLIENT_CERT",
+        value_name = "file",
+        hide_env_values = true
+    )]
+    pub tls_client_cert: Option<std::path::PathBuf>,
+    /// limits uploads to a maximum rate in KiB/s. (default: unlimited)
+    #[arg(long, global = true, value_name = "rate")]
+    pub limit_upload: Option<u64>,
+    /// limits downloads to a maximum rate in KiB/s. (default: unlimited)
+    #[arg(long, global = true, value_name = "rate")]
+    pub limit_download: Option<u64>,
+    /// duration after which to retry stuck requests
+    #[arg(long, global = true, value_name = "duration", default_value = "5m0s", value_parser = humantime::parse_duration)]
+    pub stuck_request_timeout: std::time::Duration,
     /// do not use a local cache
     #[arg(long, global = true)]
     pub no_cache: bool,
@@ -226,6 +247,13 @@ impl GlobalOptions {
     pub fn backend(&self, loc: &str) -> Result<arca_storage::DynBackend> {
         let mut opts = arca_storage::Options::parse(self.option.iter().map(String::as_str))?;
         opts.ca_cert = self.cacert.clone();
+        opts.insecure_tls = self.insecure_tls;
+        opts.tls_client_cert = self.tls_client_cert.clone();
+        opts.stuck_request_timeout = Some(self.stuck_request_timeout);
+        // restic's flags count KiB/s; 0 means no limit, as there.
+        let per_second = |kib: Option<u64>| kib.filter(|&k| k > 0).map(|k| k * 1024);
+        opts.limit_upload = per_second(self.limit_upload);
+        opts.limit_download = per_second(self.limit_download);
         Ok(arca_storage::open_with(loc, &opts)?)
     }
 

@@ -106,7 +106,7 @@ impl GcsBackend {
                     .clone()
             }
         };
-        let client = crate::rest::http_client(opts, "gs", loc)?;
+        let client = crate::http::client(opts, "gs", loc, true)?;
         let connections = opts.connections("gs", DEFAULT_CONNECTIONS)?;
         Ok(GcsBackend {
             client,
@@ -159,13 +159,18 @@ impl GcsBackend {
                 detail: one_line(&e.to_string()),
             })?;
         let _permit = self.limit.acquire().await.expect("semaphore never closed");
-        req.bearer_auth(&token.bearer)
-            .send()
-            .await
-            .map_err(|e| StorageError::Unreachable {
-                location: self.location.clone(),
-                detail: one_line(&error_chain(&e)),
-            })
+        req.bearer_auth(&token.bearer).send().await.map_err(|e| {
+            match crate::http::tls_failure(&e) {
+                Some(detail) => StorageError::Tls {
+                    location: self.location.clone(),
+                    detail,
+                },
+                None => StorageError::Unreachable {
+                    location: self.location.clone(),
+                    detail: one_line(&error_chain(&e)),
+                },
+            }
+        })
     }
 
     /// Map an error answer; reads its body for the reason.

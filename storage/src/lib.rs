@@ -9,6 +9,8 @@ pub mod direct;
 pub mod faults;
 mod gcs;
 mod helper;
+mod http;
+pub mod limit;
 mod local;
 pub mod location;
 mod object;
@@ -107,6 +109,10 @@ pub enum StorageError {
     NoBucket(String),
     #[error("cannot reach {location}: {detail}")]
     Unreachable { location: String, detail: String },
+    /// The TLS handshake failed: a certificate to trust (`--cacert`) or to present
+    /// (`--tls-client-cert`), not something to try again.
+    #[error("TLS connection to {location} failed: {detail}")]
+    Tls { location: String, detail: String },
     #[error("{location}: {detail}")]
     Remote { location: String, detail: String },
     #[error("invalid file name {0:?}")]
@@ -258,19 +264,6 @@ pub(crate) async fn ensure_absent(b: &dyn Backend, ty: FileType, name: &str) -> 
     }
 }
 
-/// The PEM file given with `--cacert`, if any.
-pub(crate) fn read_ca_cert(opts: &Options) -> Result<Option<Vec<u8>>> {
-    let Some(path) = &opts.ca_cert else {
-        return Ok(None);
-    };
-    std::fs::read(path).map(Some).map_err(|e| {
-        StorageError::InvalidOption(format!(
-            "cannot read CA certificate {}: {e}",
-            path.display()
-        ))
-    })
-}
-
 /// Open a backend from a restic repository string (`/path`, `s3:…`, `azure:…`, `gs:…`,
 /// `rest:…`, `sftp:…`, `rclone:…`) with `-o` options. Network backends retry transient failures; with
 /// `ARCA_FAULTS` set (tests), faults are injected below the retries.
@@ -304,9 +297,13 @@ pub fn open_with(repo: &str, opts: &Options) -> Result<DynBackend, StorageError>
         }
         _ => inner,
     };
-    Ok(match loc {
+    let retried: DynBackend = match loc {
         // Local I/O errors do not pass by retrying, unless faults are injected.
         Location::Local(_) if std::env::var_os("ARCA_FAULTS").is_none() => inner,
         _ => Arc::new(retry::RetryBackend::new(inner)),
+    };
+    Ok(match (opts.limit_upload, opts.limit_download) {
+        (None, None) => retried,
+        (up, down) => Arc::new(limit::LimitedBackend::new(retried, up, down)),
     })
 }

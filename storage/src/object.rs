@@ -39,17 +39,10 @@ pub struct ObjectBackend {
 /// network-bound, and each holds one pack in memory.
 const DEFAULT_CONNECTIONS: usize = 5;
 
-fn client_options(opts: &Options, scheme: &str, allow_http: bool) -> Result<ClientOptions> {
-    let mut c = ClientOptions::new()
-        .with_timeout(opts.timeout(scheme)?)
-        .with_connect_timeout(Duration::from_secs(15))
-        .with_allow_http(allow_http);
-    if let Some(pem) = crate::read_ca_cert(opts)? {
-        let cert = object_store::Certificate::from_pem(&pem)
-            .map_err(|e| StorageError::InvalidOption(format!("invalid CA certificate: {e}")))?;
-        c = c.with_root_certificate(cert);
-    }
-    Ok(c)
+/// object_store's options: only whether plain HTTP is allowed, which it checks itself; the
+/// client (timeouts, TLS) is [`crate::http`]'s, handed over by its connector.
+fn client_options(allow_http: bool) -> ClientOptions {
+    ClientOptions::new().with_allow_http(allow_http)
 }
 
 /// object_store's own retries (5xx, 429, connection errors, with jittered exponential
@@ -82,9 +75,11 @@ impl ObjectBackend {
                 let mut b = AmazonS3Builder::from_env()
                     .with_bucket_name(bucket)
                     .with_retry(retry_config())
-                    .with_client_options(client_options(
+                    .with_client_options(client_options(endpoint.starts_with("http://")))
+                    .with_http_connector(crate::http::Connector::new(
                         opts,
                         scheme,
+                        loc,
                         endpoint.starts_with("http://"),
                     )?);
                 let host = endpoint
@@ -174,7 +169,11 @@ impl ObjectBackend {
                 if let Some(e) = endpoint {
                     b = b.with_endpoint(e.trim_end_matches('/').to_string());
                 }
-                b = b.with_client_options(client_options(opts, scheme, allow_http)?);
+                b = b
+                    .with_client_options(client_options(allow_http))
+                    .with_http_connector(crate::http::Connector::new(
+                        opts, scheme, loc, allow_http,
+                    )?);
                 (Arc::new(b.build().map_err(build_err)?), prefix)
             }
             Location::Local(_)
@@ -247,6 +246,12 @@ pub(crate) fn one_line(s: &str) -> String {
 
 fn classify(location: &str, ty: FileType, name: &str, e: object_store::Error) -> StorageError {
     use object_store::Error as E;
+    if let Some(detail) = crate::http::tls_failure(&e) {
+        return StorageError::Tls {
+            location: location.to_string(),
+            detail,
+        };
+    }
     let detail = one_line(&e.to_string());
     let lower = detail.to_lowercase();
     if lower.contains("nosuchbucket")

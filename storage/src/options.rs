@@ -10,6 +10,17 @@ pub struct Options {
     values: BTreeMap<String, String>,
     /// A PEM file of extra root certificates (restic's `--cacert`).
     pub ca_cert: Option<std::path::PathBuf>,
+    /// Accept any server certificate (restic's `--insecure-tls`).
+    pub insecure_tls: bool,
+    /// A PEM file with a client certificate and its private key (`--tls-client-cert`).
+    pub tls_client_cert: Option<std::path::PathBuf>,
+    /// How long an HTTP request may receive nothing before it is given up and retried
+    /// (`--stuck-request-timeout`); restic's five minutes when unset.
+    pub stuck_request_timeout: Option<Duration>,
+    /// Upload and download limits in bytes per second (`--limit-upload`,
+    /// `--limit-download`, given there in KiB/s).
+    pub limit_upload: Option<u64>,
+    pub limit_download: Option<u64>,
     /// Credentials and endpoints by environment-variable name (`AWS_ACCESS_KEY_ID`,
     /// `AZURE_ACCOUNT_KEY`, …). Values here win over the process environment, so a
     /// program serving several repositories (the node agent) can give each its own.
@@ -107,6 +118,11 @@ impl Options {
 
     /// Per-request timeout (`scheme.timeout`, e.g. `90s`, `5m`), default 5 minutes: long
     /// enough for a 128 MiB pack on a slow link, short enough to notice a hung request.
+    pub fn stuck_request_timeout(&self) -> Duration {
+        self.stuck_request_timeout
+            .unwrap_or(Duration::from_secs(300))
+    }
+
     pub fn timeout(&self, scheme: &str) -> Result<Duration, StorageError> {
         match self.get(scheme, "timeout") {
             None => Ok(Duration::from_secs(300)),

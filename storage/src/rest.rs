@@ -14,7 +14,6 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use reqwest::{header, Client, Method, StatusCode, Url};
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::sync::Semaphore;
 
 pub(crate) const LIST_V2: &str = "application/vnd.x.restic.rest.v2";
@@ -93,6 +92,12 @@ impl Transport for HttpTransport {
 
 impl HttpTransport {
     fn transport_error(&self, e: reqwest::Error) -> StorageError {
+        if let Some(detail) = crate::http::tls_failure(&e) {
+            return StorageError::Tls {
+                location: self.location.clone(),
+                detail,
+            };
+        }
         StorageError::Unreachable {
             location: self.location.clone(),
             detail: one_line(&error_chain(&e.without_url())),
@@ -133,7 +138,7 @@ impl RestBackend {
             });
         }
         let transport = HttpTransport {
-            client: http_client(opts, "rest", loc)?,
+            client: crate::http::client(opts, "rest", loc, true)?,
             auth,
             location: loc.to_string(),
         };
@@ -214,22 +219,6 @@ impl RestBackend {
             },
         }
     }
-}
-
-/// An HTTP client with the backend's per-request timeout and `--cacert` roots.
-pub(crate) fn http_client(opts: &Options, scheme: &str, loc: &Location) -> Result<Client> {
-    let mut b = Client::builder()
-        .timeout(opts.timeout(scheme)?)
-        .connect_timeout(Duration::from_secs(15));
-    if let Some(pem) = crate::read_ca_cert(opts)? {
-        let cert = reqwest::Certificate::from_pem(&pem)
-            .map_err(|e| StorageError::InvalidOption(format!("invalid CA certificate: {e}")))?;
-        b = b.add_root_certificate(cert);
-    }
-    b.build().map_err(|e| StorageError::InvalidLocation {
-        location: loc.to_string(),
-        reason: one_line(&e.to_string()),
-    })
 }
 
 fn percent_decode(s: &str) -> String {
