@@ -6,6 +6,11 @@
 #   MANY_FILES=1000000 bash scripts/compare.sh many   # metadata-heavy: N small files
 #   bash scripts/compare.sh s3              # first backup of the mixed dataset to SeaweedFS (S3)
 #                                            # on loopback; arca also with -o s3.connections=64
+#   SCALE=0.25 bash scripts/compare.sh proxy    # the mixed dataset over "S3 at 20 ms per request":
+#                                            # SeaweedFS behind toxiproxy (LATENCY_MS=20 on every
+#                                            # answer, BANDWIDTH_KBS=51200 each way); first and
+#                                            # incremental backup, snapshots, ls latest, restore,
+#                                            # each tool with its own fresh local cache
 #   GENERATE_ONLY=1 ...                                # only build the dataset (kept in $WORK)
 #   ROUNDS=5 ...                                       # rounds to take the median of (default 3)
 #
@@ -41,9 +46,9 @@ RESTIC_OLD=$(command -v restic)
 mkdir -p "$WORK"
 DATA=$WORK/data-$MODE-$SCALE
 [ "$MODE" = many ] && DATA=$WORK/data-many-$MANY_FILES
-[ "$MODE" = s3 ] && DATA=$WORK/data-mixed-$SCALE
+case $MODE in s3 | proxy) DATA=$WORK/data-mixed-$SCALE ;; esac
 GEN_MODE=$MODE
-[ "$MODE" = s3 ] && GEN_MODE=mixed
+case $MODE in s3 | proxy) GEN_MODE=mixed ;; esac
 
 if [ ! -e "$DATA/.complete" ]; then
   echo "==> generating dataset in $DATA" >&2
@@ -102,7 +107,7 @@ find "$DATA" -type f -print0 | xargs -0 cat > /dev/null
 leftovers=$(find "$WORK" -maxdepth 1 \( -name 'repo-*' -o -name 'restore-*' \) | wc -l)
 if [ "$leftovers" -gt 0 ]; then
   echo "==> removing the previous run's repositories and waiting 65 s for ext4 to settle" >&2
-  find "$WORK" -maxdepth 1 \( -name 'repo-*' -o -name 'restore-*' \) -exec rm -rf {} +
+  find "$WORK" -maxdepth 1 \( -name 'repo-*' -o -name 'restore-*' -o -name 'cache-*' \) -exec rm -rf {} +
   sync
   sleep 65
 fi
@@ -137,6 +142,19 @@ run_tool() { # tool, binary, round
     fi
     return
   fi
+  if [ "$MODE" = proxy ]; then
+    # Through the proxy, with a cache of its own as each tool uses by default.
+    repo="s3:$PROXY_ENDPOINT/$ARCA_TEST_BUCKET/compare-$tool-$r"
+    local c=(--cache-dir "$WORK/cache-$tool-$r")
+    "$bin" "${c[@]}" -r "$repo" init >/dev/null 2>&1
+    measure "$tool-backup1-$r" "$bin" "${c[@]}" -r "$repo" backup -q "$DATA"
+    measure "$tool-backup2-$r" "$bin" "${c[@]}" -r "$repo" backup -q "$DATA"
+    measure "$tool-snapshots-$r" "$bin" "${c[@]}" -r "$repo" snapshots
+    measure "$tool-ls-$r" "$bin" "${c[@]}" -r "$repo" ls latest
+    measure "$tool-restore-$r" "$bin" "${c[@]}" -r "$repo" restore -q latest --target "$target"
+    diff -r "$DATA" "$target$DATA" > /dev/null || { echo "$tool restore differs from the source" >&2; exit 1; }
+    return
+  fi
   "$bin" -r "$repo" init >/dev/null 2>&1
   measure "$tool-backup1-$r" "$bin" -r "$repo" backup -q "$DATA"
   SIZE[$tool]=$(du -sb "$repo" | cut -f1)
@@ -153,7 +171,7 @@ pick() { # array-name tool step -> median over rounds
   median "${vals[@]}"
 }
 
-if [ "$MODE" = s3 ]; then
+if [ "$MODE" = s3 ] || [ "$MODE" = proxy ]; then
   echo "==> starting SeaweedFS (scripts/servers.sh)" >&2
   SERVERS=$(bash scripts/servers.sh start)
   trap 'bash scripts/servers.sh stop "$SERVERS" >/dev/null 2>&1; rm -rf "$SERVERS"' EXIT
@@ -162,6 +180,32 @@ if [ "$MODE" = s3 ]; then
   export AWS_ACCESS_KEY_ID=$ARCA_TEST_S3_ACCESS_KEY AWS_SECRET_ACCESS_KEY=$ARCA_TEST_S3_SECRET_KEY
   export AWS_DEFAULT_REGION=us-east-1
   unset AWS_CA_BUNDLE
+fi
+if [ "$MODE" = proxy ]; then
+  LATENCY_MS=${LATENCY_MS:-20}
+  BANDWIDTH_KBS=${BANDWIDTH_KBS:-51200}
+  echo "==> toxiproxy (scripts/go-tools.sh build; cached after the first time)" >&2
+  bash scripts/go-tools.sh build "$WORK/toxiproxy.env" toxiproxy >&2
+  # shellcheck disable=SC1091
+  source "$WORK/toxiproxy.env"
+  tp_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  "$ARCA_TOXIPROXY" -host 127.0.0.1 -port "$tp_port" > "$WORK/toxiproxy.log" 2>&1 &
+  tp_pid=$!
+  trap 'kill "$tp_pid" 2>/dev/null; bash scripts/servers.sh stop "$SERVERS" >/dev/null 2>&1; rm -rf "$SERVERS"' EXIT
+  api=http://127.0.0.1:$tp_port
+  for _ in $(seq 1 100); do curl -sf "$api/version" > /dev/null && break; sleep 0.1; done
+  upstream=${ARCA_TEST_S3_ENDPOINT#http://}
+  listen=$(curl -sf -X POST "$api/proxies" \
+    -d "{\"name\":\"s3\",\"listen\":\"127.0.0.1:0\",\"upstream\":\"$upstream\"}" |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["listen"])')
+  curl -sf -X POST "$api/proxies/s3/toxics" > /dev/null \
+    -d "{\"type\":\"latency\",\"stream\":\"downstream\",\"attributes\":{\"latency\":$LATENCY_MS}}"
+  for dir in upstream downstream; do
+    curl -sf -X POST "$api/proxies/s3/toxics" > /dev/null \
+      -d "{\"name\":\"bw_$dir\",\"type\":\"bandwidth\",\"stream\":\"$dir\",\"attributes\":{\"rate\":$BANDWIDTH_KBS}}"
+  done
+  PROXY_ENDPOINT=http://$listen
+  echo "==> S3 through toxiproxy at $PROXY_ENDPOINT: $LATENCY_MS ms per answer, $BANDWIDTH_KBS KB/s each way" >&2
 fi
 
 "$RESTIC_OLD" version >&2
@@ -172,7 +216,7 @@ fi
 # warm the dataset again and let ext4 forget the deleted inodes.
 settle() {
   echo "==> settling: removing the round's repositories, dropping caches, waiting 65 s" >&2
-  find "$WORK" -maxdepth 1 \( -name 'repo-*' -o -name 'restore-*' \) -exec rm -rf {} +
+  find "$WORK" -maxdepth 1 \( -name 'repo-*' -o -name 'restore-*' -o -name 'cache-*' \) -exec rm -rf {} +
   sync
   if [ -w /proc/sys/vm/drop_caches ]; then echo 1 > /proc/sys/vm/drop_caches; fi
   find "$DATA" -type f -print0 | xargs -0 cat > /dev/null
@@ -192,6 +236,7 @@ done
 steps="backup1 backup2 restore"
 [ "$MODE" = many ] && steps="backup1"
 [ "$MODE" = s3 ] && steps="backup1"
+[ "$MODE" = proxy ] && steps="backup1 backup2 snapshots ls restore"
 table() { # baseline tool name, its label
   local base=$1
   printf '\n==> arca against %s\n' "$2"
@@ -203,7 +248,7 @@ table() { # baseline tool name, its label
       "$(echo "$at / $rt" | bc -l)" "$rc" "$ac" "$(echo "$ac / $rc" | bc -l)" \
       "$(echo "$rm / 1024" | bc -l)" "$(echo "$am / 1024" | bc -l)" "$(echo "$am / $rm" | bc -l)"
   done
-  if [ "$MODE" != s3 ]; then
+  if [ "$MODE" != s3 ] && [ "$MODE" != proxy ]; then
     printf 'repository size after the first backup: %s %s, arca %s (ratio %.3f)\n' "$2" \
       "$(numfmt --to=iec "${SIZE[$base]}")" "$(numfmt --to=iec "${SIZE[arca]}")" "$(echo "${SIZE[arca]} / ${SIZE[$base]}" | bc -l)"
   fi

@@ -5,11 +5,15 @@
 #   etcd    etcd                                                go.etcd.io/etcd/server/v3 v3.6.16
 #   minio   minio                                               github.com/minio/minio (a commit)
 #   restic  restic (the newer one the interop tests use)        github.com/restic/restic v0.19.1
+#   toxiproxy  toxiproxy-server (scripts/compare.sh only; built when named)
+#                                                               github.com/Shopify/toxiproxy/v2 v2.12.0
 #
-#   scripts/go-tools.sh build [FILE]   builds what is not in the cache yet, then writes export lines
+#   scripts/go-tools.sh build [FILE [TOOL...]]   builds what is not in the cache yet (the four test
+#                                      tools, or the TOOLs named), then writes export lines
 #                                      (ARCA_TEST_KUBE_APISERVER, ARCA_TEST_KUBE_CONTROLLER_MANAGER,
 #                                      ARCA_TEST_KUBECTL, ARCA_TEST_ETCD, ARCA_TEST_MINIO,
-#                                      ARCA_TEST_RESTIC_NEW) to FILE, or to stdout without FILE
+#                                      ARCA_TEST_RESTIC_NEW; ARCA_TOXIPROXY) to FILE, or to stdout
+#                                      without FILE (or with FILE -)
 #
 # Typical use:  scripts/go-tools.sh build "$dir/go-tools.env"; source "$dir/go-tools.env"
 #
@@ -42,12 +46,14 @@ MINIO_VERSION=v0.0.0-20260212201848-7aac2a2c5b7c
 MINIO_COMMIT=7aac2a2c5b7c             # the pseudo-version's commit (MinIO has no semver tags)
 MINIO_TIME=2026-02-12T20:18:48Z       # and its time: MinIO's release-style version
 RESTIC_VERSION=v0.19.1                # the newest the proxy serves; it reports 0.19.1 by itself
+TOXIPROXY_VERSION=v2.12.0
 
 # Per tool: version, ldflags, and the binaries as NAME=PACKAGE, each with its export variable.
 tool_version() {
   case "$1" in
     kube) echo "$KUBE_VERSION" ;; etcd) echo "$ETCD_VERSION" ;;
     minio) echo "$MINIO_VERSION" ;; restic) echo "$RESTIC_VERSION" ;;
+    toxiproxy) echo "$TOXIPROXY_VERSION" ;;
   esac
 }
 
@@ -76,6 +82,7 @@ tool_binaries() {  # lines: binary package export-variable
     etcd) echo "etcd go.etcd.io/etcd/server/v3 ARCA_TEST_ETCD" ;;
     minio) echo "minio github.com/minio/minio ARCA_TEST_MINIO" ;;
     restic) echo "restic github.com/restic/restic/cmd/restic ARCA_TEST_RESTIC_NEW" ;;
+    toxiproxy) echo "toxiproxy-server github.com/Shopify/toxiproxy/v2/cmd/server ARCA_TOXIPROXY" ;;
   esac
 }
 
@@ -131,12 +138,15 @@ build_tool() {  # name
 }
 
 build() {
-  local file="${1:-}" name lock t0=$SECONDS
+  local file="${1:-}" name lock t0=$SECONDS names
+  [ "$file" = - ] && file=""
+  shift || true
+  if [ $# -gt 0 ]; then names=("$@"); else names=("${TOOLS[@]}"); fi
   command -v go >/dev/null 2>&1 ||
     die "go is not on PATH: Go 1.24 or newer is needed to build the test bench (scripts/bench/)"
   mkdir -p "$CACHE"
   # One build of a tool at a time per machine: a second run waits here, then finds it cached.
-  for name in "${TOOLS[@]}"; do
+  for name in "${names[@]}"; do
     if command -v flock >/dev/null 2>&1; then
       exec {lock}>"$CACHE/.$name.lock"
       flock "$lock"
@@ -148,7 +158,7 @@ build() {
   done
 
   local lines="" bin pkg var dest
-  for name in "${TOOLS[@]}"; do
+  for name in "${names[@]}"; do
     dest="$CACHE/$name-$(tool_version "$name")"
     while read -r bin pkg var; do
       [ -x "$dest/$bin" ] || die "$dest/$bin is missing"
