@@ -35,8 +35,9 @@ print_timings() {
 
 # --- 1. Tools the tests need --------------------------------------------------------------------
 # Debian packages by the program each provides (Debian 12's versions: restic 0.14.0, rclone
-# 1.60.1, OpenSSH 9.2p1).
-declare -A packages=([restic]=restic [rclone]=rclone [/usr/sbin/sshd]=openssh-server [ssh]=openssh-client)
+# 1.60.1, OpenSSH 9.2p1; fuse for restic mount, openssl for the throwaway certificates).
+declare -A packages=([restic]=restic [rclone]=rclone [/usr/sbin/sshd]=openssh-server [ssh]=openssh-client
+  [fusermount]=fuse [openssl]=openssl)
 missing=()
 for tool in "${!packages[@]}"; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("${packages[$tool]}")
@@ -56,7 +57,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
   "${sudo[@]}" apt-get update
   "${sudo[@]}" apt-get install -y "${missing[@]}"
 else
-  say "restic, rclone and openssh-server are installed; skipping apt-get"
+  say "restic, rclone, openssh-server, fuse and openssl are installed; skipping apt-get"
 fi
 for tool in "${!packages[@]}"; do
   command -v "$tool" >/dev/null 2>&1 || { echo "error: $tool is still not installed" >&2; exit 1; }
@@ -167,7 +168,7 @@ say "cargo test: the restic interop suites against restic 0.19.1 ($ARCA_TEST_RES
 ARCA_TEST_RESTIC="$ARCA_TEST_RESTIC_NEW" cargo test -p arca-tests --no-fail-fast \
   --test backup_interop --test read_interop --test forget_interop --test command_interop \
   --test cache --test remote_interop --test backup_flags --test command_flags \
-  --test restore_flags --test transfer_flags
+  --test restore_flags --test transfer_flags --test mount
 step_done "interop suites against restic 0.19.1"
 
 say "all tests passed"

@@ -20,6 +20,7 @@ mod list;
 mod ls;
 mod ls_ncdu;
 mod migrate;
+mod mount;
 mod prune;
 mod recover;
 mod repair;
@@ -88,6 +89,8 @@ pub enum Command {
     Generate(generate::GenerateArgs),
     /// Operate on local cache directories
     Cache(cache::CacheArgs),
+    /// Mount the repository
+    Mount(mount::MountArgs),
     /// Recover data from the repository not referenced by snapshots
     Recover,
     /// Apply migrations
@@ -164,6 +167,10 @@ pub async fn run(cmd: Command, g: GlobalOptions) -> Result<i32> {
             // Listing needs no lock; applying one changes the config under an exclusive lock.
             let exclusive = !a.names.is_empty();
             with_lock(&g, exclusive, |repo| migrate::run(repo, a, g.clone())).await
+        }
+        Command::Mount(a) => {
+            mount::check_mountpoint(&a)?;
+            with_lock(&g, false, |repo| mount::run(repo, a, g.clone())).await
         }
         Command::Recover => with_lock(&g, true, |repo| recover::run(repo, g.clone())).await,
         Command::Cluster(a) => cluster::run(a).await,
