@@ -74,8 +74,8 @@ fn go_time(t: &arca_format::gotime::GoTime) -> SystemTime {
 }
 
 impl RepoFs {
-    /// The filesystem of `snapshots` (the index loaded), the folders above them dated
-    /// `mounted_at`.
+    /// The filesystem of `snapshots` (the index loaded); the folders above them are dated
+    /// now, as restic dates them by when the mount started.
     pub fn new(
         repo: Arc<Repository>,
         rt: tokio::runtime::Handle,

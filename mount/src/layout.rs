@@ -7,7 +7,7 @@ use arca_format::snapshot::Snapshot;
 use std::collections::BTreeMap;
 
 /// A snapshot's folder name under `snapshots/`: its time, to the second, in the local zone.
-pub fn snapshot_dir_name(sn: &Snapshot) -> String {
+fn snapshot_dir_name(sn: &Snapshot) -> String {
     let t = chrono::DateTime::from_timestamp(sn.time.unix_secs(), 0).unwrap_or_default();
     t.with_timezone(&chrono::Local)
         .format("%Y-%m-%dT%H:%M:%S%:z")

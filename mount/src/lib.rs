@@ -9,5 +9,4 @@ mod layout;
 mod session;
 
 pub use fs::{MountOptions, RepoFs};
-pub use layout::snapshot_dir_name;
 pub use session::{Mounted, UnmountOnDrop};

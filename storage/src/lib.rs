@@ -10,7 +10,7 @@ pub mod faults;
 mod gcs;
 mod helper;
 mod http;
-pub mod limit;
+mod limit;
 mod local;
 pub mod location;
 mod object;

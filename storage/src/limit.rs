@@ -14,13 +14,13 @@ use tokio::time::Instant;
 
 /// One direction's rate: consecutive slots of `bytes / rate` seconds, one per transfer.
 #[derive(Debug)]
-pub struct Rate {
+struct Rate {
     bytes_per_second: u64,
     next_free: Mutex<Option<Instant>>,
 }
 
 impl Rate {
-    pub fn new(bytes_per_second: u64) -> Rate {
+    fn new(bytes_per_second: u64) -> Rate {
         Rate {
             bytes_per_second: bytes_per_second.max(1),
             next_free: Mutex::new(None),
@@ -29,7 +29,7 @@ impl Rate {
 
     /// When a transfer of `bytes` that began at `began` may return: the end of its slot,
     /// which starts when the slots taken before it end, or when it began if later.
-    pub fn reserve(&self, bytes: u64, began: Instant) -> Instant {
+    fn reserve(&self, bytes: u64, began: Instant) -> Instant {
         let length = Duration::from_secs_f64(bytes as f64 / self.bytes_per_second as f64);
         let mut next = self.next_free.lock().unwrap_or_else(|e| e.into_inner());
         let start = next.map_or(began, |n| n.max(began));

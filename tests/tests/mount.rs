@@ -28,7 +28,8 @@ fn fuse_or_skip() -> bool {
 /// A mount served by a child process, unmounted (and the process waited for) when dropped.
 struct Served {
     child: Child,
-    at: PathBuf,
+    /// `None` once unmounted.
+    at: Option<PathBuf>,
 }
 
 impl Served {
@@ -41,14 +42,16 @@ impl Served {
             .unwrap();
         let mut served = Served {
             child,
-            at: at.to_owned(),
+            at: Some(at.to_owned()),
         };
         // Ready once the layout shows; a process that ended instead says why.
         let deadline = Instant::now() + Duration::from_secs(60);
         while !at.join("snapshots").exists() {
             if let Some(status) = served.child.try_wait().unwrap() {
-                let out = served.child.wait_with_output_now();
-                panic!("the mount ended with {status}: {out}");
+                panic!(
+                    "the mount ended with {status}: {}",
+                    stderr_of(&mut served.child)
+                );
             }
             assert!(
                 Instant::now() < deadline,
@@ -61,27 +64,25 @@ impl Served {
     }
 
     /// Unmount from outside, as a user would, and return how the server ended.
+    fn path(&self) -> &Path {
+        self.at.as_deref().expect("still mounted")
+    }
+
     fn unmount(mut self) -> std::process::ExitStatus {
-        unmount(&self.at);
-        let status = self.child.wait().unwrap();
-        self.at = PathBuf::new();
-        status
+        unmount(self.path());
+        self.at = None;
+        self.child.wait().unwrap()
     }
 }
 
-trait OutputNow {
-    fn wait_with_output_now(&mut self) -> String;
-}
-
-impl OutputNow for Child {
-    fn wait_with_output_now(&mut self) -> String {
-        let mut s = String::new();
-        if let Some(mut e) = self.stderr.take() {
-            use std::io::Read;
-            let _ = e.read_to_string(&mut s);
-        }
-        s
+/// What an ended child wrote to its standard error.
+fn stderr_of(child: &mut Child) -> String {
+    use std::io::Read;
+    let mut s = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        let _ = e.read_to_string(&mut s);
     }
+    s
 }
 
 fn unmount(at: &Path) {
@@ -95,8 +96,8 @@ fn unmount(at: &Path) {
 
 impl Drop for Served {
     fn drop(&mut self) {
-        if !self.at.as_os_str().is_empty() {
-            let _ = Command::new("umount").arg("-l").arg(&self.at).status();
+        if let Some(at) = &self.at {
+            let _ = Command::new("umount").arg("-l").arg(at).status();
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
@@ -191,7 +192,7 @@ fn mount_serves_what_restic_mount_serves() {
     } else {
         0o7777
     };
-    let (a, r) = (describe(&ours.at, bits), describe(&theirs.at, bits));
+    let (a, r) = (describe(ours.path(), bits), describe(theirs.path(), bits));
     // Every path and what it holds, the same.
     let differ: Vec<String> = a
         .keys()

@@ -200,34 +200,22 @@ fn tls_flags_reach_https_servers_as_restic_does() {
     let refused = arca.expect_failure(["--cacert", ca, "init"]);
     let msg = stderr(&refused);
     assert!(msg.contains("TLS connection to"), "{msg}");
-    arca.run(["--cacert", ca, "--tls-client-cert", client, "init"]);
-    arca.run([
-        "--cacert",
-        ca,
-        "--tls-client-cert",
-        client,
-        "backup",
-        src.to_str().unwrap(),
-    ]);
-    let listed = restic.run_json([
-        "--cacert",
-        ca,
-        "--tls-client-cert",
-        client,
-        "snapshots",
-        "--json",
-    ]);
+    // The CA and the client certificate in front of a command's arguments.
+    let trusted = |args: &[&str]| -> Vec<String> {
+        ["--cacert", ca, "--tls-client-cert", client]
+            .iter()
+            .chain(args)
+            .map(|a| a.to_string())
+            .collect()
+    };
+    let s = src.to_str().unwrap();
+    arca.run(trusted(&["init"]));
+    arca.run(trusted(&["backup", s]));
+    let listed = restic.run_json(trusted(&["snapshots", "--json"]));
     assert_eq!(listed.as_array().unwrap().len(), 1);
     // restic backs up into it too, and arca reads both snapshots, the certificate given
     // through the environment this time.
-    restic.run([
-        "--cacert",
-        ca,
-        "--tls-client-cert",
-        client,
-        "backup",
-        src.to_str().unwrap(),
-    ]);
+    restic.run(trusted(&["backup", s]));
     let listed = arca
         .cmd(["--cacert", ca, "snapshots", "--json"])
         .env("RESTIC_TLS_CLIENT_CERT", client)
