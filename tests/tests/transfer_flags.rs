@@ -199,7 +199,13 @@ fn tls_flags_reach_https_servers_as_restic_does() {
     let client = certs.client.to_str().unwrap();
     let refused = arca.expect_failure(["--cacert", ca, "init"]);
     let msg = stderr(&refused);
-    assert!(msg.contains("TLS connection to"), "{msg}");
+    // TLS 1.3 checks the client's certificate after the handshake: the server's alert
+    // usually arrives, but it may close the connection before the client reads it.
+    assert!(
+        msg.contains("TLS connection to") || msg.contains("connection closed"),
+        "{msg}"
+    );
+    assert_eq!(msg.trim_end().lines().count(), 1, "{msg}");
     // The CA and the client certificate in front of a command's arguments.
     let trusted = |args: &[&str]| -> Vec<String> {
         ["--cacert", ca, "--tls-client-cert", client]
