@@ -66,8 +66,9 @@ pub struct RestoreOptions {
     /// selected by the filters); a file of the snapshot may then replace a directory with
     /// contents (restic's `--delete`).
     pub delete: bool,
-    /// How many packs to fetch and write at once.
-    pub concurrency: usize,
+    /// How many stretches of packs to fetch and write at once; `None`: what suits the
+    /// store ([`contents::pack_reads`]).
+    pub concurrency: Option<usize>,
     /// How much plan (paths, blob IDs, attributes) one batch holds: restore walks the
     /// trees until a batch is this large, restores it, and walks on. [`BATCH_BYTES`] unless
     /// a test wants many batches.
@@ -92,7 +93,7 @@ impl RestoreOptions {
             verify: false,
             dry_run: false,
             delete: false,
-            concurrency: 3,
+            concurrency: None,
             batch_bytes: BATCH_BYTES,
             privileged_files: false,
         }

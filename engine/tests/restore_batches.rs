@@ -139,7 +139,7 @@ async fn restore_with(
         verify: true,
         dry_run: false,
         delete: false,
-        concurrency: 2,
+        concurrency: Some(2),
         batch_bytes,
         privileged_files: true,
     };

@@ -62,7 +62,7 @@ async fn restore_into(repo: Arc<Repository>, root: Id, target: &Path) -> Restore
         verify: true,
         dry_run: false,
         delete: false,
-        concurrency: 2,
+        concurrency: Some(2),
         batch_bytes: arca_engine::restore::BATCH_BYTES,
         privileged_files: true,
     };

@@ -96,7 +96,7 @@ async fn a_folder_swapped_for_a_symlink_mid_restore_sends_nothing_outside() {
             verify: true,
             dry_run: false,
             delete: false,
-            concurrency: 4,
+            concurrency: Some(4),
             batch_bytes: arca_engine::restore::BATCH_BYTES,
             privileged_files: true,
         };

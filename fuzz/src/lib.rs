@@ -711,7 +711,7 @@ async fn exercise(repo_dir: PathBuf, restore_dir: PathBuf) -> Outcome {
             verify,
             dry_run: false,
             delete: false,
-            concurrency: 2,
+            concurrency: Some(2),
             batch_bytes: arca_engine::restore::BATCH_BYTES,
             privileged_files: true,
         };

@@ -376,6 +376,10 @@ impl Backend for CachedBackend {
         self.inner.connections()
     }
 
+    fn is_remote(&self) -> bool {
+        self.inner.is_remote()
+    }
+
     async fn create(&self) -> Result<()> {
         self.inner.create().await
     }

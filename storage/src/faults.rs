@@ -142,6 +142,10 @@ impl Backend for FaultyBackend {
         self.inner.connections()
     }
 
+    fn is_remote(&self) -> bool {
+        self.inner.is_remote()
+    }
+
     async fn create(&self) -> Result<()> {
         self.before().await?;
         self.inner.create().await

@@ -168,6 +168,12 @@ pub trait Backend: Send + Sync + 'static {
         2
     }
 
+    /// Whether every request pays a network round trip, so that fewer, larger reads are
+    /// faster (a local disk answers at once).
+    fn is_remote(&self) -> bool {
+        true
+    }
+
     /// Create the repository's directories or container; fails if `config` exists.
     async fn create(&self) -> Result<()>;
 

@@ -83,6 +83,10 @@ impl Backend for LimitedBackend {
         self.inner.connections()
     }
 
+    fn is_remote(&self) -> bool {
+        self.inner.is_remote()
+    }
+
     async fn create(&self) -> Result<()> {
         self.inner.create().await
     }

@@ -207,6 +207,10 @@ impl Backend for LocalBackend {
         1
     }
 
+    fn is_remote(&self) -> bool {
+        false
+    }
+
     async fn create(&self) -> Result<()> {
         let me = clone(self);
         blocking(move || me.create_sync()).await

@@ -60,6 +60,10 @@ impl Backend for RetryBackend {
         self.inner.connections()
     }
 
+    fn is_remote(&self) -> bool {
+        self.inner.is_remote()
+    }
+
     async fn create(&self) -> Result<()> {
         (|| self.inner.create())
             .retry(self.policy)

@@ -119,13 +119,7 @@ pub(super) async fn run(mut repo: Repository, mut a: RestoreArgs, g: GlobalOptio
         verify: a.verify,
         dry_run: a.dry_run,
         delete: a.delete,
-        // Each job holds a stretch of at most 4 MiB of a pack: the backend's connections,
-        // capped like uploads, and at least three so that reading, decoding and writing
-        // overlap on a local disk.
-        concurrency: repo
-            .backend()
-            .connections()
-            .clamp(3, arca_engine::writer::MAX_UPLOADS),
+        concurrency: None,
         batch_bytes: restore::BATCH_BYTES,
         // As restic: the user running the restore gets what the snapshot holds.
         privileged_files: true,

@@ -103,8 +103,30 @@ fn preallocate(_f: &fs::File, _size: u64) -> bool {
     false
 }
 
-/// Bytes of a pack one restore job reads at most (unless a single blob is larger).
-const READ_SPAN: u64 = 4 << 20;
+/// Bytes of a pack one restore job reads at most from a local disk (unless a single blob
+/// is larger): small reads keep memory low per job, so more jobs can overlap reading,
+/// decoding and writing, which on a disk-bound restore is what sets the pace.
+const LOCAL_READ_SPAN: u64 = 4 << 20;
+
+/// The same over a network: a request costs a round trip, so a job reads a whole pack of
+/// the default size (16 MiB) at once.
+const REMOTE_READ_SPAN: u64 = 16 << 20;
+
+/// Jobs at most over a network (each holds up to [`REMOTE_READ_SPAN`]).
+const MAX_REMOTE_JOBS: usize = 12;
+
+/// How much of a pack one job reads, and how many jobs run at once (unless the caller
+/// says). A local disk: three jobs, so reading, decoding and writing overlap. A network
+/// store: three more jobs than connections, so the connections stay busy while some jobs
+/// decode and write what they fetched.
+pub(super) fn pack_reads(store: &dyn arca_storage::Backend, jobs: Option<usize>) -> (u64, usize) {
+    if store.is_remote() {
+        let jobs = jobs.unwrap_or_else(|| (store.connections() + 3).min(MAX_REMOTE_JOBS));
+        (REMOTE_READ_SPAN, jobs.max(1))
+    } else {
+        (LOCAL_READ_SPAN, jobs.unwrap_or(3).max(1))
+    }
+}
 
 /// Files one restore job keeps open at most. Blobs come in pack order, and a file's blobs
 /// mostly follow each other there, so a few suffice; the limit keeps jobs far below the
@@ -157,9 +179,8 @@ pub(super) async fn write_contents(
     let errors = Arc::new(Mutex::new(errors));
     let sparse = opts.sparse;
     let scratches: Arc<Mutex<Vec<BlobScratch>>> = Arc::default();
-    // One job per stretch of a pack of at most READ_SPAN (a blob more if one is larger):
-    // small reads keep memory low per job, so more jobs can overlap reading, decoding and
-    // writing, which on a disk-bound restore is what sets the pace.
+    // One job per stretch of a pack of at most `span` (a blob more if one is larger).
+    let (span, running) = pack_reads(repo.backend().as_ref(), opts.concurrency);
     let mut per_pack: Vec<Vec<Stretch>> = Vec::new();
     for (pack, blobs) in by_pack {
         let mut stretches = Vec::new();
@@ -168,9 +189,7 @@ pub(super) async fn write_contents(
         let mut current: Vec<(PackedBlob, Targets)> = Vec::new();
         for (b, t) in blobs {
             if let Some((first, _)) = current.first() {
-                if (b.offset as u64 + b.length as u64).saturating_sub(first.offset as u64)
-                    > READ_SPAN
-                {
+                if (b.offset as u64 + b.length as u64).saturating_sub(first.offset as u64) > span {
                     stretches.push((pack, std::mem::take(&mut current)));
                 }
             }
@@ -287,7 +306,7 @@ pub(super) async fn write_contents(
             .expect("restore writer does not panic")
         }
     });
-    let mut stream = futures::stream::iter(jobs).buffer_unordered(opts.concurrency.max(1));
+    let mut stream = futures::stream::iter(jobs).buffer_unordered(running);
     while let Some(n) = stream.next().await {
         progress.add(n);
     }
