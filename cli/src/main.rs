@@ -70,6 +70,11 @@ fn main() {
         .max_blocking_threads(64)
         .build()
         .expect("tokio runtime");
+    // restic's mount ends with success when stopped: that is how it is meant to end.
+    let stopped_code = match cli.command {
+        commands::Command::Mount(_) => 0,
+        _ => EXIT_INTERRUPTED,
+    };
     let code = rt.block_on(async {
         tokio::select! {
             done = commands::run(cli.command, cli.global) => match done {
@@ -88,7 +93,7 @@ fn main() {
                 // go stale (30 minutes).
                 eprintln!("signal {signal} received, cleaning up");
                 arca_engine::lock::remove_held(std::time::Duration::from_secs(10)).await;
-                EXIT_INTERRUPTED
+                stopped_code
             }
         }
     });

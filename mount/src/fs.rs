@@ -3,7 +3,7 @@
 //! its own thread and wait for them on the runtime given.
 
 use crate::blobs::{BlobCache, FileBlobs};
-use crate::layout::{Layout, SnapshotFolder};
+use crate::layout::{Layout, Templates};
 use arca_engine::Repository;
 use arca_format::pack::BlobType;
 use arca_format::snapshot::Snapshot;
@@ -11,7 +11,7 @@ use arca_format::tree::{Node, NodeType};
 use arca_format::Id;
 use fuser::{
     Errno, FileAttr, FileHandle, FileType, Filesystem, INodeNo, LockOwner, OpenFlags, ReplyAttr,
-    ReplyData, ReplyDirectory, ReplyEntry, Request,
+    ReplyData, ReplyDirectory, ReplyEntry, ReplyXattr, Request,
 };
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
@@ -24,10 +24,12 @@ const TTL: Duration = Duration::from_secs(60);
 /// restic's blob cache of a mount: 64 MiB.
 const BLOB_CACHE: usize = 64 << 20;
 
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct MountOptions {
     /// Owner of the folders above the snapshots: root instead of the user running arca.
     pub owner_root: bool,
+    /// How the folders above the snapshots are named.
+    pub templates: Templates,
 }
 
 enum What {
@@ -80,7 +82,7 @@ impl RepoFs {
         repo: Arc<Repository>,
         rt: tokio::runtime::Handle,
         snapshots: &[Snapshot],
-        opts: MountOptions,
+        opts: &MountOptions,
     ) -> RepoFs {
         let owner = if opts.owner_root {
             (0, 0)
@@ -94,7 +96,7 @@ impl RepoFs {
             cache: BlobCache::new(BLOB_CACHE),
             owner,
         };
-        fs.build(snapshots);
+        fs.build(snapshots, &opts.templates);
         fs
     }
 
@@ -108,51 +110,42 @@ impl RepoFs {
         inodes.len() as u64
     }
 
-    fn build(&self, snapshots: &[Snapshot]) {
+    fn build(&self, snapshots: &[Snapshot], templates: &Templates) {
         let now = SystemTime::now();
-        let layout = Layout::new(snapshots);
+        let layout = Layout::new(snapshots, templates);
         let mut inodes = self.inodes.lock().unwrap_or_else(|e| e.into_inner());
-        let root = self.add(&mut inodes, What::Folder, now);
-        let folder = |inodes: &mut Vec<Inode>, f: &SnapshotFolder| -> u64 {
-            let mut children = Vec::new();
-            for (name, i) in &f.entries {
-                let sn = &snapshots[*i];
-                let ino = self.add(inodes, What::Snapshot(sn.tree), go_time(&sn.time));
-                children.push((name.clone().into_bytes(), ino));
+        // Paths in order put every folder before what it holds: number them all first.
+        let numbers: std::collections::HashMap<&str, u64> = layout
+            .entries
+            .keys()
+            .enumerate()
+            .map(|(i, path)| (path.as_str(), i as u64 + 1))
+            .collect();
+        for (path, entry) in &layout.entries {
+            let sn = entry.snapshot.map(|i| &snapshots[i]);
+            let (what, time) = match (sn, &entry.link) {
+                (Some(sn), Some(link)) => {
+                    (What::Link(link.clone().into_bytes()), go_time(&sn.time))
+                }
+                (Some(sn), None) => (What::Snapshot(sn.tree), go_time(&sn.time)),
+                (None, _) => (What::Folder, now),
+            };
+            let ino = self.add(&mut inodes, what, time);
+            debug_assert_eq!(ino, numbers[path.as_str()]);
+            if sn.is_none() {
+                let children = entry
+                    .names
+                    .iter()
+                    .map(|n| {
+                        (
+                            n.clone().into_bytes(),
+                            numbers[format!("{path}/{n}").as_str()],
+                        )
+                    })
+                    .collect();
+                inodes[ino as usize - 1].children = Some(sorted(children));
             }
-            if let Some(latest) = &f.latest {
-                let newest = f.entries.last().map(|(_, i)| go_time(&snapshots[*i].time));
-                let ino = self.add(
-                    inodes,
-                    What::Link(latest.clone().into_bytes()),
-                    newest.unwrap_or(now),
-                );
-                children.push((b"latest".to_vec(), ino));
-            }
-            let ino = self.add(inodes, What::Folder, now);
-            inodes[ino as usize - 1].children = Some(sorted(children));
-            ino
-        };
-        let ids = folder(&mut inodes, &layout.ids);
-        let by_time = folder(&mut inodes, &layout.snapshots);
-        let groups = |inodes: &mut Vec<Inode>,
-                      m: &std::collections::BTreeMap<String, SnapshotFolder>| {
-            let children: Vec<(Vec<u8>, u64)> = m
-                .iter()
-                .map(|(name, f)| (name.clone().into_bytes(), folder(inodes, f)))
-                .collect();
-            let ino = self.add(inodes, What::Folder, now);
-            inodes[ino as usize - 1].children = Some(sorted(children));
-            ino
-        };
-        let hosts = groups(&mut inodes, &layout.hosts);
-        let tags = groups(&mut inodes, &layout.tags);
-        inodes[root as usize - 1].children = Some(sorted(vec![
-            (b"hosts".to_vec(), hosts),
-            (b"ids".to_vec(), ids),
-            (b"snapshots".to_vec(), by_time),
-            (b"tags".to_vec(), tags),
-        ]));
+        }
     }
 
     /// The children of folder `ino`, loading its tree the first time.
@@ -268,6 +261,19 @@ impl RepoFs {
         Ok(blobs)
     }
 
+    /// The extended attributes stored with item `ino` (none above the snapshots).
+    fn xattrs(&self, ino: u64) -> Vec<(String, Vec<u8>)> {
+        let inodes = self.inodes.lock().unwrap_or_else(|e| e.into_inner());
+        match inodes.get(ino as usize - 1).map(|n| &n.what) {
+            Some(What::Item(n)) => n
+                .extended_attributes
+                .iter()
+                .map(|a| (a.name.clone(), a.value.clone()))
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
     fn read_at(&self, ino: u64, offset: u64, size: u32) -> Result<Vec<u8>, Errno> {
         let blobs = self.blobs(ino)?;
         let mut out = Vec::with_capacity(size as usize);
@@ -341,6 +347,27 @@ impl Filesystem for RepoFs {
         }
     }
 
+    fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+        let found = self
+            .xattrs(ino.into())
+            .into_iter()
+            .find(|(n, _)| n.as_bytes() == name.as_bytes());
+        match found {
+            None => reply.error(Errno::ENODATA),
+            Some((_, v)) => xattr_reply(reply, size, &v),
+        }
+    }
+
+    fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+        // Names, each ended by a NUL.
+        let mut list = Vec::new();
+        for (n, _) in self.xattrs(ino.into()) {
+            list.extend_from_slice(n.as_bytes());
+            list.push(0);
+        }
+        xattr_reply(reply, size, &list);
+    }
+
     fn readdir(
         &self,
         _req: &Request,
@@ -372,5 +399,17 @@ impl Filesystem for RepoFs {
             }
         }
         reply.ok();
+    }
+}
+
+/// FUSE's protocol for attribute values and lists: the length when asked with size 0,
+/// the bytes when they fit, ERANGE when they do not.
+fn xattr_reply(reply: ReplyXattr, size: u32, data: &[u8]) {
+    if size == 0 {
+        reply.size(data.len() as u32);
+    } else if data.len() <= size as usize {
+        reply.data(data);
+    } else {
+        reply.error(Errno::ERANGE);
     }
 }

@@ -33,7 +33,8 @@ struct Served {
 }
 
 impl Served {
-    fn start(mut cmd: Command, at: &Path) -> Served {
+    /// Serve with `cmd` at `at`; ready once `ready` shows below it.
+    fn start(mut cmd: Command, at: &Path, ready: &str) -> Served {
         std::fs::create_dir_all(at).unwrap();
         let child = cmd
             .stdout(Stdio::piped())
@@ -46,7 +47,7 @@ impl Served {
         };
         // Ready once the layout shows; a process that ended instead says why.
         let deadline = Instant::now() + Duration::from_secs(60);
-        while !at.join("snapshots").exists() {
+        while !at.join(ready).exists() {
             if let Some(status) = served.child.try_wait().unwrap() {
                 panic!(
                     "the mount ended with {status}: {}",
@@ -63,15 +64,33 @@ impl Served {
         served
     }
 
-    /// Unmount from outside, as a user would, and return how the server ended.
     fn path(&self) -> &Path {
         self.at.as_deref().expect("still mounted")
     }
 
+    /// Unmount from outside, as a user would, and return how the server ended.
     fn unmount(mut self) -> std::process::ExitStatus {
         unmount(self.path());
         self.at = None;
         self.child.wait().unwrap()
+    }
+
+    /// Stop the server with Ctrl-C, and return how it ended (the mount point is released).
+    fn interrupt(mut self) -> std::process::ExitStatus {
+        let sent = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success(), "kill -INT failed");
+        let status = self.child.wait().unwrap();
+        let at = self.at.take().expect("still mounted");
+        let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
+        assert!(
+            !mounts.contains(&format!(" {} ", at.display())),
+            "{} is still mounted",
+            at.display()
+        );
+        status
     }
 }
 
@@ -104,9 +123,15 @@ impl Drop for Served {
     }
 }
 
-/// Every path below `root` with what can be compared (of the mode, `mode_bits`): top-level folders and the snapshot
-/// folders are dated by the mount itself (restic: when it started) and are left undated.
-fn describe(root: &Path, mode_bits: u32) -> BTreeMap<String, String> {
+/// Every path below `root` with what can be compared (of the mode, `mode_bits`). The folders
+/// above the snapshots' items are dated by the mount itself (restic: when it started):
+/// owner, time and extended attributes are given only for the paths `inside` says are
+/// items.
+fn describe(
+    root: &Path,
+    mode_bits: u32,
+    inside: impl Fn(&str) -> bool,
+) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     let mut stack = vec![root.to_owned()];
     while let Some(dir) = stack.pop() {
@@ -114,13 +139,6 @@ fn describe(root: &Path, mode_bits: u32) -> BTreeMap<String, String> {
             let p = e.unwrap().path();
             let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
             let md = std::fs::symlink_metadata(&p).unwrap();
-            let depth = rel.matches('/').count();
-            // Below ids/<id>/, snapshots/<time>/, hosts/<h>/<time>/, tags/<t>/<time>/: the
-            // snapshots' own items.
-            let inside = match rel.split('/').next() {
-                Some("ids") | Some("snapshots") => depth >= 2,
-                _ => depth >= 3,
-            };
             let kind = if md.file_type().is_symlink() {
                 format!("link -> {}", std::fs::read_link(&p).unwrap().display())
             } else if md.is_dir() {
@@ -130,8 +148,14 @@ fn describe(root: &Path, mode_bits: u32) -> BTreeMap<String, String> {
                 format!("file {} {}", data.len(), hex(&data))
             };
             let mut line = format!("{kind} mode {:o}", md.permissions().mode() & mode_bits);
-            if inside {
+            if inside(&rel) {
                 line += &format!(" uid {} gid {} mtime {}", md.uid(), md.gid(), md.mtime());
+                if !md.file_type().is_symlink() {
+                    for name in xattr::list(&p).into_iter().flatten() {
+                        let value = xattr::get(&p, &name).ok().flatten().unwrap_or_default();
+                        line += &format!(" xattr {name:?}={value:?}");
+                    }
+                }
             }
             if md.is_dir() && !md.file_type().is_symlink() {
                 stack.push(p);
@@ -165,6 +189,8 @@ fn mount_serves_what_restic_mount_serves() {
     std::fs::write(src.join("deep/er/big"), DetRng::new(3).bytes(9 << 20)).unwrap();
     std::os::unix::fs::symlink("../small", src.join("deep/link")).unwrap();
     std::fs::set_permissions(src.join("small"), std::fs::Permissions::from_mode(0o640)).unwrap();
+    // Where the filesystem keeps user attributes, the mount shows them.
+    let with_xattr = xattr::set(src.join("deep/er/big"), "user.note", b"kept").is_ok();
     let repo = dir.path().join("repo");
     let restic = Restic::with_bin(&bin, &repo, PW);
     restic.run(["init"]);
@@ -180,11 +206,13 @@ fn mount_serves_what_restic_mount_serves() {
             .cmd(["mount", dir.path().join("m-restic").to_str().unwrap()])
             .command(),
         &dir.path().join("m-restic"),
+        "snapshots",
     );
     let ours = Served::start(
         arca.cmd(["mount", dir.path().join("m-arca").to_str().unwrap()])
             .command(),
         &dir.path().join("m-arca"),
+        "snapshots",
     );
     // restic 0.14 left setuid, setgid and sticky out; the current restic shows them, as arca.
     let bits = if dialect_of(&bin).is_0_14() {
@@ -192,7 +220,19 @@ fn mount_serves_what_restic_mount_serves() {
     } else {
         0o7777
     };
-    let (a, r) = (describe(ours.path(), bits), describe(theirs.path(), bits));
+    // Below ids/<id>/, snapshots/<time>/, hosts/<h>/<time>/, tags/<t>/<time>/: the
+    // snapshots' own items.
+    let inside = |rel: &str| {
+        let depth = rel.matches('/').count();
+        match rel.split('/').next() {
+            Some("ids") | Some("snapshots") => depth >= 2,
+            _ => depth >= 3,
+        }
+    };
+    let (a, r) = (
+        describe(ours.path(), bits, inside),
+        describe(theirs.path(), bits, inside),
+    );
     // Every path and what it holds, the same.
     let differ: Vec<String> = a
         .keys()
@@ -206,7 +246,13 @@ fn mount_serves_what_restic_mount_serves() {
         "{:?}",
         a.keys()
     );
-    assert!(a.keys().any(|k| k.ends_with("deep/er/big")));
+    let big = a.iter().find(|(k, _)| k.ends_with("deep/er/big")).unwrap();
+    if with_xattr {
+        assert!(
+            big.1.contains(r#"xattr "user.note"=[107, 101, 112, 116]"#),
+            "{big:?}"
+        );
+    }
     // Unmounted from outside, arca ends by itself, successfully.
     assert!(ours.unmount().success());
     let _ = theirs.unmount();
@@ -217,6 +263,96 @@ fn mount_serves_what_restic_mount_serves() {
     let msg = String::from_utf8_lossy(&out.stderr);
     assert!(
         msg.contains("Mountpoint /nonexistent/mnt doesn't exist"),
+        "{msg}"
+    );
+    // Nor is one inside the local repository: serving it would read through itself.
+    let inside_repo = repo.join("data");
+    let out = arca.expect_failure(["mount", inside_repo.to_str().unwrap()]);
+    let msg = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        msg.contains("is inside the local repository directory"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn path_and_time_templates_lay_out_as_restic() {
+    let Some(bin) = restic_or_skip() else { return };
+    if !fuse_or_skip() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("f"), "templated").unwrap();
+    let repo = dir.path().join("repo");
+    let restic = Restic::with_bin(&bin, &repo, PW);
+    restic.run(["init"]);
+    let s = src.to_str().unwrap();
+    // Fixed times, two in one minute: the time template drops the seconds, so the second
+    // gets `-1`.
+    for (host, tags, time) in [
+        ("one", "a,b", "2025-03-04 05:06:07"),
+        ("one", "a", "2025-03-04 05:06:59"),
+        ("two", "", "2026-01-02 10:00:00"),
+    ] {
+        let mut args = vec!["backup", "--host", host, "--time", time, s];
+        if !tags.is_empty() {
+            args.extend(["--tag", tags]);
+        }
+        restic.run(args);
+    }
+    let templates = [
+        "--path-template",
+        "by/%h/%u/%T",
+        "--path-template",
+        "id-%i",
+        "--path-template",
+        "tag/%t/%T",
+        "--time-template",
+        "2006/Jan/02_15-04",
+    ];
+    let mount_args = |at: &Path| -> Vec<String> {
+        let mut v = vec!["mount".to_owned()];
+        v.extend(templates.iter().map(|s| s.to_string()));
+        v.push(at.to_str().unwrap().to_owned());
+        v
+    };
+    let arca = Arca::new(&repo, PW);
+    let at = dir.path().join("m-arca");
+    let ours = Served::start(arca.cmd(mount_args(&at)).command(), &at, "by");
+    let a = describe(ours.path(), 0o7777, |_| false);
+    let user = std::env::var("USER").unwrap_or_else(|_| "root".into());
+    // A snapshot holds the backed-up folder at its absolute path.
+    let f = format!("{}/f", s.trim_start_matches('/'));
+    for path in [
+        format!("by/one/{user}/2025/Mar/04_05-06/{f}"),
+        format!("by/one/{user}/2025/Mar/04_05-06-1/{f}"),
+        format!("by/two/{user}/latest"),
+        "tag/a/latest".to_owned(),
+        format!("tag/b/2025/Mar/04_05-06/{f}"),
+    ] {
+        assert!(a.contains_key(&path), "{path} missing: {:?}", a.keys());
+    }
+    assert!(a.keys().any(|k| k.starts_with("id-") && k.ends_with(&f)));
+    if !dialect_of(&bin).is_0_14() {
+        // restic 0.14 knows no templates; the current restic lays out the same.
+        let rat = dir.path().join("m-restic");
+        let theirs = Served::start(restic.cmd(mount_args(&rat)).command(), &rat, "by");
+        let r = describe(theirs.path(), 0o7777, |_| false);
+        assert_eq!(a, r);
+        let _ = theirs.unmount();
+    }
+    // Ctrl-C ends the mount, successfully as restic, and gives the folder back.
+    assert!(ours.interrupt().success());
+
+    // A time template restic refuses, arca refuses in its words.
+    let mut bad = mount_args(&at);
+    bad[8] = "/2006".to_owned();
+    let out = arca.expect_failure(bad);
+    let msg = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        msg.contains("time template string cannot start or end with '/'"),
         "{msg}"
     );
 }

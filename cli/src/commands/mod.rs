@@ -169,7 +169,7 @@ pub async fn run(cmd: Command, g: GlobalOptions) -> Result<i32> {
             with_lock(&g, exclusive, |repo| migrate::run(repo, a, g.clone())).await
         }
         Command::Mount(a) => {
-            mount::check_mountpoint(&a)?;
+            mount::check_mountpoint(&a, &g)?;
             with_lock(&g, false, |repo| mount::run(repo, a, g.clone())).await
         }
         Command::Recover => with_lock(&g, true, |repo| recover::run(repo, g.clone())).await,

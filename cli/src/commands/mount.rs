@@ -5,7 +5,7 @@ use crate::global::GlobalOptions;
 use anyhow::{anyhow, bail, Result};
 use arca_engine::progress::NoProgress;
 use arca_engine::Repository;
-use arca_mount::{MountOptions, Mounted, RepoFs};
+use arca_mount::{MountOptions, Mounted, RepoFs, Templates, DEFAULT_TIME_TEMPLATE};
 use clap::Args;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -23,16 +23,84 @@ pub struct MountArgs {
     /// use 'root' as the owner of files and dirs
     #[arg(long)]
     owner_root: bool,
+    /// set `template` for path names (can be specified multiple times)
+    #[arg(long = "path-template", value_name = "template")]
+    path_templates: Vec<String>,
+    /// set `template` to use for times
+    #[arg(long, value_name = "template", default_value = DEFAULT_TIME_TEMPLATE)]
+    time_template: String,
+    /// deprecated: use --time-template
+    #[arg(long, value_name = "template", hide = true)]
+    snapshot_template: Option<String>,
     /// the folder to serve the repository at (it must exist)
     pub(super) mountpoint: PathBuf,
 }
 
 /// Checked before the repository is opened, as restic does.
-pub(super) fn check_mountpoint(a: &MountArgs) -> Result<()> {
-    if let Err(e) = std::fs::metadata(&a.mountpoint) {
-        bail!("Mountpoint {} doesn't exist: {e}", a.mountpoint.display());
+pub(super) fn check_mountpoint(a: &MountArgs, g: &GlobalOptions) -> Result<()> {
+    let time = a.snapshot_template.as_ref().unwrap_or(&a.time_template);
+    if time.is_empty() {
+        bail!("time template string cannot be empty");
+    }
+    if time.starts_with('/') || time.ends_with('/') {
+        bail!("time template string cannot start or end with '/'");
+    }
+    match std::fs::metadata(&a.mountpoint) {
+        Err(e) => bail!("Mountpoint {} doesn't exist: {e}", a.mountpoint.display()),
+        Ok(m) if !m.is_dir() => bail!("mountpoint {} is not a directory", a.mountpoint.display()),
+        Ok(_) => {}
+    }
+    // Serving a local repository inside itself (or the reverse) would read the
+    // repository through the mount being served: the kernel waits on itself.
+    let local = g
+        .repo_location()
+        .ok()
+        .and_then(|r| match arca_storage::Location::parse(&r) {
+            Ok(arca_storage::Location::Local(p)) => Some(p),
+            _ => None,
+        });
+    if let Some(repo) = local {
+        let resolve = |p: &std::path::Path| {
+            std::fs::canonicalize(p)
+                .or_else(|_| std::path::absolute(p))
+                .unwrap_or_else(|_| p.to_path_buf())
+        };
+        let (r, m) = (resolve(&repo), resolve(&a.mountpoint));
+        let refuse = "; refusing to mount to avoid deadlocking the FUSE server";
+        if r == m {
+            bail!(
+                "mountpoint {} is the local repository directory{refuse}",
+                m.display()
+            );
+        }
+        if m.starts_with(&r) {
+            bail!(
+                "mountpoint {} is inside the local repository directory {}{refuse}",
+                m.display(),
+                r.display()
+            );
+        }
+        if r.starts_with(&m) {
+            bail!(
+                "local repository directory {} is inside the mountpoint {}{refuse}",
+                r.display(),
+                m.display()
+            );
+        }
     }
     Ok(())
+}
+
+fn templates(a: &MountArgs) -> Templates {
+    let mut t = Templates::default();
+    if !a.path_templates.is_empty() {
+        t.paths = a.path_templates.clone();
+    }
+    t.time = a
+        .snapshot_template
+        .clone()
+        .unwrap_or_else(|| a.time_template.clone());
+    t
 }
 
 pub(super) async fn run(mut repo: Repository, a: MountArgs, g: GlobalOptions) -> Result<i32> {
@@ -44,8 +112,9 @@ pub(super) async fn run(mut repo: Repository, a: MountArgs, g: GlobalOptions) ->
         Arc::new(repo),
         tokio::runtime::Handle::current(),
         &snapshots,
-        MountOptions {
+        &MountOptions {
             owner_root: a.owner_root,
+            templates: templates(&a),
         },
     );
     let (mounted, _unmount) = Mounted::mount(
