@@ -1,9 +1,12 @@
 //! The filesystem: an inode per name reached, folders of snapshot trees loaded when first
 //! looked into, files read blob by blob. Engine calls are async; FUSE's callbacks run on
-//! its own thread and wait for them on the runtime given.
+//! its own thread and wait for them on the runtime given. As restic's, the folders above
+//! the snapshots look for new snapshots when used, at most once a minute.
 
 use crate::blobs::{BlobCache, FileBlobs};
 use crate::layout::{Layout, Templates};
+use arca_engine::progress::NoProgress;
+use arca_engine::snapshots::SnapshotFilter;
 use arca_engine::Repository;
 use arca_format::pack::BlobType;
 use arca_format::snapshot::Snapshot;
@@ -13,10 +16,11 @@ use fuser::{
     Errno, FileAttr, FileHandle, FileType, Filesystem, INodeNo, LockOwner, OpenFlags, ReplyAttr,
     ReplyData, ReplyDirectory, ReplyEntry, ReplyXattr, Request,
 };
+use std::collections::{BTreeSet, HashMap};
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Nothing in a snapshot changes: the kernel may keep what it was told.
 const TTL: Duration = Duration::from_secs(60);
@@ -24,12 +28,17 @@ const TTL: Duration = Duration::from_secs(60);
 /// restic's blob cache of a mount: 64 MiB.
 const BLOB_CACHE: usize = 64 << 20;
 
+/// restic lists the snapshots again when the folders above them are used, at most this often.
+pub const RELOAD_AFTER: Duration = Duration::from_secs(60);
+
 #[derive(Clone, Debug, Default)]
 pub struct MountOptions {
     /// Owner of the folders above the snapshots: root instead of the user running arca.
     pub owner_root: bool,
     /// How the folders above the snapshots are named.
     pub templates: Templates,
+    /// Which snapshots are served, when they are listed again.
+    pub filter: SnapshotFilter,
 }
 
 enum What {
@@ -58,12 +67,25 @@ fn sorted(mut children: Vec<(Vec<u8>, u64)>) -> Children {
     Arc::new(children)
 }
 
+/// The folders above the snapshots as last laid out.
+struct View {
+    /// Every path of the layout and its inode, kept across reloads: a path still there keeps
+    /// its number, so what the kernel holds stays valid.
+    paths: HashMap<String, u64>,
+    /// The snapshots laid out: a reload that finds the same ones changes nothing.
+    shown: BTreeSet<Id>,
+    checked: Instant,
+}
+
 pub struct RepoFs {
-    repo: Arc<Repository>,
+    /// Replaced, with a fresh index, when new snapshots are found.
+    repo: RwLock<Arc<Repository>>,
     rt: tokio::runtime::Handle,
     inodes: Mutex<Vec<Inode>>,
+    view: Mutex<View>,
     cache: BlobCache,
     owner: (u32, u32),
+    opts: MountOptions,
 }
 
 fn go_time(t: &arca_format::gotime::GoTime) -> SystemTime {
@@ -90,14 +112,55 @@ impl RepoFs {
             (arca_engine::sys::uid(), arca_engine::sys::gid())
         };
         let fs = RepoFs {
-            repo,
+            repo: RwLock::new(repo),
             rt,
             inodes: Mutex::new(Vec::new()),
+            view: Mutex::new(View {
+                paths: HashMap::new(),
+                shown: snapshots.iter().map(|s| s.id).collect(),
+                checked: Instant::now(),
+            }),
             cache: BlobCache::new(BLOB_CACHE),
             owner,
+            opts: opts.clone(),
         };
-        fs.build(snapshots, &opts.templates);
+        fs.build(snapshots);
         fs
+    }
+
+    fn repo(&self) -> Arc<Repository> {
+        self.repo.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// List the snapshots again if the last look is a minute old; when they changed, load
+    /// the index again (their data is in packs it did not know) and lay them out anew. A
+    /// failed look keeps what is served, until the next minute.
+    fn reload(&self) {
+        let mut view = self.view.lock().unwrap_or_else(|e| e.into_inner());
+        if view.checked.elapsed() < RELOAD_AFTER {
+            return;
+        }
+        view.checked = Instant::now();
+        let repo = self.repo();
+        let Ok(all) = self.rt.block_on(arca_engine::snapshots::load_all(&repo)) else {
+            return;
+        };
+        let snapshots: Vec<Snapshot> = all
+            .into_iter()
+            .filter(|s| self.opts.filter.matches(s))
+            .collect();
+        let shown: BTreeSet<Id> = snapshots.iter().map(|s| s.id).collect();
+        if shown == view.shown {
+            return;
+        }
+        let mut fresh = repo.detached();
+        if self.rt.block_on(fresh.load_index(&NoProgress)).is_err() {
+            return;
+        }
+        *self.repo.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(fresh);
+        view.shown = shown;
+        drop(view);
+        self.build(&snapshots);
     }
 
     fn add(&self, inodes: &mut Vec<Inode>, what: What, time: SystemTime) -> u64 {
@@ -110,17 +173,16 @@ impl RepoFs {
         inodes.len() as u64
     }
 
-    fn build(&self, snapshots: &[Snapshot], templates: &Templates) {
+    /// Lay out `snapshots`. A path laid out before keeps its inode when it still shows the
+    /// same kind of thing (a snapshot folder: the same tree); folders get their new names.
+    fn build(&self, snapshots: &[Snapshot]) {
         let now = SystemTime::now();
-        let layout = Layout::new(snapshots, templates);
+        let layout = Layout::new(snapshots, &self.opts.templates);
         let mut inodes = self.inodes.lock().unwrap_or_else(|e| e.into_inner());
-        // Paths in order put every folder before what it holds: number them all first.
-        let numbers: std::collections::HashMap<&str, u64> = layout
-            .entries
-            .keys()
-            .enumerate()
-            .map(|(i, path)| (path.as_str(), i as u64 + 1))
-            .collect();
+        let mut view = self.view.lock().unwrap_or_else(|e| e.into_inner());
+        // Paths in order put every folder (the mount point, "", first) before what it
+        // holds: number them all first.
+        let mut paths = HashMap::with_capacity(layout.entries.len());
         for (path, entry) in &layout.entries {
             let sn = entry.snapshot.map(|i| &snapshots[i]);
             let (what, time) = match (sn, &entry.link) {
@@ -130,26 +192,58 @@ impl RepoFs {
                 (Some(sn), None) => (What::Snapshot(sn.tree), go_time(&sn.time)),
                 (None, _) => (What::Folder, now),
             };
-            let ino = self.add(&mut inodes, what, time);
-            debug_assert_eq!(ino, numbers[path.as_str()]);
-            if sn.is_none() {
-                let children = entry
-                    .names
-                    .iter()
-                    .map(|n| {
-                        (
-                            n.clone().into_bytes(),
-                            numbers[format!("{path}/{n}").as_str()],
-                        )
-                    })
-                    .collect();
-                inodes[ino as usize - 1].children = Some(sorted(children));
-            }
+            let same = view.paths.get(path).copied().filter(|&ino| {
+                match (&inodes[ino as usize - 1].what, &what) {
+                    (What::Folder, What::Folder) | (What::Link(_), What::Link(_)) => true,
+                    (What::Snapshot(a), What::Snapshot(b)) => a == b,
+                    _ => false,
+                }
+            });
+            let ino = match same {
+                // A folder keeps its time; a link may point elsewhere now.
+                Some(ino) if matches!(what, What::Folder) => ino,
+                Some(ino) => {
+                    let old = &mut inodes[ino as usize - 1];
+                    (old.what, old.time) = (what, time);
+                    ino
+                }
+                None => self.add(&mut inodes, what, time),
+            };
+            paths.insert(path.as_str(), ino);
         }
+        for (path, entry) in &layout.entries {
+            if entry.snapshot.is_some() {
+                continue;
+            }
+            let children = entry
+                .names
+                .iter()
+                .map(|n| {
+                    (
+                        n.clone().into_bytes(),
+                        paths[format!("{path}/{n}").as_str()],
+                    )
+                })
+                .collect();
+            inodes[paths[path.as_str()] as usize - 1].children = Some(sorted(children));
+        }
+        view.paths = paths
+            .into_iter()
+            .map(|(p, ino)| (p.to_owned(), ino))
+            .collect();
     }
 
-    /// The children of folder `ino`, loading its tree the first time.
+    /// The children of folder `ino`, loading its tree the first time; a folder above the
+    /// snapshots may look for new ones first.
     fn children(&self, ino: u64) -> Result<Children, Errno> {
+        let above = {
+            let inodes = self.inodes.lock().unwrap_or_else(|e| e.into_inner());
+            let node = ino.checked_sub(1).and_then(|i| inodes.get(i as usize));
+            matches!(node.map(|n| &n.what), Some(What::Folder))
+        };
+        if above {
+            self.reload();
+        }
         let tree_id = {
             let inodes = self.inodes.lock().unwrap_or_else(|e| e.into_inner());
             let node = inodes.get(ino as usize - 1).ok_or(Errno::ENOENT)?;
@@ -164,7 +258,7 @@ impl RepoFs {
         };
         let tree = self
             .rt
-            .block_on(self.repo.load_tree(&tree_id))
+            .block_on(self.repo().load_tree(&tree_id))
             .map_err(|_| Errno::EIO)?;
         let mut inodes = self.inodes.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(c) = &inodes[ino as usize - 1].children {
@@ -256,7 +350,7 @@ impl RepoFs {
             return Err(Errno::EISDIR);
         };
         let content = n.content.clone().unwrap_or_default();
-        let blobs = Arc::new(FileBlobs::new(&self.repo, &content).ok_or(Errno::EIO)?);
+        let blobs = Arc::new(FileBlobs::new(&self.repo(), &content).ok_or(Errno::EIO)?);
         node.blobs = Some(blobs.clone());
         Ok(blobs)
     }
@@ -283,7 +377,7 @@ impl RepoFs {
                 None => {
                     let b = self
                         .rt
-                        .block_on(self.repo.read_blob(BlobType::Data, &id))
+                        .block_on(self.repo().read_blob(BlobType::Data, &id))
                         .map_err(|_| Errno::EIO)?;
                     let b = Arc::new(b);
                     self.cache.put(id, b.clone());

@@ -356,3 +356,51 @@ fn path_and_time_templates_lay_out_as_restic() {
         "{msg}"
     );
 }
+
+/// A backup made while mounted shows up once the mount lists the snapshots again (as
+/// restic's, at most a minute after its last look), its new data read through an index
+/// loaded again; what was served before stays where it was.
+#[test]
+fn a_backup_made_while_mounted_shows_up() {
+    if !fuse_or_skip() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("f"), "first").unwrap();
+    let arca = Arca::new(dir.path().join("repo"), PW).with_cache();
+    arca.run(["init"]);
+    let s = src.to_str().unwrap();
+    arca.run(["backup", "--host", "one", s]);
+    let at = dir.path().join("m");
+    let served = Served::start(
+        arca.cmd(["mount", at.to_str().unwrap()]).command(),
+        &at,
+        "hosts/one",
+    );
+    let inside = format!("latest/{}/f", s.trim_start_matches('/'));
+    let one = at.join("hosts/one").join(&inside);
+    assert_eq!(std::fs::read_to_string(&one).unwrap(), "first");
+
+    // New contents: a pack the mount's index does not know yet.
+    std::fs::write(src.join("f"), DetRng::new(7).bytes(3 << 20)).unwrap();
+    arca.run(["backup", "--host", "two", s]);
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while !at.join("hosts/two").exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the new snapshot did not show up in 3 minutes"
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    let two = std::fs::read(at.join("hosts/two").join(&inside)).unwrap();
+    assert!(
+        two == DetRng::new(7).bytes(3 << 20),
+        "the new file reads differently"
+    );
+    assert_eq!(std::fs::read_to_string(&one).unwrap(), "first");
+    let ids = std::fs::read_dir(at.join("ids")).unwrap().count();
+    assert_eq!(ids, 2, "ids/ lists both snapshots");
+    assert!(served.unmount().success());
+}

@@ -115,6 +115,7 @@ pub(super) async fn run(mut repo: Repository, a: MountArgs, g: GlobalOptions) ->
         &MountOptions {
             owner_root: a.owner_root,
             templates: templates(&a),
+            filter: a.filter.filter(),
         },
     );
     let (mounted, _unmount) = Mounted::mount(
