@@ -94,6 +94,13 @@ impl Served {
     }
 }
 
+/// `arca args` fails, saying `words`.
+fn refused<S: AsRef<std::ffi::OsStr>>(arca: &Arca, args: &[S], words: &str) {
+    let out = arca.expect_failure(args);
+    let msg = String::from_utf8_lossy(&out.stderr);
+    assert!(msg.contains(words), "{msg}");
+}
+
 /// What an ended child wrote to its standard error.
 fn stderr_of(child: &mut Child) -> String {
     use std::io::Read;
@@ -258,20 +265,17 @@ fn mount_serves_what_restic_mount_serves() {
     let _ = theirs.unmount();
 
     // A mount point that does not exist is refused before the repository is opened.
-    let out = Arca::new(dir.path().join("no-repo-here"), PW)
-        .expect_failure(["mount", "/nonexistent/mnt"]);
-    let msg = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        msg.contains("Mountpoint /nonexistent/mnt doesn't exist"),
-        "{msg}"
+    refused(
+        &Arca::new(dir.path().join("no-repo-here"), PW),
+        &["mount", "/nonexistent/mnt"],
+        "Mountpoint /nonexistent/mnt doesn't exist",
     );
     // Nor is one inside the local repository: serving it would read through itself.
     let inside_repo = repo.join("data");
-    let out = arca.expect_failure(["mount", inside_repo.to_str().unwrap()]);
-    let msg = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        msg.contains("is inside the local repository directory"),
-        "{msg}"
+    refused(
+        &arca,
+        &["mount", inside_repo.to_str().unwrap()],
+        "is inside the local repository directory",
     );
 }
 
@@ -349,11 +353,10 @@ fn path_and_time_templates_lay_out_as_restic() {
     // A time template restic refuses, arca refuses in its words.
     let mut bad = mount_args(&at);
     bad[8] = "/2006".to_owned();
-    let out = arca.expect_failure(bad);
-    let msg = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        msg.contains("time template string cannot start or end with '/'"),
-        "{msg}"
+    refused(
+        &arca,
+        &bad,
+        "time template string cannot start or end with '/'",
     );
 }
 
