@@ -5,15 +5,16 @@
 #   etcd    etcd                                                go.etcd.io/etcd/server/v3 v3.6.16
 #   minio   minio                                               github.com/minio/minio (a commit)
 #   restic  restic (the newer one the interop tests use)        github.com/restic/restic v0.19.1
+#   helm    helm (lint and template of deploy/chart)            helm.sh/helm/v4 v4.3.2
 #   toxiproxy  toxiproxy-server (scripts/compare.sh only; built when named)
 #                                                               github.com/Shopify/toxiproxy/v2 v2.12.0
 #
-#   scripts/go-tools.sh build [FILE [TOOL...]]   builds what is not in the cache yet (the four test
+#   scripts/go-tools.sh build [FILE [TOOL...]]   builds what is not in the cache yet (the five test
 #                                      tools, or the TOOLs named), then writes export lines
 #                                      (ARCA_TEST_KUBE_APISERVER, ARCA_TEST_KUBE_CONTROLLER_MANAGER,
 #                                      ARCA_TEST_KUBECTL, ARCA_TEST_ETCD, ARCA_TEST_MINIO,
-#                                      ARCA_TEST_RESTIC_NEW; ARCA_TOXIPROXY) to FILE, or to stdout
-#                                      without FILE (or with FILE -)
+#                                      ARCA_TEST_RESTIC_NEW, ARCA_TEST_HELM; ARCA_TOXIPROXY) to
+#                                      FILE, or to stdout without FILE (or with FILE -)
 #
 # Typical use:  scripts/go-tools.sh build "$dir/go-tools.env"; source "$dir/go-tools.env"
 #
@@ -25,7 +26,7 @@
 # whose stamp matches is not built again, so a second run costs a second, from any clone. A cold
 # build of everything takes a long while on 2 cores (see the times printed); Go's own build cache
 # (`go env GOCACHE`) makes a rebuild after a flag or pin change much quicker.
-# Go's defaults otherwise (cgo where a C compiler is found: none of the four needs it).
+# Go's defaults otherwise (cgo where a C compiler is found: none of the five needs it).
 # Needs Go 1.24 or newer on PATH (a `go` older than the wrappers' `go` line fetches a newer
 # toolchain through the proxy by itself, unless GOTOOLCHAIN=local).
 set -euo pipefail
@@ -37,7 +38,7 @@ CACHE="${ARCA_GO_TOOLS_CACHE:-${XDG_CACHE_HOME:-${HOME:-/root}/.cache}/arca-go-t
 say() { printf 'go-tools: %s\n' "$*" >&2; }
 die() { say "error: $*"; exit 1; }
 
-TOOLS=(kube etcd minio restic)
+TOOLS=(kube etcd minio restic helm)
 
 KUBE_VERSION=v1.36.3
 KUBE_MINOR=36
@@ -47,6 +48,7 @@ MINIO_COMMIT=7aac2a2c5b7c             # the pseudo-version's commit (MinIO has n
 MINIO_TIME=2026-02-12T20:18:48Z       # and its time: MinIO's release-style version
 RESTIC_VERSION=v0.19.1                # the newest the proxy serves; it reports 0.19.1 by itself
 TOXIPROXY_VERSION=v2.12.0
+HELM_VERSION=v4.3.2
 
 # Per tool: version, ldflags, and the binaries as NAME=PACKAGE, each with its export variable.
 tool_version() {
@@ -54,6 +56,7 @@ tool_version() {
     kube) echo "$KUBE_VERSION" ;; etcd) echo "$ETCD_VERSION" ;;
     minio) echo "$MINIO_VERSION" ;; restic) echo "$RESTIC_VERSION" ;;
     toxiproxy) echo "$TOXIPROXY_VERSION" ;;
+    helm) echo "$HELM_VERSION" ;;
   esac
 }
 
@@ -69,6 +72,9 @@ tool_ldflags() {
       v=github.com/minio/minio/cmd
       echo "-s -w -X $v.Version=$MINIO_TIME -X $v.CopyrightYear=${MINIO_TIME%%-*}" \
         "-X $v.ReleaseTag=DEVELOPMENT.${MINIO_TIME//:/-} -X $v.CommitID=$MINIO_COMMIT -X $v.ShortCommitID=$MINIO_COMMIT" ;;
+    helm)  # what helm's Makefile stamps for a tagged release, so that `helm version` tells
+      v=helm.sh/helm/v4/internal/version
+      echo "-s -w -X $v.version=$HELM_VERSION -X $v.metadata= -X $v.gitTreeState=clean" ;;
     *) echo "-s -w" ;;
   esac
 }
@@ -83,6 +89,7 @@ tool_binaries() {  # lines: binary package export-variable
     minio) echo "minio github.com/minio/minio ARCA_TEST_MINIO" ;;
     restic) echo "restic github.com/restic/restic/cmd/restic ARCA_TEST_RESTIC_NEW" ;;
     toxiproxy) echo "toxiproxy-server github.com/Shopify/toxiproxy/v2/cmd/server ARCA_TOXIPROXY" ;;
+    helm) echo "helm helm.sh/helm/v4/cmd/helm ARCA_TEST_HELM" ;;
   esac
 }
 
@@ -90,6 +97,7 @@ version_line() {  # binary -> first line of its version output
   case "$(basename "$1")" in
     restic) "$1" version ;;
     kubectl) "$1" version --client ;;
+    helm) "$1" version --short ;;
     *) "$1" --version ;;
   esac 2>&1 | head -n 1
 }
