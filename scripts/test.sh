@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: installs the external tools the tests use (restic, rclone and OpenSSH, from
 # Debian), builds the Go test bench (scripts/go-tools.sh: Kubernetes control plane, etcd, MinIO,
-# restic 0.19.1; cached machine-wide), starts the object-storage servers (scripts/servers.sh) and a
+# restic 0.19.1, helm; cached machine-wide), starts the object-storage servers (scripts/servers.sh) and a
 # control plane (scripts/control-plane.sh), checks formatting and lints (cargo fmt, cargo clippy
 # with -D warnings), builds the arca binary the interop tests run, and runs every test of the
 # workspace. Prints how long each step took. Exits non-zero on any failure.
@@ -66,11 +66,11 @@ say "tools: $(restic version); $(rclone version | head -n 1); $(ssh -V 2>&1)"
 step_done "restic, rclone, OpenSSH (Debian)"
 
 # --- 2. The Go test bench ------------------------------------------------------------------------
-# scripts/go-tools.sh builds kube-apiserver, kube-controller-manager, kubectl, etcd, MinIO and
-# restic 0.19.1 from source at pinned versions (scripts/bench/*/go.mod) into a machine-wide cache
+# scripts/go-tools.sh builds kube-apiserver, kube-controller-manager, kubectl, etcd, MinIO,
+# restic 0.19.1 and helm from source at pinned versions (scripts/bench/*/go.mod) into a machine-wide cache
 # (${XDG_CACHE_HOME:-~/.cache}/arca-go-tools): slow once per machine, a second or two afterwards.
 # It writes their paths as export lines (ARCA_TEST_KUBE_APISERVER, ..., ARCA_TEST_MINIO,
-# ARCA_TEST_RESTIC_NEW), sourced here for the next steps and the tests.
+# ARCA_TEST_RESTIC_NEW, ARCA_TEST_HELM), sourced here for the next steps and the tests.
 servers_sh="$PWD/scripts/servers.sh"
 control_plane_sh="$PWD/scripts/control-plane.sh"
 servers_dir="$(mktemp -d "${TMPDIR:-/tmp}/arca-servers.XXXXXX")"
