@@ -74,8 +74,9 @@ pub async fn repository(ctx: &Context, name: &str) -> Result<RepoAccess> {
     })
 }
 
-/// Open the repository with its index loaded, through the local cache in `cache` if given
-/// (index files and tree packs are then read from the store once, not at every backup).
+/// Open the repository, through the local cache in `cache` if given (index files and tree
+/// packs are then read from the store once, not at every backup); its index is not loaded
+/// yet: see [`crate::repo_lock::open_locked`], which loads it under the lock.
 pub async fn open(
     access: &RepoAccess,
     cache: Option<&std::path::Path>,
@@ -89,8 +90,5 @@ pub async fn open(
         repo.use_cache(&arca_storage::cache::CacheDir::new(dir))
             .map_err(Error::engine(format!("{}: the local cache", access.url)))?;
     }
-    repo.load_index(&arca_engine::progress::NoProgress)
-        .await
-        .map_err(Error::engine(format!("{}: loading the index", access.url)))?;
     Ok(repo)
 }

@@ -6,6 +6,10 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;
 
+/// How long volume work waits for maintenance by default: a prune of a large repository
+/// takes a while, and failing would only make the user run the backup again.
+pub const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(4 * 3600);
+
 pub struct Context {
     pub client: kube::Client,
     /// This agent's node: only PodVolumeBackups for it, and restores of pods on it.
@@ -25,6 +29,9 @@ pub struct Context {
     pub cache_dir: Option<PathBuf>,
     /// Failed reconciles by controller and kind, served on `/metrics`.
     pub failures: arca_reconcile::policy::Failures,
+    /// How long a volume backup or restore waits for the repository lock (held exclusively
+    /// by maintenance) before it fails.
+    pub lock_retry: arca_engine::lock::RetryLock,
 }
 
 impl Context {
@@ -39,6 +46,7 @@ impl Context {
             cache_dir: None,
             failures: Default::default(),
             progress_interval: Duration::from_secs(10),
+            lock_retry: arca_engine::lock::RetryLock::up_to(DEFAULT_LOCK_WAIT),
         }
     }
 

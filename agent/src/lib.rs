@@ -8,6 +8,7 @@ pub mod error;
 pub mod metrics;
 pub mod pod_volume_backup;
 pub mod pod_volume_restore;
+pub mod repo_lock;
 pub mod restore_wait;
 pub mod volumes;
 

@@ -33,6 +33,10 @@ enum Command {
         /// Volume transfers at once on this node.
         #[arg(long, default_value_t = 2)]
         concurrency: usize,
+        /// How long a volume backup or restore waits for the repository lock while
+        /// maintenance holds it, before it fails (restic's --retry-lock; e.g. 30m, 4h).
+        #[arg(long, default_value = "4h", value_parser = humantime::parse_duration)]
+        retry_lock: Duration,
         /// Log lines as text, or as JSON objects for log aggregators (level with RUST_LOG)
         #[arg(long, env = "ARCA_LOG_FORMAT", default_value = "text", value_parser = arca_reconcile::logging::FORMATS)]
         log_format: String,
@@ -68,6 +72,7 @@ fn run(cli: Cli) -> Result<()> {
             namespace,
             kubelet_pods,
             concurrency,
+            retry_lock,
             cache_dir,
             log_format,
             metrics_address,
@@ -84,6 +89,7 @@ fn run(cli: Cli) -> Result<()> {
                 let mut ctx =
                     arca_agent::context::Context::new(client, &node, &namespace, kubelet_pods);
                 ctx.transfers = tokio::sync::Semaphore::new(concurrency.max(1));
+                ctx.lock_retry = arca_engine::lock::RetryLock::up_to(retry_lock);
                 ctx.cache_dir = cache_dir;
                 if let Some(addr) = metrics_address {
                     let failures = ctx.failures.clone();

@@ -3,6 +3,7 @@
 
 use crate::access;
 use crate::context::Context;
+use crate::repo_lock::{self, Locked};
 use crate::{Error, Result};
 use arca_api::backup::SYNCED_FROM_LABEL;
 use arca_api::common::{now, VolumePhase, VolumeProgress};
@@ -127,12 +128,16 @@ async fn run(
 ) -> Result<PodVolumeBackupStatus> {
     let spec = &pvb.spec;
     let dir = crate::volumes::volume_dir(&ctx.kubelet_pods, &spec.pod.uid, &spec.volume)?;
+    // The lock before a transfer slot: a backup queued behind maintenance must not keep
+    // another repository's backup from running.
+    let Locked { repo, lock, waited } = repo_lock::open_locked(access, ctx, api, name).await?;
     let _slot = ctx
         .transfers
         .acquire()
         .await
         .map_err(|e| Error::Refused(e.to_string()))?;
     let started = now();
+    let lock_wait = repo_lock::wait_seconds(waited);
     patch_status(
         api,
         name,
@@ -141,11 +146,10 @@ async fn run(
             "startTimestamp": started,
             "path": dir.display().to_string(),
             "message": if resumed { Some("resumed after an agent restart") } else { None },
+            "lockWaitSeconds": lock_wait,
         }),
     )
     .await?;
-
-    let repo = access::open(access, ctx.cache_dir.as_deref()).await?;
     // The parent: the newest snapshot of the same claim (or, without one, of the same pod
     // volume), whatever pod or node made it.
     let pvc_uid = spec
@@ -174,9 +178,6 @@ async fn run(
             tags.push(t);
         }
     }
-    let lock = arca_engine::lock::LockGuard::acquire(&repo, false)
-        .await
-        .map_err(Error::engine("locking the repository"))?;
     let counters = Arc::new(Counters::default());
     {
         let (c, d) = (counters.clone(), dir.clone());
@@ -245,6 +246,7 @@ async fn run(
         completion_timestamp: Some(now()),
         progress: Some(p),
         incremental_bytes: Some(s.data_added_packed as i64),
+        lock_wait_seconds: lock_wait.map(|s| s as i64),
     })
 }
 

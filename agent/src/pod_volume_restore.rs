@@ -4,6 +4,7 @@
 
 use crate::access;
 use crate::context::Context;
+use crate::repo_lock::{self, Locked};
 use crate::{Error, Result};
 use arca_api::common::{now, VolumePhase, VolumeProgress};
 use arca_api::restore::{FAILED_MARKER_SUFFIX, MARKER_DIR, RESTORE_WAIT_CONTAINER};
@@ -230,7 +231,9 @@ async fn restore_into(
     dir: &Path,
     access: &access::RepoAccess,
 ) -> Result<(VolumeProgress, Option<String>)> {
-    let spec = &pvr.spec;
+    // A shared lock, as restic's restore takes: a prune must not remove packs being read.
+    // Taken before a transfer slot, as for backups.
+    let Locked { repo, lock, waited } = repo_lock::open_locked(access, ctx, api, name).await?;
     let _slot = ctx
         .transfers
         .acquire()
@@ -244,10 +247,24 @@ async fn restore_into(
             "node": ctx.node,
             "startTimestamp": now(),
             "message": if resumed { Some("resumed after an agent restart") } else { None },
+            "lockWaitSeconds": repo_lock::wait_seconds(waited),
         }),
     )
     .await?;
-    let repo = access::open(access, ctx.cache_dir.as_deref()).await?;
+    let result = restore_locked(pvr, ctx, api, name, dir, repo).await;
+    let _ = lock.release().await;
+    result
+}
+
+async fn restore_locked(
+    pvr: &PodVolumeRestore,
+    ctx: &Context,
+    api: &Api<PodVolumeRestore>,
+    name: &str,
+    dir: &Path,
+    repo: arca_engine::Repository,
+) -> Result<(VolumeProgress, Option<String>)> {
+    let spec = &pvr.spec;
     let snapshot = arca_engine::snapshots::find(&repo, &spec.snapshot_id, &Default::default())
         .await
         .map_err(Error::engine(format!("snapshot {}", spec.snapshot_id)))?;

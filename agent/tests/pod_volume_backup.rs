@@ -167,3 +167,79 @@ async fn work_cut_off_by_a_restart_runs_again_and_running_work_is_not_doubled() 
         Some("resumed after an agent restart")
     );
 }
+
+/// Maintenance holds the repository exclusively: the volume backup waits (its status says for
+/// whom and how long) instead of failing, and completes once the lock is gone, recording the
+/// wait.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_waits_for_maintenance_and_shows_the_wait() {
+    let w = world(true, vec![pvb("b1", "node-a", "uid-1", "data")]).await;
+    let ctx = Arc::new(context(&w));
+    let repo = arca_engine::Repository::open(arca_storage::open(&w.url).unwrap(), PASSWORD)
+        .await
+        .unwrap();
+    let maintenance = arca_engine::lock::LockGuard::acquire(&repo, true)
+        .await
+        .unwrap();
+    let work = {
+        let (ctx, pvb) = (ctx.clone(), get(&w, "b1").await);
+        // On a thread of its own, as the controller runs it (the future is not `Send`).
+        let rt = tokio::runtime::Handle::current();
+        tokio::task::spawn_blocking(move || rt.block_on(reconcile(&pvb, &ctx)))
+    };
+    // Wait until the status says it waits (no deadline but the test's own: the status is the
+    // only thing that moves it on).
+    let said = loop {
+        let st = get(&w, "b1").await.status.unwrap_or_default();
+        if let Some(m) = st.message.filter(|m| m.starts_with("waiting for")) {
+            break m;
+        }
+        assert!(!work.is_finished(), "ended without waiting");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert!(
+        said.contains("waiting for the repository lock") && said.contains("exclusive"),
+        "{said}"
+    );
+    assert!(
+        said.contains(&maintenance.id().short()),
+        "names the holder: {said}"
+    );
+    assert!(!get(&w, "b1").await.status.unwrap().phase.is_final());
+    assert!(
+        !work.is_finished(),
+        "must still wait while the lock is held"
+    );
+
+    maintenance.release().await.unwrap();
+    assert_eq!(work.await.unwrap().unwrap(), Outcome::Completed);
+    let st = get(&w, "b1").await.status.unwrap();
+    assert_eq!(st.phase, VolumePhase::Completed);
+    assert!(st.snapshot_id.is_some());
+    assert!(st.lock_wait_seconds.unwrap_or(0) >= 1, "{st:?}");
+    assert_eq!(st.message, None, "the waiting message is gone: {st:?}");
+    // Its own lock is gone too.
+    let locks = repo.list_ids(arca_storage::FileType::Lock).await.unwrap();
+    assert_eq!(locks.len(), 0);
+}
+
+/// Without waiting long enough, the backup fails naming the holder, and leaves no lock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_that_waited_too_long_fails_naming_the_holder() {
+    let w = world(true, vec![pvb("b1", "node-a", "uid-1", "data")]).await;
+    let mut ctx = context(&w);
+    ctx.lock_retry.up_to = std::time::Duration::from_millis(200);
+    let repo = arca_engine::Repository::open(arca_storage::open(&w.url).unwrap(), PASSWORD)
+        .await
+        .unwrap();
+    let maintenance = arca_engine::lock::LockGuard::acquire(&repo, true)
+        .await
+        .unwrap();
+    let Outcome::Failed(msg) = reconcile(&get(&w, "b1").await, &ctx).await.unwrap() else {
+        panic!("must fail once the wait is over");
+    };
+    assert!(msg.contains("exclusive"), "{msg}");
+    let locks = repo.list_ids(arca_storage::FileType::Lock).await.unwrap();
+    assert_eq!(locks.len(), 1, "only maintenance's lock");
+    maintenance.release().await.unwrap();
+}

@@ -342,3 +342,80 @@ async fn privileged_files_are_left_out_unless_the_restore_allows_them() {
         }
     }
 }
+
+/// Maintenance holds the repository exclusively: the volume restore waits (saying so in its
+/// status, and the pod's init container keeps waiting) and restores once the lock is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_waits_for_maintenance_and_shows_the_wait() {
+    let w = world_with(true, vec![pvb("b1", "node-a", "uid-1", "data")], |b| {
+        b.with_resource::<PodVolumeRestore>()
+            .with_status_subresource::<PodVolumeRestore>()
+    })
+    .await;
+    let ctx = std::sync::Arc::new(context(&w));
+    let out = arca_agent::pod_volume_backup::reconcile(&get(&w, "b1").await, &ctx)
+        .await
+        .unwrap();
+    assert_eq!(out, arca_agent::pod_volume_backup::Outcome::Completed);
+    let snapshot = get(&w, "b1").await.status.unwrap().snapshot_id.unwrap();
+    let new_vol = w.pods.join("uid-new/volumes/kubernetes.io~csi/data");
+    std::fs::create_dir_all(&new_vol).unwrap();
+    Api::<Pod>::namespaced(w.client.clone(), "shop")
+        .create(&Default::default(), &pod("uid-new", "node-a", true))
+        .await
+        .unwrap();
+    Api::<PodVolumeRestore>::namespaced(w.client.clone(), NS)
+        .create(&Default::default(), &pvr("r1", "uid-new", &snapshot))
+        .await
+        .unwrap();
+
+    let repo = arca_engine::Repository::open(arca_storage::open(&w.url).unwrap(), PASSWORD)
+        .await
+        .unwrap();
+    let maintenance = arca_engine::lock::LockGuard::acquire(&repo, true)
+        .await
+        .unwrap();
+    let work = {
+        let (ctx, pvr) = (ctx.clone(), get_pvr(&w, "r1").await);
+        // On a thread of its own, as the controller runs it (the future is not `Send`).
+        let rt = tokio::runtime::Handle::current();
+        tokio::task::spawn_blocking(move || rt.block_on(reconcile(&pvr, &ctx)))
+    };
+    let said = loop {
+        let st = get_pvr(&w, "r1").await.status.unwrap_or_default();
+        if let Some(m) = st.message.filter(|m| m.starts_with("waiting for")) {
+            break m;
+        }
+        assert!(!work.is_finished(), "ended without waiting");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert!(said.contains(&maintenance.id().short()), "{said}");
+    assert!(
+        !work.is_finished(),
+        "must still wait while the lock is held"
+    );
+    assert!(
+        !new_vol.join(".arca").exists(),
+        "no marker yet: the pod keeps waiting"
+    );
+
+    maintenance.release().await.unwrap();
+    assert_eq!(work.await.unwrap().unwrap(), Outcome::Completed);
+    let st = get_pvr(&w, "r1").await.status.unwrap();
+    assert_eq!(st.phase, VolumePhase::Completed);
+    assert!(st.lock_wait_seconds.unwrap_or(0) >= 1, "{st:?}");
+    assert_eq!(
+        std::fs::read(new_vol.join("notes.txt")).unwrap(),
+        std::fs::read(
+            w.pods
+                .join("uid-1/volumes/kubernetes.io~csi/data/notes.txt")
+        )
+        .unwrap()
+    );
+    assert!(new_vol.join(".arca/restore-uid-1").exists());
+    assert!(repo
+        .list_ids(arca_storage::FileType::Lock)
+        .await
+        .unwrap()
+        .is_empty());
+}

@@ -95,6 +95,11 @@ pub struct PodVolumeBackupStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0))]
     pub incremental_bytes: Option<i64>,
+    /// Seconds spent waiting for the repository lock (held exclusively by maintenance)
+    /// before the transfer could start; absent when it was free.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub lock_wait_seconds: Option<i64>,
 }
 
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
@@ -158,4 +163,9 @@ pub struct PodVolumeRestoreStatus {
     pub completion_timestamp: Option<Time>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub progress: Option<VolumeProgress>,
+    /// Seconds spent waiting for the repository lock (held exclusively by maintenance)
+    /// before the transfer could start; absent when it was free.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub lock_wait_seconds: Option<i64>,
 }

@@ -64,6 +64,10 @@ pub struct BackupRepositoryStatus {
     /// The last few maintenance runs, newest last.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub recent_maintenance: Vec<MaintenanceRun>,
+    /// While maintenance waits for running work (volume backups hold shared locks), whose
+    /// lock it waits for; gone once it runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub maintenance_waiting: Option<String>,
     /// The fingerprint of the location's recovery key whose derived key the repository holds
     /// (none yet: the operator adds it the next time it opens the repository).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -292,29 +292,24 @@ impl GlobalOptions {
         F: Fn() -> Fut,
         Fut: std::future::Future<Output = arca_engine::Result<T>>,
     {
-        let deadline = self.retry_lock.map(|d| (d, std::time::Instant::now() + d));
-        let mut pause = std::time::Duration::from_secs(5);
+        let Some(wait) = self.retry_lock else {
+            return attempt().await.map_err(|e| anyhow!(e));
+        };
         let mut said = false;
-        loop {
-            match attempt().await {
-                Err(arca_engine::Error::Locked(_))
-                    if deadline.is_some_and(|(_, end)| std::time::Instant::now() < end) =>
-                {
-                    let (wait, end) = deadline.expect("checked");
-                    if !said {
-                        self.verbose(format!(
-                            "repo already locked, waiting up to {} for the lock",
-                            crate::output::go_duration_ms(wait)
-                        ));
-                        said = true;
-                    }
-                    let left = end.saturating_duration_since(std::time::Instant::now());
-                    tokio::time::sleep(pause.min(left)).await;
-                    pause = (pause * 2).min(std::time::Duration::from_secs(60));
-                }
-                res => return res.map_err(|e| anyhow!(e)),
+        let retry = arca_engine::lock::RetryLock::up_to(wait);
+        let (value, _) = arca_engine::lock::retrying(retry, attempt, |_, _| {
+            if !said {
+                self.verbose(format!(
+                    "repo already locked, waiting up to {} for the lock",
+                    crate::output::go_duration_ms(wait)
+                ));
+                said = true;
             }
-        }
+            async {}
+        })
+        .await
+        .map_err(|e| anyhow!(e))?;
+        Ok(value)
     }
 
     /// Open the repository with the local cache in front of it (unless --no-cache).

@@ -103,6 +103,25 @@ pub struct LockGuard {
     current: Arc<Mutex<Id>>,
     refresher: tokio::task::JoinHandle<()>,
     registration: u64,
+    /// Set by [`LockGuard::release`]; a guard dropped without it (an error on the way)
+    /// removes its lock in the background instead of refreshing it for ever.
+    released: bool,
+}
+
+impl Drop for LockGuard {
+    fn drop(&mut self) {
+        if self.released {
+            return;
+        }
+        self.refresher.abort();
+        unregister(self.registration);
+        let (backend, name) = (self.backend.clone(), self.id().to_hex());
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                let _ = backend.remove(FileType::Lock, &name).await;
+            });
+        }
+    }
 }
 
 fn new_lock(exclusive: bool) -> Lock {
@@ -187,12 +206,7 @@ impl LockGuard {
         match check.wait().await {
             Ok(()) => Ok(guard),
             Err(e) => {
-                guard.refresher.abort();
-                unregister(guard.registration);
-                let _ = guard
-                    .backend
-                    .remove(FileType::Lock, &guard.id().to_hex())
-                    .await;
+                let _ = guard.release().await;
                 Err(e)
             }
         }
@@ -249,6 +263,7 @@ impl LockGuard {
                 current,
                 refresher,
                 registration,
+                released: false,
             },
             LockCheck(rx),
         ))
@@ -259,7 +274,8 @@ impl LockGuard {
     }
 
     /// Stop refreshing and remove the lock file.
-    pub async fn release(self) -> Result<()> {
+    pub async fn release(mut self) -> Result<()> {
+        self.released = true;
         self.refresher.abort();
         unregister(self.registration);
         let id = self.id();
@@ -306,6 +322,80 @@ fn spawn_refresher(
             }
         }
     })
+}
+
+/// How long to keep trying for a lock another process holds, as restic's `--retry-lock`:
+/// tries spaced [`RetryLock::FIRST_PAUSE`] apart at first, the pause doubling up to
+/// [`RetryLock::MAX_PAUSE`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RetryLock {
+    /// Give up once this long has passed since the first try.
+    pub up_to: Duration,
+    /// The first pause (restic's 5 s; shorter in tests).
+    pub first_pause: Duration,
+}
+
+impl RetryLock {
+    pub const FIRST_PAUSE: Duration = Duration::from_secs(5);
+    pub const MAX_PAUSE: Duration = Duration::from_secs(60);
+
+    /// Keep trying for `up_to`, with restic's pauses.
+    pub fn up_to(up_to: Duration) -> Self {
+        RetryLock {
+            up_to,
+            first_pause: Self::FIRST_PAUSE,
+        }
+    }
+}
+
+/// Run `attempt` (a lock acquisition) until it succeeds, fails with anything but
+/// [`Error::Locked`], or `retry.up_to` has passed (then the last `Locked` is returned).
+/// Before each pause `waiting` is told who holds the lock (restic's description of it) and
+/// how long the wait has lasted, so a caller can say so. Returns the value and the time
+/// spent waiting, tries included (zero when the first try succeeded).
+pub async fn retrying<T, A, AF, W, WF>(
+    retry: RetryLock,
+    mut attempt: A,
+    mut waiting: W,
+) -> Result<(T, Duration)>
+where
+    A: FnMut() -> AF,
+    AF: std::future::Future<Output = Result<T>>,
+    W: FnMut(String, Duration) -> WF,
+    WF: std::future::Future<Output = ()>,
+{
+    let start = tokio::time::Instant::now();
+    let end = start + retry.up_to;
+    let mut pause = retry.first_pause;
+    let mut waited = false;
+    loop {
+        match attempt().await {
+            Err(Error::Locked(holder)) if tokio::time::Instant::now() < end => {
+                waited = true;
+                waiting(holder, start.elapsed()).await;
+                let left = end.saturating_duration_since(tokio::time::Instant::now());
+                tokio::time::sleep(pause.min(left)).await;
+                pause = (pause * 2).min(RetryLock::MAX_PAUSE);
+            }
+            Ok(value) if !waited => return Ok((value, Duration::ZERO)),
+            Ok(value) => return Ok((value, start.elapsed())),
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// [`LockGuard::acquire`], [`retrying`] while another process holds a conflicting lock.
+pub async fn acquire_retrying<W, WF>(
+    repo: &Repository,
+    exclusive: bool,
+    retry: RetryLock,
+    waiting: W,
+) -> Result<(LockGuard, Duration)>
+where
+    W: FnMut(String, Duration) -> WF,
+    WF: std::future::Future<Output = ()>,
+{
+    retrying(retry, || LockGuard::acquire(repo, exclusive), waiting).await
 }
 
 /// Remove stale locks (or all locks); returns how many were removed.

@@ -161,3 +161,68 @@ async fn a_lock_that_cannot_be_refreshed_stops_the_work_under_it() {
     assert!(after < std::time::Duration::from_secs(30 * 60), "{after:?}");
     guard.release().await.unwrap();
 }
+
+/// Waiting for a lock: tried again while the holder has it, told who holds it before each
+/// pause, taken once it is gone; and given up with the holder's description when the time
+/// is up.
+#[tokio::test]
+async fn a_retried_lock_waits_for_the_holder_and_gives_up_in_time() {
+    use arca_engine::lock::{acquire_retrying, RetryLock};
+    use std::time::Duration;
+    let dir = tempfile::tempdir().unwrap();
+    let repo = new_repo(dir.path()).await;
+    let held = repo
+        .save_unpacked(FileType::Lock, &live_lock(true))
+        .await
+        .unwrap();
+    let retry = RetryLock {
+        up_to: Duration::from_secs(60),
+        first_pause: Duration::from_millis(50),
+    };
+    let told = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let waiter = {
+        let (repo, told) = (repo.detached(), told.clone());
+        tokio::spawn(async move {
+            acquire_retrying(&repo, false, retry, |holder, _| {
+                told.lock().unwrap().push(holder);
+                async {}
+            })
+            .await
+        })
+    };
+    // The holder lets go only once the waiter has said it waits.
+    while told.lock().unwrap().is_empty() {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(!waiter.is_finished(), "must wait while the lock is held");
+    repo.backend()
+        .remove(FileType::Lock, &held.to_hex())
+        .await
+        .unwrap();
+    let (guard, waited) = waiter.await.unwrap().expect("the lock once free");
+    assert!(waited > Duration::ZERO);
+    let holder = told.lock().unwrap()[0].clone();
+    assert!(
+        holder.contains("exclusive") && holder.contains(&held.short()),
+        "{holder}"
+    );
+    guard.release().await.unwrap();
+
+    // A holder that stays: the wait ends at `up_to` with the holder named.
+    repo.save_unpacked(FileType::Lock, &live_lock(true))
+        .await
+        .unwrap();
+    let short = RetryLock {
+        up_to: Duration::from_millis(300),
+        first_pause: Duration::from_millis(50),
+    };
+    let err = acquire_retrying(&repo, false, short, |_, _| async {})
+        .await
+        .err()
+        .expect("must give up");
+    assert!(
+        matches!(&err, arca_engine::Error::Locked(h) if h.contains("exclusive")),
+        "{err}"
+    );
+    assert_eq!(lock_count(dir.path()), 1, "only the holder's lock is left");
+}

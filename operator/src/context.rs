@@ -16,7 +16,13 @@ pub struct Context {
     /// The local cache's base folder (restic's layout), if any: the resource repositories'
     /// index files and tree packs are then read once, not at every Backup and sync.
     pub cache_dir: Option<std::path::PathBuf>,
+    /// How long maintenance, expiry and manifest backups wait for a repository lock others
+    /// hold (volume backups, for maintenance) before they fail.
+    pub lock_retry: arca_engine::lock::RetryLock,
 }
+
+/// The default of [`Context::lock_retry`]: as long as a large volume backup may run.
+pub const DEFAULT_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(4 * 3600);
 
 impl Context {
     pub fn new(client: kube::Client, namespace: &str) -> Self {
@@ -26,6 +32,7 @@ impl Context {
             kdf: KdfParams::DEFAULT,
             agent_image: None,
             cache_dir: None,
+            lock_retry: arca_engine::lock::RetryLock::up_to(DEFAULT_LOCK_WAIT),
         }
     }
 }

@@ -108,7 +108,11 @@ async fn forget(ctx: &Context, repo: &str, ids: &[String]) -> Result<()> {
         .collect::<Result<Vec<Id>>>()?;
     // Removing snapshot files needs no index.
     let opened = repository::open_unindexed(ctx, &r).await?;
-    let lock = arca_engine::lock::LockGuard::acquire(&opened, true)
+    let (lock, _) =
+        arca_engine::lock::acquire_retrying(&opened, true, ctx.lock_retry, |holder, _| {
+            tracing::info!(repository = %repo, "expiry waits for the lock {holder}");
+            async {}
+        })
         .await
         .map_err(Error::engine(repo))?;
     let result = arca_engine::forget::remove_snapshots(&opened, &ids).await;

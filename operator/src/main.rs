@@ -22,6 +22,10 @@ struct Cli {
     /// Keep index files and tree packs in this folder (restic's cache layout).
     #[arg(long, env = "ARCA_CACHE_DIR")]
     cache_dir: Option<std::path::PathBuf>,
+    /// How long maintenance, expiry and manifest backups wait for a repository lock held by
+    /// running work (e.g. 30m, 4h) before they fail.
+    #[arg(long, default_value = "4h", value_parser = humantime::parse_duration)]
+    retry_lock: std::time::Duration,
     /// Log lines as text, or as JSON objects for log aggregators (level with RUST_LOG)
     #[arg(long, env = "ARCA_LOG_FORMAT", default_value = "text", value_parser = arca_reconcile::logging::FORMATS)]
     log_format: String,
@@ -44,6 +48,7 @@ fn run(cli: Cli) -> Result<()> {
         let mut ctx = arca_operator::context::Context::new(client, &cli.namespace);
         ctx.agent_image = cli.agent_image;
         ctx.cache_dir = cli.cache_dir;
+        ctx.lock_retry = arca_engine::lock::RetryLock::up_to(cli.retry_lock);
         let metrics = Arc::new(arca_operator::metrics::Metrics::default());
         if let Some(addr) = metrics_address {
             let m = metrics.clone();

@@ -92,7 +92,7 @@ pub async fn reconcile(
     patch_status(
         &api,
         &name,
-        &json!({"lastMaintenanceTime": Time(now), "recentMaintenance": runs}),
+        &json!({"lastMaintenanceTime": Time(now), "recentMaintenance": runs, "maintenanceWaiting": null}),
     )
     .await?;
     Ok(Outcome::Ran(result))
@@ -103,9 +103,26 @@ async fn run(repo: &BackupRepository, ctx: &Context) -> Result<String> {
     let url = &repo.spec.repository_url;
     // check loads the index (and hands it to the repository for prune): not twice.
     let mut opened = repository::open_unindexed(ctx, repo).await?;
-    let lock = arca_engine::lock::LockGuard::acquire(&opened, true)
-        .await
-        .map_err(Error::engine(url))?;
+    // Running volume backups hold shared locks: maintenance waits for them to end, saying
+    // so in the repository's status.
+    let api: Api<BackupRepository> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
+    let name = repo.name_any();
+    let locked = arca_engine::lock::acquire_retrying(&opened, true, ctx.lock_retry, |holder, _| {
+        tracing::info!(repository = %url, "maintenance waits for the lock {holder}");
+        let (api, name) = (&api, &name);
+        async move {
+            let waiting = json!({"maintenanceWaiting": format!("waiting for the lock {holder}")});
+            let _ = patch_status(api, name, &waiting).await;
+        }
+    })
+    .await;
+    let (lock, waited) = locked.map_err(Error::engine(url))?;
+    let waited = (!waited.is_zero()).then(|| {
+        format!(
+            "waited {} for the lock of running work; ",
+            humantime::format_duration(std::time::Duration::from_secs(waited.as_secs().max(1)))
+        )
+    });
     let none = arca_engine::progress::NoProgress;
     let result = async {
         let report =
@@ -123,7 +140,8 @@ async fn run(repo: &BackupRepository, ctx: &Context) -> Result<String> {
             .await
             .map_err(Error::engine(format!("{url}: prune")))?;
         Ok(format!(
-            "checked {} snapshot(s), {} tree(s); deleted {} pack(s), repacked {}, freed {} bytes",
+            "{}checked {} snapshot(s), {} tree(s); deleted {} pack(s), repacked {}, freed {} bytes",
+            waited.unwrap_or_default(),
             report.snapshots,
             report.trees,
             p.packs_delete,

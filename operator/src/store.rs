@@ -167,7 +167,11 @@ pub async fn save_manifests(
         skip_if_unchanged: false,
         ignore: Default::default(),
     };
-    let lock = arca_engine::lock::LockGuard::acquire(&opened, false)
+    let (lock, _) =
+        arca_engine::lock::acquire_retrying(&opened, false, ctx.lock_retry, |holder, _| {
+            tracing::info!("storing manifests waits for the lock {holder}");
+            async {}
+        })
         .await
         .map_err(Error::engine("locking the resource repository"))?;
     let result = arca_engine::backup::backup(Arc::new(opened), opts, Arc::new(NoProgress)).await;

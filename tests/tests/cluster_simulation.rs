@@ -192,6 +192,7 @@ impl Cluster {
         let mut operator = arca_operator::context::Context::new(client.clone(), NS);
         operator.kdf = arca_format::keyfile::KdfParams { n: 16, r: 1, p: 1 };
         operator.agent_image = Some("arca:test".into());
+        operator.lock_retry.first_pause = std::time::Duration::from_millis(50);
         let agents = NODES
             .iter()
             .map(|n| {
@@ -792,10 +793,32 @@ async fn backup_delete_restore_then_an_incremental_backup() {
         .get(&name_for("shop", "default"))
         .await
         .unwrap();
-    assert_eq!(
-        arca_operator::maintenance::reconcile(&repo, &cluster.operator, week)
+    // A volume backup is running (its shared lock): maintenance waits for it, saying so.
+    let running = arca_engine::lock::LockGuard::acquire(&opened, false)
+        .await
+        .unwrap();
+    let maintenance = arca_operator::maintenance::reconcile(&repo, &cluster.operator, week);
+    tokio::pin!(maintenance);
+    let said = loop {
+        tokio::select! {
+            out = &mut maintenance => panic!("maintenance ran beside a backup: {out:?}"),
+            _ = tokio::time::sleep(std::time::Duration::from_millis(20)) => {}
+        }
+        let st = cluster
+            .api::<BackupRepository>(NS)
+            .get(&name_for("shop", "default"))
             .await
-            .unwrap(),
+            .unwrap()
+            .status
+            .unwrap();
+        if let Some(w) = st.maintenance_waiting {
+            break w;
+        }
+    };
+    assert!(said.contains(&running.id().short()), "{said}");
+    running.release().await.unwrap();
+    assert_eq!(
+        maintenance.await.unwrap(),
         arca_operator::maintenance::Outcome::Ran(
             arca_api::repository::MaintenanceResult::Succeeded
         )
@@ -808,10 +831,12 @@ async fn backup_delete_restore_then_an_incremental_backup() {
         .status
         .unwrap();
     assert_eq!(st.recent_maintenance.len(), 1);
+    assert_eq!(st.maintenance_waiting, None);
     assert!(
-        st.recent_maintenance[0]
-            .message
-            .starts_with("checked 3 snapshot(s)"),
+        st.recent_maintenance[0].message.starts_with("waited ")
+            && st.recent_maintenance[0]
+                .message
+                .contains(" for the lock of running work; checked 3 snapshot(s)"),
         "{}",
         st.recent_maintenance[0].message
     );

@@ -280,3 +280,69 @@ fn retry_lock_waits_for_the_lock_of_a_running_backup() {
         );
     }
 }
+
+/// A backup meets an exclusive lock (maintenance's, written here as arca's operator writes
+/// it): without `--retry-lock` it fails at once (exit 11), with `--retry-lock 1m` it waits,
+/// says so, and succeeds once the lock is gone, for arca as for restic (0.16 and later).
+#[test]
+fn backup_with_retry_lock_waits_for_an_exclusive_lock_and_succeeds() {
+    let Some(t) = twins() else { return };
+    let mut tools: Vec<(&str, &Runner, &Path)> = vec![("arca", &t.arca, &t.arca_repo)];
+    if !t.dialect.is_0_14() {
+        tools.push(("restic", &t.restic, &t.restic_repo));
+    }
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    std::fs::write(data.path().join("new"), b"written while locked").unwrap();
+    let src = data.path().to_str().unwrap();
+    for (name, runner, repo) in tools {
+        let maintenance = rt.block_on(async {
+            let backend = arca_storage::open(repo.to_str().unwrap()).unwrap();
+            let opened = arca_engine::Repository::open(backend, PW).await.unwrap();
+            arca_engine::lock::LockGuard::acquire(&opened, true)
+                .await
+                .unwrap()
+        });
+        let refused = runner.output(["backup", src]);
+        assert_eq!(refused.status.code(), Some(11), "{name}: {refused:?}");
+        let said = String::from_utf8_lossy(&refused.stderr);
+        assert!(said.contains("exclusive"), "{name}: {said}");
+
+        let dir = tempfile::tempdir().unwrap();
+        let (out, err) = (dir.path().join("out"), dir.path().join("err"));
+        let mut waiting = runner.cmd(["--retry-lock", "1m", "backup", src]).command();
+        waiting
+            .stdout(std::fs::File::create(&out).unwrap())
+            .stderr(std::fs::File::create(&err).unwrap());
+        let mut waiting = waiting.spawn().unwrap();
+        let wait_line = "repo already locked, waiting up to 1m0s for the lock";
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        let said = loop {
+            let said = std::fs::read_to_string(&out).unwrap_or_default()
+                + &std::fs::read_to_string(&err).unwrap_or_default();
+            if said.contains(wait_line) || std::time::Instant::now() > deadline {
+                break said;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        };
+        assert!(said.contains(wait_line), "{name}: {said}");
+        assert!(
+            waiting.try_wait().unwrap().is_none(),
+            "{name}: must wait while the lock is held"
+        );
+        rt.block_on(maintenance.release()).unwrap();
+        let status = waiting.wait().unwrap();
+        assert!(
+            status.success(),
+            "{name}: {status:?}\n{}\n{}",
+            std::fs::read_to_string(&out).unwrap_or_default(),
+            std::fs::read_to_string(&err).unwrap_or_default()
+        );
+        // The snapshot is there: three now.
+        assert_eq!(
+            snapshot_list(t.restic.program(), repo).len(),
+            3,
+            "{name}: the new snapshot"
+        );
+    }
+}

@@ -165,6 +165,7 @@ pub async fn world_with(
 pub fn context(w: &World) -> Context {
     let mut c = Context::new(w.client.clone(), "node-a", NS, w.pods.clone());
     c.progress_interval = std::time::Duration::from_millis(50);
+    c.lock_retry.first_pause = std::time::Duration::from_millis(50);
     c
 }
 
