@@ -876,6 +876,56 @@ async fn backup_namespace_lost_restore_incremental_schedule_expiry_on_a_real_api
     assert_eq!(done.message, None, "{done:?}");
     assert!(done.snapshot_id.is_some(), "{done:?}");
 
+    // --- Maintenance holds the repository: a volume backup waits for it, saying so. -------
+    // The test takes the exclusive lock maintenance takes, with the repository's own key.
+    let opened = e.open_repository(&repo_name).await;
+    let maintenance = arca_engine::lock::LockGuard::acquire(&opened, true)
+        .await
+        .unwrap();
+    let queued = format!("queued-{suffix}");
+    let mut spec = b2_data_pvb.spec.clone();
+    spec.tags.insert("backup".into(), queued.clone());
+    e.api::<PodVolumeBackup>(NS)
+        .create(&PostParams::default(), &PodVolumeBackup::new(&queued, spec))
+        .await
+        .unwrap();
+    let waiting = e
+        .until(
+            e.api::<PodVolumeBackup>(NS),
+            &queued,
+            "the volume backup says it waits for maintenance's lock",
+            |p: &PodVolumeBackup| {
+                p.status.as_ref().is_some_and(|s| {
+                    s.message
+                        .as_deref()
+                        .is_some_and(|m| m.starts_with("waiting for the repository lock"))
+                })
+            },
+        )
+        .await
+        .status
+        .unwrap();
+    assert!(!waiting.phase.is_final(), "{waiting:?}");
+    let said = waiting.message.unwrap();
+    assert!(
+        said.contains(&maintenance.id().short()) && said.contains("exclusive"),
+        "{said}"
+    );
+    maintenance.release().await.unwrap();
+    let done = e
+        .until(
+            e.api::<PodVolumeBackup>(NS),
+            &queued,
+            "the queued volume backup ran once maintenance let go",
+            |p: &PodVolumeBackup| p.status.as_ref().is_some_and(|s| s.phase.is_final()),
+        )
+        .await
+        .status
+        .unwrap();
+    assert_eq!(done.phase, VolumePhase::Completed, "{done:?}");
+    assert_eq!(done.message, None, "{done:?}");
+    assert!(done.lock_wait_seconds.unwrap_or(0) >= 1, "{done:?}");
+
     // After everything, the wrong credentials included: no secret was shown anywhere.
     e.assert_no_secret_shown(std::slice::from_ref(&recovery_password))
         .await;

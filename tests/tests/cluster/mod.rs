@@ -601,6 +601,25 @@ impl E2e {
         out
     }
 
+    /// A repository of the MinIO location opened in this process (with its own password), as
+    /// the operator opens it: for taking its lock as maintenance does.
+    pub async fn open_repository(&self, repo: &str) -> arca_engine::Repository {
+        let r = self.api::<BackupRepository>(NS).get(repo).await.unwrap();
+        let pw = self.repository_password(&r).await;
+        let mut options = arca_storage::options::Options::default();
+        options.env = [
+            ("AWS_ACCESS_KEY_ID".to_string(), self.bench.minio[1].clone()),
+            (
+                "AWS_SECRET_ACCESS_KEY".to_string(),
+                self.bench.minio[2].clone(),
+            ),
+            ("AWS_DEFAULT_REGION".to_string(), "us-east-1".to_string()),
+        ]
+        .into();
+        let backend = arca_storage::open_with(&r.spec.repository_url, &options).unwrap();
+        arca_engine::Repository::open(backend, &pw).await.unwrap()
+    }
+
     /// `arca` on a repository of the MinIO location.
     pub async fn arca_on(&self, repo: &str) -> Arca {
         let r = self.api::<BackupRepository>(NS).get(repo).await.unwrap();
