@@ -18,6 +18,11 @@
 # Typical use:  dir=$(mktemp -d); trap 'scripts/control-plane.sh stop "$dir"' EXIT
 #               scripts/control-plane.sh start "$dir" >/dev/null; source "$dir/env"
 #
+# With ARCA_TEST_KWOK set (scripts/go-tools.sh builds it) it also starts kwok, the kubelet of
+# the nodes annotated kwok.x-k8s.io/node=fake only (pods Ready, pods/exec served by running the
+# commands their Exec objects say on this machine), and DIR/env names that annotation in
+# ARCA_TEST_KWOK_NODES (empty without kwok).
+#
 # DIR/env exports ARCA_TEST_KUBECONFIG, ARCA_TEST_KUBE_SERVER (https://127.0.0.1:PORT),
 # ARCA_TEST_KUBE_CA and ARCA_TEST_KUBE_AUDIT_LOG (JSON lines: every request on arca.dev objects,
 # at the Metadata level). The binaries come from ARCA_TEST_ETCD, ARCA_TEST_KUBE_APISERVER,
@@ -175,6 +180,49 @@ kubectl() { "$ARCA_TEST_KUBECTL" --kubeconfig "$DIR/kubeconfig" --request-timeou
 
 start_failed() { if [ "$1" -ne 0 ]; then stop_dir "$DIR"; fi; }
 
+# --- kwok: the kubelet of simulated nodes -----------------------------------------------------------
+
+# The annotation that hands a node to kwok; nodes without it (the tests' own) it leaves alone.
+KWOK_ANNOTATION="kwok.x-k8s.io/node=fake"
+
+# kwok (ARCA_TEST_KWOK, built by scripts/go-tools.sh with its Exec CRDs and stages beside it)
+# makes annotated nodes and their pods Ready and serves their pods/exec, running the commands
+# its Exec objects name on this machine. The API server reaches it at the node's InternalIP
+# (127.0.0.1) and port over HTTPS without checking its certificate (no
+# --kubelet-certificate-authority). Its commands inherit its environment: it gets a bare one.
+start_kwok() {
+  need_bin ARCA_TEST_KWOK
+  local files port stage
+  files="$(dirname "$ARCA_TEST_KWOK")"
+  kubectl apply -f "$files/crds/kwok.x-k8s.io_execs.yaml" -f "$files/crds/kwok.x-k8s.io_clusterexecs.yaml" >/dev/null
+  kubectl wait --for condition=established crd/execs.kwok.x-k8s.io crd/clusterexecs.kwok.x-k8s.io >/dev/null
+  port="$(free_ports 1)"
+  # A --config file gets no defaults: every option kwok needs is spelled out.
+  {
+    printf '%s\n' \
+      "apiVersion: config.kwok.x-k8s.io/v1alpha1" \
+      "kind: KwokConfiguration" \
+      "options:" \
+      "  enableCRDs: [Exec, ClusterExec]" \
+      "  manageNodesWithAnnotationSelector: $KWOK_ANNOTATION" \
+      "  nodeIP: 127.0.0.1" \
+      "  nodePort: $port" \
+      "  serverAddress: 127.0.0.1:$port" \
+      "  enableDebuggingHandlers: true" \
+      "  enableProfilingHandler: false" \
+      "  podPlayStageParallelism: 4" \
+      "  nodePlayStageParallelism: 4" \
+      "  nodeLeaseParallelism: 4" \
+      "  podsOnNodeSyncParallelism: 1"
+    for stage in "$files"/stages/*.yaml; do printf -- '---\n'; cat "$stage"; done
+  } >"$DIR/kwok.yaml"
+  mkdir -p "$DIR/kwok-home"
+  spawn kwok "$DIR/kwok.log" env -i PATH="$PATH" HOME="$DIR/kwok-home" \
+    "$ARCA_TEST_KWOK" --kubeconfig "$DIR/kubeconfig" --config "$DIR/kwok.yaml"
+  wait_until kwok "$DIR/kwok.log" "healthy answer on http://127.0.0.1:$port/healthz" \
+    http_ok "http://127.0.0.1:$port/healthz"
+}
+
 start() {
   DIR="${1:-${ARCA_TEST_CONTROL_PLANE_DIR:-}}"
   if [ -z "$DIR" ]; then DIR="$(mktemp -d "${TMPDIR:-/tmp}/arca-kube.XXXXXX")"; fi
@@ -262,8 +310,15 @@ EOF
   wait_until kube-controller-manager "$DIR/kube-controller-manager.log" \
     "ServiceAccount default/default" kubectl -n default get serviceaccount default
 
+  local kwok_nodes=""
+  if [ -n "${ARCA_TEST_KWOK:-}" ]; then
+    start_kwok
+    kwok_nodes=$KWOK_ANNOTATION
+  fi
+
   {
     printf 'export ARCA_TEST_CONTROL_PLANE_DIR=%q\n' "$DIR"
+    printf 'export ARCA_TEST_KWOK_NODES=%q\n' "$kwok_nodes"
     printf 'export ARCA_TEST_KUBECONFIG=%q\n' "$DIR/kubeconfig"
     printf 'export ARCA_TEST_KUBE_SERVER=%q\n' "$server"
     printf 'export ARCA_TEST_KUBE_CA=%q\n' "$DIR/ca.crt"

@@ -6,14 +6,18 @@
 #   minio   minio                                               github.com/minio/minio (a commit)
 #   restic  restic (the newer one the interop tests use)        github.com/restic/restic v0.19.1
 #   helm    helm (lint and template of deploy/chart)            helm.sh/helm/v4 v4.3.2
+#   kwok    kwok (serves pods/exec for simulated nodes)         sigs.k8s.io/kwok v0.8.0, with
+#                                                               scripts/bench/kwok/*.patch applied;
+#                                                               its Exec CRDs and stages beside it
 #   toxiproxy  toxiproxy-server (scripts/compare.sh only; built when named)
 #                                                               github.com/Shopify/toxiproxy/v2 v2.12.0
 #
-#   scripts/go-tools.sh build [FILE [TOOL...]]   builds what is not in the cache yet (the five test
+#   scripts/go-tools.sh build [FILE [TOOL...]]   builds what is not in the cache yet (the six test
 #                                      tools, or the TOOLs named), then writes export lines
 #                                      (ARCA_TEST_KUBE_APISERVER, ARCA_TEST_KUBE_CONTROLLER_MANAGER,
 #                                      ARCA_TEST_KUBECTL, ARCA_TEST_ETCD, ARCA_TEST_MINIO,
-#                                      ARCA_TEST_RESTIC_NEW, ARCA_TEST_HELM; ARCA_TOXIPROXY) to
+#                                      ARCA_TEST_RESTIC_NEW, ARCA_TEST_HELM, ARCA_TEST_KWOK;
+#                                      ARCA_TOXIPROXY) to
 #                                      FILE, or to stdout without FILE (or with FILE -)
 #
 # Typical use:  scripts/go-tools.sh build "$dir/go-tools.env"; source "$dir/go-tools.env"
@@ -38,7 +42,7 @@ CACHE="${ARCA_GO_TOOLS_CACHE:-${XDG_CACHE_HOME:-${HOME:-/root}/.cache}/arca-go-t
 say() { printf 'go-tools: %s\n' "$*" >&2; }
 die() { say "error: $*"; exit 1; }
 
-TOOLS=(kube etcd minio restic helm)
+TOOLS=(kube etcd minio restic helm kwok)
 
 KUBE_VERSION=v1.36.3
 KUBE_MINOR=36
@@ -49,6 +53,7 @@ MINIO_TIME=2026-02-12T20:18:48Z       # and its time: MinIO's release-style vers
 RESTIC_VERSION=v0.19.1                # the newest the proxy serves; it reports 0.19.1 by itself
 TOXIPROXY_VERSION=v2.12.0
 HELM_VERSION=v4.3.2
+KWOK_VERSION=v0.8.0
 
 # Per tool: version, ldflags, and the binaries as NAME=PACKAGE, each with its export variable.
 tool_version() {
@@ -57,6 +62,7 @@ tool_version() {
     minio) echo "$MINIO_VERSION" ;; restic) echo "$RESTIC_VERSION" ;;
     toxiproxy) echo "$TOXIPROXY_VERSION" ;;
     helm) echo "$HELM_VERSION" ;;
+    kwok) echo "$KWOK_VERSION" ;;
   esac
 }
 
@@ -90,6 +96,7 @@ tool_binaries() {  # lines: binary package export-variable
     restic) echo "restic github.com/restic/restic/cmd/restic ARCA_TEST_RESTIC_NEW" ;;
     toxiproxy) echo "toxiproxy-server github.com/Shopify/toxiproxy/v2/cmd/server ARCA_TOXIPROXY" ;;
     helm) echo "helm helm.sh/helm/v4/cmd/helm ARCA_TEST_HELM" ;;
+    kwok) echo "kwok sigs.k8s.io/kwok/cmd/kwok ARCA_TEST_KWOK" ;;
   esac
 }
 
@@ -106,9 +113,55 @@ version_line() {  # binary -> first line of its version output
 stamp_of() {
   {
     cat "$BENCH/$1/go.mod" "$BENCH/$1/go.sum"
+    cat "$BENCH/$1"/*.patch 2>/dev/null || true
     tool_ldflags "$1"
     tool_binaries "$1"
   } | sha256sum | cut -d' ' -f1
+}
+
+# The module a tool's patches apply to (a tool with scripts/bench/<tool>/*.patch needs one).
+patched_module() {
+  case "$1" in
+    kwok) echo "sigs.k8s.io/kwok $KWOK_VERSION" ;;
+  esac
+}
+
+# A go.work in $2 that builds the wrapper of tool $1 against a patched copy of its module:
+# `go build -overlay` may not replace files in the module cache, a workspace replace may. The
+# wrapper's go.mod and go.sum still pin every other module. Prints the go.work's path.
+patched_workspace() {  # tool, scratch dir
+  local name="$1" scratch="$2" module version dir p
+  read -r module version < <(patched_module "$name")
+  [ -n "$module" ] || die "scripts/bench/$name has patches but no module to apply them to"
+  dir="$(cd "$BENCH/$name" && go mod download -json "$module@$version" |
+    sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')"
+  [ -d "$dir" ] || die "go mod download $module@$version gave no folder"
+  cp -r "$dir" "$scratch/src"
+  chmod -R u+w "$scratch/src"
+  for p in "$BENCH/$name"/*.patch; do
+    patch -s -d "$scratch/src" -p1 <"$p" >&2 || die "$(basename "$p") does not apply to $module $version"
+  done
+  printf 'go %s\n\nuse %s\n\nreplace %s %s => %s\n' \
+    "$(sed -n 's/^go //p' "$BENCH/$name/go.mod")" "$BENCH/$name" "$module" "$version" "$scratch/src" \
+    >"$scratch/go.work"
+  echo "$scratch/go.work"
+}
+
+# What a tool needs beside its binary, copied from its module into $2.
+tool_files() {  # tool, destination
+  case "$1" in
+    kwok)  # the Exec CRDs and the stages that make simulated nodes and pods Ready
+      local dir
+      dir="$(cd "$BENCH/kwok" && go mod download -json "sigs.k8s.io/kwok@$KWOK_VERSION" |
+        sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')"
+      mkdir -p "$2/crds" "$2/stages"
+      cp "$dir/kustomize/crd/bases/kwok.x-k8s.io_execs.yaml" \
+        "$dir/kustomize/crd/bases/kwok.x-k8s.io_clusterexecs.yaml" "$2/crds/"
+      cp "$dir/kustomize/stage/node/fast/node-initialize.yaml" \
+        "$dir/kustomize/stage/pod/fast/pod-ready.yaml" \
+        "$dir/kustomize/stage/pod/fast/pod-delete.yaml" "$2/stages/"
+      chmod -R u+w "$2/crds" "$2/stages" ;;
+  esac
 }
 
 build_tool() {  # name
@@ -131,10 +184,17 @@ build_tool() {  # name
   local out="$tmp/"
   if [ "${#pkgs[@]}" -eq 1 ]; then out="$tmp/${bins[0]}"; fi  # etcd's package ends in /v3
   say "building $name $version (${bins[*]}): go build in scripts/bench/$name (cold: many minutes)"
-  if ! (cd "$BENCH/$name" && go build -trimpath -ldflags="$ldflags" -o "$out" "${pkgs[@]}") >&2; then
+  local work=off
+  if compgen -G "$BENCH/$name/*.patch" >/dev/null; then
+    mkdir "$tmp/.patched"
+    work="$(patched_workspace "$name" "$tmp/.patched")"
+  fi
+  if ! (cd "$BENCH/$name" && GOWORK="$work" go build -trimpath -ldflags="$ldflags" -o "$out" "${pkgs[@]}") >&2; then
     rm -rf "$tmp"
     die "go build of $name $version failed (scripts/bench/$name)"
   fi
+  rm -rf "$tmp/.patched"
+  tool_files "$name" "$tmp"
   for bin in "${bins[@]}"; do
     [ -x "$tmp/$bin" ] || { rm -rf "$tmp"; die "go build of $name did not produce $bin"; }
     say "  $bin: $(version_line "$tmp/$bin")"
