@@ -67,6 +67,10 @@ pub struct BackupSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = DURATION_PATTERN))]
     pub pod_volume_operation_timeout: Option<String>,
+    /// Commands to run in the pods' containers before and after their volumes are backed
+    /// up (for pods without hook annotations).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hooks: Option<crate::hooks::BackupHooks>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
@@ -82,6 +86,12 @@ pub struct BackupStatus {
     /// The snapshot, in the location's resource repository, that holds the manifests.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources_snapshot_id: Option<String>,
+    /// The hooks that ran, in order (the first hundred).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hook_runs: Vec<crate::hooks::HookRun>,
+    /// Pods whose post hooks run once their volumes are backed up.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pending_post_hooks: Vec<PodReference>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]

@@ -4,6 +4,7 @@
 
 pub mod backup;
 pub mod common;
+pub mod hooks;
 pub mod location;
 pub mod podvolume;
 pub mod repository;

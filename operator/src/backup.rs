@@ -5,6 +5,7 @@
 //! location's resource repository, and finish as Completed or PartiallyFailed.
 
 use crate::context::Context;
+use crate::hooks;
 use crate::naming::volume_operation_name;
 pub use crate::operation::Outcome;
 use crate::operation::{fail, volume_timeout};
@@ -17,6 +18,7 @@ use arca_api::backup::{
     SYNCED_FROM_LABEL,
 };
 use arca_api::common::{now, OperationPhase, PodReference, VolumePhase};
+use arca_api::hooks::{HookPhase, HookResult, HookRun, OnError};
 use arca_api::location::AccessMode;
 use arca_api::podvolume::{LINEAGE_TAG, PVC_ORIGIN_ANNOTATION, PVC_UID_LABEL};
 use arca_api::{Backup, BackupStorageLocation, PodVolumeBackup, PodVolumeBackupSpec};
@@ -168,6 +170,9 @@ async fn start(backup: &Backup, ctx: &Context, api: &Api<Backup>, name: &str) ->
     let (mut errors, mut warnings) = (0, 0);
     let mut volumes = 0;
     let uid = backup.uid().unwrap_or_default();
+    // First the plan: the pods in scope with volumes to back up or hooks to run, each
+    // volume's repository ready. Nothing has run yet, so waiting here repeats nothing.
+    let mut planned: Vec<Planned> = Vec::new();
     for pod in pod_list.items {
         let ns = pod.namespace().unwrap_or_default();
         if !selection::namespace_in_scope(&spec.scope, &ns) {
@@ -175,11 +180,16 @@ async fn start(backup: &Backup, ctx: &Context, api: &Api<Backup>, name: &str) ->
         }
         let (vols, skipped) =
             selection::pod_volumes(&pod, spec.default_volumes_to_fs_backup.unwrap_or(false));
-        warnings += skipped.len() as i32;
-        messages.extend(skipped);
-        if vols.is_empty() {
+        let has_hooks = [HookPhase::Pre, HookPhase::Post].iter().any(
+            |p| !matches!(hooks::of_pod(&pod, *p, spec.hooks.as_ref()), Ok(h) if h.is_empty()),
+        );
+        if vols.is_empty() && !has_hooks {
+            warnings += skipped.len() as i32;
+            messages.extend(skipped);
             continue;
         }
+        warnings += skipped.len() as i32;
+        messages.extend(skipped);
         let Some(node) = pod.spec.as_ref().and_then(|s| s.node_name.clone()) else {
             warnings += 1;
             messages.push(format!(
@@ -188,23 +198,78 @@ async fn start(backup: &Backup, ctx: &Context, api: &Api<Backup>, name: &str) ->
             ));
             continue;
         };
-        let repo = repository::ensure(ctx, &ns, &bsl).await?;
-        match repository::readiness(&repo) {
-            Readiness::Ready => {}
-            Readiness::Pending if !out_of_patience(backup) => {
-                return Ok(Outcome::Waiting(REPOSITORY_WAIT))
-            }
-            Readiness::Pending | Readiness::NotReady(_) => {
-                errors += vols.len() as i32;
-                messages.push(format!(
-                    "repository of namespace {ns} is not ready: {}",
-                    repository::unready_reason(&repo)
-                ));
-                continue;
+        let mut repo = None;
+        if !vols.is_empty() {
+            let r = repository::ensure(ctx, &ns, &bsl).await?;
+            match repository::readiness(&r) {
+                Readiness::Ready => repo = Some(r),
+                Readiness::Pending if !out_of_patience(backup) => {
+                    return Ok(Outcome::Waiting(REPOSITORY_WAIT))
+                }
+                Readiness::Pending | Readiness::NotReady(_) => {
+                    errors += vols.len() as i32;
+                    messages.push(format!(
+                        "repository of namespace {ns} is not ready: {}",
+                        repository::unready_reason(&r)
+                    ));
+                }
             }
         }
+        planned.push(Planned {
+            pod,
+            node,
+            vols,
+            repo,
+        });
+    }
+
+    // Then every pre hook, before any volume is read; one failing with onError Fail stops
+    // the Backup, after the post hooks of the pods already prepared (an application frozen by
+    // its pre hook is thawed).
+    let mut hook_runs = Vec::new();
+    let mut pending_post = Vec::new();
+    for (i, p) in planned.iter().enumerate() {
+        let fatal = match hooks::of_pod(&p.pod, HookPhase::Pre, spec.hooks.as_ref()) {
+            Err(why) => Some(why),
+            Ok(pre) => {
+                let (runs, fatal) = hooks::run(&ctx.client, &p.pod, HookPhase::Pre, &pre).await;
+                count_failures(&runs, &mut errors, &mut messages);
+                hook_runs.extend(runs);
+                fatal
+            }
+        };
+        if let Some(why) = fatal {
+            for earlier in &planned[..i] {
+                if let Ok(post) = hooks::of_pod(&earlier.pod, HookPhase::Post, spec.hooks.as_ref())
+                {
+                    let (runs, _) =
+                        hooks::run(&ctx.client, &earlier.pod, HookPhase::Post, &post).await;
+                    hook_runs.extend(runs);
+                }
+            }
+            hook_runs.truncate(HOOK_RUNS_KEPT);
+            patch_status(api, name, &json!({"hookRuns": hook_runs})).await?;
+            return fail(api, name, why).await;
+        }
+        pending_post.push(PodReference {
+            namespace: p.pod.namespace().unwrap_or_default(),
+            name: p.pod.name_any(),
+            uid: p.pod.uid().unwrap_or_default(),
+        });
+    }
+    hook_runs.truncate(HOOK_RUNS_KEPT);
+
+    for Planned {
+        pod,
+        node,
+        vols,
+        repo,
+    } in &planned
+    {
+        let Some(repo) = repo else { continue };
+        let ns = pod.namespace().unwrap_or_default();
         for v in vols {
-            let pvc_uid = claim_uid(ctx, &pod, &v).await;
+            let pvc_uid = claim_uid(ctx, pod, v).await;
             let mut labels = std::collections::BTreeMap::from([
                 (BACKUP_NAME_LABEL.to_string(), name.to_string()),
                 (BACKUP_UID_LABEL.to_string(), uid.clone()),
@@ -214,7 +279,7 @@ async fn start(backup: &Backup, ctx: &Context, api: &Api<Backup>, name: &str) ->
             }
             let pvb = PodVolumeBackup {
                 metadata: ObjectMeta {
-                    name: Some(volume_operation_name(name, &ns, &pod.name_any(), &v)),
+                    name: Some(volume_operation_name(name, &ns, &pod.name_any(), v)),
                     namespace: Some(ctx.namespace.clone()),
                     labels: Some(labels),
                     ..Default::default()
@@ -243,7 +308,7 @@ async fn start(backup: &Backup, ctx: &Context, api: &Api<Backup>, name: &str) ->
                     .chain(
                         pvc_uid
                             .is_none()
-                            .then(|| (LINEAGE_TAG.to_string(), lineage(&pod))),
+                            .then(|| (LINEAGE_TAG.to_string(), lineage(pod))),
                     )
                     .collect(),
                     cancel: false,
@@ -271,10 +336,83 @@ async fn start(backup: &Backup, ctx: &Context, api: &Api<Backup>, name: &str) ->
             "errors": errors,
             "warnings": warnings,
             "messages": messages,
+            "hookRuns": hook_runs,
+            "pendingPostHooks": pending_post,
         }),
     )
     .await?;
     Ok(Outcome::Waiting(VOLUMES_WAIT))
+}
+
+/// Hook runs kept in a Backup's status.
+const HOOK_RUNS_KEPT: usize = 100;
+
+/// Run the post hooks of pod `p` (as it is now: the same pod, by UID). A pod gone, or hook
+/// annotations that no longer parse, are a failed run of their own.
+async fn post_hooks(ctx: &Context, backup: &Backup, p: &PodReference) -> Vec<HookRun> {
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &p.namespace);
+    let not_run = |why: String, on_error: OnError| {
+        vec![HookRun {
+            pod: format!("{}/{}", p.namespace, p.name),
+            container: String::new(),
+            phase: HookPhase::Post,
+            source: "annotations".into(),
+            command: Vec::new(),
+            result: HookResult::NotRun,
+            exit_code: None,
+            on_error,
+            output: why,
+        }]
+    };
+    // Listed by name: the operator may list pods everywhere, but not get them.
+    let by_name = ListParams::default().fields(&format!("metadata.name={}", p.name));
+    let found = pods.list(&by_name).await.map(|l| {
+        l.items
+            .into_iter()
+            .find(|pod| pod.uid().as_deref() == Some(p.uid.as_str()))
+    });
+    let pod = match found {
+        Ok(Some(pod)) => pod,
+        // Nothing is left to thaw: an error, not a failed Backup.
+        Ok(_) => {
+            return not_run(
+                "the pod is gone: its post hooks could not run".into(),
+                OnError::Continue,
+            )
+        }
+        Err(kube::Error::Api(e)) => {
+            return not_run(format!("cannot read the pod: {}", e.message), OnError::Fail)
+        }
+        Err(e) => return not_run(format!("cannot read the pod: {e}"), OnError::Fail),
+    };
+    match hooks::of_pod(&pod, HookPhase::Post, backup.spec.hooks.as_ref()) {
+        Ok(post) => {
+            hooks::run(&ctx.client, &pod, HookPhase::Post, &post)
+                .await
+                .0
+        }
+        Err(why) => not_run(why, OnError::Fail),
+    }
+}
+
+/// A pod the Backup covers: its node, the volumes to back up and their repository (none when
+/// it is not ready: those volumes are counted as errors).
+struct Planned {
+    pod: Pod,
+    node: String,
+    vols: Vec<String>,
+    repo: Option<arca_api::BackupRepository>,
+}
+
+/// Hooks that failed with `onError: Continue` are errors of the Backup (it ends
+/// PartiallyFailed), each said in its messages.
+fn count_failures(runs: &[HookRun], errors: &mut i32, messages: &mut Vec<String>) {
+    for r in runs {
+        if r.result != HookResult::Succeeded && r.on_error == OnError::Continue {
+            *errors += 1;
+            messages.push(hooks::describe(r));
+        }
+    }
 }
 
 /// What outlives `pod`: its controller (`<ns>/<kind>/<name>`), or the pod's own name.
@@ -319,7 +457,7 @@ async fn finish(
     name: &str,
     kinds: &[Kind],
 ) -> Result<Outcome> {
-    let status = backup.status.clone().unwrap_or_default();
+    let mut status = backup.status.clone().unwrap_or_default();
     let uid = backup.uid().unwrap_or_default();
     let pvbs = Api::<PodVolumeBackup>::namespaced(ctx.client.clone(), &ctx.namespace)
         .list(&ListParams::default().labels(&format!("{BACKUP_UID_LABEL}={uid}")))
@@ -331,6 +469,42 @@ async fn finish(
         status.outcome.start_timestamp.as_ref(),
     );
     let phase_of = |p: &PodVolumeBackup| p.status.as_ref().map(|s| s.phase).unwrap_or_default();
+    // The post hooks of each pod whose volumes are done (or given up on), each pod's recorded
+    // before the next runs, so that none runs twice.
+    let pending = std::mem::take(&mut status.pending_post_hooks);
+    for (i, p) in pending.iter().enumerate() {
+        let busy = pvbs
+            .iter()
+            .any(|v| v.spec.pod.uid == p.uid && !phase_of(v).is_final());
+        if busy && !timed_out {
+            status.pending_post_hooks.push(p.clone());
+            continue;
+        }
+        let runs = post_hooks(ctx, backup, p).await;
+        count_failures(
+            &runs,
+            &mut status.outcome.errors,
+            &mut status.outcome.messages,
+        );
+        status.hook_runs.extend(runs);
+        status.hook_runs.truncate(HOOK_RUNS_KEPT);
+        let left: Vec<&PodReference> = status
+            .pending_post_hooks
+            .iter()
+            .chain(&pending[i + 1..])
+            .collect();
+        patch_status(
+            api,
+            name,
+            &json!({
+                "hookRuns": status.hook_runs,
+                "pendingPostHooks": left,
+                "errors": status.outcome.errors,
+                "messages": status.outcome.messages,
+            }),
+        )
+        .await?;
+    }
     let running = pvbs.iter().filter(|p| !phase_of(p).is_final()).count();
     if running > 0 && !timed_out {
         let done = pvbs.len() - running;
@@ -366,6 +540,14 @@ async fn finish(
                 ));
             }
         }
+    }
+    // A post hook that failed with onError Fail fails the Backup, with its output.
+    if let Some(fatal) = status.hook_runs.iter().find(|r| {
+        r.phase == HookPhase::Post
+            && r.on_error == OnError::Fail
+            && r.result != HookResult::Succeeded
+    }) {
+        return fail(api, name, hooks::describe(fatal)).await;
     }
     let bsl = storage_location(ctx, backup.spec.storage_location.as_deref()).await?;
     let resources_repo = match crate::store::resource_repository(ctx, &bsl).await? {

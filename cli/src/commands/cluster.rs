@@ -247,6 +247,7 @@ impl BackupTemplateArgs {
             storage_location: self.storage_location.clone(),
             default_volumes_to_fs_backup: self.default_volumes_to_fs_backup.then_some(true),
             pod_volume_operation_timeout: None,
+            hooks: None,
         })
     }
 }

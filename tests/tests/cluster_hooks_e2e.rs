@@ -1,0 +1,293 @@
+//! Backup hooks on a real control plane of this test's own, run for real through the API
+//! server's `pods/exec`: kwok (started by scripts/control-plane.sh) is the kubelet of the
+//! test's node, makes its pods Ready and runs the commands they are sent on this machine, in
+//! the pod's volume folder (its `Exec` object). So a pre hook that writes a marker writes it
+//! into the volume the agent then backs up.
+//!
+//! Steps: a pre and a post hook from Velero's annotations (the marker in the snapshot, the
+//! post hook's marker only after it); a failing pre hook with onError Fail (the Backup Failed
+//! with the hook's output, no volume backed up); the same with Continue (PartiallyFailed, the
+//! volume backed up); hooks from `spec.hooks` selecting the pod by label.
+
+mod cluster;
+use cluster::*;
+
+use arca_api::backup::BACKUP_NAME_LABEL;
+use arca_api::common::{OperationPhase, VolumePhase};
+use arca_api::hooks::{HookPhase, HookResult};
+use arca_api::*;
+use arca_tests::*;
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use kube::{Api, ResourceExt};
+use rand::RngCore;
+use serde_json::json;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backup_hooks_run_through_pods_exec_around_the_volume_backup() {
+    let Some(base) = bench() else { return };
+    let root = tempfile::tempdir().unwrap();
+    let cp = ControlPlane::start(&root.path().join("control-plane"));
+    let env = std::fs::read_to_string(cp.dir.join("env")).unwrap();
+    let kwok_nodes = env
+        .lines()
+        .find_map(|l| l.strip_prefix("export ARCA_TEST_KWOK_NODES="))
+        .unwrap_or_default()
+        .trim_matches('\'')
+        .to_string();
+    if kwok_nodes.is_empty() {
+        let msg = "the hooks test needs kwok (ARCA_TEST_KWOK, from scripts/go-tools.sh build)";
+        assert!(!is_ci(), "{msg}");
+        eprintln!("SKIPPED: {msg}");
+        return;
+    }
+    let (key, value) = kwok_nodes.split_once('=').unwrap();
+    let bench = cp.bench(&base);
+    let admin = client_for(&bench.kubeconfig).await;
+    let suffix = format!("{:06x}", rand::thread_rng().next_u64() & 0xff_ffff);
+    let mut e = E2e {
+        bench,
+        admin,
+        dir: tempfile::tempdir().unwrap(),
+        node: format!("kwok-{suffix}"),
+        app: format!("db-{suffix}"),
+        procs: Vec::new(),
+        printed: Default::default(),
+    };
+    std::fs::create_dir_all(e.pods_dir()).unwrap();
+    install_deploy(&e);
+    // A node kwok runs: it makes the pods on it Ready and serves their exec.
+    let node: Node =
+        serde_json::from_value(json!({"metadata": {"name": e.node, "annotations": {key: value}}}))
+            .unwrap();
+    Api::<Node>::all(e.admin.clone())
+        .create(&PostParams::default(), &node)
+        .await
+        .unwrap();
+    minio_location(&e, "default", &format!("hooks-{suffix}"), json!({}));
+    start_arca(&mut e);
+
+    // --- The application: pod db-0 with a volume `data`, Velero's hook annotations. --------
+    let app = e.app.clone();
+    apply(
+        &e,
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": app}}),
+    );
+    apply(
+        &e,
+        json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "db-0", "namespace": app, "labels": {"app": "db"},
+                     "annotations": {
+                        "backup.velero.io/backup-volumes": "data",
+                        "pre.hook.backup.velero.io/container": "db",
+                        "pre.hook.backup.velero.io/command":
+                            r#"["/bin/sh", "-c", "echo frozen > pre-marker; echo flushed"]"#,
+                        "post.hook.backup.velero.io/command":
+                            r#"["/bin/sh", "-c", "echo thawed > post-marker"]"#}},
+        "spec": {"nodeName": e.node,
+                 "containers": [{"name": "db", "image": "registry.invalid/db:1"}],
+                 "volumes": [{"name": "data", "emptyDir": {}}]}}),
+    );
+    let pod = e.api::<Pod>(&app).get("db-0").await.unwrap();
+    let uid = pod.uid().unwrap();
+    let data = e.volume_dir(&uid, "kubernetes.io~empty-dir", "data");
+    std::fs::create_dir_all(&data).unwrap();
+    write_files(&data, 7);
+    // kwok runs the pod's commands in its volume folder.
+    apply(
+        &e,
+        json!({"apiVersion": "kwok.x-k8s.io/v1alpha1", "kind": "Exec",
+        "metadata": {"name": "db-0", "namespace": app},
+        "spec": {"execs": [{"local": {"workDir": data.to_str().unwrap()}}]}}),
+    );
+    e.until(
+        e.api::<Pod>(&app),
+        "db-0",
+        "kwok makes the pod Running",
+        |p: &Pod| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"),
+    )
+    .await;
+
+    // --- b1: the pre hook's marker is in the snapshot; the post hook ran after it. --------
+    let b1 = run_backup(&e, "b1", json!({})).await;
+    let st = b1.status.clone().unwrap();
+    assert_eq!(
+        st.outcome.phase,
+        OperationPhase::Completed,
+        "{st:?}\n{}",
+        e.logs()
+    );
+    let runs = &st.hook_runs;
+    assert_eq!(runs.len(), 2, "{runs:?}");
+    assert_eq!(
+        (runs[0].phase, runs[0].result, runs[0].exit_code),
+        (HookPhase::Pre, HookResult::Succeeded, Some(0))
+    );
+    assert_eq!(runs[0].container, "db");
+    assert_eq!(runs[0].output.trim(), "flushed");
+    assert_eq!(
+        (runs[1].phase, runs[1].result),
+        (HookPhase::Post, HookResult::Succeeded)
+    );
+    let snapshot = volume_snapshot(&e, "b1").await;
+    let arca = e
+        .arca_on(&arca_operator::repository::name_for(&app, "default"))
+        .await;
+    let pre = arca.run(["dump", &snapshot, "/pre-marker"]);
+    assert_eq!(pre, b"frozen\n");
+    let ls = String::from_utf8(arca.run(["ls", &snapshot])).unwrap();
+    assert!(
+        !ls.contains("post-marker"),
+        "the post hook ran before the volume was backed up: {ls}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(data.join("post-marker")).unwrap(),
+        "thawed\n"
+    );
+
+    // --- b2: a failing pre hook, onError Fail (the default): Failed, with its output. -----
+    annotate(
+        &e,
+        &app,
+        json!({"pre.hook.backup.velero.io/command":
+            r#"["/bin/sh", "-c", "echo cannot freeze >&2; exit 3"]"#}),
+    )
+    .await;
+    std::fs::remove_file(data.join("post-marker")).unwrap();
+    let b2 = run_backup(&e, "b2", json!({})).await;
+    let st = b2.status.clone().unwrap();
+    assert_eq!(st.outcome.phase, OperationPhase::Failed, "{st:?}");
+    let reason = st.outcome.failure_reason.clone().unwrap_or_default();
+    assert!(
+        reason.contains("exited with 3") && reason.contains("cannot freeze"),
+        "{reason}"
+    );
+    assert_eq!(st.hook_runs[0].exit_code, Some(3), "{st:?}");
+    assert!(
+        pvbs_of(&e, "b2").await.is_empty(),
+        "no volume is backed up after a failed pre hook"
+    );
+
+    // --- b3: the same with onError Continue: PartiallyFailed, the volume backed up. -------
+    annotate(
+        &e,
+        &app,
+        json!({"pre.hook.backup.velero.io/on-error": "Continue"}),
+    )
+    .await;
+    let b3 = run_backup(&e, "b3", json!({})).await;
+    let st = b3.status.clone().unwrap();
+    assert_eq!(st.outcome.phase, OperationPhase::PartiallyFailed, "{st:?}");
+    assert!(
+        st.outcome
+            .messages
+            .iter()
+            .any(|m| m.contains("cannot freeze")),
+        "{:?}",
+        st.outcome.messages
+    );
+    let pvbs = pvbs_of(&e, "b3").await;
+    assert_eq!(pvbs.len(), 1);
+    assert_eq!(
+        pvbs[0].status.as_ref().unwrap().phase,
+        VolumePhase::Completed
+    );
+    assert_eq!(
+        std::fs::read_to_string(data.join("post-marker")).unwrap(),
+        "thawed\n",
+        "the post hook still ran"
+    );
+
+    // --- b4: hooks from spec.hooks, for a pod without hook annotations. -------------------
+    let mut plain = serde_json::Map::new();
+    for k in [
+        "pre.hook.backup.velero.io/container",
+        "pre.hook.backup.velero.io/command",
+        "pre.hook.backup.velero.io/on-error",
+        "post.hook.backup.velero.io/command",
+    ] {
+        plain.insert(k.into(), serde_json::Value::Null);
+    }
+    annotate(&e, &app, serde_json::Value::Object(plain)).await;
+    let b4 = run_backup(
+        &e,
+        "b4",
+        json!({"hooks": {"resources": [{
+            "name": "by-label", "includedNamespaces": [app],
+            "labelSelector": {"matchLabels": {"app": "db"}},
+            "pre": [{"exec": {"command": ["/bin/sh", "-c", "echo spec > spec-marker"]}}],
+            "post": [{"exec": {"command": ["/bin/sh", "-c", "rm spec-marker"], "onError": "Continue"}}]}]}}),
+    )
+    .await;
+    let st = b4.status.clone().unwrap();
+    assert_eq!(st.outcome.phase, OperationPhase::Completed, "{st:?}");
+    assert_eq!(st.hook_runs.len(), 2, "{:?}", st.hook_runs);
+    assert!(st.hook_runs.iter().all(|r| r.source == "by-label"));
+    let snapshot = volume_snapshot(&e, "b4").await;
+    assert_eq!(arca.run(["dump", &snapshot, "/spec-marker"]), b"spec\n");
+    assert!(
+        !data.join("spec-marker").exists(),
+        "the post hook removed it"
+    );
+
+    e.assert_no_secret_shown(&[]).await;
+    drop(cp);
+}
+
+/// Create Backup `name` of the application's namespace (`extra` merged into its spec) and
+/// wait until it ends.
+async fn run_backup(e: &E2e, name: &str, extra: serde_json::Value) -> Backup {
+    let mut spec = json!({"includedNamespaces": [e.app]});
+    for (k, v) in extra.as_object().into_iter().flatten() {
+        spec[k] = v.clone();
+    }
+    apply(
+        e,
+        json!({"apiVersion": "arca.dev/v1alpha1", "kind": "Backup",
+        "metadata": {"name": name, "namespace": NS}, "spec": spec}),
+    );
+    e.until(
+        e.api::<Backup>(NS),
+        name,
+        &format!("Backup {name} ends"),
+        |b: &Backup| {
+            matches!(
+                phase_of_backup(b),
+                OperationPhase::Completed
+                    | OperationPhase::PartiallyFailed
+                    | OperationPhase::Failed
+            )
+        },
+    )
+    .await
+}
+
+async fn annotate(e: &E2e, ns: &str, annotations: serde_json::Value) {
+    e.api::<Pod>(ns)
+        .patch(
+            "db-0",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"annotations": annotations}})),
+        )
+        .await
+        .unwrap();
+}
+
+async fn pvbs_of(e: &E2e, backup: &str) -> Vec<PodVolumeBackup> {
+    e.api::<PodVolumeBackup>(NS)
+        .list(&ListParams::default().labels(&format!("{BACKUP_NAME_LABEL}={backup}")))
+        .await
+        .unwrap()
+        .items
+}
+
+/// The snapshot Backup `backup` took of the volume.
+async fn volume_snapshot(e: &E2e, backup: &str) -> String {
+    let pvbs = pvbs_of(e, backup).await;
+    assert_eq!(pvbs.len(), 1, "{pvbs:?}");
+    pvbs[0]
+        .status
+        .as_ref()
+        .and_then(|s| s.snapshot_id.clone())
+        .expect("a snapshot")
+}
