@@ -13,6 +13,8 @@
 #                                            # each tool with its own fresh local cache
 #   GENERATE_ONLY=1 ...                                # only build the dataset (kept in $WORK)
 #   ROUNDS=5 ...                                       # rounds to take the median of (default 3)
+#   RUSTIC=~/.cache/arca-rustic/bin/rustic ...         # rustic too (local disk modes), built by
+#                                                      # `cargo install rustic-rs --locked --root ~/.cache/arca-rustic`
 #
 # For each tool: init, first backup, second backup of unchanged data, restore. The tools are
 # arca, Debian's restic 0.14.0 and the current restic (0.19.1, built by scripts/go-tools.sh),
@@ -42,6 +44,10 @@ bash scripts/go-tools.sh build "$WORK/go-tools.env" >&2
 source "$WORK/go-tools.env"
 RESTIC_NEW=$ARCA_TEST_RESTIC_NEW
 RESTIC_OLD=$(command -v restic)
+# rustic where it was built (local disk only: its S3 goes through other options).
+RUSTIC=${RUSTIC:-}
+case $MODE in s3 | proxy) RUSTIC= ;; esac
+export RUSTIC_PASSWORD=$RESTIC_PASSWORD
 
 mkdir -p "$WORK"
 DATA=$WORK/data-$MODE-$SCALE
@@ -128,8 +134,28 @@ measure() { # name, command...
   echo "    $name: ${e} s, $((m / 1024)) MiB" >&2
 }
 
+# rustic (RUSTIC=path, e.g. from `cargo install rustic-rs`) on local disk: its own command
+# line (restore takes the target as an argument; no -q, --no-progress instead).
+run_rustic() { # round
+  local r=$1 repo=$WORK/repo-rustic-$r target=$WORK/restore-rustic-$r
+  local g=(--no-progress -r "$repo")
+  "$RUSTIC" "${g[@]}" init >/dev/null 2>&1
+  measure "rustic-backup1-$r" "$RUSTIC" "${g[@]}" backup "$DATA"
+  SIZE[rustic]=$(du -sb "$repo" | cut -f1)
+  [ "$MODE" = many ] && return
+  measure "rustic-backup2-$r" "$RUSTIC" "${g[@]}" backup "$DATA"
+  measure "rustic-restore-$r" "$RUSTIC" "${g[@]}" restore latest "$target"
+  # rustic restores the snapshot's paths below the target as restic does, or their contents.
+  if [ -d "$target$DATA" ]; then
+    diff -r "$DATA" "$target$DATA" > /dev/null || { echo "rustic restore differs from the source" >&2; exit 1; }
+  else
+    diff -r "$DATA" "$target" > /dev/null || { echo "rustic restore differs from the source" >&2; exit 1; }
+  fi
+}
+
 run_tool() { # tool, binary, round
   local tool=$1 bin=$2 r=$3
+  [ "$tool" = rustic ] && { run_rustic "$r"; return; }
   local repo=$WORK/repo-$tool-$r target=$WORK/restore-$tool-$r
   if [ "$MODE" = s3 ]; then
     repo="s3:$ARCA_TEST_S3_ENDPOINT/$ARCA_TEST_BUCKET/compare-$tool-$r"
@@ -235,6 +261,7 @@ for r in $(seq 1 "$ROUNDS"); do
     2) run_tool arca "$ARCA" "$r"; run_tool restic19 "$RESTIC_NEW" "$r"; run_tool restic "$RESTIC_OLD" "$r" ;;
     0) run_tool restic19 "$RESTIC_NEW" "$r"; run_tool restic "$RESTIC_OLD" "$r"; run_tool arca "$ARCA" "$r" ;;
   esac
+  if [ -n "$RUSTIC" ]; then run_tool rustic "$RUSTIC" "$r"; fi
 done
 
 steps="backup1 backup2 restore"
@@ -259,6 +286,7 @@ table() { # baseline tool name, its label
 }
 table restic "restic 0.14.0 (Debian)"
 table restic19 "restic 0.19.1"
+if [ -n "$RUSTIC" ]; then table rustic "rustic $("$RUSTIC" --version | awk '{print $2}')"; fi
 echo "(median of $ROUNDS rounds: wall seconds, CPU seconds user+system, max RSS MiB; ratio = arca / restic)"
 if [ "$MODE" = s3 ]; then
   printf 'arca with -o s3.connections=64: %.2f s, max RSS %.1f MiB (default 5 connections: %.1f MiB)\n' \
