@@ -89,6 +89,9 @@ pub struct BackupStatus {
     /// The hooks that ran, in order (the first hundred).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub hook_runs: Vec<crate::hooks::HookRun>,
+    /// The backup commands that ran, each output stored as a file.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub command_runs: Vec<crate::hooks::BackupCommandRun>,
     /// Pods whose post hooks run once their volumes are backed up.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pending_post_hooks: Vec<PodReference>,

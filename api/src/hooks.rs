@@ -15,6 +15,20 @@ pub const PRE_HOOK_PREFIXES: [&str; 2] =
 /// The same for a post hook.
 pub const POST_HOOK_PREFIXES: [&str; 2] =
     ["post.hook.backup.arca.dev/", "post.hook.backup.velero.io/"];
+/// Pod annotation with a command whose standard output is backed up as a file (a database
+/// dump): a JSON array, or one word. K8up's key (a shell command line) is honoured too.
+pub const BACKUP_COMMAND_ANNOTATION: &str = "backup.arca.dev/backup-command";
+pub const K8UP_BACKUP_COMMAND_ANNOTATION: &str = "k8up.io/backupcommand";
+/// The container to run it in (default: the pod's first), as Arca and K8up spell it.
+pub const BACKUP_COMMAND_CONTAINER_ANNOTATIONS: [&str; 2] = [
+    "backup.arca.dev/backup-command-container",
+    "k8up.io/backupcommand-container",
+];
+/// The file's name in the snapshot (Arca), or its extension after `<pod>-<container>` (K8up);
+/// default `<pod>-<container>`.
+pub const BACKUP_COMMAND_FILE_ANNOTATION: &str = "backup.arca.dev/backup-command-file";
+pub const K8UP_FILE_EXTENSION_ANNOTATION: &str = "k8up.io/file-extension";
+
 /// A hook's timeout when none is given (Velero's).
 pub const DEFAULT_HOOK_TIMEOUT: &str = "30s";
 
@@ -119,6 +133,31 @@ pub struct HookRun {
     pub on_error: OnError,
     /// The end of what it printed (standard output, then standard error), or why it did not
     /// run.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub output: String,
+}
+
+/// A backup command that ran: its output stored as one file, in a snapshot of its own in the
+/// pod's namespace's repository (tagged with the Backup, the pod and the container).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupCommandRun {
+    /// `<namespace>/<pod>`.
+    pub pod: String,
+    pub container: String,
+    pub command: Vec<String>,
+    /// The file's path in the snapshot.
+    pub file: String,
+    pub result: HookResult,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    /// The snapshot, when the command succeeded (one that failed leaves none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot_id: Option<String>,
+    /// Bytes it printed on standard output.
+    #[schemars(range(min = 0))]
+    pub bytes: i64,
+    /// The end of its standard error, or why it did not run.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub output: String,
 }

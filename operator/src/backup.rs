@@ -4,6 +4,7 @@
 //! scope, each pod's annotated with its volumes' snapshot IDs, as a snapshot of the
 //! location's resource repository, and finish as Completed or PartiallyFailed.
 
+use crate::backup_command;
 use crate::context::Context;
 use crate::hooks;
 use crate::naming::volume_operation_name;
@@ -183,7 +184,8 @@ async fn start(backup: &Backup, ctx: &Context, api: &Api<Backup>, name: &str) ->
         let has_hooks = [HookPhase::Pre, HookPhase::Post].iter().any(
             |p| !matches!(hooks::of_pod(&pod, *p, spec.hooks.as_ref()), Ok(h) if h.is_empty()),
         );
-        if vols.is_empty() && !has_hooks {
+        let command = backup_command::of_pod(&pod).transpose();
+        if vols.is_empty() && !has_hooks && command.is_none() {
             warnings += skipped.len() as i32;
             messages.extend(skipped);
             continue;
@@ -199,7 +201,7 @@ async fn start(backup: &Backup, ctx: &Context, api: &Api<Backup>, name: &str) ->
             continue;
         };
         let mut repo = None;
-        if !vols.is_empty() {
+        if !vols.is_empty() || command.is_some() {
             let r = repository::ensure(ctx, &ns, &bsl).await?;
             match repository::readiness(&r) {
                 Readiness::Ready => repo = Some(r),
@@ -207,7 +209,7 @@ async fn start(backup: &Backup, ctx: &Context, api: &Api<Backup>, name: &str) ->
                     return Ok(Outcome::Waiting(REPOSITORY_WAIT))
                 }
                 Readiness::Pending | Readiness::NotReady(_) => {
-                    errors += vols.len() as i32;
+                    errors += vols.len() as i32 + i32::from(command.is_some());
                     messages.push(format!(
                         "repository of namespace {ns} is not ready: {}",
                         repository::unready_reason(&r)
@@ -220,6 +222,7 @@ async fn start(backup: &Backup, ctx: &Context, api: &Api<Backup>, name: &str) ->
             node,
             vols,
             repo,
+            command,
         });
     }
 
@@ -259,11 +262,35 @@ async fn start(backup: &Backup, ctx: &Context, api: &Api<Backup>, name: &str) ->
     }
     hook_runs.truncate(HOOK_RUNS_KEPT);
 
+    // The backup commands, each output streamed into a snapshot of its own.
+    let mut command_runs = Vec::new();
+    for p in &planned {
+        match (&p.command, &p.repo) {
+            (Some(Err(why)), _) => {
+                errors += 1;
+                messages.push(why.clone());
+            }
+            (Some(Ok(cmd)), Some(repo)) => {
+                let run = backup_command::run(ctx, backup, &p.pod, cmd, repo).await;
+                if run.result != HookResult::Succeeded {
+                    errors += 1;
+                    messages.push(format!(
+                        "backup command {:?} in {} container {}: {:?}: {}",
+                        run.command, run.pod, run.container, run.result, run.output
+                    ));
+                }
+                command_runs.push(run);
+            }
+            _ => {}
+        }
+    }
+
     for Planned {
         pod,
         node,
         vols,
         repo,
+        ..
     } in &planned
     {
         let Some(repo) = repo else { continue };
@@ -337,6 +364,7 @@ async fn start(backup: &Backup, ctx: &Context, api: &Api<Backup>, name: &str) ->
             "warnings": warnings,
             "messages": messages,
             "hookRuns": hook_runs,
+            "commandRuns": command_runs,
             "pendingPostHooks": pending_post,
         }),
     )
@@ -402,6 +430,8 @@ struct Planned {
     node: String,
     vols: Vec<String>,
     repo: Option<arca_api::BackupRepository>,
+    /// Its backup command, or why its annotations do not give one.
+    command: Option<std::result::Result<backup_command::BackupCommand, String>>,
 }
 
 /// Hooks that failed with `onError: Continue` are errors of the Backup (it ends

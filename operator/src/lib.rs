@@ -5,6 +5,7 @@
 //! PodVolumeRestores.
 
 pub mod backup;
+pub mod backup_command;
 pub mod context;
 pub mod controller;
 pub mod error;

@@ -80,6 +80,55 @@ pub async fn run(
     }
 }
 
+/// Run `command` in `container` of pod `namespace/pod`, handing its standard output, as it
+/// comes, to `consume` (which must read it to the end); its standard error is kept as
+/// [`run`] keeps it. No timeout: a dump takes as long as it takes. Returns how the command
+/// ended, the end of its standard error, and what `consume` gave (none if the command never
+/// started).
+pub async fn run_streamed<T, F, Fut>(
+    client: &kube::Client,
+    namespace: &str,
+    pod: &str,
+    container: &str,
+    command: &[String],
+    consume: F,
+) -> (Ended, String, Option<T>)
+where
+    F: FnOnce(Box<dyn AsyncRead + Unpin + Send>) -> Fut,
+    Fut: std::future::Future<Output = T>,
+{
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let params = AttachParams::default()
+        .container(container)
+        .stdin(false)
+        .stdout(true)
+        .stderr(true);
+    let mut process = match pods.exec(pod, command.to_vec(), &params).await {
+        Ok(p) => p,
+        Err(e) => return (Ended::NotRun(e.to_string()), String::new(), None),
+    };
+    let status = process.take_status();
+    let Some(out) = process.stdout() else {
+        return (
+            Ended::NotRun("no standard output stream".into()),
+            String::new(),
+            None,
+        );
+    };
+    let mut stderr = Tail::default();
+    let (consumed, err) = tokio::join!(consume(Box::new(out)), stderr.read_all(process.stderr()));
+    let status = match status {
+        Some(s) => s.await,
+        None => None,
+    };
+    let _ = process.join().await;
+    let ended = match err {
+        Err(why) => Ended::NotRun(format!("reading the command's errors: {why}")),
+        Ok(()) => ended(status),
+    };
+    (ended, stderr.text(), Some(consumed))
+}
+
 /// The command's end from the Status the API server sends last: Success, a NonZeroExitCode
 /// failure whose cause carries the code, or another failure (the command never ran).
 fn ended(status: Option<Status>) -> Ended {

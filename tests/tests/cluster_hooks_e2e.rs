@@ -7,7 +7,9 @@
 //! Steps: a pre and a post hook from Velero's annotations (the marker in the snapshot, the
 //! post hook's marker only after it); a failing pre hook with onError Fail (the Backup Failed
 //! with the hook's output, no volume backed up); the same with Continue (PartiallyFailed, the
-//! volume backed up); hooks from `spec.hooks` selecting the pod by label.
+//! volume backed up); hooks from `spec.hooks` selecting the pod by label; a backup command's
+//! 1 GiB output streamed into a snapshot while the operator's peak memory stays flat; a
+//! failing backup command leaving no snapshot.
 
 mod cluster;
 use cluster::*;
@@ -230,13 +232,143 @@ async fn backup_hooks_run_through_pods_exec_around_the_volume_backup() {
         "the post hook removed it"
     );
 
+    // --- b5: a backup command's 1 GiB output, streamed into a snapshot in flat memory. ---
+    let operator_pid = e.procs[OPERATOR].child.id();
+    let before = peak_rss_kib(operator_pid);
+    annotate(
+        &e,
+        &app,
+        json!({"backup.arca.dev/backup-command":
+                   r#"["/bin/sh", "-c", "echo dump-of-db; head -c 1073741824 /dev/zero"]"#,
+               "backup.arca.dev/backup-command-file": "db.sql"}),
+    )
+    .await;
+    // A gigabyte through exec and the chunker takes longer than a step: its own deadline.
+    let b5 = run_backup_within(&e, "b5", json!({}), std::time::Duration::from_secs(240)).await;
+    let st = b5.status.clone().unwrap();
+    assert_eq!(st.outcome.phase, OperationPhase::Completed, "{st:?}");
+    let run = &st.command_runs[0];
+    assert_eq!(
+        (run.result, run.exit_code, run.bytes, run.file.as_str()),
+        (HookResult::Succeeded, Some(0), (1 << 30) + 11, "/db.sql"),
+        "{run:?}"
+    );
+    let snapshot = run.snapshot_id.clone().unwrap();
+    let listed = arca.run_json_lines(["ls", "--json", &snapshot]);
+    let node = listed
+        .iter()
+        .find(|n| n["path"] == "/db.sql")
+        .unwrap_or_else(|| panic!("{listed:?}"));
+    assert_eq!(node["size"], (1u64 << 30) + 11);
+    let mut dump = arca
+        .cmd(["dump", &snapshot, "/db.sql"])
+        .command()
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 11];
+    std::io::Read::read_exact(dump.stdout.as_mut().unwrap(), &mut first).unwrap();
+    let _ = dump.kill();
+    let _ = dump.wait();
+    assert_eq!(&first, b"dump-of-db\n");
+    let after = peak_rss_kib(operator_pid);
+    println!(
+        "operator peak RSS: {} MiB before, {} MiB after the 1 GiB dump",
+        before / 1024,
+        after / 1024
+    );
+    assert!(
+        after < before + 256 * 1024,
+        "the operator's peak memory grew from {before} KiB to {after} KiB for a 1 GiB dump"
+    );
+
+    // --- b6: a backup command that fails leaves no snapshot; the Backup PartiallyFailed. --
+    annotate(
+        &e,
+        &app,
+        json!({"backup.arca.dev/backup-command":
+                   r#"["/bin/sh", "-c", "echo half a dump; echo disk full >&2; exit 4"]"#}),
+    )
+    .await;
+    let b6 = run_backup(&e, "b6", json!({})).await;
+    let st = b6.status.clone().unwrap();
+    assert_eq!(st.outcome.phase, OperationPhase::PartiallyFailed, "{st:?}");
+    let run = &st.command_runs[0];
+    assert_eq!(
+        (run.result, run.exit_code, run.snapshot_id.as_deref()),
+        (HookResult::Failed, Some(4), None),
+        "{run:?}"
+    );
+    assert!(run.output.contains("disk full"), "{run:?}");
+    let snaps = arca.run_json(["snapshots", "--json", "--tag", "backup=b6"]);
+    let kept: Vec<_> = snaps
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["paths"][0] == "/db.sql")
+        .collect();
+    assert!(kept.is_empty(), "a failed dump left a snapshot: {kept:?}");
+
     e.assert_no_secret_shown(&[]).await;
     drop(cp);
 }
 
+/// A process's peak resident memory (VmHWM), in KiB.
+fn peak_rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM in /proc/PID/status")
+}
+
 /// Create Backup `name` of the application's namespace (`extra` merged into its spec) and
-/// wait until it ends.
+/// wait until it ends (a watch, within a step).
 async fn run_backup(e: &E2e, name: &str, extra: serde_json::Value) -> Backup {
+    create_backup(e, name, extra);
+    e.until(
+        e.api::<Backup>(NS),
+        name,
+        &format!("Backup {name} ends"),
+        ended,
+    )
+    .await
+}
+
+/// [`run_backup`], waiting up to `deadline` (polling) instead of a step.
+async fn run_backup_within(
+    e: &E2e,
+    name: &str,
+    extra: serde_json::Value,
+    deadline: std::time::Duration,
+) -> Backup {
+    create_backup(e, name, extra);
+    let end = std::time::Instant::now() + deadline;
+    loop {
+        let b = e.api::<Backup>(NS).get(name).await.unwrap();
+        if ended(&b) {
+            return b;
+        }
+        assert!(
+            std::time::Instant::now() < end,
+            "Backup {name} did not end within {deadline:?}: {:?}\n{}",
+            b.status,
+            e.logs()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+}
+
+fn ended(b: &Backup) -> bool {
+    matches!(
+        phase_of_backup(b),
+        OperationPhase::Completed | OperationPhase::PartiallyFailed | OperationPhase::Failed
+    )
+}
+
+fn create_backup(e: &E2e, name: &str, extra: serde_json::Value) {
     let mut spec = json!({"includedNamespaces": [e.app]});
     for (k, v) in extra.as_object().into_iter().flatten() {
         spec[k] = v.clone();
@@ -246,20 +378,6 @@ async fn run_backup(e: &E2e, name: &str, extra: serde_json::Value) -> Backup {
         json!({"apiVersion": "arca.dev/v1alpha1", "kind": "Backup",
         "metadata": {"name": name, "namespace": NS}, "spec": spec}),
     );
-    e.until(
-        e.api::<Backup>(NS),
-        name,
-        &format!("Backup {name} ends"),
-        |b: &Backup| {
-            matches!(
-                phase_of_backup(b),
-                OperationPhase::Completed
-                    | OperationPhase::PartiallyFailed
-                    | OperationPhase::Failed
-            )
-        },
-    )
-    .await
 }
 
 async fn annotate(e: &E2e, ns: &str, annotations: serde_json::Value) {
