@@ -114,12 +114,18 @@ impl Drop for LockGuard {
             return;
         }
         self.refresher.abort();
-        unregister(self.registration);
-        let (backend, name) = (self.backend.clone(), self.id().to_hex());
-        if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            rt.spawn(async move {
-                let _ = backend.remove(FileType::Lock, &name).await;
-            });
+        // Still registered until it is gone: a process interrupted meanwhile (its work
+        // future dropped first, then `remove_held` run) must still find it to remove.
+        let (backend, name, registration) =
+            (self.backend.clone(), self.id().to_hex(), self.registration);
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => {
+                rt.spawn(async move {
+                    let _ = backend.remove(FileType::Lock, &name).await;
+                    unregister(registration);
+                });
+            }
+            Err(_) => unregister(registration),
         }
     }
 }
