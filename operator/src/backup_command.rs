@@ -30,41 +30,18 @@ pub struct BackupCommand {
 pub fn of_pod(pod: &Pod) -> Result<Option<BackupCommand>, String> {
     let a = pod.annotations();
     let command = if let Some(raw) = a.get(BACKUP_COMMAND_ANNOTATION) {
-        let raw = raw.trim();
-        let command: Vec<String> = if raw.starts_with('[') {
-            serde_json::from_str(raw).map_err(|e| {
-                format!("annotation {BACKUP_COMMAND_ANNOTATION}: not a JSON array of strings: {e}")
-            })?
-        } else {
-            vec![raw.to_string()]
-        };
-        command
+        crate::hooks::parse_command(raw)
+            .map_err(|why| format!("annotation {BACKUP_COMMAND_ANNOTATION}: {why}"))?
     } else if let Some(line) = a.get(K8UP_BACKUP_COMMAND_ANNOTATION) {
         vec!["/bin/sh".into(), "-c".into(), line.clone()]
     } else {
         return Ok(None);
     };
-    if command.first().is_none_or(|c| c.is_empty()) {
-        return Err(format!(
-            "annotation {BACKUP_COMMAND_ANNOTATION}: empty command"
-        ));
-    }
-    let containers = pod
-        .spec
-        .as_ref()
-        .map(|s| s.containers.as_slice())
-        .unwrap_or_default();
-    let container = match BACKUP_COMMAND_CONTAINER_ANNOTATIONS
+    let named = BACKUP_COMMAND_CONTAINER_ANNOTATIONS
         .iter()
         .find_map(|k| a.get(*k))
-    {
-        Some(c) if containers.iter().any(|x| &x.name == c) => c.clone(),
-        Some(c) => return Err(format!("pod {} has no container {c:?}", pod.name_any())),
-        None => containers
-            .first()
-            .map(|c| c.name.clone())
-            .ok_or_else(|| format!("pod {} has no container", pod.name_any()))?,
-    };
+        .map(String::as_str);
+    let container = crate::hooks::container_or_first(pod, named)?;
     let file = match (
         a.get(BACKUP_COMMAND_FILE_ANNOTATION),
         a.get(K8UP_FILE_EXTENSION_ANNOTATION),

@@ -39,10 +39,8 @@ pub fn of_pod(
     let ns = pod.namespace().unwrap_or_default();
     let mut hooks = Vec::new();
     for entry in spec.map(|s| s.resources.as_slice()).unwrap_or_default() {
-        let listed = |l: &[String]| l.iter().any(|x| x == "*" || *x == ns);
-        let in_namespaces = (entry.included_namespaces.is_empty()
-            || listed(&entry.included_namespaces))
-            && !listed(&entry.excluded_namespaces);
+        let in_namespaces =
+            crate::selection::passes(&ns, &entry.included_namespaces, &entry.excluded_namespaces);
         let labelled = match &entry.label_selector {
             None => true,
             Some(sel) => Selector::try_from(sel.clone())
@@ -111,7 +109,7 @@ fn from_annotations(pod: &Pod, phase: HookPhase) -> Result<Option<Hook>, String>
 }
 
 /// A command annotation as Velero reads it: a JSON array of strings, or one word.
-fn parse_command(raw: &str) -> Result<Vec<String>, String> {
+pub(crate) fn parse_command(raw: &str) -> Result<Vec<String>, String> {
     let raw = raw.trim();
     let command: Vec<String> = if raw.starts_with('[') {
         serde_json::from_str(raw).map_err(|e| format!("not a JSON array of strings: {e}"))?
@@ -129,7 +127,7 @@ fn timeout(text: &str) -> Result<Duration, String> {
 }
 
 /// The container named, which the pod must have, or the pod's first.
-fn container_or_first(pod: &Pod, named: Option<&str>) -> Result<String, String> {
+pub(crate) fn container_or_first(pod: &Pod, named: Option<&str>) -> Result<String, String> {
     let containers = pod
         .spec
         .as_ref()

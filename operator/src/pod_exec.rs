@@ -48,11 +48,7 @@ pub async fn run(
     timeout: Duration,
 ) -> Output {
     let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
-    let params = AttachParams::default()
-        .container(container)
-        .stdin(false)
-        .stdout(true)
-        .stderr(true);
+    let params = output_only(container);
     let (mut stdout, mut stderr) = (Tail::default(), Tail::default());
     let ran = tokio::time::timeout(timeout, async {
         let mut process = match pods.exec(pod, command.to_vec(), &params).await {
@@ -98,11 +94,7 @@ where
     Fut: std::future::Future<Output = T>,
 {
     let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
-    let params = AttachParams::default()
-        .container(container)
-        .stdin(false)
-        .stdout(true)
-        .stderr(true);
+    let params = output_only(container);
     let mut process = match pods.exec(pod, command.to_vec(), &params).await {
         Ok(p) => p,
         Err(e) => return (Ended::NotRun(e.to_string()), String::new(), None),
@@ -127,6 +119,15 @@ where
         Ok(()) => ended(status),
     };
     (ended, stderr.text(), Some(consumed))
+}
+
+/// Exec into `container` with standard output and error, no input.
+fn output_only(container: &str) -> AttachParams {
+    AttachParams::default()
+        .container(container)
+        .stdin(false)
+        .stdout(true)
+        .stderr(true)
 }
 
 /// The command's end from the Status the API server sends last: Success, a NonZeroExitCode

@@ -10,7 +10,7 @@ use k8s_openapi::api::core::v1::{Pod, Volume};
 use kube::ResourceExt;
 
 /// Whether `name` passes an include list (empty or `*`: everything) and an exclude list.
-fn passes(name: &str, include: &[String], exclude: &[String]) -> bool {
+pub fn passes(name: &str, include: &[String], exclude: &[String]) -> bool {
     let listed = |l: &[String]| l.iter().any(|x| x == "*" || x == name);
     (include.is_empty() || listed(include)) && !listed(exclude)
 }
