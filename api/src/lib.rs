@@ -9,6 +9,7 @@ pub mod location;
 pub mod podvolume;
 pub mod repository;
 pub mod restore;
+pub mod restore_hooks;
 mod schema_fixups;
 
 pub use backup::{Backup, BackupSpec, BackupStatus, Schedule, ScheduleSpec, ScheduleStatus};

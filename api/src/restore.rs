@@ -59,6 +59,10 @@ pub struct RestoreSpec {
     /// grants (the Namespace objects in scope are always restored).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub include_cluster_resources: Option<bool>,
+    /// Init containers to add to the restored pods and commands to run in them once they
+    /// are up (for pods without restore hook annotations).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hooks: Option<crate::restore_hooks::RestoreHooks>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
@@ -68,6 +72,12 @@ pub struct RestoreStatus {
     pub outcome: OperationOutcome,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub progress: Option<RestoreProgress>,
+    /// The restore hooks' outcomes, in the order they ended (the first hundred).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hook_runs: Vec<crate::restore_hooks::RestoreHookRun>,
+    /// Restored pods whose hooks have not all ended yet.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pending_hooks: Vec<PodReference>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]

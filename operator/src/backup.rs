@@ -250,7 +250,7 @@ async fn start(backup: &Backup, ctx: &Context, api: &Api<Backup>, name: &str) ->
                     hook_runs.extend(runs);
                 }
             }
-            hook_runs.truncate(HOOK_RUNS_KEPT);
+            hook_runs.truncate(crate::hooks::HOOK_RUNS_KEPT);
             patch_status(api, name, &json!({"hookRuns": hook_runs})).await?;
             return fail(api, name, why).await;
         }
@@ -260,7 +260,7 @@ async fn start(backup: &Backup, ctx: &Context, api: &Api<Backup>, name: &str) ->
             uid: p.pod.uid().unwrap_or_default(),
         });
     }
-    hook_runs.truncate(HOOK_RUNS_KEPT);
+    hook_runs.truncate(crate::hooks::HOOK_RUNS_KEPT);
 
     // The backup commands, each output streamed into a snapshot of its own.
     let mut command_runs = Vec::new();
@@ -371,9 +371,6 @@ async fn start(backup: &Backup, ctx: &Context, api: &Api<Backup>, name: &str) ->
     .await?;
     Ok(Outcome::Waiting(VOLUMES_WAIT))
 }
-
-/// Hook runs kept in a Backup's status.
-const HOOK_RUNS_KEPT: usize = 100;
 
 /// Run the post hooks of pod `p` (as it is now: the same pod, by UID). A pod gone, or hook
 /// annotations that no longer parse, are a failed run of their own.
@@ -517,7 +514,7 @@ async fn finish(
             &mut status.outcome.messages,
         );
         status.hook_runs.extend(runs);
-        status.hook_runs.truncate(HOOK_RUNS_KEPT);
+        status.hook_runs.truncate(crate::hooks::HOOK_RUNS_KEPT);
         let left: Vec<&PodReference> = status
             .pending_post_hooks
             .iter()

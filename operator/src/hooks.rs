@@ -12,6 +12,8 @@ use kube::core::{Selector, SelectorExt};
 use kube::ResourceExt;
 use std::time::Duration;
 
+/// Hook runs kept in a Backup's or Restore's status.
+pub const HOOK_RUNS_KEPT: usize = 100;
 /// Characters of a hook's output kept in the Backup's status (its log line has more).
 pub const STATUS_OUTPUT: usize = 1024;
 
@@ -122,7 +124,7 @@ pub(crate) fn parse_command(raw: &str) -> Result<Vec<String>, String> {
     Ok(command)
 }
 
-fn timeout(text: &str) -> Result<Duration, String> {
+pub(crate) fn timeout(text: &str) -> Result<Duration, String> {
     humantime::parse_duration(text).map_err(|e| format!("timeout {text:?}: {e}"))
 }
 
@@ -159,7 +161,7 @@ pub async fn run(
     let name = pod.name_any();
     let mut runs = Vec::new();
     for hook in hooks {
-        let out = pod_exec::run(
+        let (result, exit_code, output) = exec(
             client,
             &ns,
             &name,
@@ -168,21 +170,6 @@ pub async fn run(
             hook.timeout,
         )
         .await;
-        let (result, exit_code) = match &out.ended {
-            Ended::Exited(0) => (HookResult::Succeeded, Some(0)),
-            Ended::Exited(code) => (HookResult::Failed, Some(*code)),
-            Ended::TimedOut => (HookResult::TimedOut, None),
-            Ended::NotRun(_) => (HookResult::NotRun, None),
-        };
-        let output = match &out.ended {
-            Ended::NotRun(why) => why.clone(),
-            _ => [out.stdout.as_str(), out.stderr.as_str()]
-                .iter()
-                .filter(|s| !s.is_empty())
-                .copied()
-                .collect::<Vec<_>>()
-                .join("\n"),
-        };
         tracing::info!(
             pod = %format!("{ns}/{name}"), container = %hook.container, ?phase, ?result, ?exit_code,
             "hook {:?} from {}: {output}", hook.command, hook.source
@@ -209,6 +196,35 @@ pub async fn run(
     (runs, None)
 }
 
+/// Run one hook command through `pods/exec`: its result, exit code, and what it printed
+/// (standard output, then standard error) or why it did not run.
+pub async fn exec(
+    client: &kube::Client,
+    namespace: &str,
+    pod: &str,
+    container: &str,
+    command: &[String],
+    timeout: Duration,
+) -> (HookResult, Option<i32>, String) {
+    let out = pod_exec::run(client, namespace, pod, container, command, timeout).await;
+    let (result, exit_code) = match &out.ended {
+        Ended::Exited(0) => (HookResult::Succeeded, Some(0)),
+        Ended::Exited(code) => (HookResult::Failed, Some(*code)),
+        Ended::TimedOut => (HookResult::TimedOut, None),
+        Ended::NotRun(_) => (HookResult::NotRun, None),
+    };
+    let output = match &out.ended {
+        Ended::NotRun(why) => why.clone(),
+        _ => [out.stdout.as_str(), out.stderr.as_str()]
+            .iter()
+            .filter(|s| !s.is_empty())
+            .copied()
+            .collect::<Vec<_>>()
+            .join("\n"),
+    };
+    (result, exit_code, output)
+}
+
 /// A failed run in one line, for the Backup's messages or failure reason.
 pub fn describe(run: &HookRun) -> String {
     let how = match (run.result, run.exit_code) {
@@ -229,7 +245,7 @@ pub fn describe(run: &HookRun) -> String {
 }
 
 /// The end of `text`, at most `max` bytes, cut at a character boundary.
-fn tail(text: &str, max: usize) -> String {
+pub(crate) fn tail(text: &str, max: usize) -> String {
     if text.len() <= max {
         return text.to_string();
     }

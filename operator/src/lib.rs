@@ -20,6 +20,7 @@ pub mod pod_exec;
 pub mod repository;
 pub mod resources;
 pub mod restore;
+pub mod restore_hooks;
 pub mod restore_plan;
 pub mod schedule;
 pub mod selection;

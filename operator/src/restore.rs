@@ -9,17 +9,22 @@ use crate::naming::volume_operation_name;
 pub use crate::operation::Outcome;
 use crate::operation::{fail, volume_timeout};
 use crate::resources::Kind;
-use crate::{repository, restore_plan, selection};
+use crate::{repository, restore_hooks, restore_plan, selection};
 use crate::{Error, Result};
 use arca_api::common::{now, OperationPhase, PodReference};
+use arca_api::hooks::HookResult;
 use arca_api::restore::{RESTORE_NAME_LABEL, RESTORE_UID_LABEL};
 use arca_api::{Backup, PodVolumeRestore, PodVolumeRestoreSpec, Restore};
 use arca_reconcile::status::patch_status;
 use arca_reconcile::Wrap as _;
+use k8s_openapi::api::core::v1::Pod;
 use kube::api::{DynamicObject, ListParams, ObjectMeta, PostParams};
 use kube::{Api, ResourceExt};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
+
+/// How often a Restore with hooks still to settle looks at its pods again.
+const HOOKS_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
 
 pub async fn reconcile(restore: &Restore, ctx: &Context, kinds: &[Kind]) -> Result<Outcome> {
     let name = restore.name_any();
@@ -194,19 +199,38 @@ async fn start(
     let (mut messages, mut errors, mut warnings, mut items, mut volumes) =
         (Vec::new(), 0, 0, 0i64, 0i64);
     let mut image: Option<String> = None;
+    let mut pending_hooks: Vec<PodReference> = Vec::new();
     for m in objects {
         let source_ns = m["metadata"]["namespace"].as_str().map(String::from);
         let snapshots = restore_plan::volume_snapshots(&m);
         let mut obj = restore_plan::prepare(m, &spec.namespace_mapping);
         let is_pod = obj["kind"] == "Pod";
+        let vols: Vec<String> = snapshots.iter().map(|(v, _)| v.clone()).collect();
         if is_pod && !snapshots.is_empty() {
-            let vols: Vec<String> = snapshots.iter().map(|(v, _)| v.clone()).collect();
             if image.is_none() {
                 image = Some(ctx.restore_wait_image().await?);
             }
             let image = image.as_deref().unwrap_or_default();
             restore_plan::add_restore_wait(&mut obj, image, &uid, &vols);
         }
+        let hooks = if is_pod {
+            match pod_hooks(&obj, spec.hooks.as_ref(), &vols) {
+                Ok(h) => h,
+                Err(why) => {
+                    // The pod comes back without hooks rather than not at all.
+                    errors += 1;
+                    messages.push(format!(
+                        "pod {}/{}: restore hooks not applied: {why}",
+                        obj["metadata"]["namespace"].as_str().unwrap_or_default(),
+                        obj["metadata"]["name"].as_str().unwrap_or_default()
+                    ));
+                    Default::default()
+                }
+            }
+        } else {
+            Default::default()
+        };
+        restore_hooks::add_init_containers(&mut obj, &hooks);
         let Some(kind) = kind_of(kinds, &obj) else {
             warnings += 1;
             messages.push(format!(
@@ -257,6 +281,13 @@ async fn start(
         if let (Some(pod), Some(source_ns)) = (created, source_ns) {
             if !is_pod {
                 continue;
+            }
+            if !hooks.is_empty() {
+                pending_hooks.push(PodReference {
+                    namespace: pod.namespace().unwrap_or_default(),
+                    name: pod.name_any(),
+                    uid: pod.uid().unwrap_or_default(),
+                });
             }
             for (volume, snapshot) in &snapshots {
                 let pvr = PodVolumeRestore {
@@ -311,10 +342,97 @@ async fn start(
             "errors": errors,
             "warnings": warnings,
             "messages": messages,
+            "pendingHooks": pending_hooks,
         }),
     )
     .await?;
     Ok(Outcome::Waiting(crate::backup::VOLUMES_WAIT))
+}
+
+/// The restore hooks of a pod manifest about to be created.
+fn pod_hooks(
+    obj: &Value,
+    spec: Option<&arca_api::restore_hooks::RestoreHooks>,
+    restored_volumes: &[String],
+) -> std::result::Result<restore_hooks::PodHooks, String> {
+    let pod: Pod = serde_json::from_value(obj.clone()).map_err(|e| format!("not a pod: {e}"))?;
+    restore_hooks::of_pod(&pod, spec, restored_volumes)
+}
+
+/// Settle the hooks of the pods in `status.pendingHooks`: each pod's outcomes recorded (and
+/// its failures counted) before the next pod's are looked at, so that none runs twice.
+async fn settle_hooks(
+    restore: &Restore,
+    ctx: &Context,
+    api: &Api<Restore>,
+    name: &str,
+    status: &mut arca_api::RestoreStatus,
+) -> Result<()> {
+    let started = status
+        .outcome
+        .start_timestamp
+        .as_ref()
+        .map(|t| t.0)
+        .unwrap_or_else(jiff::Timestamp::now);
+    let waited = jiff::Timestamp::now()
+        .duration_since(started)
+        .unsigned_abs();
+    let (default_wait, _) = volume_timeout(
+        restore.spec.pod_volume_operation_timeout.as_deref(),
+        status.outcome.start_timestamp.as_ref(),
+    );
+    let pending = std::mem::take(&mut status.pending_hooks);
+    for (i, p) in pending.iter().enumerate() {
+        let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &p.namespace);
+        let found = pods
+            .list(&ListParams::default().fields(&format!("metadata.name={}", p.name)))
+            .await
+            .map_err(Error::api(format!(
+                "reading pod {}/{}",
+                p.namespace, p.name
+            )))?
+            .items
+            .into_iter()
+            .find(|pod| pod.uid().as_deref() == Some(p.uid.as_str()));
+        let runs = match found {
+            None => vec![restore_hooks::pod_gone(p)],
+            Some(pod) => {
+                let hooks = restore_hooks::of_pod(&pod, restore.spec.hooks.as_ref(), &[])
+                    .unwrap_or_default();
+                match restore_hooks::settle(&ctx.client, &pod, &hooks, waited, default_wait).await {
+                    restore_hooks::Settled::Waiting => {
+                        status.pending_hooks.push(p.clone());
+                        continue;
+                    }
+                    restore_hooks::Settled::Done(runs) => runs,
+                }
+            }
+        };
+        for r in runs.iter().filter(|r| r.result != HookResult::Succeeded) {
+            status.outcome.errors += 1;
+            status.outcome.messages.push(restore_hooks::describe(r));
+        }
+        status.outcome.messages.truncate(100);
+        status.hook_runs.extend(runs);
+        status.hook_runs.truncate(crate::hooks::HOOK_RUNS_KEPT);
+        let left: Vec<&PodReference> = status
+            .pending_hooks
+            .iter()
+            .chain(&pending[i + 1..])
+            .collect();
+        patch_status(
+            api,
+            name,
+            &json!({
+                "hookRuns": status.hook_runs,
+                "pendingHooks": left,
+                "errors": status.outcome.errors,
+                "messages": status.outcome.messages,
+            }),
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 /// Whether labels match a selector of `k=v` terms (what the stored manifests are filtered
@@ -332,7 +450,8 @@ async fn finish(
     api: &Api<Restore>,
     name: &str,
 ) -> Result<Outcome> {
-    let status = restore.status.clone().unwrap_or_default();
+    let mut status = restore.status.clone().unwrap_or_default();
+    settle_hooks(restore, ctx, api, name, &mut status).await?;
     let uid = restore.uid().unwrap_or_default();
     let pvrs = Api::<PodVolumeRestore>::namespaced(ctx.client.clone(), &ctx.namespace)
         .list(&ListParams::default().labels(&format!("{RESTORE_UID_LABEL}={uid}")))
@@ -351,6 +470,12 @@ async fn finish(
     let running = pvrs.iter().filter(|p| !phase_of(p).is_final()).count();
     if running > 0 && !timed_out {
         let _ = patch_status(api, name, &json!({"progress": {"volumesRestored": done}})).await;
+    }
+    // Hooks wait for pods, which nothing here watches: look again soon.
+    if !status.pending_hooks.is_empty() {
+        return Ok(Outcome::Waiting(HOOKS_WAIT));
+    }
+    if running > 0 && !timed_out {
         return Ok(Outcome::Waiting(crate::backup::VOLUMES_WAIT));
     }
     let mut messages = status.outcome.messages.clone();

@@ -9,7 +9,8 @@
 //! with the hook's output, no volume backed up); the same with Continue (PartiallyFailed, the
 //! volume backed up); hooks from `spec.hooks` selecting the pod by label; a backup command's
 //! 1 GiB output streamed into a snapshot while the operator's peak memory stays flat; a
-//! failing backup command leaving no snapshot.
+//! failing backup command leaving no snapshot; a restore with an init-container hook and an
+//! exec hook, run in that order after the volume's restore.
 
 mod cluster;
 use cluster::*;
@@ -17,6 +18,7 @@ use cluster::*;
 use arca_api::backup::BACKUP_NAME_LABEL;
 use arca_api::common::{OperationPhase, VolumePhase};
 use arca_api::hooks::{HookPhase, HookResult};
+use arca_api::restore_hooks::RestoreHookKind;
 use arca_api::*;
 use arca_tests::*;
 use k8s_openapi::api::core::v1::{Node, Pod};
@@ -232,6 +234,9 @@ async fn backup_hooks_run_through_pods_exec_around_the_volume_backup() {
         "the post hook removed it"
     );
 
+    // --- r1: b1 restored into another namespace with an init-container and an exec hook. -
+    restore_with_hooks(&e).await;
+
     // --- b5: a backup command's 1 GiB output, streamed into a snapshot in flat memory. ---
     let operator_pid = e.procs[OPERATOR].child.id();
     let before = peak_rss_kib(operator_pid);
@@ -312,6 +317,191 @@ async fn backup_hooks_run_through_pods_exec_around_the_volume_backup() {
 
     e.assert_no_secret_shown(&[]).await;
     drop(cp);
+}
+
+/// Restore b1 (the pod with its pre hook's marker) into `<app>-r` with `spec.hooks`: an init
+/// container after restore-wait that copies the restored marker, and an exec hook, once the
+/// pod is Ready, that copies the init container's copy. kwok runs exec but no containers, so
+/// the test is the kubelet of the restored pod's init containers: it starts restore-wait (the
+/// real `arca-agent restore-wait`), then runs the hook's init container's command in the
+/// volume's folder, and reports each as the kubelet does; the exec hook goes through the API
+/// server to kwok. The final copy holding the snapshot's marker shows the order: restore, then
+/// init container, then exec.
+async fn restore_with_hooks(e: &E2e) {
+    let to = format!("{}-r", e.app);
+    apply(
+        e,
+        json!({"apiVersion": "arca.dev/v1alpha1", "kind": "Restore",
+        "metadata": {"name": "r1", "namespace": NS},
+        "spec": {"backupName": "b1", "namespaceMapping": {e.app.clone(): to},
+                 "excludedResources": ["execs.kwok.x-k8s.io"],
+                 "hooks": {"resources": [{"name": "seed-then-import", "includedNamespaces": [to],
+                    "postHooks": [
+                        {"init": {"initContainers": [{"name": "seed", "image": "registry.invalid/tools:1",
+                            "command": ["/bin/sh", "-c", "cat pre-marker > init-marker"]}]}},
+                        {"exec": {"container": "db", "waitForReady": true,
+                            "command": ["/bin/sh", "-c", "cat init-marker > exec-marker; echo imported"]}}]}]}}}),
+    );
+    let pods = e.api::<Pod>(&to);
+    let pod = e
+        .until(pods.clone(), "db-0", "the restored pod", |_| true)
+        .await;
+    let init: Vec<String> = pod
+        .spec
+        .as_ref()
+        .unwrap()
+        .init_containers
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|c| c.name.clone())
+        .collect();
+    assert_eq!(
+        init,
+        ["restore-wait", "seed"],
+        "the hook's init container goes after restore-wait"
+    );
+    // As the kubelet: restore-wait starts. Reported before the pod is bound, so that kwok
+    // (which would report every init container done at once) leaves the pod to the test.
+    let uid = pod.uid().unwrap();
+    let now = || jiff::Timestamp::now().to_string();
+    let container = |name: &str, state: serde_json::Value| json!({"name": name, "image": "x", "imageID": "", "ready": false, "restartCount": 0, "state": state});
+    pods.patch_status(
+        "db-0",
+        &PatchParams::default(),
+        &Patch::Merge(
+            json!({"status": {"phase": "Running", "initContainerStatuses": [
+            container("restore-wait", json!({"running": {"startedAt": now()}})),
+            container("seed", json!({"waiting": {"reason": "PodInitializing"}}))]}}),
+        ),
+    )
+    .await
+    .unwrap();
+    let data = e.volume_dir(&uid, "kubernetes.io~empty-dir", "data");
+    std::fs::create_dir_all(&data).unwrap();
+    apply(
+        e,
+        json!({"apiVersion": "kwok.x-k8s.io/v1alpha1", "kind": "Exec",
+        "metadata": {"name": "db-0", "namespace": to},
+        "spec": {"execs": [{"local": {"workDir": data.to_str().unwrap()}}]}}),
+    );
+    pods.create_subresource::<serde_json::Value, serde_json::Value>(
+        "binding",
+        "db-0",
+        &PostParams::default(),
+        &json!({"apiVersion": "v1", "kind": "Binding", "metadata": {"name": "db-0"},
+                "target": {"apiVersion": "v1", "kind": "Node", "name": e.node}}),
+    )
+    .await
+    .unwrap();
+    let pvr = arca_operator::naming::volume_operation_name("r1", &to, "db-0", "data");
+    e.until_volume_restored(&pvr).await;
+    let r1 = e.api::<Restore>(NS).get("r1").await.unwrap();
+    let mounts = e.dir.path().join("restore-hooks");
+    std::fs::create_dir_all(&mounts).unwrap();
+    std::os::unix::fs::symlink(&data, mounts.join("data")).unwrap();
+    let out = std::process::Command::new(agent_bin())
+        .args([
+            "restore-wait",
+            &r1.uid().unwrap(),
+            "--timeout",
+            "20s",
+            "--interval",
+            "50ms",
+            "--restores-dir",
+        ])
+        .arg(&mounts)
+        .output()
+        .unwrap();
+    ok(&out, "arca-agent restore-wait");
+    assert_eq!(
+        std::fs::read_to_string(data.join("pre-marker")).unwrap(),
+        "frozen\n"
+    );
+    // Nothing has run yet: the init container has not ended, so the Restore waits for it.
+    let st = r1.status.clone().unwrap();
+    assert_eq!(st.outcome.phase, OperationPhase::InProgress, "{st:?}");
+    assert_eq!(st.pending_hooks.len(), 1, "{st:?}");
+    assert!(st.hook_runs.is_empty(), "{st:?}");
+    // As the kubelet: the hook's init container runs, in the volume, then the pod starts.
+    let seed = pod.spec.as_ref().unwrap().init_containers.as_ref().unwrap()[1].clone();
+    let command = seed.command.unwrap();
+    let ran = std::process::Command::new(&command[0])
+        .args(&command[1..])
+        .current_dir(&data)
+        .status()
+        .unwrap();
+    let code = ran.code().unwrap();
+    let ended = |code: i32| json!({"terminated": {"exitCode": code, "reason": "Completed", "startedAt": now(), "finishedAt": now()}});
+    pods.patch_status(
+        "db-0",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"status": {"phase": "Running",
+            "initContainerStatuses": [container("restore-wait", ended(0)), container("seed", ended(code))],
+            "containerStatuses": [container("db", json!({"running": {"startedAt": now()}}))],
+            "conditions": [{"type": "Ready", "status": "True"}]}})),
+    )
+    .await
+    .unwrap();
+    let r1 = e
+        .until(
+            e.api::<Restore>(NS),
+            "r1",
+            "Restore r1 ends",
+            |r: &Restore| {
+                r.status
+                    .as_ref()
+                    .is_some_and(|s| s.outcome.phase.is_final())
+            },
+        )
+        .await;
+    let st = r1.status.unwrap();
+    assert_eq!(
+        st.outcome.phase,
+        OperationPhase::Completed,
+        "{st:?}\n{}",
+        e.logs()
+    );
+    let runs: Vec<_> = st
+        .hook_runs
+        .iter()
+        .map(|r| {
+            (
+                r.kind,
+                r.container.as_str(),
+                r.result,
+                r.exit_code,
+                r.source.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        runs,
+        [
+            (
+                RestoreHookKind::Init,
+                "seed",
+                HookResult::Succeeded,
+                Some(0),
+                "seed-then-import"
+            ),
+            (
+                RestoreHookKind::Exec,
+                "db",
+                HookResult::Succeeded,
+                Some(0),
+                "seed-then-import"
+            ),
+        ]
+    );
+    assert_eq!(st.hook_runs[1].output.trim(), "imported");
+    assert!(st.hook_runs[0].completion_timestamp.0 <= st.hook_runs[1].completion_timestamp.0);
+    assert!(st.pending_hooks.is_empty());
+    // restore, then the init container, then exec: the snapshot's marker, copied twice.
+    assert_eq!(
+        std::fs::read_to_string(data.join("exec-marker")).unwrap(),
+        "frozen\n"
+    );
 }
 
 /// A process's peak resident memory (VmHWM), in KiB.

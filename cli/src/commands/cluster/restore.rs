@@ -47,6 +47,7 @@ pub(super) async fn run(
                     pod_volume_operation_timeout: None,
                     allow_privileged_files: a.allow_privileged_files,
                     include_cluster_resources: a.include_cluster_resources,
+                    hooks: None,
                 },
                 status: None,
             };
