@@ -11,12 +11,16 @@ use serde::{Deserialize, Serialize};
 
 /// Prefixes of the pod annotations of an init-container hook: `<prefix>container-image`,
 /// `<prefix>container-name`, `<prefix>command`, and (Arca's only) `<prefix>position`.
-pub const INIT_RESTORE_HOOK_PREFIXES: [&str; 2] =
-    ["init.hook.restore.arca.dev/", "init.hook.restore.velero.io/"];
+pub const INIT_RESTORE_HOOK_PREFIXES: [&str; 2] = [
+    "init.hook.restore.arca.dev/",
+    "init.hook.restore.velero.io/",
+];
 /// Prefixes of the pod annotations of an exec hook: `<prefix>container`, `<prefix>command`,
 /// `<prefix>on-error`, `<prefix>exec-timeout`, `<prefix>wait-timeout`, `<prefix>wait-for-ready`.
-pub const POST_RESTORE_HOOK_PREFIXES: [&str; 2] =
-    ["post.hook.restore.arca.dev/", "post.hook.restore.velero.io/"];
+pub const POST_RESTORE_HOOK_PREFIXES: [&str; 2] = [
+    "post.hook.restore.arca.dev/",
+    "post.hook.restore.velero.io/",
+];
 
 /// `spec.hooks` of a Restore: hooks for the restored pods each entry selects.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
