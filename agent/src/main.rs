@@ -59,6 +59,9 @@ enum Command {
         #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
         interval: Duration,
     },
+    /// Keep a claim mounted for the node agent (the container of a claim helper pod): do
+    /// nothing until stopped.
+    Hold,
 }
 
 fn main() -> ExitCode {
@@ -111,6 +114,23 @@ fn run(cli: Cli) -> Result<()> {
             let n = arca_agent::restore_wait::wait(&restores_dir, &restore_uid, timeout, interval)?;
             println!("all {n} volume(s) restored");
             Ok(())
+        }
+        Command::Hold => {
+            // As a container's first process, a signal without a handler is ignored: stop
+            // on SIGTERM rather than wait for the kill at the end of the grace period.
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(async {
+                use tokio::signal::unix::{signal, SignalKind};
+                let mut term = signal(SignalKind::terminate())?;
+                let mut int = signal(SignalKind::interrupt())?;
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+                Ok(())
+            })
         }
     }
 }

@@ -162,8 +162,14 @@ async fn run(
         (None, None) => format!("pod-uid={}", spec.pod.uid),
     };
     let volume_tag = format!("volume={}", spec.volume);
+    // A claim is the same data whichever pod mounts it, under whatever volume name (a
+    // helper pod's is `claim`); a pod's other volumes are told apart by name.
+    let parent_tags = match &pvc_uid {
+        Some(_) => vec![key_tag.clone()],
+        None => vec![key_tag.clone(), volume_tag.clone()],
+    };
     let filter = snapshots::SnapshotFilter {
-        tags: vec![vec![key_tag.clone(), volume_tag.clone()]],
+        tags: vec![parent_tags],
         ..Default::default()
     };
     let parent = snapshots::load_all(&repo)

@@ -7,6 +7,14 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+/// Label on the short-lived pods that mount a claim no pod mounts, for a Backup (`backup`)
+/// or a Restore (`restore`) whose UID label they carry too.
+pub const CLAIM_HELPER_LABEL: &str = "arca.dev/claim-helper";
+/// Annotation, on a claim helper pod and on its PodVolumeBackup, naming the claim.
+pub const CLAIM_ANNOTATION: &str = "arca.dev/claim";
+/// Annotation, on a backed-up claim's manifest, with the snapshot of its contents taken
+/// through a helper pod (claims mounted by a pod have theirs on the pod's manifest).
+pub const CLAIM_SNAPSHOT_ANNOTATION: &str = "arca.dev/claim-snapshot";
 /// Pod annotation naming the volumes to back up (comma-separated).
 pub const BACKUP_VOLUMES_ANNOTATION: &str = "backup.arca.dev/backup-volumes";
 /// The same annotation as Heptio Ark and Velero spell it, honoured for users coming from them.
@@ -63,6 +71,12 @@ pub struct BackupSpec {
     /// not only the annotated ones.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default_volumes_to_fs_backup: Option<bool>,
+    /// Back up claims that no running pod mounts (of a scaled-down workload, a CronJob, a
+    /// migration), each through a short-lived pod that mounts it read-only on the node of its
+    /// last user and is removed however the backup ends. Unset: as
+    /// `defaultVolumesToFsBackup`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot_unmounted_volumes: Option<bool>,
     /// How long to wait for each pod volume backup (default 4h).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = DURATION_PATTERN))]
@@ -95,6 +109,9 @@ pub struct BackupStatus {
     /// Pods whose post hooks run once their volumes are backed up.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pending_post_hooks: Vec<PodReference>,
+    /// Helper pods mounting unmounted claims, whose volume backups start once they run.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pending_claim_helpers: Vec<PodReference>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]

@@ -5,6 +5,7 @@
 //! location's resource repository, and finish as Completed or PartiallyFailed.
 
 use crate::backup_command;
+use crate::claim_helper;
 use crate::context::Context;
 use crate::hooks;
 use crate::naming::volume_operation_name;
@@ -15,8 +16,8 @@ use crate::resources::{self, Kind};
 use crate::selection;
 use crate::{Error, Result};
 use arca_api::backup::{
-    BackupStatus, BACKUP_NAME_LABEL, BACKUP_UID_LABEL, SNAPSHOT_ANNOTATION_PREFIX,
-    SYNCED_FROM_LABEL,
+    BackupStatus, BACKUP_NAME_LABEL, BACKUP_UID_LABEL, CLAIM_ANNOTATION, CLAIM_HELPER_LABEL,
+    CLAIM_SNAPSHOT_ANNOTATION, SNAPSHOT_ANNOTATION_PREFIX, SYNCED_FROM_LABEL,
 };
 use arca_api::common::{now, OperationPhase, PodReference, VolumePhase};
 use arca_api::hooks::{HookPhase, HookResult, HookRun, OnError};
@@ -40,6 +41,8 @@ pub const REPOSITORY_WAIT: Duration = Duration::from_secs(60);
 /// How long a Backup waits for its pod volume backups before looking again; their watch
 /// normally brings it back as each one finishes.
 pub const VOLUMES_WAIT: Duration = Duration::from_secs(60);
+/// How often a Backup looks again at claim helper pods not running yet.
+const HELPERS_WAIT: Duration = Duration::from_secs(3);
 /// The location a backup uses: the one it names, or the default one.
 pub async fn storage_location(ctx: &Context, name: Option<&str>) -> Result<BackupStorageLocation> {
     let api: Api<BackupStorageLocation> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
@@ -101,10 +104,20 @@ pub async fn reconcile(backup: &Backup, ctx: &Context, kinds: &[Kind]) -> Result
     };
     // A Backup that cannot go on says why and stops, rather than being retried forever
     // with no word in its status.
-    match result {
-        Ok(o) => Ok(o),
-        Err(e) => fail(&api, &name, e).await,
+    let outcome = match result {
+        Ok(o) => o,
+        Err(e) => fail(&api, &name, e).await?,
+    };
+    // However it ended, the pods mounting its unmounted claims go.
+    if let Outcome::Finished(_) = outcome {
+        claim_helper::remove(
+            &ctx.client,
+            BACKUP_UID_LABEL,
+            &backup.uid().unwrap_or_default(),
+        )
+        .await?;
     }
+    Ok(outcome)
 }
 
 async fn start(backup: &Backup, ctx: &Context, api: &Api<Backup>, name: &str) -> Result<Outcome> {
@@ -167,6 +180,20 @@ async fn start(backup: &Backup, ctx: &Context, api: &Api<Backup>, name: &str) ->
         .list(&params)
         .await
         .map_err(Error::api("listing pods"))?;
+    let unmounted_wanted = spec
+        .snapshot_unmounted_volumes
+        .unwrap_or(spec.default_volumes_to_fs_backup.unwrap_or(false));
+    // Which claims pods mount is a question about every pod, not only the selected ones.
+    let all_pods: Vec<Pod> = match (unmounted_wanted, &spec.scope.label_selector) {
+        (false, _) => Vec::new(),
+        (true, None) => pod_list.items.clone(),
+        (true, Some(_)) => {
+            pods.list(&ListParams::default())
+                .await
+                .map_err(Error::api("listing pods"))?
+                .items
+        }
+    };
     let mut messages = Vec::new();
     let (mut errors, mut warnings) = (0, 0);
     let mut volumes = 0;
@@ -176,7 +203,7 @@ async fn start(backup: &Backup, ctx: &Context, api: &Api<Backup>, name: &str) ->
     let mut planned: Vec<Planned> = Vec::new();
     for pod in pod_list.items {
         let ns = pod.namespace().unwrap_or_default();
-        if !selection::namespace_in_scope(&spec.scope, &ns) {
+        if !selection::namespace_in_scope(&spec.scope, &ns) || claim_helper::is_helper(&pod) {
             continue;
         }
         let (vols, skipped) =
@@ -224,6 +251,37 @@ async fn start(backup: &Backup, ctx: &Context, api: &Api<Backup>, name: &str) ->
             repo,
             command,
         });
+    }
+
+    // The claims no running pod mounts, each to be mounted by a helper pod; their
+    // repositories ready too.
+    let mut unmounted: Vec<(claim_helper::Unmounted, arca_api::BackupRepository)> = Vec::new();
+    if unmounted_wanted {
+        let claims = Api::<PersistentVolumeClaim>::all(ctx.client.clone())
+            .list(&params)
+            .await
+            .map_err(Error::api("listing persistent volume claims"))?
+            .items;
+        for u in claim_helper::unmounted(&all_pods, &claims) {
+            let ns = u.claim.namespace().unwrap_or_default();
+            if !selection::namespace_in_scope(&spec.scope, &ns) {
+                continue;
+            }
+            let r = repository::ensure(ctx, &ns, &bsl).await?;
+            match repository::readiness(&r) {
+                Readiness::Ready => unmounted.push((u, r)),
+                Readiness::Pending if !out_of_patience(backup) => {
+                    return Ok(Outcome::Waiting(REPOSITORY_WAIT))
+                }
+                Readiness::Pending | Readiness::NotReady(_) => {
+                    errors += 1;
+                    messages.push(format!(
+                        "repository of namespace {ns} is not ready: {}",
+                        repository::unready_reason(&r)
+                    ));
+                }
+            }
+        }
     }
 
     // Then every pre hook, before any volume is read; one failing with onError Fail stops
@@ -294,62 +352,49 @@ async fn start(backup: &Backup, ctx: &Context, api: &Api<Backup>, name: &str) ->
     } in &planned
     {
         let Some(repo) = repo else { continue };
-        let ns = pod.namespace().unwrap_or_default();
         for v in vols {
             let pvc_uid = claim_uid(ctx, pod, v).await;
-            let mut labels = std::collections::BTreeMap::from([
-                (BACKUP_NAME_LABEL.to_string(), name.to_string()),
-                (BACKUP_UID_LABEL.to_string(), uid.clone()),
-            ]);
-            if let Some(p) = &pvc_uid {
-                labels.insert(PVC_UID_LABEL.to_string(), p.clone());
-            }
-            let pvb = PodVolumeBackup {
-                metadata: ObjectMeta {
-                    name: Some(volume_operation_name(name, &ns, &pod.name_any(), v)),
-                    namespace: Some(ctx.namespace.clone()),
-                    labels: Some(labels),
-                    ..Default::default()
-                },
-                spec: PodVolumeBackupSpec {
-                    node: node.clone(),
-                    pod: PodReference {
-                        namespace: ns.clone(),
-                        name: pod.name_any(),
-                        uid: pod.uid().unwrap_or_default(),
-                    },
-                    volume: v.clone(),
-                    backup_storage_location: bsl.name_any(),
-                    repository: repo.name_any(),
-                    repo_identifier: repo.spec.repository_url.clone(),
-                    pvc_uid: pvc_uid.clone(),
-                    tags: [
-                        ("backup", name.to_string()),
-                        ("backup-uid", uid.clone()),
-                        ("ns", ns.clone()),
-                        ("pod", pod.name_any()),
-                        ("volume", v.clone()),
-                    ]
-                    .into_iter()
-                    .map(|(k, v)| (k.to_string(), v))
-                    .chain(
-                        pvc_uid
-                            .is_none()
-                            .then(|| (LINEAGE_TAG.to_string(), lineage(pod))),
+            create_volume_backup(ctx, backup, &bsl, repo, pod, node, v, pvc_uid).await?;
+            volumes += 1;
+        }
+    }
+    // The helpers of the unmounted claims: their volume backups are made once they run.
+    let mut pending_helpers = Vec::new();
+    if !unmounted.is_empty() {
+        let image = ctx.restore_wait_image().await?;
+        let (timeout, _) = volume_timeout(spec.pod_volume_operation_timeout.as_deref(), None);
+        for (u, _) in &unmounted {
+            let helper = claim_helper::backup_helper(u, &image, name, &uid, timeout);
+            let ns = helper.namespace().unwrap_or_default();
+            let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
+            let created = match pods.create(&PostParams::default(), &helper).await {
+                Ok(p) => p,
+                // Made by an earlier attempt of this start.
+                Err(kube::Error::Api(e)) if e.code == 409 => pods
+                    .list(
+                        &ListParams::default()
+                            .fields(&format!("metadata.name={}", helper.name_any())),
                     )
-                    .collect(),
-                    cancel: false,
-                },
-                status: None,
+                    .await
+                    .map_err(Error::api("reading a claim helper pod"))?
+                    .items
+                    .into_iter()
+                    .next()
+                    .unwrap_or(helper),
+                Err(e) => {
+                    errors += 1;
+                    messages.push(format!(
+                        "claim {ns}/{}: cannot start a pod to mount it: {e}",
+                        u.claim.name_any()
+                    ));
+                    continue;
+                }
             };
-            match Api::<PodVolumeBackup>::namespaced(ctx.client.clone(), &ctx.namespace)
-                .create(&PostParams::default(), &pvb)
-                .await
-            {
-                Ok(_) => volumes += 1,
-                Err(kube::Error::Api(e)) if e.code == 409 => volumes += 1,
-                Err(e) => return Err(Error::api("creating PodVolumeBackup")(e)),
-            }
+            pending_helpers.push(PodReference {
+                namespace: ns,
+                name: created.name_any(),
+                uid: created.uid().unwrap_or_default(),
+            });
         }
     }
     patch_status(
@@ -366,10 +411,182 @@ async fn start(backup: &Backup, ctx: &Context, api: &Api<Backup>, name: &str) ->
             "hookRuns": hook_runs,
             "commandRuns": command_runs,
             "pendingPostHooks": pending_post,
+            "pendingClaimHelpers": pending_helpers,
         }),
     )
     .await?;
     Ok(Outcome::Waiting(VOLUMES_WAIT))
+}
+
+/// Create the PodVolumeBackup of volume `volume` of `pod` (on `node`), for Backup `backup`.
+#[allow(clippy::too_many_arguments)]
+async fn create_volume_backup(
+    ctx: &Context,
+    backup: &Backup,
+    bsl: &BackupStorageLocation,
+    repo: &arca_api::BackupRepository,
+    pod: &Pod,
+    node: &str,
+    volume: &str,
+    pvc_uid: Option<String>,
+) -> Result<()> {
+    let name = backup.name_any();
+    let uid = backup.uid().unwrap_or_default();
+    let ns = pod.namespace().unwrap_or_default();
+    let mut labels = std::collections::BTreeMap::from([
+        (BACKUP_NAME_LABEL.to_string(), name.clone()),
+        (BACKUP_UID_LABEL.to_string(), uid.clone()),
+    ]);
+    if let Some(p) = &pvc_uid {
+        labels.insert(PVC_UID_LABEL.to_string(), p.clone());
+    }
+    // A helper's volume is its claim's: say which, for the claim's manifest.
+    let annotations = pod
+        .annotations()
+        .get(CLAIM_ANNOTATION)
+        .filter(|_| claim_helper::is_helper(pod))
+        .map(|c| std::collections::BTreeMap::from([(CLAIM_ANNOTATION.to_string(), c.clone())]));
+    let pvb = PodVolumeBackup {
+        metadata: ObjectMeta {
+            name: Some(volume_operation_name(&name, &ns, &pod.name_any(), volume)),
+            namespace: Some(ctx.namespace.clone()),
+            labels: Some(labels),
+            annotations,
+            ..Default::default()
+        },
+        spec: PodVolumeBackupSpec {
+            node: node.to_string(),
+            pod: PodReference {
+                namespace: ns.clone(),
+                name: pod.name_any(),
+                uid: pod.uid().unwrap_or_default(),
+            },
+            volume: volume.to_string(),
+            backup_storage_location: bsl.name_any(),
+            repository: repo.name_any(),
+            repo_identifier: repo.spec.repository_url.clone(),
+            pvc_uid: pvc_uid.clone(),
+            tags: [
+                ("backup", name.clone()),
+                ("backup-uid", uid.clone()),
+                ("ns", ns.clone()),
+                ("pod", pod.name_any()),
+                ("volume", volume.to_string()),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .chain(
+                pvc_uid
+                    .is_none()
+                    .then(|| (LINEAGE_TAG.to_string(), lineage(pod))),
+            )
+            .collect(),
+            cancel: false,
+        },
+        status: None,
+    };
+    match Api::<PodVolumeBackup>::namespaced(ctx.client.clone(), &ctx.namespace)
+        .create(&PostParams::default(), &pvb)
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(e)) if e.code == 409 => Ok(()),
+        Err(e) => Err(Error::api("creating PodVolumeBackup")(e)),
+    }
+}
+
+/// Start the volume backup of each helper in `status.pendingClaimHelpers` that now runs on
+/// a node; a helper gone, ended, or not running within the volume timeout is an error.
+/// Returns how many volume backups were started.
+async fn start_helper_backups(
+    ctx: &Context,
+    backup: &Backup,
+    status: &mut BackupStatus,
+    timed_out: bool,
+) -> Result<usize> {
+    let pending = std::mem::take(&mut status.pending_claim_helpers);
+    if pending.is_empty() {
+        return Ok(0);
+    }
+    let bsl = storage_location(ctx, backup.spec.storage_location.as_deref()).await?;
+    let mut started = 0;
+    for h in pending {
+        let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &h.namespace);
+        let found = pods
+            .list(&ListParams::default().fields(&format!("metadata.name={}", h.name)))
+            .await
+            .map_err(Error::api("reading a claim helper pod"))?
+            .items
+            .into_iter()
+            .find(|p| p.uid().as_deref() == Some(h.uid.as_str()));
+        let phase = found
+            .as_ref()
+            .and_then(|p| p.status.as_ref())
+            .and_then(|s| s.phase.clone())
+            .unwrap_or_default();
+        let node = found
+            .as_ref()
+            .and_then(|p| p.spec.as_ref())
+            .and_then(|s| s.node_name.clone());
+        let claim = found
+            .as_ref()
+            .and_then(|p| p.annotations().get(CLAIM_ANNOTATION).cloned())
+            .unwrap_or_default();
+        let failure = match (&found, phase.as_str(), &node) {
+            (None, _, _) => Some("its helper pod was deleted".to_string()),
+            (Some(p), "Running", Some(node)) => {
+                let pvcs: Api<PersistentVolumeClaim> =
+                    Api::namespaced(ctx.client.clone(), &h.namespace);
+                let pvc = pvcs
+                    .get_opt(&claim)
+                    .await
+                    .map_err(Error::api(format!("reading claim {}/{claim}", h.namespace)))?;
+                let repo = repository::ensure(ctx, &h.namespace, &bsl).await?;
+                match pvc {
+                    None => Some("the claim was deleted".to_string()),
+                    Some(pvc) => {
+                        let pvc_uid = pvc
+                            .annotations()
+                            .get(PVC_ORIGIN_ANNOTATION)
+                            .cloned()
+                            .or_else(|| pvc.uid());
+                        create_volume_backup(
+                            ctx,
+                            backup,
+                            &bsl,
+                            &repo,
+                            p,
+                            node,
+                            claim_helper::VOLUME,
+                            pvc_uid,
+                        )
+                        .await?;
+                        started += 1;
+                        None
+                    }
+                }
+            }
+            (Some(_), "Succeeded" | "Failed", _) => {
+                Some(format!("its helper pod ended ({phase}) before the backup"))
+            }
+            (Some(_), _, _) if timed_out => Some(format!(
+                "its helper pod {} was not running within the volume timeout",
+                h.name
+            )),
+            (Some(_), _, _) => {
+                status.pending_claim_helpers.push(h);
+                continue;
+            }
+        };
+        if let Some(why) = failure {
+            status.outcome.errors += 1;
+            status.outcome.messages.push(format!(
+                "claim {}/{claim}: not backed up: {why}",
+                h.namespace
+            ));
+        }
+    }
+    Ok(started)
 }
 
 /// Run the post hooks of pod `p` (as it is now: the same pod, by UID). A pod gone, or hook
@@ -495,6 +712,28 @@ async fn finish(
         backup.spec.pod_volume_operation_timeout.as_deref(),
         status.outcome.start_timestamp.as_ref(),
     );
+    // The helpers of unmounted claims: each one's volume backup once it runs.
+    if !status.pending_claim_helpers.is_empty() {
+        let started = start_helper_backups(ctx, backup, &mut status, timed_out).await?;
+        patch_status(
+            api,
+            name,
+            &json!({
+                "pendingClaimHelpers": status.pending_claim_helpers,
+                "errors": status.outcome.errors,
+                "messages": status.outcome.messages,
+                "progress": {"totalVolumes": pvbs.len() + started},
+            }),
+        )
+        .await?;
+        // Helpers wait for the scheduler and the kubelet, which nothing here watches.
+        if !status.pending_claim_helpers.is_empty() {
+            return Ok(Outcome::Waiting(HELPERS_WAIT));
+        }
+        if started > 0 {
+            return Ok(Outcome::Waiting(VOLUMES_WAIT));
+        }
+    }
     let phase_of = |p: &PodVolumeBackup| p.status.as_ref().map(|s| s.phase).unwrap_or_default();
     // The post hooks of each pod whose volumes are done (or given up on), each pod's recorded
     // before the next runs, so that none runs twice.
@@ -538,6 +777,8 @@ async fn finish(
         let _ = patch_status(api, name, &json!({"progress": {"volumesCompleted": done}})).await;
         return Ok(Outcome::Waiting(VOLUMES_WAIT.min(timeout)));
     }
+    // Every volume is done: the claim helpers have served.
+    claim_helper::remove(&ctx.client, BACKUP_UID_LABEL, &uid).await?;
     let mut messages = status.outcome.messages.clone();
     let mut errors = status.outcome.errors;
     let mut bytes = 0i64;
@@ -586,10 +827,37 @@ async fn finish(
         }
     };
     let mut manifests = resources::collect(&ctx.client, kinds, &backup.spec.scope).await?;
+    // The claims backed up through helpers: (namespace, claim) -> snapshot.
+    let claim_snapshots: std::collections::BTreeMap<(String, String), String> = pvbs
+        .iter()
+        .filter(|p| phase_of(p) == VolumePhase::Completed)
+        .filter_map(|p| {
+            let claim = p.annotations().get(CLAIM_ANNOTATION)?.clone();
+            let id = p.status.as_ref()?.snapshot_id.clone()?;
+            Some(((p.spec.pod.namespace.clone(), claim), id))
+        })
+        .collect();
+    // The helpers are the Backup's own doing, not the application's.
+    manifests.retain(|m| {
+        !(m["kind"] == "Pod" && m["metadata"]["labels"][CLAIM_HELPER_LABEL].is_string())
+    });
     for m in &mut manifests {
         if m["kind"] == "Pod" {
             let taken = m["metadata"]["uid"].as_str().and_then(|u| snapshots.get(u));
             record_snapshots(m, taken.map(Vec::as_slice).unwrap_or_default());
+        }
+        if m["kind"] == "PersistentVolumeClaim" {
+            let key = (
+                m["metadata"]["namespace"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                m["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            );
+            record_claim_snapshot(m, claim_snapshots.get(&key).map(String::as_str));
         }
     }
     let items = manifests.len() as i64;
@@ -645,9 +913,33 @@ fn record_snapshots(pod: &mut serde_json::Value, taken: &[(String, String)]) {
     }
 }
 
+/// Record in a claim's manifest the snapshot taken of it through a helper, and no other
+/// value a tenant may have set.
+fn record_claim_snapshot(claim: &mut serde_json::Value, taken: Option<&str>) {
+    if let Some(a) = claim["metadata"]["annotations"].as_object_mut() {
+        a.remove(CLAIM_SNAPSHOT_ANNOTATION);
+    }
+    if let Some(id) = taken {
+        claim["metadata"]["annotations"][CLAIM_SNAPSHOT_ANNOTATION] = json!(id);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_claim_snapshot_taken_is_recorded() {
+        let mut claim = json!({"metadata": {"annotations": {CLAIM_SNAPSHOT_ANNOTATION: "forged", "keep": "me"}}});
+        record_claim_snapshot(&mut claim, None);
+        assert_eq!(claim["metadata"]["annotations"], json!({"keep": "me"}));
+        let mut bare = json!({"metadata": {"name": "reports"}});
+        record_claim_snapshot(&mut bare, Some("ab"));
+        assert_eq!(
+            bare["metadata"]["annotations"],
+            json!({CLAIM_SNAPSHOT_ANNOTATION: "ab"})
+        );
+    }
 
     #[test]
     fn only_the_snapshots_taken_are_recorded() {

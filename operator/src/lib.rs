@@ -6,6 +6,7 @@
 
 pub mod backup;
 pub mod backup_command;
+pub mod claim_helper;
 pub mod context;
 pub mod controller;
 pub mod error;

@@ -9,7 +9,7 @@ use crate::naming::volume_operation_name;
 pub use crate::operation::Outcome;
 use crate::operation::{fail, volume_timeout};
 use crate::resources::Kind;
-use crate::{repository, restore_hooks, restore_plan, selection};
+use crate::{claim_helper, repository, restore_hooks, restore_plan, selection};
 use crate::{Error, Result};
 use arca_api::common::{now, OperationPhase, PodReference};
 use arca_api::hooks::HookResult;
@@ -35,14 +35,20 @@ pub async fn reconcile(restore: &Restore, ctx: &Context, kinds: &[Kind]) -> Resu
         return Ok(Outcome::Ignored);
     };
     let status = restore.status.clone().unwrap_or_default();
-    match status.outcome.phase {
+    let outcome = match status.outcome.phase {
         OperationPhase::New => match start(&restore, ctx, &api, &name, kinds).await {
-            Ok(o) => Ok(o),
-            Err(e) => fail(&api, &name, e).await,
+            Ok(o) => o,
+            Err(e) => fail(&api, &name, e).await?,
         },
-        OperationPhase::InProgress => finish(&restore, ctx, &api, &name).await,
-        _ => Ok(Outcome::Ignored),
+        OperationPhase::InProgress => finish(&restore, ctx, &api, &name).await?,
+        _ => return Ok(Outcome::Ignored),
+    };
+    // However it ended, the pods mounting restored claims go.
+    if let Outcome::Finished(_) = outcome {
+        let uid = restore.uid().unwrap_or_default();
+        claim_helper::remove(&ctx.client, RESTORE_UID_LABEL, &uid).await?;
     }
+    Ok(outcome)
 }
 
 /// The manifests stored by `backup`.
@@ -203,6 +209,7 @@ async fn start(
     for m in objects {
         let source_ns = m["metadata"]["namespace"].as_str().map(String::from);
         let snapshots = restore_plan::volume_snapshots(&m);
+        let claim_snapshot = restore_plan::claim_snapshot(&m);
         let mut obj = restore_plan::prepare(m, &spec.namespace_mapping);
         let is_pod = obj["kind"] == "Pod";
         let vols: Vec<String> = snapshots.iter().map(|(v, _)| v.clone()).collect();
@@ -279,6 +286,32 @@ async fn start(
             }
         };
         if let (Some(pod), Some(source_ns)) = (created, source_ns) {
+            // A claim backed up through a helper comes back through one.
+            if let Some(snapshot) = claim_snapshot.as_deref() {
+                if image.is_none() {
+                    image = Some(ctx.restore_wait_image().await?);
+                }
+                let image = image.as_deref().unwrap_or_default();
+                match start_claim_helper(ctx, &pod, image, &uid).await {
+                    Ok(helper) => {
+                        let volume = claim_helper::VOLUME;
+                        create_volume_restore(
+                            ctx, restore, &bsl, &helper, volume, snapshot, &source_ns,
+                        )
+                        .await?;
+                        volumes += 1;
+                    }
+                    Err(why) => {
+                        errors += 1;
+                        messages.push(format!(
+                            "claim {}/{}: its contents are not restored: {why}",
+                            pod.namespace().unwrap_or_default(),
+                            pod.name_any()
+                        ));
+                    }
+                }
+                continue;
+            }
             if !is_pod {
                 continue;
             }
@@ -289,44 +322,14 @@ async fn start(
                     uid: pod.uid().unwrap_or_default(),
                 });
             }
+            let pod_ref = PodReference {
+                namespace: pod.namespace().unwrap_or_default(),
+                name: pod.name_any(),
+                uid: pod.uid().unwrap_or_default(),
+            };
             for (volume, snapshot) in &snapshots {
-                let pvr = PodVolumeRestore {
-                    metadata: ObjectMeta {
-                        name: Some(volume_operation_name(
-                            name,
-                            &pod.namespace().unwrap_or_default(),
-                            &pod.name_any(),
-                            volume,
-                        )),
-                        namespace: Some(ctx.namespace.clone()),
-                        labels: Some(BTreeMap::from([
-                            (RESTORE_NAME_LABEL.to_string(), name.to_string()),
-                            (RESTORE_UID_LABEL.to_string(), uid.clone()),
-                        ])),
-                        ..Default::default()
-                    },
-                    spec: PodVolumeRestoreSpec {
-                        pod: PodReference {
-                            namespace: pod.namespace().unwrap_or_default(),
-                            name: pod.name_any(),
-                            uid: pod.uid().unwrap_or_default(),
-                        },
-                        volume: volume.clone(),
-                        backup_storage_location: bsl.name_any(),
-                        repository: repository::name_for(&source_ns, &bsl.name_any()),
-                        repo_identifier: bsl.spec.repository_url(&source_ns),
-                        snapshot_id: snapshot.clone(),
-                        source_namespace: source_ns.clone(),
-                        restore_uid: uid.clone(),
-                        cancel: false,
-                        allow_privileged_files: spec.allow_privileged_files,
-                    },
-                    status: None,
-                };
-                Api::<PodVolumeRestore>::namespaced(ctx.client.clone(), &ctx.namespace)
-                    .create(&PostParams::default(), &pvr)
-                    .await
-                    .map_err(Error::api("creating PodVolumeRestore"))?;
+                create_volume_restore(ctx, restore, &bsl, &pod_ref, volume, snapshot, &source_ns)
+                    .await?;
                 volumes += 1;
             }
         }
@@ -347,6 +350,82 @@ async fn start(
     )
     .await?;
     Ok(Outcome::Waiting(crate::backup::VOLUMES_WAIT))
+}
+
+/// Start the helper pod that mounts restored claim `claim` until its contents are back.
+async fn start_claim_helper(
+    ctx: &Context,
+    claim: &DynamicObject,
+    image: &str,
+    restore_uid: &str,
+) -> std::result::Result<PodReference, String> {
+    let ns = claim.namespace().unwrap_or_default();
+    let mut helper = claim_helper::restore_helper(&ns, &claim.name_any(), image, restore_uid);
+    restore_plan::add_restore_wait(
+        &mut helper,
+        image,
+        restore_uid,
+        &[claim_helper::VOLUME.to_string()],
+    );
+    let helper: Pod = serde_json::from_value(helper).map_err(|e| e.to_string())?;
+    let created = Api::<Pod>::namespaced(ctx.client.clone(), &ns)
+        .create(&PostParams::default(), &helper)
+        .await
+        .map_err(|e| format!("cannot start a pod to mount it: {e}"))?;
+    Ok(PodReference {
+        namespace: ns,
+        name: created.name_any(),
+        uid: created.uid().unwrap_or_default(),
+    })
+}
+
+/// Create the PodVolumeRestore of volume `volume` of `pod` from `snapshot` (in the repository
+/// of namespace `source_ns`).
+async fn create_volume_restore(
+    ctx: &Context,
+    restore: &Restore,
+    bsl: &arca_api::BackupStorageLocation,
+    pod: &PodReference,
+    volume: &str,
+    snapshot: &str,
+    source_ns: &str,
+) -> Result<()> {
+    let name = restore.name_any();
+    let uid = restore.uid().unwrap_or_default();
+    let pvr = PodVolumeRestore {
+        metadata: ObjectMeta {
+            name: Some(volume_operation_name(
+                &name,
+                &pod.namespace,
+                &pod.name,
+                volume,
+            )),
+            namespace: Some(ctx.namespace.clone()),
+            labels: Some(BTreeMap::from([
+                (RESTORE_NAME_LABEL.to_string(), name.clone()),
+                (RESTORE_UID_LABEL.to_string(), uid.clone()),
+            ])),
+            ..Default::default()
+        },
+        spec: PodVolumeRestoreSpec {
+            pod: pod.clone(),
+            volume: volume.to_string(),
+            backup_storage_location: bsl.name_any(),
+            repository: repository::name_for(source_ns, &bsl.name_any()),
+            repo_identifier: bsl.spec.repository_url(source_ns),
+            snapshot_id: snapshot.to_string(),
+            source_namespace: source_ns.to_string(),
+            restore_uid: uid,
+            cancel: false,
+            allow_privileged_files: restore.spec.allow_privileged_files,
+        },
+        status: None,
+    };
+    Api::<PodVolumeRestore>::namespaced(ctx.client.clone(), &ctx.namespace)
+        .create(&PostParams::default(), &pvr)
+        .await
+        .map_err(Error::api("creating PodVolumeRestore"))?;
+    Ok(())
 }
 
 /// The restore hooks of a pod manifest about to be created.

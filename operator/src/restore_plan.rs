@@ -2,7 +2,7 @@
 //! what the old cluster assigned, moved by the namespace mapping, and (for pods with volume
 //! snapshots) given the restore-wait init container.
 
-use arca_api::backup::SNAPSHOT_ANNOTATION_PREFIX;
+use arca_api::backup::{CLAIM_SNAPSHOT_ANNOTATION, SNAPSHOT_ANNOTATION_PREFIX};
 use arca_api::podvolume::PVC_ORIGIN_ANNOTATION;
 use arca_api::restore::{RESTORE_UID_LABEL, RESTORE_WAIT_CONTAINER};
 use serde_json::{json, Value};
@@ -118,7 +118,8 @@ pub fn prepare(mut obj: Value, mapping: &BTreeMap<String, String>) -> Value {
                 .and_then(Value::as_object_mut)
             {
                 a.retain(|k, _| {
-                    !k.starts_with("pv.kubernetes.io/")
+                    k != CLAIM_SNAPSHOT_ANNOTATION
+                        && !k.starts_with("pv.kubernetes.io/")
                         && !k.starts_with("volume.beta.kubernetes.io/")
                         && !k.starts_with("volume.kubernetes.io/")
                 });
@@ -175,8 +176,6 @@ fn drop_token_volumes(spec: &mut serde_json::Map<String, Value>) {
     }
 }
 
-/// Put the restore-wait init container first in a pod, with each restored volume mounted at
-/// `/restores/<volume>`, waiting for restore `restore_uid`.
 /// The volume snapshots a backed-up pod's annotations name: only for volumes the pod has,
 /// and only well-formed snapshot IDs (older backups may hold annotations a tenant set).
 pub fn volume_snapshots(pod: &Value) -> Vec<(String, String)> {
@@ -198,6 +197,19 @@ pub fn volume_snapshots(pod: &Value) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The snapshot a backed-up claim's manifest names (taken through a helper pod), if it is
+/// a claim and the ID is well formed.
+pub fn claim_snapshot(claim: &Value) -> Option<String> {
+    if claim["kind"] != "PersistentVolumeClaim" {
+        return None;
+    }
+    let id = claim["metadata"]["annotations"][CLAIM_SNAPSHOT_ANNOTATION].as_str()?;
+    let well_formed = id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit());
+    well_formed.then(|| id.to_string())
+}
+
+/// Put the restore-wait init container first in a pod, with each restored volume mounted at
+/// `/restores/<volume>`, waiting for restore `restore_uid`.
 pub fn add_restore_wait(pod: &mut Value, image: &str, restore_uid: &str, volumes: &[String]) {
     // The label lets each agent watch just the pods waiting for a restore.
     if let Some(meta) = pod.get_mut("metadata").and_then(Value::as_object_mut) {
@@ -243,6 +255,26 @@ mod tests {
             "spec": {"volumes": [{"name": "data"}, {"name": "cache"}]}});
         assert_eq!(volume_snapshots(&pod), vec![("data".to_string(), id)]);
         assert!(volume_snapshots(&json!({"metadata": {}})).is_empty());
+    }
+
+    #[test]
+    fn a_claims_own_snapshot_is_read_and_not_restored_as_an_annotation() {
+        let id = "cd".repeat(32);
+        let claim = json!({"kind": "PersistentVolumeClaim", "apiVersion": "v1",
+            "metadata": {"name": "reports", "namespace": "shop",
+                         "annotations": {CLAIM_SNAPSHOT_ANNOTATION: id, "team": "a"}}});
+        assert_eq!(claim_snapshot(&claim), Some(id.clone()));
+        let restored = prepare(claim.clone(), &BTreeMap::new());
+        assert_eq!(
+            restored["metadata"]["annotations"].get(CLAIM_SNAPSHOT_ANNOTATION),
+            None
+        );
+        let mut forged = claim.clone();
+        forged["metadata"]["annotations"][CLAIM_SNAPSHOT_ANNOTATION] = json!("../x");
+        assert_eq!(claim_snapshot(&forged), None);
+        let mut pod = claim;
+        pod["kind"] = json!("Pod");
+        assert_eq!(claim_snapshot(&pod), None);
     }
 
     #[test]

@@ -157,6 +157,10 @@ struct BackupTemplateArgs {
     /// Back up every pod volume, not only the annotated ones
     #[arg(long)]
     default_volumes_to_fs_backup: bool,
+    /// Back up claims no running pod mounts too, each through a short-lived pod (default:
+    /// as --default-volumes-to-fs-backup)
+    #[arg(long)]
+    snapshot_unmounted_volumes: Option<bool>,
 }
 
 #[derive(Args)]
@@ -246,6 +250,7 @@ impl BackupTemplateArgs {
             ttl: self.ttl.clone(),
             storage_location: self.storage_location.clone(),
             default_volumes_to_fs_backup: self.default_volumes_to_fs_backup.then_some(true),
+            snapshot_unmounted_volumes: self.snapshot_unmounted_volumes,
             pod_volume_operation_timeout: None,
             hooks: None,
         })
