@@ -905,7 +905,7 @@ fn json_merge(base: &mut serde_json::Value, patch: &serde_json::Value) {
 /// nothing else of that name: annotations a tenant set on the pod beforehand would
 /// otherwise be trusted at restore.
 fn record_snapshots(pod: &mut serde_json::Value, taken: &[(String, String)]) {
-    if let Some(a) = pod["metadata"]["annotations"].as_object_mut() {
+    if let Some(a) = annotations_of(pod) {
         a.retain(|k, _| !k.starts_with(SNAPSHOT_ANNOTATION_PREFIX));
     }
     for (volume, id) in taken {
@@ -916,12 +916,23 @@ fn record_snapshots(pod: &mut serde_json::Value, taken: &[(String, String)]) {
 /// Record in a claim's manifest the snapshot taken of it through a helper, and no other
 /// value a tenant may have set.
 fn record_claim_snapshot(claim: &mut serde_json::Value, taken: Option<&str>) {
-    if let Some(a) = claim["metadata"]["annotations"].as_object_mut() {
+    if let Some(a) = annotations_of(claim) {
         a.remove(CLAIM_SNAPSHOT_ANNOTATION);
     }
     if let Some(id) = taken {
         claim["metadata"]["annotations"][CLAIM_SNAPSHOT_ANNOTATION] = json!(id);
     }
+}
+
+/// A manifest's annotations, if it has any. Not by indexing, which would add
+/// `annotations: null` to a manifest without them (and a restore would then find no object
+/// to add the claim's origin to).
+fn annotations_of(
+    manifest: &mut serde_json::Value,
+) -> Option<&mut serde_json::Map<String, serde_json::Value>> {
+    manifest
+        .pointer_mut("/metadata/annotations")
+        .and_then(serde_json::Value::as_object_mut)
 }
 
 #[cfg(test)]
@@ -934,6 +945,13 @@ mod tests {
         record_claim_snapshot(&mut claim, None);
         assert_eq!(claim["metadata"]["annotations"], json!({"keep": "me"}));
         let mut bare = json!({"metadata": {"name": "reports"}});
+        record_claim_snapshot(&mut bare, None);
+        record_snapshots(&mut bare, &[]);
+        assert_eq!(
+            bare,
+            json!({"metadata": {"name": "reports"}}),
+            "no annotations: null added"
+        );
         record_claim_snapshot(&mut bare, Some("ab"));
         assert_eq!(
             bare["metadata"]["annotations"],

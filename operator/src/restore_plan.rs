@@ -65,6 +65,10 @@ pub fn prepare(mut obj: Value, mapping: &BTreeMap<String, String>) -> Value {
             .map(String::from);
         if let (Some(origin), Some(meta)) = (origin, obj["metadata"].as_object_mut()) {
             let annotations = meta.entry("annotations").or_insert_with(|| json!({}));
+            // A manifest may say `annotations: null`.
+            if !annotations.is_object() {
+                *annotations = json!({});
+            }
             if let Some(a) = annotations.as_object_mut() {
                 a.insert(PVC_ORIGIN_ANNOTATION.into(), json!(origin));
             }
@@ -347,6 +351,14 @@ mod tests {
             json!({"team": "a", PVC_ORIGIN_ANNOTATION: "pvc-1"})
         );
         assert_eq!(pvc["metadata"].get("uid"), None);
+        let null = prepare(
+            json!({"kind": "PersistentVolumeClaim", "apiVersion": "v1", "metadata": {"name": "d", "uid": "pvc-9", "annotations": null}}),
+            &mapping,
+        );
+        assert_eq!(
+            null["metadata"]["annotations"],
+            json!({PVC_ORIGIN_ANNOTATION: "pvc-9"})
+        );
         // Restored again: the first claim stays the origin.
         let mut again = pvc.clone();
         again["metadata"]["uid"] = json!("pvc-2");
