@@ -15,6 +15,7 @@ use arca_engine::snapshots;
 use arca_reconcile::status::patch_status;
 use arca_reconcile::Failure;
 use arca_reconcile::Wrap as _;
+use k8s_openapi::api::core::v1::Pod;
 use kube::{Api, ResourceExt};
 use serde_json::json;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -127,7 +128,22 @@ async fn run(
     access: &access::RepoAccess,
 ) -> Result<PodVolumeBackupStatus> {
     let spec = &pvb.spec;
-    let dir = crate::volumes::volume_dir(&ctx.kubelet_pods, &spec.pod.uid, &spec.volume)?;
+    let pod = Api::<Pod>::namespaced(ctx.client.clone(), &spec.pod.namespace)
+        .get_opt(&spec.pod.name)
+        .await
+        .map_err(Error::api(format!(
+            "cannot read pod {}/{}",
+            spec.pod.namespace, spec.pod.name
+        )))?
+        .filter(|p| p.uid().as_deref() == Some(spec.pod.uid.as_str()))
+        .ok_or_else(|| {
+            Error::Volume(format!(
+                "pod {}/{} ({}) no longer exists",
+                spec.pod.namespace, spec.pod.name, spec.pod.uid
+            ))
+        })?;
+    let mount = crate::volumes::mount_of(&ctx.client, &pod, &spec.volume).await?;
+    let dir = crate::volumes::volume_dir(&ctx.kubelet_pods, &spec.pod.uid, &mount)?;
     // The lock before a transfer slot: a backup queued behind maintenance must not keep
     // another repository's backup from running.
     let Locked { repo, lock, waited } = repo_lock::open_locked(access, ctx, api, name).await?;

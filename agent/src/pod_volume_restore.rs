@@ -117,7 +117,7 @@ pub async fn reconcile(pvr: &PodVolumeRestore, ctx: &Context) -> Result<Outcome>
         Err(e) => Err(e),
     };
     let resumed = status.phase == VolumePhase::InProgress;
-    let result = run(pvr, ctx, &api, &name, resumed, access).await;
+    let result = run(pvr, &pod, ctx, &api, &name, resumed, access).await;
     // The in-flight mark (`_running`) stays until the outcome is recorded.
     match result {
         Ok((progress, note)) => {
@@ -202,6 +202,7 @@ fn write_in_dir(dir: &Path, name: &str, content: &[u8]) -> std::io::Result<()> {
 
 async fn run(
     pvr: &PodVolumeRestore,
+    pod: &Pod,
     ctx: &Context,
     api: &Api<PodVolumeRestore>,
     name: &str,
@@ -209,7 +210,8 @@ async fn run(
     access: Result<access::RepoAccess>,
 ) -> Result<(VolumeProgress, Option<String>)> {
     let spec = &pvr.spec;
-    let dir = crate::volumes::volume_dir(&ctx.kubelet_pods, &spec.pod.uid, &spec.volume)?;
+    let mount = crate::volumes::mount_of(&ctx.client, pod, &spec.volume).await?;
+    let dir = crate::volumes::volume_dir(&ctx.kubelet_pods, &spec.pod.uid, &mount)?;
     // From here on a failure also goes into the volume, for the waiting init container.
     let result = match access {
         Ok(access) => restore_into(pvr, ctx, api, name, resumed, &dir, &access).await,

@@ -40,11 +40,17 @@ async fn backs_up_a_volume_then_only_the_changes_after_the_pod_moves() {
     );
 
     // The pod is recreated (new UID, same claim); one small file changes.
+    let pods: kube::Api<k8s_openapi::api::core::v1::Pod> =
+        kube::Api::namespaced(w.client.clone(), "shop");
+    pods.delete("web-0", &Default::default()).await.unwrap();
+    pods.create(&Default::default(), &app_pod("uid-2"))
+        .await
+        .unwrap();
     std::fs::create_dir_all(w.pods.join("uid-2")).unwrap();
     std::fs::rename(w.pods.join("uid-1/volumes"), w.pods.join("uid-2/volumes")).unwrap();
     std::fs::write(
         w.pods
-            .join("uid-2/volumes/kubernetes.io~csi/data/notes.txt"),
+            .join("uid-2/volumes/kubernetes.io~csi/pv-data/mount/notes.txt"),
         b"second",
     )
     .unwrap();
@@ -106,12 +112,9 @@ async fn other_nodes_work_is_left_alone_and_bad_input_fails_with_a_reason() {
     assert_eq!(st.message.as_deref(), Some(msg.as_str()));
 
     let Outcome::Failed(msg) = reconcile(&get(&w, "no-pod").await, &ctx).await.unwrap() else {
-        panic!("a missing pod directory must fail");
+        panic!("a missing pod must fail");
     };
-    assert!(
-        msg.contains("pod directory") && msg.contains("uid-9"),
-        "{msg}"
-    );
+    assert!(msg.contains("shop/web-0 (uid-9) no longer exists"), "{msg}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

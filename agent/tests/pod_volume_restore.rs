@@ -11,7 +11,7 @@ use arca_api::{PodVolumeRestore, PodVolumeRestoreSpec};
 use common::*;
 use k8s_openapi::api::core::v1::{
     ContainerState, ContainerStateRunning, ContainerStateWaiting, ContainerStatus, Pod, PodSpec,
-    PodStatus,
+    PodStatus, Volume,
 };
 use kube::api::ObjectMeta;
 use kube::Api;
@@ -30,13 +30,23 @@ fn pod(uid: &str, node: &str, init_running: bool) -> Pod {
     };
     Pod {
         metadata: ObjectMeta {
-            name: Some("web-0".into()),
+            name: Some("web-1".into()),
             namespace: Some("shop".into()),
             uid: Some(uid.into()),
             ..Default::default()
         },
         spec: Some(PodSpec {
             node_name: Some(node.into()),
+            // Restored into emptyDirs: the agent finds them by name.
+            volumes: Some(
+                ["data", "data-r1", "data-r2"]
+                    .map(|v| Volume {
+                        name: v.into(),
+                        empty_dir: Some(Default::default()),
+                        ..Default::default()
+                    })
+                    .to_vec(),
+            ),
             ..Default::default()
         }),
         status: Some(PodStatus {
@@ -56,7 +66,7 @@ fn pvr(name: &str, pod_uid: &str, snapshot: &str) -> PodVolumeRestore {
         spec: PodVolumeRestoreSpec {
             pod: PodReference {
                 namespace: "shop".into(),
-                name: "web-0".into(),
+                name: "web-1".into(),
                 uid: pod_uid.into(),
             },
             volume: "data".into(),
@@ -96,7 +106,7 @@ async fn restores_into_the_new_pods_volume_and_marks_it_done() {
     let snapshot = get(&w, "b1").await.status.unwrap().snapshot_id.unwrap();
 
     // The namespace is gone and comes back: a new pod, an empty volume on node-a.
-    let new_vol = w.pods.join("uid-new/volumes/kubernetes.io~csi/data");
+    let new_vol = w.pods.join("uid-new/volumes/kubernetes.io~empty-dir/data");
     std::fs::create_dir_all(&new_vol).unwrap();
     let pods: Api<Pod> = Api::namespaced(w.client.clone(), "shop");
     pods.create(&Default::default(), &pod("uid-new", "node-a", false))
@@ -116,9 +126,9 @@ async fn restores_into_the_new_pods_volume_and_marks_it_done() {
     assert!(std::fs::read_dir(&new_vol).unwrap().next().is_none());
 
     // The kubelet starts the init container (status is a subresource).
-    let mut p = pods.get("web-0").await.unwrap();
+    let mut p = pods.get("web-1").await.unwrap();
     p.status = pod("uid-new", "node-a", true).status;
-    pods.replace_status("web-0", &Default::default(), &p)
+    pods.replace_status("web-1", &Default::default(), &p)
         .await
         .unwrap();
     // An earlier agent was cut off half way: the restore is InProgress and the volume
@@ -146,7 +156,7 @@ async fn restores_into_the_new_pods_volume_and_marks_it_done() {
     assert_eq!(st.phase, VolumePhase::Completed);
     assert_eq!(st.node.as_deref(), Some("node-a"));
     assert_eq!(st.progress.unwrap().bytes_done, (5 << 20) + 13);
-    let old_vol = w.pods.join("uid-1/volumes/kubernetes.io~csi/data");
+    let old_vol = w.pods.join(DATA_DIR);
     for f in ["db/table.bin", "notes.txt"] {
         assert_eq!(
             std::fs::read(new_vol.join(f)).unwrap(),
@@ -176,7 +186,7 @@ async fn a_missing_snapshot_fails_and_tells_the_waiting_pod_why() {
             .with_object(pvr("r1", "uid-new", &"ab".repeat(32)))
     })
     .await;
-    let vol = w.pods.join("uid-new/volumes/kubernetes.io~csi/data");
+    let vol = w.pods.join("uid-new/volumes/kubernetes.io~empty-dir/data");
     std::fs::create_dir_all(&vol).unwrap();
     let ctx = context(&w);
     let Outcome::Failed(msg) = reconcile(&get_pvr(&w, "r1").await, &ctx).await.unwrap() else {
@@ -251,7 +261,7 @@ async fn a_marker_symlink_in_the_volume_is_not_followed() {
             .with_object(pvr("r1", "uid-new", &"ab".repeat(32)))
     })
     .await;
-    let vol = w.pods.join("uid-new/volumes/kubernetes.io~csi/data");
+    let vol = w.pods.join("uid-new/volumes/kubernetes.io~empty-dir/data");
     std::fs::create_dir_all(&vol).unwrap();
     let outside = tempfile::tempdir().unwrap();
     std::os::unix::fs::symlink(outside.path(), vol.join(".arca")).unwrap();
@@ -279,7 +289,7 @@ async fn privileged_files_are_left_out_unless_the_restore_allows_them() {
             .with_status_subresource::<PodVolumeRestore>()
     })
     .await;
-    let old_vol = w.pods.join("uid-1/volumes/kubernetes.io~csi/data");
+    let old_vol = w.pods.join(DATA_DIR);
     let tool = old_vol.join("tool");
     std::fs::write(&tool, b"#!/bin/sh\n").unwrap();
     std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o4755)).unwrap();
@@ -308,9 +318,9 @@ async fn privileged_files_are_left_out_unless_the_restore_allows_them() {
         .unwrap();
     let restores: Api<PodVolumeRestore> = Api::namespaced(w.client.clone(), NS);
     for (name, allow) in [("r1", false), ("r2", true)] {
-        let vol = w
-            .pods
-            .join(format!("uid-new/volumes/kubernetes.io~csi/data-{name}"));
+        let vol = w.pods.join(format!(
+            "uid-new/volumes/kubernetes.io~empty-dir/data-{name}"
+        ));
         std::fs::create_dir_all(&vol).unwrap();
         let mut r = pvr(name, "uid-new", &snapshot);
         r.spec.volume = format!("data-{name}");
@@ -358,7 +368,7 @@ async fn a_restore_waits_for_maintenance_and_shows_the_wait() {
         .unwrap();
     assert_eq!(out, arca_agent::pod_volume_backup::Outcome::Completed);
     let snapshot = get(&w, "b1").await.status.unwrap().snapshot_id.unwrap();
-    let new_vol = w.pods.join("uid-new/volumes/kubernetes.io~csi/data");
+    let new_vol = w.pods.join("uid-new/volumes/kubernetes.io~empty-dir/data");
     std::fs::create_dir_all(&new_vol).unwrap();
     Api::<Pod>::namespaced(w.client.clone(), "shop")
         .create(&Default::default(), &pod("uid-new", "node-a", true))
@@ -406,11 +416,7 @@ async fn a_restore_waits_for_maintenance_and_shows_the_wait() {
     assert!(st.lock_wait_seconds.unwrap_or(0) >= 1, "{st:?}");
     assert_eq!(
         std::fs::read(new_vol.join("notes.txt")).unwrap(),
-        std::fs::read(
-            w.pods
-                .join("uid-1/volumes/kubernetes.io~csi/data/notes.txt")
-        )
-        .unwrap()
+        std::fs::read(w.pods.join(format!("{DATA_DIR}/notes.txt"))).unwrap()
     );
     assert!(new_vol.join(".arca/restore-uid-1").exists());
     assert!(repo

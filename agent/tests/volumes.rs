@@ -1,6 +1,6 @@
 //! Finding pod volumes under a directory laid out like the kubelet's.
 
-use arca_agent::volumes::{check_kubelet_pods, volume_dir};
+use arca_agent::volumes::{check_kubelet_pods, volume_dir, Mount};
 use std::path::Path;
 
 fn pod(root: &Path, uid: &str, plugin: &str, volume: &str) {
@@ -11,13 +11,18 @@ fn pod(root: &Path, uid: &str, plugin: &str, volume: &str) {
 fn finds_a_volume_under_any_plugin() {
     let root = tempfile::tempdir().unwrap();
     pod(root.path(), "uid-a", "kubernetes.io~empty-dir", "cache");
-    pod(root.path(), "uid-a", "kubernetes.io~csi", "data");
+    pod(root.path(), "uid-a", "kubernetes.io~csi", "pv-data/mount");
+    let csi = Mount {
+        name: "pv-data".into(),
+        csi: true,
+    };
     assert_eq!(
-        volume_dir(root.path(), "uid-a", "data").unwrap(),
-        root.path().join("uid-a/volumes/kubernetes.io~csi/data")
+        volume_dir(root.path(), "uid-a", &csi).unwrap(),
+        root.path()
+            .join("uid-a/volumes/kubernetes.io~csi/pv-data/mount")
     );
     assert_eq!(
-        volume_dir(root.path(), "uid-a", "cache").unwrap(),
+        volume_dir(root.path(), "uid-a", &Mount::own("cache")).unwrap(),
         root.path()
             .join("uid-a/volumes/kubernetes.io~empty-dir/cache")
     );
@@ -27,23 +32,23 @@ fn finds_a_volume_under_any_plugin() {
 fn says_what_is_missing() {
     let root = tempfile::tempdir().unwrap();
     pod(root.path(), "uid-a", "kubernetes.io~empty-dir", "cache");
-    let e = volume_dir(root.path(), "uid-b", "cache")
+    let e = volume_dir(root.path(), "uid-b", &Mount::own("cache"))
         .unwrap_err()
         .to_string();
     assert!(
         e.contains("pod directory") && e.contains("uid-b") && e.contains("--kubelet-pods"),
         "{e}"
     );
-    let e = volume_dir(root.path(), "uid-a", "data")
+    let e = volume_dir(root.path(), "uid-a", &Mount::own("data"))
         .unwrap_err()
         .to_string();
     assert!(e.contains("volume data of pod uid-a not found"), "{e}");
     pod(root.path(), "uid-a", "kubernetes.io~csi", "cache");
-    let e = volume_dir(root.path(), "uid-a", "cache")
+    let e = volume_dir(root.path(), "uid-a", &Mount::own("cache"))
         .unwrap_err()
         .to_string();
     assert!(e.contains("several plugins"), "{e}");
-    let e = volume_dir(root.path(), "../etc", "cache")
+    let e = volume_dir(root.path(), "../etc", &Mount::own("cache"))
         .unwrap_err()
         .to_string();
     assert!(e.contains("invalid pod UID"), "{e}");

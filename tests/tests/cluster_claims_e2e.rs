@@ -1,10 +1,11 @@
 //! Claims no running pod mounts, on a real control plane of this test's own: backed up and
 //! restored through the operator's short-lived helper pods, which are gone afterwards, also
 //! when the backup fails. There is no kubelet here: the test is the node's (it mounts the
-//! claim by filling the helper's volume folder, reports the helper running, finishes the
-//! deletion the operator asks for) and the scheduler's (it binds the restore's helper); the
-//! API server, the controller-manager (binding the claim to its volume), the operator and
-//! the agent are real.
+//! claim by filling the helper's volume folder where the kubelet mounts a CSI volume, reports
+//! the helper running, finishes the deletion the operator asks for), the scheduler's (it binds
+//! the restore's helper) and the provisioner's (a volume for the restored claim); the API
+//! server, the controller-manager (binding claims to volumes), the operator and the agent are
+//! real.
 //!
 //! Steps: a claim last used by a finished Job-like pod, backed up with
 //! `snapshotUnmountedVolumes` through a helper on that pod's node (read-only, no token),
@@ -65,7 +66,8 @@ async fn claims_with_no_running_pod_are_backed_up_and_restored_through_helper_po
         &e,
         json!({"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": pv},
         "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"],
-                 "storageClassName": "manual", "hostPath": {"path": "/srv/reports"},
+                 "storageClassName": "manual",
+                 "csi": {"driver": "disk.csi.arca.test", "volumeHandle": pv},
                  "claimRef": {"namespace": app, "name": "reports"}}}),
     );
     apply(
@@ -121,7 +123,11 @@ async fn claims_with_no_running_pod_are_backed_up_and_restored_through_helper_po
         ("reports", Some(true))
     );
     // As the kubelet: the claim mounted in the helper's volume folder, the helper running.
-    let mounted = e.volume_dir(&helper.uid().unwrap(), "kubernetes.io~csi", "claim");
+    let mounted = e.mounted_dir(&app, &helper, "claim").await;
+    assert!(
+        mounted.ends_with(format!("kubernetes.io~csi/{pv}/mount")),
+        "{mounted:?}"
+    );
     std::fs::create_dir_all(&mounted).unwrap();
     write_files(&mounted, 17);
     let originals = e.dir.path().join("originals");
@@ -200,7 +206,8 @@ async fn claims_with_no_running_pod_are_backed_up_and_restored_through_helper_po
         "restore-wait"
     );
     // As the kubelet and the scheduler: restore-wait starts, the helper is bound here.
-    let target = e.volume_dir(&rhelper.uid().unwrap(), "kubernetes.io~csi", "claim");
+    // As the provisioner: a new volume for the restored claim.
+    let target = e.mounted_dir(&to, &rhelper, "claim").await;
     std::fs::create_dir_all(&target).unwrap();
     e.api::<Pod>(&to)
         .patch_status(

@@ -76,14 +76,11 @@ async fn application(e: &E2e, ns: &str, seed: u64, originals: &Path) -> PathBuf 
                              {"name": "cache", "emptyDir": {}}]}}),
     );
     let pod = e.api::<Pod>(ns).get("web-0").await.unwrap();
-    let uid = e.kubelet_starts_in(ns, &pod, false).await;
+    e.kubelet_starts_in(ns, &pod, false).await;
     let copy = originals.join(ns);
     std::fs::create_dir_all(&copy).unwrap();
-    for (plugin, v, s) in [
-        ("kubernetes.io~csi", "data", seed),
-        ("kubernetes.io~empty-dir", "cache", seed + 1),
-    ] {
-        let dir = e.volume_dir(&uid, plugin, v);
+    for (v, s) in [("data", seed), ("cache", seed + 1)] {
+        let dir = e.mounted_dir(ns, &pod, v).await;
         write_files(&dir, s);
         cp_a(&dir, &copy.join(v));
     }
@@ -118,7 +115,7 @@ async fn restore_everything(
             .await
             .unwrap();
         let pod = e.api::<Pod>(ns).get(&pod.name_any()).await.unwrap();
-        let uid = e.kubelet_starts_in(ns, &pod, true).await;
+        e.kubelet_starts_in(ns, &pod, true).await;
         for v in ["data", "cache"] {
             e.until_volume_restored(&arca_operator::naming::volume_operation_name(
                 restore, ns, "web-0", v,
@@ -127,8 +124,8 @@ async fn restore_everything(
         }
         let here = mounts.join(ns);
         std::fs::create_dir_all(&here).unwrap();
-        let data = e.volume_dir(&uid, "kubernetes.io~csi", "data");
-        let cache = e.volume_dir(&uid, "kubernetes.io~empty-dir", "cache");
+        let data = e.mounted_dir(ns, &pod, "data").await;
+        let cache = e.mounted_dir(ns, &pod, "cache").await;
         std::os::unix::fs::symlink(&data, here.join("data")).unwrap();
         std::os::unix::fs::symlink(&cache, here.join("cache")).unwrap();
         let r = e.api::<Restore>(NS).get(restore).await.unwrap();

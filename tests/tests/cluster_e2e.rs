@@ -120,8 +120,8 @@ async fn backup_namespace_lost_restore_incremental_schedule_expiry_on_a_real_api
         .cloned()
         .expect("the API server gave the pod a token volume");
     let uid = e.kubelet_starts(&pod, false).await;
-    let data_dir = e.volume_dir(&uid, "kubernetes.io~csi", "data");
-    let cache_dir = e.volume_dir(&uid, "kubernetes.io~empty-dir", "cache");
+    let data_dir = e.mounted_dir(&app, &pod, "data").await;
+    let cache_dir = e.mounted_dir(&app, &pod, "cache").await;
     write_files(&data_dir, 1);
     write_files(&cache_dir, 2);
     let originals = e.dir.path().join("originals");
@@ -575,7 +575,7 @@ async fn backup_namespace_lost_restore_incremental_schedule_expiry_on_a_real_api
         .await
         .unwrap();
     let pod = e.api::<Pod>(&app).get("web-0").await.unwrap();
-    let new_uid = e.kubelet_starts(&pod, true).await;
+    e.kubelet_starts(&pod, true).await;
     for v in ["data", "cache"] {
         let s = e.until_volume_restored(&pvr_name(&r1_name, &app, v)).await;
         assert_eq!(s.message, None, "a restore that ran once says nothing more");
@@ -584,8 +584,8 @@ async fn backup_namespace_lost_restore_incremental_schedule_expiry_on_a_real_api
     let r1 = e.api::<Restore>(NS).get(&r1_name).await.unwrap();
     let mounts = e.dir.path().join("restores");
     std::fs::create_dir_all(&mounts).unwrap();
-    let new_data = e.volume_dir(&new_uid, "kubernetes.io~csi", "data");
-    let new_cache = e.volume_dir(&new_uid, "kubernetes.io~empty-dir", "cache");
+    let new_data = e.mounted_dir(&app, &pod, "data").await;
+    let new_cache = e.mounted_dir(&app, &pod, "cache").await;
     std::os::unix::fs::symlink(&new_data, mounts.join("data")).unwrap();
     std::os::unix::fs::symlink(&new_cache, mounts.join("cache")).unwrap();
     let out = Command::new(agent_bin())

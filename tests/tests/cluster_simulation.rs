@@ -22,8 +22,8 @@ use arca_operator::resources::Kind;
 use arca_tests::*;
 use k8s_openapi::api::core::v1::{
     ConfigMap, ContainerState, ContainerStateRunning, ContainerStatus, EmptyDirVolumeSource,
-    HostPathVolumeSource, PersistentVolumeClaim, PersistentVolumeClaimVolumeSource, Pod, PodSpec,
-    PodStatus, Secret, Volume,
+    HostPathVolumeSource, PersistentVolume, PersistentVolumeClaim,
+    PersistentVolumeClaimVolumeSource, Pod, PodSpec, PodStatus, Secret, Volume,
 };
 use kube::api::{ListParams, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::{Api, ResourceExt};
@@ -65,6 +65,25 @@ fn meta(ns: &str, name: &str) -> ObjectMeta {
         uid: Some(format!("uid-{ns}-{name}")),
         ..Default::default()
     }
+}
+
+/// Claim `name` of the application, bound to CSI volume `pv-<name>` (see [`csi_volume`]).
+fn bound_claim(name: &str) -> PersistentVolumeClaim {
+    PersistentVolumeClaim {
+        metadata: meta(APP, name),
+        spec: Some(k8s_openapi::api::core::v1::PersistentVolumeClaimSpec {
+            volume_name: Some(format!("pv-{name}")),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn csi_volume(name: &str) -> PersistentVolume {
+    serde_json::from_value(json!({
+        "metadata": {"name": name},
+        "spec": {"csi": {"driver": "disk.csi.example", "volumeHandle": name}}}))
+    .unwrap()
 }
 
 fn claim_volume(name: &str, claim: &str) -> Volume {
@@ -144,7 +163,7 @@ fn credentials(name: &str, access: &str, secret: &str) -> Secret {
     }
 }
 
-/// The kubelet's directory name for a volume's plugin.
+/// The kubelet's directory name for a volume's plugin (claims here are bound to CSI volumes).
 fn plugin_of(v: &Volume) -> Option<&'static str> {
     if v.persistent_volume_claim.is_some() {
         Some("kubernetes.io~csi")
@@ -187,7 +206,8 @@ impl Cluster {
             .with_status_subresource::<PodVolumeBackup>()
             .with_resource::<PodVolumeRestore>()
             .with_status_subresource::<PodVolumeRestore>()
-            .with_status_subresource::<Pod>();
+            .with_status_subresource::<Pod>()
+            .with_resource::<PersistentVolume>();
         let client = objects(b).build().await.unwrap();
         let mut operator = arca_operator::context::Context::new(client.clone(), NS);
         operator.kdf = arca_format::keyfile::KdfParams { n: 16, r: 1, p: 1 };
@@ -222,8 +242,9 @@ impl Cluster {
         self.root.join(node).join("pods")
     }
 
-    /// The directory of volume `volume` of `pod` on its node, as the kubelet mounts it.
-    fn volume_dir(&self, pod: &Pod, volume: &str) -> PathBuf {
+    /// The directory of volume `volume` of `pod` on its node, as the kubelet mounts it: a
+    /// claim's named after its PersistentVolume, a CSI volume's files in `mount` below it.
+    async fn volume_dir(&self, pod: &Pod, volume: &str) -> PathBuf {
         let spec = pod.spec.as_ref().unwrap();
         let v = spec
             .volumes
@@ -232,11 +253,42 @@ impl Cluster {
             .iter()
             .find(|v| v.name == volume)
             .unwrap();
-        self.pods_dir(spec.node_name.as_deref().unwrap())
+        let plugin = self
+            .pods_dir(spec.node_name.as_deref().unwrap())
             .join(pod.uid().unwrap())
             .join("volumes")
-            .join(plugin_of(v).unwrap())
-            .join(volume)
+            .join(plugin_of(v).unwrap());
+        match &v.persistent_volume_claim {
+            Some(c) => plugin
+                .join(
+                    self.bound_volume(&pod.namespace().unwrap(), &c.claim_name)
+                        .await,
+                )
+                .join("mount"),
+            None => plugin.join(volume),
+        }
+    }
+
+    /// What the provisioner and the binder do: the PersistentVolume claim `ns/claim` is bound
+    /// to, a new CSI volume if it had none.
+    async fn bound_volume(&self, ns: &str, claim: &str) -> String {
+        let claims: Api<PersistentVolumeClaim> = self.api(ns);
+        let c = claims.get(claim).await.unwrap();
+        if let Some(v) = c.spec.as_ref().and_then(|s| s.volume_name.clone()) {
+            return v;
+        }
+        let name = format!("pv-{:08x}", rand::thread_rng().next_u32());
+        Api::<PersistentVolume>::all(self.client.clone())
+            .create(&PostParams::default(), &csi_volume(&name))
+            .await
+            .unwrap();
+        let mut bound = c;
+        bound.spec.get_or_insert_with(Default::default).volume_name = Some(name.clone());
+        claims
+            .replace(claim, &PostParams::default(), &bound)
+            .await
+            .unwrap();
+        name
     }
 
     fn api<K>(&self, ns: &str) -> Api<K>
@@ -280,7 +332,7 @@ impl Cluster {
             }
             for v in p.spec.as_ref().unwrap().volumes.iter().flatten() {
                 if plugin_of(v).is_some() {
-                    std::fs::create_dir_all(self.volume_dir(&p, &v.name)).unwrap();
+                    std::fs::create_dir_all(self.volume_dir(&p, &v.name).await).unwrap();
                 }
             }
             let waits = p
@@ -466,14 +518,10 @@ async fn backup_delete_restore_then_an_incremental_backup() {
     let mut cluster = Cluster::new(|b| {
         b.with_object(credentials("s3-credentials", &s3[1], &s3[2]))
             .with_object(location("default", &s3, &prefix, "s3-credentials"))
-            .with_object(PersistentVolumeClaim {
-                metadata: meta(APP, "web-data"),
-                ..Default::default()
-            })
-            .with_object(PersistentVolumeClaim {
-                metadata: meta(APP, "db-data"),
-                ..Default::default()
-            })
+            .with_object(bound_claim("web-data"))
+            .with_object(csi_volume("pv-web-data"))
+            .with_object(bound_claim("db-data"))
+            .with_object(csi_volume("pv-db-data"))
             .with_object(ConfigMap {
                 metadata: meta(APP, "settings"),
                 data: Some([("mode".to_string(), "production".to_string())].into()),
@@ -525,7 +573,7 @@ async fn backup_delete_restore_then_an_incremental_backup() {
     let pods: Api<Pod> = cluster.api(APP);
     let volumes = [("web-0", "data"), ("web-0", "scratch"), ("db-0", "db")];
     for (i, (p, v)) in volumes.iter().enumerate() {
-        let dir = cluster.volume_dir(&pods.get(p).await.unwrap(), v);
+        let dir = cluster.volume_dir(&pods.get(p).await.unwrap(), v).await;
         std::fs::remove_dir(&dir).unwrap();
         let scale = if *v == "data" {
             DatasetScale::Small
@@ -630,7 +678,8 @@ async fn backup_delete_restore_then_an_incremental_backup() {
         std::fs::create_dir_all(&restores).unwrap();
         let mine: Vec<_> = volumes.iter().filter(|(q, _)| *q == p).collect();
         for (_, v) in &mine {
-            std::os::unix::fs::symlink(cluster.volume_dir(&pod, v), restores.join(v)).unwrap();
+            std::os::unix::fs::symlink(cluster.volume_dir(&pod, v).await, restores.join(v))
+                .unwrap();
         }
         let out = restore_wait(&restores, &restore_uid);
         assert!(
@@ -643,7 +692,7 @@ async fn backup_delete_restore_then_an_incremental_backup() {
             format!("all {} volume(s) restored", mine.len())
         );
         for (_, v) in mine {
-            let dir = cluster.volume_dir(&pod, v);
+            let dir = cluster.volume_dir(&pod, v).await;
             assert!(
                 !dir.join(".arca").exists(),
                 "the helper removes the markers"
@@ -659,7 +708,7 @@ async fn backup_delete_restore_then_an_incremental_backup() {
 
     // --- A second backup after a few changes: only the changes are stored ----------------
     let web = pods.get("web-0").await.unwrap();
-    let data = cluster.volume_dir(&web, "data");
+    let data = cluster.volume_dir(&web, "data").await;
     std::fs::write(data.join("added-after-restore.txt"), b"a new file, small").unwrap();
     let changed = data.join("text/medium.txt");
     let mut text = std::fs::read(&changed).unwrap();
@@ -865,10 +914,8 @@ async fn wrong_credentials_give_an_unavailable_location_and_a_failed_backup_with
     let cluster = Cluster::new(|b| {
         b.with_object(credentials("wrong", &s3[1], "not-the-secret-key"))
             .with_object(location("default", &s3, &prefix, "wrong"))
-            .with_object(PersistentVolumeClaim {
-                metadata: meta(APP, "web-data"),
-                ..Default::default()
-            })
+            .with_object(bound_claim("web-data"))
+            .with_object(csi_volume("pv-web-data"))
             .with_object(pod(
                 "web-0",
                 NODES[0],

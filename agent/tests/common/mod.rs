@@ -8,7 +8,7 @@ use arca_api::common::{PodReference, SecretKeyRef};
 use arca_api::location::{AccessMode, Provider};
 use arca_api::repository::RepositoryPhase;
 use arca_api::*;
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim, Pod, Secret};
 use k8s_openapi::ByteString;
 use kube::api::ObjectMeta;
 use kube::Api;
@@ -106,6 +106,34 @@ pub fn pvb(name: &str, node: &str, pod_uid: &str, volume: &str) -> PodVolumeBack
     }
 }
 
+/// Where the kubelet mounts volume `data` (claim `data`, bound to CSI volume `pv-data`) of
+/// pod web-0 (uid-1), under the pods folder.
+pub const DATA_DIR: &str = "uid-1/volumes/kubernetes.io~csi/pv-data/mount";
+
+/// Pod shop/web-0 with UID `uid`: volume `data` is claim `data`, `logs` an emptyDir.
+pub fn app_pod(uid: &str) -> Pod {
+    serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "web-0", "namespace": "shop", "uid": uid},
+        "spec": {"nodeName": "node-a", "containers": [],
+                 "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "data"}},
+                             {"name": "logs", "emptyDir": {}}]}}))
+    .unwrap()
+}
+
+pub fn claim() -> PersistentVolumeClaim {
+    serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "data", "namespace": "shop", "uid": "pvc-1"},
+        "spec": {"volumeName": "pv-data"}}))
+    .unwrap()
+}
+
+pub fn persistent_volume() -> PersistentVolume {
+    serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "pv-data"},
+        "spec": {"csi": {"driver": "disk.csi.example", "volumeHandle": "vol-1"}}}))
+    .unwrap()
+}
+
 pub struct World {
     pub _dir: tempfile::TempDir,
     pub pods: PathBuf,
@@ -138,7 +166,7 @@ pub async fn world_with(
     .await
     .unwrap();
     let pods = dir.path().join("pods");
-    let vol = pods.join("uid-1/volumes/kubernetes.io~csi/data");
+    let vol = pods.join(DATA_DIR);
     std::fs::create_dir_all(vol.join("db")).unwrap();
     std::fs::write(vol.join("db/table.bin"), vec![3u8; 5 << 20]).unwrap();
     std::fs::write(vol.join("notes.txt"), b"first version").unwrap();
@@ -149,7 +177,10 @@ pub async fn world_with(
         .with_status_subresource::<PodVolumeBackup>()
         .with_object(bsl)
         .with_object(repository(&url, ready))
-        .with_object(key_secret());
+        .with_object(key_secret())
+        .with_object(app_pod("uid-1"))
+        .with_object(claim())
+        .with_object(persistent_volume());
     for o in objects {
         b = b.with_object(o);
     }

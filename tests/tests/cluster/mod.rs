@@ -519,6 +519,68 @@ impl E2e {
             .join(volume)
     }
 
+    /// The kubelet's folder of volume `volume` of `pod` (in namespace `ns`): a claim's named
+    /// after the PersistentVolume it is bound to, its files in `mount` below (they are CSI
+    /// volumes here), any other by its own name. An unbound claim is bound first, as a
+    /// provisioner would (see [`E2e::bound_volume`]).
+    pub async fn mounted_dir(&self, ns: &str, pod: &Pod, volume: &str) -> PathBuf {
+        let uid = pod.uid().unwrap();
+        let v = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.volumes.as_ref())
+            .and_then(|vs| vs.iter().find(|v| v.name == volume))
+            .unwrap_or_else(|| panic!("pod {} has no volume {volume}", pod.name_any()));
+        match &v.persistent_volume_claim {
+            Some(c) => self
+                .volume_dir(
+                    &uid,
+                    "kubernetes.io~csi",
+                    &self.bound_volume(ns, &c.claim_name).await,
+                )
+                .join("mount"),
+            None if v.empty_dir.is_some() => {
+                self.volume_dir(&uid, "kubernetes.io~empty-dir", volume)
+            }
+            None => panic!("volume {volume}: only claims and emptyDirs are laid out here"),
+        }
+    }
+
+    /// The PersistentVolume claim `ns/claim` is bound to. An unbound claim gets a new CSI
+    /// volume made for it, as a provisioner would, which the controller-manager binds.
+    pub async fn bound_volume(&self, ns: &str, claim: &str) -> String {
+        let claims = self.api::<k8s_openapi::api::core::v1::PersistentVolumeClaim>(ns);
+        let c = claims.get(claim).await.unwrap();
+        if let Some(v) = c.spec.as_ref().and_then(|s| s.volume_name.clone()) {
+            return v;
+        }
+        let name = format!("pv-{}", c.uid().unwrap());
+        let spec = c.spec.clone().unwrap_or_default();
+        let pv: k8s_openapi::api::core::v1::PersistentVolume = serde_json::from_value(json!({
+            "metadata": {"name": name},
+            "spec": {"capacity": {"storage": "1Gi"},
+                     "accessModes": spec.access_modes.unwrap_or_else(|| vec!["ReadWriteOnce".into()]),
+                     "storageClassName": spec.storage_class_name.unwrap_or_default(),
+                     "csi": {"driver": "disk.csi.arca.test", "volumeHandle": name},
+                     "claimRef": {"namespace": ns, "name": claim, "uid": c.uid()}}}))
+        .unwrap();
+        Api::<k8s_openapi::api::core::v1::PersistentVolume>::all(self.admin.clone())
+            .create(&Default::default(), &pv)
+            .await
+            .unwrap();
+        let bound = self
+            .until(
+                claims,
+                claim,
+                "the controller-manager binds the claim",
+                |c: &k8s_openapi::api::core::v1::PersistentVolumeClaim| {
+                    c.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Bound")
+                },
+            )
+            .await;
+        bound.spec.and_then(|s| s.volume_name).unwrap()
+    }
+
     /// As the kubelet: the pod's volume folders exist and the pod runs (`init_running`: its
     /// first init container runs instead, as for a restored pod).
     pub async fn kubelet_starts(&self, pod: &Pod, init_running: bool) -> String {
@@ -528,11 +590,15 @@ impl E2e {
     /// [`E2e::kubelet_starts`] for a pod of namespace `ns`.
     pub async fn kubelet_starts_in(&self, ns: &str, pod: &Pod, init_running: bool) -> String {
         let uid = pod.uid().unwrap();
-        for (plugin, v) in [
-            ("kubernetes.io~csi", "data"),
-            ("kubernetes.io~empty-dir", "cache"),
-        ] {
-            std::fs::create_dir_all(self.volume_dir(&uid, plugin, v)).unwrap();
+        let volumes: Vec<String> = pod
+            .spec
+            .iter()
+            .flat_map(|s| s.volumes.iter().flatten())
+            .filter(|v| v.persistent_volume_claim.is_some() || v.empty_dir.is_some())
+            .map(|v| v.name.clone())
+            .collect();
+        for v in volumes {
+            std::fs::create_dir_all(self.mounted_dir(ns, pod, &v).await).unwrap();
         }
         let status = if init_running {
             let first = pod.spec.as_ref().unwrap().init_containers.as_ref().unwrap()[0]
