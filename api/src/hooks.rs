@@ -40,10 +40,10 @@ pub struct BackupHooks {
     pub resources: Vec<BackupResourceHookSpec>,
 }
 
-/// Hooks for the pods in some namespaces, with some labels.
+/// The pods a `spec.hooks` entry (of a Backup or a Restore) applies to.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct BackupResourceHookSpec {
+pub struct HookScope {
     /// A name for the entry, shown with its runs.
     #[schemars(length(min = 1, max = 253))]
     pub name: String,
@@ -57,6 +57,14 @@ pub struct BackupResourceHookSpec {
     /// Only pods with these labels.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub label_selector: Option<LabelSelector>,
+}
+
+/// Hooks for the pods in some namespaces, with some labels.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupResourceHookSpec {
+    #[serde(flatten)]
+    pub scope: HookScope,
     /// Run before the pod's volumes are backed up, in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pre: Vec<BackupHook>,

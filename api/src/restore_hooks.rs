@@ -5,7 +5,7 @@
 
 use crate::common::*;
 use crate::hooks::{HookResult, OnError};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -30,24 +30,13 @@ pub struct RestoreHooks {
     pub resources: Vec<RestoreResourceHookSpec>,
 }
 
-/// Hooks for the restored pods in some namespaces (their namespaces in the backup), with
-/// some labels.
+/// Hooks for the restored pods in some namespaces, with some labels.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RestoreResourceHookSpec {
-    /// A name for the entry, shown with its runs.
-    #[schemars(length(min = 1, max = 253))]
-    pub name: String,
-    /// Namespaces whose pods it applies to (`*` or empty: all).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(inner(regex(pattern = NAMESPACE_OR_ALL_PATTERN)))]
-    pub included_namespaces: Vec<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(inner(regex(pattern = NAMESPACE_OR_ALL_PATTERN)))]
-    pub excluded_namespaces: Vec<String>,
-    /// Only pods with these labels.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub label_selector: Option<LabelSelector>,
+    /// The restored pods it applies to (their namespaces after the mapping).
+    #[serde(flatten)]
+    pub scope: crate::hooks::HookScope,
     /// The hooks, in order: each an `init` or an `exec`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub post_hooks: Vec<RestoreHook>,

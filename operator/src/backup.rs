@@ -106,17 +106,16 @@ pub async fn reconcile(backup: &Backup, ctx: &Context, kinds: &[Kind]) -> Result
     // with no word in its status.
     let outcome = match result {
         Ok(o) => o,
-        Err(e) => fail(&api, &name, e).await?,
+        Err(e) => {
+            // The pods mounting its unmounted claims go before its status says it ended
+            // (a finished Backup removed its own before its last status write).
+            let uid = backup.uid().unwrap_or_default();
+            if let Err(why) = claim_helper::remove(&ctx.client, BACKUP_UID_LABEL, &uid).await {
+                tracing::warn!(backup = %name, "claim helpers left to their deadline: {why}");
+            }
+            fail(&api, &name, e).await?
+        }
     };
-    // However it ended, the pods mounting its unmounted claims go.
-    if let Outcome::Finished(_) = outcome {
-        claim_helper::remove(
-            &ctx.client,
-            BACKUP_UID_LABEL,
-            &backup.uid().unwrap_or_default(),
-        )
-        .await?;
-    }
     Ok(outcome)
 }
 
@@ -370,17 +369,12 @@ async fn start(backup: &Backup, ctx: &Context, api: &Api<Backup>, name: &str) ->
             let created = match pods.create(&PostParams::default(), &helper).await {
                 Ok(p) => p,
                 // Made by an earlier attempt of this start.
-                Err(kube::Error::Api(e)) if e.code == 409 => pods
-                    .list(
-                        &ListParams::default()
-                            .fields(&format!("metadata.name={}", helper.name_any())),
-                    )
-                    .await
-                    .map_err(Error::api("reading a claim helper pod"))?
-                    .items
-                    .into_iter()
-                    .next()
-                    .unwrap_or(helper),
+                Err(kube::Error::Api(e)) if e.code == 409 => {
+                    crate::pods::by_name(&ctx.client, &ns, &helper.name_any())
+                        .await
+                        .map_err(Error::api("reading a claim helper pod"))?
+                        .unwrap_or(helper)
+                }
                 Err(e) => {
                     errors += 1;
                     messages.push(format!(
@@ -511,14 +505,9 @@ async fn start_helper_backups(
     let bsl = storage_location(ctx, backup.spec.storage_location.as_deref()).await?;
     let mut started = 0;
     for h in pending {
-        let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &h.namespace);
-        let found = pods
-            .list(&ListParams::default().fields(&format!("metadata.name={}", h.name)))
+        let found = crate::pods::by_reference(&ctx.client, &h)
             .await
-            .map_err(Error::api("reading a claim helper pod"))?
-            .items
-            .into_iter()
-            .find(|p| p.uid().as_deref() == Some(h.uid.as_str()));
+            .map_err(Error::api("reading a claim helper pod"))?;
         let phase = found
             .as_ref()
             .and_then(|p| p.status.as_ref())
@@ -592,7 +581,6 @@ async fn start_helper_backups(
 /// Run the post hooks of pod `p` (as it is now: the same pod, by UID). A pod gone, or hook
 /// annotations that no longer parse, are a failed run of their own.
 async fn post_hooks(ctx: &Context, backup: &Backup, p: &PodReference) -> Vec<HookRun> {
-    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &p.namespace);
     let not_run = |why: String, on_error: OnError| {
         vec![HookRun {
             pod: format!("{}/{}", p.namespace, p.name),
@@ -606,14 +594,7 @@ async fn post_hooks(ctx: &Context, backup: &Backup, p: &PodReference) -> Vec<Hoo
             output: why,
         }]
     };
-    // Listed by name: the operator may list pods everywhere, but not get them.
-    let by_name = ListParams::default().fields(&format!("metadata.name={}", p.name));
-    let found = pods.list(&by_name).await.map(|l| {
-        l.items
-            .into_iter()
-            .find(|pod| pod.uid().as_deref() == Some(p.uid.as_str()))
-    });
-    let pod = match found {
+    let pod = match crate::pods::by_reference(&ctx.client, p).await {
         Ok(Some(pod)) => pod,
         // Nothing is left to thaw: an error, not a failed Backup.
         Ok(_) => {

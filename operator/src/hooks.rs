@@ -4,8 +4,8 @@
 
 use crate::pod_exec::{self, Ended};
 use arca_api::hooks::{
-    BackupHooks, HookPhase, HookResult, HookRun, OnError, DEFAULT_HOOK_TIMEOUT, POST_HOOK_PREFIXES,
-    PRE_HOOK_PREFIXES,
+    BackupHooks, HookPhase, HookResult, HookRun, HookScope, OnError, DEFAULT_HOOK_TIMEOUT,
+    POST_HOOK_PREFIXES, PRE_HOOK_PREFIXES,
 };
 use k8s_openapi::api::core::v1::Pod;
 use kube::core::{Selector, SelectorExt};
@@ -38,20 +38,12 @@ pub fn of_pod(
     if let Some(hook) = from_annotations(pod, phase)? {
         return Ok(vec![hook]);
     }
-    let ns = pod.namespace().unwrap_or_default();
     let mut hooks = Vec::new();
     for entry in spec.map(|s| s.resources.as_slice()).unwrap_or_default() {
-        let in_namespaces =
-            crate::selection::passes(&ns, &entry.included_namespaces, &entry.excluded_namespaces);
-        let labelled = match &entry.label_selector {
-            None => true,
-            Some(sel) => Selector::try_from(sel.clone())
-                .map_err(|e| format!("spec.hooks entry {}: labelSelector: {e}", entry.name))?
-                .matches(pod.labels()),
-        };
-        if !in_namespaces || !labelled {
+        if !selects(&entry.scope, pod)? {
             continue;
         }
+        let name = &entry.scope.name;
         let list = match phase {
             HookPhase::Pre => &entry.pre,
             HookPhase::Post => &entry.post,
@@ -59,16 +51,30 @@ pub fn of_pod(
         for h in list {
             let e = &h.exec;
             hooks.push(Hook {
-                source: entry.name.clone(),
+                source: name.clone(),
                 container: container_or_first(pod, e.container.as_deref())?,
                 command: e.command.clone(),
                 on_error: e.on_error.unwrap_or_default(),
                 timeout: timeout(e.timeout.as_deref().unwrap_or(DEFAULT_HOOK_TIMEOUT))
-                    .map_err(|why| format!("spec.hooks entry {}: {why}", entry.name))?,
+                    .map_err(|why| format!("spec.hooks entry {name}: {why}"))?,
             });
         }
     }
     Ok(hooks)
+}
+
+/// Whether a `spec.hooks` entry applies to `pod`: its namespace listed, its labels matched.
+pub(crate) fn selects(scope: &HookScope, pod: &Pod) -> Result<bool, String> {
+    let ns = pod.namespace().unwrap_or_default();
+    if !crate::selection::passes(&ns, &scope.included_namespaces, &scope.excluded_namespaces) {
+        return Ok(false);
+    }
+    match &scope.label_selector {
+        None => Ok(true),
+        Some(sel) => Ok(Selector::try_from(sel.clone())
+            .map_err(|e| format!("spec.hooks entry {}: labelSelector: {e}", scope.name))?
+            .matches(pod.labels())),
+    }
 }
 
 /// The hook a pod's annotations give for `phase` (Arca's keys, else Velero's), if any.
@@ -272,10 +278,13 @@ mod tests {
 
     fn entry(name: &str, ns: &[&str], labels: Option<serde_json::Value>) -> BackupResourceHookSpec {
         BackupResourceHookSpec {
-            name: name.into(),
-            included_namespaces: ns.iter().map(|s| s.to_string()).collect(),
-            label_selector: labels
-                .map(|l| serde_json::from_value(json!({"matchLabels": l})).unwrap()),
+            scope: HookScope {
+                name: name.into(),
+                included_namespaces: ns.iter().map(|s| s.to_string()).collect(),
+                label_selector: labels
+                    .map(|l| serde_json::from_value(json!({"matchLabels": l})).unwrap()),
+                ..Default::default()
+            },
             pre: vec![BackupHook {
                 exec: ExecHook {
                     container: Some("sidecar".into()),

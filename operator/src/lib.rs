@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod naming;
 pub mod operation;
 pub mod pod_exec;
+pub mod pods;
 pub mod repository;
 pub mod resources;
 pub mod restore;

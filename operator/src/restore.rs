@@ -38,16 +38,19 @@ pub async fn reconcile(restore: &Restore, ctx: &Context, kinds: &[Kind]) -> Resu
     let outcome = match status.outcome.phase {
         OperationPhase::New => match start(&restore, ctx, &api, &name, kinds).await {
             Ok(o) => o,
-            Err(e) => fail(&api, &name, e).await?,
+            Err(e) => {
+                // The pods mounting restored claims go before the status says it ended (a
+                // finishing Restore removes its own before its last status write).
+                let uid = restore.uid().unwrap_or_default();
+                if let Err(why) = claim_helper::remove(&ctx.client, RESTORE_UID_LABEL, &uid).await {
+                    tracing::warn!(restore = %name, "claim helpers left to their deadline: {why}");
+                }
+                fail(&api, &name, e).await?
+            }
         },
         OperationPhase::InProgress => finish(&restore, ctx, &api, &name).await?,
         _ => return Ok(Outcome::Ignored),
     };
-    // However it ended, the pods mounting restored claims go.
-    if let Outcome::Finished(_) = outcome {
-        let uid = restore.uid().unwrap_or_default();
-        claim_helper::remove(&ctx.client, RESTORE_UID_LABEL, &uid).await?;
-    }
     Ok(outcome)
 }
 
@@ -462,17 +465,12 @@ async fn settle_hooks(
     );
     let pending = std::mem::take(&mut status.pending_hooks);
     for (i, p) in pending.iter().enumerate() {
-        let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &p.namespace);
-        let found = pods
-            .list(&ListParams::default().fields(&format!("metadata.name={}", p.name)))
+        let found = crate::pods::by_reference(&ctx.client, p)
             .await
             .map_err(Error::api(format!(
                 "reading pod {}/{}",
                 p.namespace, p.name
-            )))?
-            .items
-            .into_iter()
-            .find(|pod| pod.uid().as_deref() == Some(p.uid.as_str()));
+            )))?;
         let runs = match found {
             None => vec![restore_hooks::pod_gone(p)],
             Some(pod) => {
@@ -580,6 +578,8 @@ async fn finish(
     } else {
         OperationPhase::Completed
     };
+    // Every volume is back: the claim helpers have served.
+    claim_helper::remove(&ctx.client, RESTORE_UID_LABEL, &uid).await?;
     patch_status(api, name, &json!({"phase": phase, "completionTimestamp": now(), "errors": errors, "messages": messages, "progress": {"volumesRestored": done}})).await?;
     Ok(Outcome::Finished(phase))
 }

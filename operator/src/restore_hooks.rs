@@ -14,7 +14,6 @@ use arca_api::restore_hooks::{
     POST_RESTORE_HOOK_PREFIXES,
 };
 use k8s_openapi::api::core::v1::{Container, ContainerState, Pod};
-use kube::core::{Selector, SelectorExt};
 use kube::ResourceExt;
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -83,27 +82,19 @@ pub fn of_pod(
     let init_annotated = init_from_annotations(pod, restored_volumes)?;
     let exec_annotated = exec_from_annotations(pod)?;
     let mut hooks = PodHooks::default();
-    let ns = pod.namespace().unwrap_or_default();
     for entry in spec.map(|s| s.resources.as_slice()).unwrap_or_default() {
-        let in_namespaces =
-            crate::selection::passes(&ns, &entry.included_namespaces, &entry.excluded_namespaces);
-        let labelled = match &entry.label_selector {
-            None => true,
-            Some(sel) => Selector::try_from(sel.clone())
-                .map_err(|e| format!("spec.hooks entry {}: labelSelector: {e}", entry.name))?
-                .matches(pod.labels()),
-        };
-        if !in_namespaces || !labelled {
+        if !crate::hooks::selects(&entry.scope, pod)? {
             continue;
         }
-        let named = |why: String| format!("spec.hooks entry {}: {why}", entry.name);
+        let source = &entry.scope.name;
+        let named = |why: String| format!("spec.hooks entry {source}: {why}");
         for h in &entry.post_hooks {
             if let Some(init) = &h.init {
                 for c in &init.init_containers {
                     check_container(c).map_err(named)?;
                 }
                 hooks.init.push(InitHook {
-                    source: entry.name.clone(),
+                    source: source.clone(),
                     containers: init.init_containers.clone(),
                     position: init.position.unwrap_or_default(),
                     timeout: init
@@ -116,7 +107,7 @@ pub fn of_pod(
             }
             if let Some(e) = &h.exec {
                 hooks.exec.push(ExecHook {
-                    source: entry.name.clone(),
+                    source: source.clone(),
                     container: container_or_first(pod, e.container.as_deref())?,
                     command: e.command.clone(),
                     on_error: e.on_error.unwrap_or(OnError::Continue),
@@ -538,11 +529,14 @@ mod tests {
     fn spec_with(init_name: &str, position: Option<InitHookPosition>) -> RestoreHooks {
         RestoreHooks {
             resources: vec![RestoreResourceHookSpec {
-                name: "db".into(),
-                included_namespaces: vec!["shop".into()],
-                label_selector: Some(
-                    serde_json::from_value(json!({"matchLabels": {"app": "db"}})).unwrap(),
-                ),
+                scope: arca_api::hooks::HookScope {
+                    name: "db".into(),
+                    included_namespaces: vec!["shop".into()],
+                    label_selector: Some(
+                        serde_json::from_value(json!({"matchLabels": {"app": "db"}})).unwrap(),
+                    ),
+                    ..Default::default()
+                },
                 post_hooks: vec![
                     RestoreHook {
                         init: Some(InitRestoreHook {
@@ -562,7 +556,6 @@ mod tests {
                         }),
                     },
                 ],
-                ..Default::default()
             }],
         }
     }

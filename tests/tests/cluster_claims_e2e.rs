@@ -21,9 +21,9 @@ use arca_api::common::{OperationPhase, VolumePhase};
 use arca_api::podvolume::PVC_UID_LABEL;
 use arca_api::*;
 use arca_tests::*;
-use k8s_openapi::api::core::v1::{Node, PersistentVolumeClaim, Pod};
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
-use kube::{Api, ResourceExt};
+use kube::ResourceExt;
 use rand::RngCore;
 use serde_json::json;
 use std::time::{Duration, Instant};
@@ -34,24 +34,10 @@ async fn claims_with_no_running_pod_are_backed_up_and_restored_through_helper_po
     let root = tempfile::tempdir().unwrap();
     let cp = ControlPlane::start(&root.path().join("control-plane"));
     let bench = cp.bench(&base);
-    let admin = client_for(&bench.kubeconfig).await;
     let suffix = format!("{:06x}", rand::thread_rng().next_u64() & 0xff_ffff);
-    let mut e = E2e {
-        bench,
-        admin,
-        dir: tempfile::tempdir().unwrap(),
-        node: format!("node-{suffix}"),
-        app: format!("reports-{suffix}"),
-        procs: Vec::new(),
-        printed: Default::default(),
-    };
-    std::fs::create_dir_all(e.pods_dir()).unwrap();
+    let mut e = E2e::new(bench, format!("node-{suffix}"), format!("reports-{suffix}")).await;
     install_deploy(&e);
-    let node: Node = serde_json::from_value(json!({"metadata": {"name": e.node}})).unwrap();
-    Api::<Node>::all(e.admin.clone())
-        .create(&PostParams::default(), &node)
-        .await
-        .unwrap();
+    e.add_node(json!({})).await;
     minio_location(&e, "default", &format!("claims-{suffix}"), json!({}));
     start_arca(&mut e);
 
@@ -236,37 +222,13 @@ async fn claims_with_no_running_pod_are_backed_up_and_restored_through_helper_po
     let mounts = e.dir.path().join("restores");
     std::fs::create_dir_all(&mounts).unwrap();
     std::os::unix::fs::symlink(&target, mounts.join("claim")).unwrap();
-    let out = std::process::Command::new(agent_bin())
-        .args([
-            "restore-wait",
-            &r1.uid().unwrap(),
-            "--timeout",
-            "20s",
-            "--interval",
-            "50ms",
-            "--restores-dir",
-        ])
-        .arg(&mounts)
-        .output()
-        .unwrap();
-    ok(&out, "arca-agent restore-wait");
+    restore_wait_succeeds(&r1.uid().unwrap(), &mounts);
     let opts = CompareOptions {
         root_metadata: false,
         ..Default::default()
     };
     compare_trees_with(&originals, &target, &opts).unwrap();
-    let r1 = e
-        .until(
-            e.api::<Restore>(NS),
-            "r1",
-            "Restore r1 ends",
-            |r: &Restore| {
-                r.status
-                    .as_ref()
-                    .is_some_and(|s| s.outcome.phase.is_final())
-            },
-        )
-        .await;
+    let r1 = e.until_restore_ends("r1").await;
     let st = r1.status.unwrap();
     assert_eq!(
         st.outcome.phase,

@@ -18,35 +18,20 @@ use arca_api::common::OperationPhase;
 use arca_api::location::LocationPhase;
 use arca_api::*;
 use arca_tests::*;
-use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::api::{ListParams, PostParams};
-use kube::{Api, ResourceExt};
+use kube::ResourceExt;
 use rand::RngCore;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 /// A cluster of this test: its control plane and the E2e handle on it.
 async fn new_cluster(base: &Bench, root: &Path, name: &str, suffix: &str) -> (ControlPlane, E2e) {
     let cp = ControlPlane::start(&root.join(format!("control-plane-{name}")));
     let bench = cp.bench(base);
-    let admin = client_for(&bench.kubeconfig).await;
-    let e = E2e {
-        bench,
-        admin,
-        dir: tempfile::tempdir().unwrap(),
-        node: format!("node-{name}-{suffix}"),
-        app: String::new(),
-        procs: Vec::new(),
-        printed: Default::default(),
-    };
-    std::fs::create_dir_all(e.pods_dir()).unwrap();
+    let e = E2e::new(bench, format!("node-{name}-{suffix}"), String::new()).await;
     install_deploy(&e);
-    let node: Node = serde_json::from_value(json!({"metadata": {"name": e.node}})).unwrap();
-    Api::<Node>::all(e.admin.clone())
-        .create(&PostParams::default(), &node)
-        .await
-        .unwrap();
+    e.add_node(json!({})).await;
     (cp, e)
 }
 
@@ -129,13 +114,7 @@ async fn restore_everything(
         std::os::unix::fs::symlink(&data, here.join("data")).unwrap();
         std::os::unix::fs::symlink(&cache, here.join("cache")).unwrap();
         let r = e.api::<Restore>(NS).get(restore).await.unwrap();
-        let out = Command::new(agent_bin())
-            .args(["restore-wait", &r.uid().unwrap(), "--timeout", "20s"])
-            .args(["--interval", "50ms", "--restores-dir"])
-            .arg(&here)
-            .output()
-            .unwrap();
-        ok(&out, "arca-agent restore-wait");
+        restore_wait_succeeds(&r.uid().unwrap(), &here);
         let opts = CompareOptions {
             root_metadata: false,
             ..Default::default()
@@ -146,18 +125,7 @@ async fn restore_everything(
         assert!(cm.data.unwrap().contains_key("seed"));
         data_dirs.push((ns.clone(), data));
     }
-    let r = e
-        .until(
-            e.api::<Restore>(NS),
-            restore,
-            "restore finished",
-            |r: &Restore| {
-                r.status
-                    .as_ref()
-                    .is_some_and(|s| s.outcome.phase.is_final())
-            },
-        )
-        .await;
+    let r = e.until_restore_ends(restore).await;
     let rs = r.status.unwrap();
     assert_eq!(
         rs.outcome.phase,

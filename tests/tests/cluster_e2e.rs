@@ -22,7 +22,7 @@ use arca_api::*;
 use arca_tests::*;
 use cluster::*;
 use k8s_openapi::api::apps::v1::DaemonSet;
-use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
+use k8s_openapi::api::core::v1::{Namespace, Pod};
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::api::{DeleteParams, ListParams, PostParams};
 use kube::{Api, ResourceExt};
@@ -34,29 +34,15 @@ use std::time::{Duration, Instant};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backup_namespace_lost_restore_incremental_schedule_expiry_on_a_real_api_server() {
     let Some(bench) = bench() else { return };
-    let admin = client_for(&bench.kubeconfig).await;
     let suffix = format!("{:06x}", rand::thread_rng().next_u64() & 0xff_ffff);
-    let mut e = E2e {
-        bench,
-        admin,
-        dir: tempfile::tempdir().unwrap(),
-        node: format!("node-{suffix}"),
-        app: format!("shop-{suffix}"),
-        procs: Vec::new(),
-        printed: Default::default(),
-    };
-    std::fs::create_dir_all(e.pods_dir()).unwrap();
+    let mut e = E2e::new(bench, format!("node-{suffix}"), format!("shop-{suffix}")).await;
 
     // --- Install exactly as a user does, with kubectl's default validation. ---------------
     install_deploy(&e);
 
     // --- A node, and the application: a pod with a claim and an emptyDir, a service ------
     // account with a Role and bindings (one to the `edit` ClusterRole).
-    let node: Node = serde_json::from_value(json!({"metadata": {"name": e.node}})).unwrap();
-    Api::<Node>::all(e.admin.clone())
-        .create(&PostParams::default(), &node)
-        .await
-        .unwrap();
+    e.add_node(json!({})).await;
     let app = e.app.clone();
     apply(
         &e,
@@ -588,20 +574,7 @@ async fn backup_namespace_lost_restore_incremental_schedule_expiry_on_a_real_api
     let new_cache = e.mounted_dir(&app, &pod, "cache").await;
     std::os::unix::fs::symlink(&new_data, mounts.join("data")).unwrap();
     std::os::unix::fs::symlink(&new_cache, mounts.join("cache")).unwrap();
-    let out = Command::new(agent_bin())
-        .args([
-            "restore-wait",
-            &r1.uid().unwrap(),
-            "--timeout",
-            "20s",
-            "--interval",
-            "50ms",
-            "--restores-dir",
-        ])
-        .arg(&mounts)
-        .output()
-        .unwrap();
-    ok(&out, "arca-agent restore-wait");
+    restore_wait_succeeds(&r1.uid().unwrap(), &mounts);
     for (dir, name) in [(&new_data, "data"), (&new_cache, "cache")] {
         assert!(
             !dir.join(".arca").exists(),
@@ -614,18 +587,7 @@ async fn backup_namespace_lost_restore_incremental_schedule_expiry_on_a_real_api
         };
         compare_trees_with(&originals.join(name), dir, &opts).unwrap();
     }
-    let r1 = e
-        .until(
-            e.api::<Restore>(NS),
-            &r1_name,
-            "restore finished",
-            |r: &Restore| {
-                r.status
-                    .as_ref()
-                    .is_some_and(|s| s.outcome.phase.is_final())
-            },
-        )
-        .await;
+    let r1 = e.until_restore_ends(&r1_name).await;
     let st = r1.status.unwrap();
     assert_eq!(
         st.outcome.phase,

@@ -21,9 +21,9 @@ use arca_api::hooks::{HookPhase, HookResult};
 use arca_api::restore_hooks::RestoreHookKind;
 use arca_api::*;
 use arca_tests::*;
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::Pod;
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
-use kube::{Api, ResourceExt};
+use kube::ResourceExt;
 use rand::RngCore;
 use serde_json::json;
 
@@ -47,27 +47,11 @@ async fn backup_hooks_run_through_pods_exec_around_the_volume_backup() {
     }
     let (key, value) = kwok_nodes.split_once('=').unwrap();
     let bench = cp.bench(&base);
-    let admin = client_for(&bench.kubeconfig).await;
     let suffix = format!("{:06x}", rand::thread_rng().next_u64() & 0xff_ffff);
-    let mut e = E2e {
-        bench,
-        admin,
-        dir: tempfile::tempdir().unwrap(),
-        node: format!("kwok-{suffix}"),
-        app: format!("db-{suffix}"),
-        procs: Vec::new(),
-        printed: Default::default(),
-    };
-    std::fs::create_dir_all(e.pods_dir()).unwrap();
+    let mut e = E2e::new(bench, format!("kwok-{suffix}"), format!("db-{suffix}")).await;
     install_deploy(&e);
     // A node kwok runs: it makes the pods on it Ready and serves their exec.
-    let node: Node =
-        serde_json::from_value(json!({"metadata": {"name": e.node, "annotations": {key: value}}}))
-            .unwrap();
-    Api::<Node>::all(e.admin.clone())
-        .create(&PostParams::default(), &node)
-        .await
-        .unwrap();
+    e.add_node(json!({key: value})).await;
     minio_location(&e, "default", &format!("hooks-{suffix}"), json!({}));
     start_arca(&mut e);
 
@@ -400,20 +384,7 @@ async fn restore_with_hooks(e: &E2e) {
     let mounts = e.dir.path().join("restore-hooks");
     std::fs::create_dir_all(&mounts).unwrap();
     std::os::unix::fs::symlink(&data, mounts.join("data")).unwrap();
-    let out = std::process::Command::new(agent_bin())
-        .args([
-            "restore-wait",
-            &r1.uid().unwrap(),
-            "--timeout",
-            "20s",
-            "--interval",
-            "50ms",
-            "--restores-dir",
-        ])
-        .arg(&mounts)
-        .output()
-        .unwrap();
-    ok(&out, "arca-agent restore-wait");
+    restore_wait_succeeds(&r1.uid().unwrap(), &mounts);
     assert_eq!(
         std::fs::read_to_string(data.join("pre-marker")).unwrap(),
         "frozen\n"
@@ -443,18 +414,7 @@ async fn restore_with_hooks(e: &E2e) {
     )
     .await
     .unwrap();
-    let r1 = e
-        .until(
-            e.api::<Restore>(NS),
-            "r1",
-            "Restore r1 ends",
-            |r: &Restore| {
-                r.status
-                    .as_ref()
-                    .is_some_and(|s| s.outcome.phase.is_final())
-            },
-        )
-        .await;
+    let r1 = e.until_restore_ends("r1").await;
     let st = r1.status.unwrap();
     assert_eq!(
         st.outcome.phase,

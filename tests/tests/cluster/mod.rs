@@ -228,6 +228,35 @@ pub struct E2e {
 }
 
 impl E2e {
+    /// A test's view of the cluster `bench` reaches: node `node` (not made yet: see
+    /// [`E2e::add_node`]), application namespace `app`, its own kubelet pods folder.
+    pub async fn new(bench: Bench, node: String, app: String) -> E2e {
+        let admin = client_for(&bench.kubeconfig).await;
+        let e = E2e {
+            bench,
+            admin,
+            dir: tempfile::tempdir().unwrap(),
+            node,
+            app,
+            procs: Vec::new(),
+            printed: Default::default(),
+        };
+        std::fs::create_dir_all(e.pods_dir()).unwrap();
+        e
+    }
+
+    /// Register the test's node, with `annotations` (kwok's, for a node kwok runs).
+    pub async fn add_node(&self, annotations: Value) {
+        let node: k8s_openapi::api::core::v1::Node = serde_json::from_value(
+            json!({"metadata": {"name": self.node, "annotations": annotations}}),
+        )
+        .unwrap();
+        Api::<k8s_openapi::api::core::v1::Node>::all(self.admin.clone())
+            .create(&Default::default(), &node)
+            .await
+            .unwrap();
+    }
+
     pub fn pods_dir(&self) -> PathBuf {
         self.dir.path().join("kubelet-pods")
     }
@@ -465,13 +494,23 @@ impl E2e {
     /// The finish must follow a change (the object's own or a child's, seen by a watch), not
     /// a timer.
     pub fn assert_finished_by_a_change(&self, kind_field: &str) {
-        let text = self.procs[OPERATOR].text();
-        let line = text
-            .lines()
-            .find(|l| {
+        // The line comes once the reconcile returns, a moment after the status it wrote.
+        let deadline = Instant::now() + STEP;
+        let line = loop {
+            let text = self.procs[OPERATOR].text();
+            let found = text.lines().find(|l| {
                 l.split_whitespace().any(|w| w == kind_field) && l.contains("outcome=Finished")
-            })
-            .unwrap_or_else(|| panic!("no finishing reconcile of {kind_field}\n{}", self.logs()));
+            });
+            if let Some(l) = found {
+                break l.to_string();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no finishing reconcile of {kind_field}\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        };
         // A retry after an error (a conflict on a status write) is not polling either: only
         // the reconciler's own timed requeue is.
         assert!(
@@ -517,6 +556,21 @@ impl E2e {
             .join("volumes")
             .join(plugin)
             .join(volume)
+    }
+
+    /// Restore `name` once it has ended (a watch, within a step).
+    pub async fn until_restore_ends(&self, name: &str) -> Restore {
+        self.until(
+            self.api::<Restore>(NS),
+            name,
+            &format!("Restore {name} ends"),
+            |r: &Restore| {
+                r.status
+                    .as_ref()
+                    .is_some_and(|s| s.outcome.phase.is_final())
+            },
+        )
+        .await
     }
 
     /// The kubelet's folder of volume `volume` of `pod` (in namespace `ns`): a claim's named
@@ -741,6 +795,19 @@ pub fn write_files(dir: &Path, seed: u64) {
     std::fs::write(dir.join("big.bin"), rng.bytes(3 << 20)).unwrap();
     std::fs::write(dir.join("nested/notes.txt"), b"hello from the volume\n").unwrap();
     std::fs::write(dir.join("nested/deeper/small.bin"), rng.bytes(1000)).unwrap();
+}
+
+/// As a restored pod's restore-wait init container, the real helper: wait for restore
+/// `restore_uid` in the volumes linked under `mounts` (a folder each, as the container sees
+/// them at /restores), and succeed.
+pub fn restore_wait_succeeds(restore_uid: &str, mounts: &Path) {
+    let out = Command::new(agent_bin())
+        .args(["restore-wait", restore_uid, "--timeout", "20s"])
+        .args(["--interval", "50ms", "--restores-dir"])
+        .arg(mounts)
+        .output()
+        .unwrap();
+    ok(&out, "arca-agent restore-wait");
 }
 
 pub fn ok(out: &std::process::Output, what: &str) -> String {
